@@ -10,6 +10,7 @@ import type { KindDef, Resource, TranslateContext } from './kinds/kind.js';
 import { splitApiVersion } from './kinds/kind.js';
 import { findKind, kindsOfGroup } from './kinds/registry.js';
 import type { MeshModel, Origin } from './model.js';
+import { normalizeModel } from './normalize.js';
 import { issuesToDiagnostics } from './schema/common.js';
 import type { JsonPath, RawResource } from './source.js';
 
@@ -167,6 +168,7 @@ export function buildModel(raws: readonly RawResource[], opts: BuildOptions = {}
       diagnostics.push({ severity: 'Error', code: 'WFT0001', message: `internal error finalizing ${def.kind}: ${(e as Error).message}` });
     }
   }
+  normalizeModel(model);
   return { model, resources, diagnostics };
 }
 

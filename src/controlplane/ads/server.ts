@@ -1,0 +1,85 @@
+/** The ADS gRPC server: serves SotW and Delta streams from a SnapshotCache. */
+import { Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { SnapshotCache } from '../cache/cache.js';
+import { DeltaStream } from './delta.js';
+import { aggregatedDiscoveryService } from './service.js';
+import { SotwStream } from './sotw.js';
+import type { AdsHooks } from './stream.js';
+import { StreamError } from './stream.js';
+import type { AdsStreamBase } from './stream.js';
+
+export interface AdsServerOptions {
+  cache: SnapshotCache;
+  hooks?: AdsHooks;
+  /** Called with every stream-level error (bad first request, internal errors). */
+  onError?(err: Error, nodeId: string | undefined): void;
+}
+
+export class AdsServer {
+  readonly server: Server;
+  private readonly streams = new Set<ServerDuplexStream<unknown, unknown>>();
+
+  constructor(private readonly opts: AdsServerOptions) {
+    this.server = new Server({
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      'grpc.max_send_message_length': 256 * 1024 * 1024,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    const hooks = opts.hooks ?? {};
+    this.server.addService(aggregatedDiscoveryService, {
+      StreamAggregatedResources: (call: ServerDuplexStream<any, any>) =>
+        this.serve(call, new SotwStream(opts.cache, hooks, call)),
+      DeltaAggregatedResources: (call: ServerDuplexStream<any, any>) =>
+        this.serve(call, new DeltaStream(opts.cache, hooks, call)),
+    });
+  }
+
+  private serve(call: ServerDuplexStream<any, any>, stream: AdsStreamBase & { onRequest(r: unknown): void }): void {
+    this.streams.add(call);
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      this.streams.delete(call);
+      stream.close();
+    };
+    call.on('data', (req: unknown) => {
+      if (done) return;
+      try {
+        stream.onRequest(req);
+      } catch (e) {
+        const err = e as Error;
+        this.opts.onError?.(err, stream.nodeId);
+        const code = e instanceof StreamError ? e.grpcCode : grpcStatus.INTERNAL;
+        finish();
+        call.emit('error', Object.assign(new Error(err.message), { code, details: err.message }));
+        call.end();
+      }
+    });
+    call.on('end', () => { finish(); call.end(); });
+    call.on('error', finish);
+    call.on('close', finish);
+    call.on('cancelled', finish);
+  }
+
+  /** Binds and starts; returns the bound port (pass port 0 for any free port). */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, ServerCredentials.createInsecure(), (err, bound) => {
+        if (err) reject(err);
+        else resolve(bound);
+      });
+    });
+  }
+
+  /** Stops accepting streams, ends open ones, and shuts down. */
+  close(): Promise<void> {
+    for (const s of this.streams) s.end();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.server.forceShutdown(); resolve(); }, 2000);
+      this.server.tryShutdown(() => { clearTimeout(t); resolve(); });
+    });
+  }
+}

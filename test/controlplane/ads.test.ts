@@ -1,0 +1,233 @@
+// The ADS server over real gRPC streams: SotW and Delta semantics, ACK/NACK status, incremental pushes,
+// push order and resumption.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SnapshotCache, syncState } from '../../src/controlplane/cache/cache.js';
+import { Snapshot } from '../../src/controlplane/cache/snapshot.js';
+import { AdsServer } from '../../src/controlplane/ads/server.js';
+import { pack, unpack, TypeUrl } from '../../src/xds/index.js';
+import { ClusterSchema } from '../../src/xds/gen/envoy/config/cluster/v3/cluster_pb.js';
+import { ClusterLoadAssignmentSchema } from '../../src/xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
+import { ListenerSchema } from '../../src/xds/gen/envoy/config/listener/v3/listener_pb.js';
+import { RouteConfigurationSchema } from '../../src/xds/gen/envoy/config/route/v3/route_pb.js';
+import { AdsTestClient } from '../helpers/ads-client.js';
+
+const cluster = (name: string, timeoutS = 1) => ({ name, resource: pack(ClusterSchema, { name, connectTimeout: { seconds: BigInt(timeoutS) } }) });
+const cla = (name: string, ...ports: number[]) => ({
+  name,
+  resource: pack(ClusterLoadAssignmentSchema, {
+    clusterName: name,
+    endpoints: [{ lbEndpoints: ports.map((p) => ({ hostIdentifier: { case: 'endpoint' as const, value: { address: { address: { case: 'socketAddress' as const, value: { address: '127.0.0.1', portSpecifier: { case: 'portValue' as const, value: p } } } } } } })) }],
+  }),
+});
+const listener = (name: string) => ({ name, resource: pack(ListenerSchema, { name }) });
+const route = (name: string) => ({ name, resource: pack(RouteConfigurationSchema, { name }) });
+
+function snap(version: string, parts: { cds?: ReturnType<typeof cluster>[]; eds?: ReturnType<typeof cla>[]; lds?: ReturnType<typeof listener>[]; rds?: ReturnType<typeof route>[] }) {
+  return new Snapshot(version, [
+    [TypeUrl.Cluster, parts.cds ?? []],
+    [TypeUrl.ClusterLoadAssignment, parts.eds ?? []],
+    [TypeUrl.Listener, parts.lds ?? []],
+    [TypeUrl.RouteConfiguration, parts.rds ?? []],
+  ]);
+}
+
+const base = () => snap('1', {
+  cds: [cluster('outbound|80||a.default.svc.cluster.local'), cluster('outbound|80||b.default.svc.cluster.local')],
+  eds: [cla('outbound|80||a.default.svc.cluster.local', 8001), cla('outbound|80||b.default.svc.cluster.local', 8002)],
+  lds: [listener('0.0.0.0_80')],
+  rds: [route('80')],
+});
+
+describe('ADS server', () => {
+  const cache = new SnapshotCache();
+  const events: string[] = [];
+  const server = new AdsServer({
+    cache,
+    hooks: {
+      onNack: (e) => events.push(`nack ${e.nodeId} ${e.typeUrl} ${e.message}`),
+    },
+  });
+  let client: AdsTestClient;
+  before(async () => {
+    const port = await server.listen('127.0.0.1', 0);
+    client = new AdsTestClient(`127.0.0.1:${port}`);
+  });
+  after(async () => {
+    client.close();
+    await server.close();
+  });
+
+  test('SotW: wildcard CDS, named EDS, ACK, incremental push, NACK, stale nonce', async () => {
+    cache.setSnapshot('n1', base());
+    const s = client.sotw();
+    s.send({ node: { id: 'n1', metadata: { NAMESPACE: 'default' } }, typeUrl: TypeUrl.Cluster });
+    const cds = await s.next();
+    assert.equal(cds.typeUrl, TypeUrl.Cluster);
+    assert.deepEqual(cds.resources.map((r) => unpack(ClusterSchema, r).name).sort(), ['outbound|80||a.default.svc.cluster.local', 'outbound|80||b.default.svc.cluster.local']);
+    assert.ok(cds.nonce && cds.versionInfo);
+    s.send({ typeUrl: TypeUrl.Cluster, versionInfo: cds.versionInfo, responseNonce: cds.nonce });
+    s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['outbound|80||a.default.svc.cluster.local'] });
+    const eds = await s.next();
+    assert.equal(eds.typeUrl, TypeUrl.ClusterLoadAssignment);
+    assert.deepEqual(eds.resources.map((r) => unpack(ClusterLoadAssignmentSchema, r).clusterName), ['outbound|80||a.default.svc.cluster.local']);
+    s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['outbound|80||a.default.svc.cluster.local'], versionInfo: eds.versionInfo, responseNonce: eds.nonce });
+
+    // An endpoint-only change of a cluster the client does NOT watch sends nothing; of the watched one, only EDS.
+    const s2 = base();
+    cache.setSnapshot('n1', snap('2', {
+      cds: [cluster('outbound|80||a.default.svc.cluster.local'), cluster('outbound|80||b.default.svc.cluster.local')],
+      eds: [cla('outbound|80||a.default.svc.cluster.local', 8001), cla('outbound|80||b.default.svc.cluster.local', 9999)],
+      lds: [listener('0.0.0.0_80')],
+      rds: [route('80')],
+    }));
+    void s2;
+    cache.setSnapshot('n1', snap('3', {
+      cds: [cluster('outbound|80||a.default.svc.cluster.local'), cluster('outbound|80||b.default.svc.cluster.local')],
+      eds: [cla('outbound|80||a.default.svc.cluster.local', 8001, 8003), cla('outbound|80||b.default.svc.cluster.local', 9999)],
+      lds: [listener('0.0.0.0_80')],
+      rds: [route('80')],
+    }));
+    const eds2 = await s.next();
+    assert.equal(eds2.typeUrl, TypeUrl.ClusterLoadAssignment, 'the first push after the changes is EDS, not CDS');
+    assert.equal(unpack(ClusterLoadAssignmentSchema, eds2.resources[0]!).endpoints[0]!.lbEndpoints.length, 2);
+    const st = cache.status('n1')!;
+    assert.equal(syncState(st.types.get(TypeUrl.Cluster)), 'SYNCED');
+    assert.equal(syncState(st.types.get(TypeUrl.ClusterLoadAssignment)), 'STALE');
+
+    // NACK: recorded with its message, nothing re-sent.
+    s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['outbound|80||a.default.svc.cluster.local'], versionInfo: eds.versionInfo, responseNonce: eds2.nonce, errorDetail: { code: 3, message: 'bad endpoint: port 8003 refused' } });
+    // A stale nonce is ignored (no ACK recorded for it).
+    s.send({ typeUrl: TypeUrl.Cluster, versionInfo: 'bogus', responseNonce: 'stale-nonce' });
+    // A new type request acts as a barrier: its response arrives after everything above was processed.
+    s.send({ typeUrl: TypeUrl.Listener });
+    const lds = await s.next();
+    assert.equal(lds.typeUrl, TypeUrl.Listener);
+    assert.equal(s.responses.pending, 0);
+    assert.equal(syncState(st.types.get(TypeUrl.ClusterLoadAssignment)), 'NACKED');
+    assert.equal(st.types.get(TypeUrl.ClusterLoadAssignment)!.nack!.message, 'bad endpoint: port 8003 refused');
+    assert.equal(st.types.get(TypeUrl.Cluster)!.ackedVersion, cds.versionInfo, 'stale request did not change the ACKed version');
+    assert.ok(events.some((e) => e.includes('nack n1') && e.includes('port 8003')));
+
+    // Removing a cluster: full-state CDS is re-sent without it.
+    cache.setSnapshot('n1', snap('4', {
+      cds: [cluster('outbound|80||a.default.svc.cluster.local')],
+      eds: [cla('outbound|80||a.default.svc.cluster.local', 8001, 8003)],
+      lds: [listener('0.0.0.0_80')],
+      rds: [route('80')],
+    }));
+    const cds2 = await s.next();
+    assert.equal(cds2.typeUrl, TypeUrl.Cluster);
+    assert.equal(cds2.resources.length, 1);
+    s.end();
+  });
+
+  test('SotW: push order is CDS, EDS, LDS, RDS', async () => {
+    cache.setSnapshot('n2', base());
+    const s = client.sotw();
+    // Subscribe in reverse order, ACK each, then change everything at once.
+    s.send({ node: { id: 'n2' }, typeUrl: TypeUrl.RouteConfiguration, resourceNames: ['80'] });
+    const r = await s.next();
+    s.send({ typeUrl: TypeUrl.Listener });
+    const l = await s.next();
+    s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: ['outbound|80||a.default.svc.cluster.local'] });
+    const e = await s.next();
+    s.send({ typeUrl: TypeUrl.Cluster });
+    const c = await s.next();
+    assert.deepEqual([r, l, e, c].map((x) => x.typeUrl), [TypeUrl.RouteConfiguration, TypeUrl.Listener, TypeUrl.ClusterLoadAssignment, TypeUrl.Cluster]);
+    cache.setSnapshot('n2', snap('9', {
+      cds: [cluster('outbound|80||a.default.svc.cluster.local', 2)],
+      eds: [cla('outbound|80||a.default.svc.cluster.local', 7000)],
+      lds: [listener('0.0.0.0_80'), listener('0.0.0.0_81')],
+      rds: [{ name: '80', resource: pack(RouteConfigurationSchema, { name: '80', validateClusters: true }) }],
+    }));
+    const order = [];
+    for (let i = 0; i < 4; i++) order.push((await s.next()).typeUrl);
+    assert.deepEqual(order, [TypeUrl.Cluster, TypeUrl.ClusterLoadAssignment, TypeUrl.Listener, TypeUrl.RouteConfiguration]);
+    s.end();
+  });
+
+  test('SotW: a reconnecting client that has the current version gets no re-push', async () => {
+    cache.setSnapshot('n3', base());
+    const s = client.sotw();
+    s.send({ node: { id: 'n3' }, typeUrl: TypeUrl.Cluster });
+    const cds = await s.next();
+    s.end();
+    const again = client.sotw();
+    again.send({ node: { id: 'n3' }, typeUrl: TypeUrl.Cluster, versionInfo: cds.versionInfo });
+    again.send({ typeUrl: TypeUrl.Listener }); // barrier
+    const first = await again.next();
+    assert.equal(first.typeUrl, TypeUrl.Listener, 'CDS was not re-sent');
+    // A client with an old version does get it.
+    const old = client.sotw();
+    old.send({ node: { id: 'n3' }, typeUrl: TypeUrl.Cluster, versionInfo: 'old' });
+    assert.equal((await old.next()).typeUrl, TypeUrl.Cluster);
+    again.end();
+    old.end();
+  });
+
+  test('a stream whose first request has no node id is refused', async () => {
+    const s = client.sotw();
+    s.send({ typeUrl: TypeUrl.Cluster });
+    await assert.rejects(s.next(), /node\.id/);
+    assert.equal(s.status?.code, 3);
+  });
+
+  test('Delta: subscribe, incremental updates, removals, not-found, NACK restore, resumption', async () => {
+    cache.setSnapshot('d1', base());
+    const d = client.delta();
+    d.send({ node: { id: 'd1' }, typeUrl: TypeUrl.Cluster });
+    const c1 = await d.next();
+    assert.equal(c1.resources.length, 2);
+    const versions = Object.fromEntries(c1.resources.map((r) => [r.name, r.version]));
+    d.send({ typeUrl: TypeUrl.Cluster, responseNonce: c1.nonce });
+    d.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNamesSubscribe: ['outbound|80||a.default.svc.cluster.local', 'outbound|80||nope'] });
+    const e1 = await d.next();
+    assert.deepEqual(e1.resources.map((r) => r.name), ['outbound|80||a.default.svc.cluster.local']);
+    assert.deepEqual(e1.removedResources, ['outbound|80||nope'], 'a subscribed name that does not exist is reported');
+    d.send({ typeUrl: TypeUrl.ClusterLoadAssignment, responseNonce: e1.nonce });
+
+    // Change cluster b only and remove nothing: only b is sent.
+    cache.setSnapshot('d1', snap('2', {
+      cds: [cluster('outbound|80||a.default.svc.cluster.local'), cluster('outbound|80||b.default.svc.cluster.local', 5)],
+      eds: [cla('outbound|80||a.default.svc.cluster.local', 8001), cla('outbound|80||b.default.svc.cluster.local', 8002)],
+    }));
+    const c2 = await d.next();
+    assert.equal(c2.typeUrl, TypeUrl.Cluster);
+    assert.deepEqual(c2.resources.map((r) => r.name), ['outbound|80||b.default.svc.cluster.local']);
+    assert.deepEqual(c2.removedResources, []);
+    // NACK it: recorded, and the refused version is not re-sent (no NACK loop); a newer version is.
+    d.send({ typeUrl: TypeUrl.Cluster, responseNonce: c2.nonce, errorDetail: { code: 3, message: 'refused b' } });
+    // Barrier: this answer comes after the NACK was processed.
+    d.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNamesSubscribe: ['outbound|80||nope2'] });
+    const barrier = await d.next();
+    assert.deepEqual([barrier.typeUrl, barrier.resources.map((r) => r.name), barrier.removedResources], [TypeUrl.ClusterLoadAssignment, [], ['outbound|80||nope2']]);
+    cache.setSnapshot('d1', snap('3', {
+      cds: [cluster('outbound|80||b.default.svc.cluster.local', 6)],
+      eds: [cla('outbound|80||b.default.svc.cluster.local', 8002)],
+    }));
+    const c3 = await d.next();
+    assert.deepEqual(c3.resources.map((r) => r.name), ['outbound|80||b.default.svc.cluster.local']);
+    assert.deepEqual(c3.removedResources, ['outbound|80||a.default.svc.cluster.local']);
+    const e3 = await d.next();
+    assert.equal(e3.typeUrl, TypeUrl.ClusterLoadAssignment);
+    assert.deepEqual(e3.removedResources, ['outbound|80||a.default.svc.cluster.local']);
+    assert.equal(cache.status('d1')!.types.get(TypeUrl.Cluster)!.nack!.message, 'refused b');
+    d.end();
+
+    // Resumption: a client that has cluster b at the current version gets nothing for CDS.
+    const r = client.delta();
+    r.send({ node: { id: 'd1' }, typeUrl: TypeUrl.Cluster, initialResourceVersions: { 'outbound|80||b.default.svc.cluster.local': c3.resources[0]!.version } });
+    r.send({ typeUrl: TypeUrl.Listener, resourceNamesSubscribe: ['*'] }); // barrier (no listeners: nothing) ...
+    r.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNamesSubscribe: ['outbound|80||b.default.svc.cluster.local'] });
+    const first = await r.next();
+    assert.equal(first.typeUrl, TypeUrl.ClusterLoadAssignment, 'no CDS re-push on resumption');
+    // ... and one that has an outdated version of b gets it.
+    const r2 = client.delta();
+    r2.send({ node: { id: 'd1' }, typeUrl: TypeUrl.Cluster, initialResourceVersions: { 'outbound|80||b.default.svc.cluster.local': versions['outbound|80||b.default.svc.cluster.local']! } });
+    const got = await r2.next();
+    assert.deepEqual(got.resources.map((x) => x.name), ['outbound|80||b.default.svc.cluster.local']);
+    r.end();
+    r2.end();
+  });
+});
