@@ -99,7 +99,8 @@ export function validateResources(raws: readonly RawResource[]): { resources: Ar
     seen.set(key, raw);
     let payload: unknown;
     let prefix: JsonPath;
-    if (def.payload === 'body') {
+    const perVersion = def.versionSchemas?.[version];
+    if ((perVersion ? perVersion.payload : def.payload) === 'body') {
       const { apiVersion: _a, kind: _k, metadata: _m, status: _s, ...rest } = raw.body;
       payload = rest;
       prefix = [];
@@ -107,14 +108,14 @@ export function validateResources(raws: readonly RawResource[]): { resources: Ar
       payload = raw.body.spec;
       prefix = ['spec'];
       if (payload === undefined || payload === null) {
-        if (def.specOptional) payload = {};
+        if (perVersion ? perVersion.specOptional : def.specOptional) payload = {};
         else {
           diagnostics.push({ severity: 'Error', code: 'WFT0106', message: `${raw.kind} has no spec`, hint: 'add a spec section', resource: ref, pos: raw.pos, path: 'spec' });
           continue;
         }
       }
     }
-    const parsed = def.schema.safeParse(payload);
+    const parsed = (perVersion?.schema ?? def.schema).safeParse(payload);
     if (!parsed.success) {
       diagnostics.push(...issuesToDiagnostics(raw, ref, parsed.error.issues, prefix));
       continue;

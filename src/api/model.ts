@@ -75,7 +75,20 @@ export interface MeshSettings {
   accessLogEncoding: 'TEXT' | 'JSON';
   /** Tracing sampling percentage (0-100). */
   tracingSampling: number;
+  /** Extension providers (ext_authz for CUSTOM AuthorizationPolicies, tracers), by name. Undefined = none. */
+  extensionProviders?: ExtensionProvider[];
   origin?: Origin;
+}
+
+/** A mesh extension provider (Istio MeshConfig.extensionProviders, subset). */
+export interface ExtensionProvider {
+  name: string;
+  kind: 'envoyExtAuthzGrpc' | 'zipkin' | 'opentelemetry';
+  /** The provider's service as written: `host` (FQDN) or `namespace/host`. */
+  service: string;
+  port: number;
+  /** envoyExtAuthzGrpc: timeout of the authorization check (ms); undefined = Envoy's default. */
+  timeoutMs?: number;
 }
 
 export interface Namespace {
@@ -93,12 +106,16 @@ export interface ServicePort {
   /** The workload port traffic goes to (number, or a named container port). */
   targetPort?: number | string;
   protocol: Protocol;
-  /** How the protocol was decided: `appProtocol`, the port name prefix, the L4 protocol, or nothing. */
-  protocolSource: 'appProtocol' | 'name' | 'l4' | 'none';
+  /**
+   * How the protocol was decided: `appProtocol`, the port name prefix, the L4 protocol (UDP), a well-known port
+   * that Istio never sniffs (25, 53, 3306, 27017 → TCP), or nothing (UNKNOWN: sniffed). See src/api/protocol.ts.
+   * `protocol`: an explicit protocol field (Istio ServiceEntry ports).
+   */
+  protocolSource: 'appProtocol' | 'name' | 'l4' | 'port' | 'none' | 'protocol';
   appProtocol?: string;
 }
 
-export type Resolution = 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'NONE';
+export type Resolution = 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'DYNAMIC_DNS' | 'NONE';
 export type Location = 'MESH_INTERNAL' | 'MESH_EXTERNAL';
 
 /** A static endpoint declared inside a ServiceEntry. */
@@ -131,6 +148,11 @@ export interface Service {
   endpoints: StaticEndpoint[];
   /** SubjectAltNames (ServiceEntry) for TLS verification. */
   subjectAltNames: string[];
+  /**
+   * Kubernetes ExternalName Services: the DNS name this Service is an alias of (Istio treats such a Service as an
+   * alias of that host; resolution is DNS and location MESH_EXTERNAL).
+   */
+  externalName?: string;
   origin: Origin;
 }
 
@@ -236,6 +258,8 @@ export interface RetryPolicy {
   /** Retriable HTTP status codes (for `retriable-status-codes`). */
   retriableStatusCodes: number[];
   retryRemoteLocalities?: boolean;
+  /** Prefer hosts not tried before when retrying (Istio retryIgnorePreviousHosts; Envoy previous_hosts predicate). */
+  retryIgnorePreviousHosts?: boolean;
   backoff?: { baseIntervalMs: number; maxIntervalMs?: number };
 }
 
@@ -268,6 +292,8 @@ export interface Redirect {
   path?: string;
   /** Replace the matched prefix. */
   prefixRewrite?: string;
+  /** Set the port from the request (`FROM_REQUEST_PORT`) or the scheme's default (`FROM_PROTOCOL_DEFAULT`). */
+  derivePort?: 'FROM_PROTOCOL_DEFAULT' | 'FROM_REQUEST_PORT';
   statusCode: number;
 }
 
@@ -367,7 +393,13 @@ export interface LoadBalancerSettings {
 }
 
 export interface ConnectionPoolSettings {
-  tcp?: { maxConnections?: number; connectTimeoutMs?: number; idleTimeoutMs?: number; tcpKeepalive?: { probes?: number; timeMs?: number; intervalMs?: number } };
+  tcp?: {
+    maxConnections?: number;
+    connectTimeoutMs?: number;
+    idleTimeoutMs?: number;
+    maxConnectionDurationMs?: number;
+    tcpKeepalive?: { probes?: number; timeMs?: number; intervalMs?: number };
+  };
   http?: {
     http1MaxPendingRequests?: number;
     http2MaxRequests?: number;
@@ -409,6 +441,12 @@ export interface TrafficPolicy {
   connectionPool?: ConnectionPoolSettings;
   outlierDetection?: OutlierDetectionSettings;
   tls?: ClientTlsSettings;
+  /** Tunnel TCP to the destination over HTTP CONNECT or POST (Istio DestinationRule tunnel). */
+  tunnel?: { protocol: 'CONNECT' | 'POST'; targetHost: string; targetPort: number };
+  /** Send a PROXY protocol header upstream. */
+  proxyProtocol?: { version: 'V1' | 'V2' };
+  /** Limit on concurrent retries relative to active requests. */
+  retryBudget?: { percent: number; minRetryConcurrency: number };
   portLevelSettings: Array<{ port: number } & Omit<TrafficPolicy, 'portLevelSettings'>>;
 }
 
@@ -467,9 +505,18 @@ export interface JwtRule {
   outputClaimToHeaders: Array<{ header: string; claim: string }>;
 }
 
+/** A policy attachment by reference (Istio targetRef/targetRefs: a Service, ServiceEntry, Gateway or GatewayClass). */
+export interface PolicyTargetRef {
+  group: string;
+  kind: string;
+  name: string;
+}
+
 export interface RequestAuthenticationPolicy {
   namespace: string;
   selector?: Labels;
+  /** When set, the policy applies to these targets instead of workloads picked by `selector`. */
+  targetRefs?: PolicyTargetRef[];
   jwtRules: JwtRule[];
   origin: Origin;
 }
@@ -488,6 +535,8 @@ export interface AuthzSource {
   remoteIpBlocks?: ValueSet;
   /** Workload service accounts (SMI TrafficTarget sources; translated to principals with the trust domain). */
   serviceAccounts?: Array<{ namespace: string; name: string }>;
+  /** Service accounts that must NOT match (Istio notServiceAccounts). */
+  notServiceAccounts?: Array<{ namespace: string; name: string }>;
 }
 
 export interface AuthzOperation {
@@ -495,6 +544,19 @@ export interface AuthzOperation {
   ports?: ValueSet;
   methods?: ValueSet;
   paths?: ValueSet;
+  /**
+   * RE2 patterns; the request path (query string excluded) must fully match one of them (SMI HTTPRouteGroup
+   * pathRegex, which SMI anchors at the start only, is stored as `(?:<pathRegex>).*`).
+   */
+  pathRegexes?: string[];
+  /** Request headers whose value must fully match the RE2 pattern; all must hold (SMI HTTPRouteGroup headers). */
+  headerRegexes?: Array<{ name: string; regex: string }>;
+  /**
+   * Restricts the operation to one kind of traffic: `HTTP` = HTTP requests only (SMI HTTPRouteGroup rules);
+   * `TCP` / `UDP` = connections the proxy does not handle as HTTP (SMI TCPRoute / UDPRoute rules). Undefined =
+   * Istio semantics (an operation with HTTP-only fields never matches a TCP connection; one without matches both).
+   */
+  protocol?: 'HTTP' | 'TCP' | 'UDP';
 }
 
 export interface AuthzCondition {
@@ -514,6 +576,13 @@ export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
 export interface AuthorizationPolicy {
   namespace: string;
   selector?: Labels;
+  /** When set, the policy applies to these targets instead of workloads picked by `selector`. */
+  targetRefs?: PolicyTargetRef[];
+  /**
+   * Restricts the policy to workloads running as this service account of `namespace` (SMI TrafficTarget
+   * destinations select pods by service account); combined with `selector` when both are set.
+   */
+  serviceAccount?: string;
   action: AuthzAction;
   /** For CUSTOM: the extension provider's name. */
   provider?: string;

@@ -1,6 +1,29 @@
-/** The `weft` command line. */
-import { Command } from 'commander';
+/** The `weft` command line. Usage errors (unknown option or value, missing argument) exit with status 2. */
+import { Command, CommanderError } from 'commander';
+import { registerAnalyzeCommand } from './commands/analyze.js';
+
+// Output piped into a command that stops reading (`weft analyze . | head`) is not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
 
 const program = new Command();
-program.name('weft').description('Weft service mesh').version('0.1.0');
-await program.parseAsync(process.argv);
+program
+  .name('weft')
+  .description('Weft service mesh')
+  .version('0.1.0')
+  .exitOverride((err: CommanderError) => {
+    const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version';
+    process.exit(ok ? 0 : 2);
+  });
+registerAnalyzeCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  process.stderr.write(`weft: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+  process.exit(1);
+}

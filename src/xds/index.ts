@@ -5,13 +5,36 @@
  * scripts/gen-xds.mjs) into `src/xds/gen`; import a message's schema from there, e.g.
  * `import { ClusterSchema } from '../xds/gen/envoy/config/cluster/v3/cluster_pb.js'`.
  */
-import { create, fromBinary, toBinary, toJson, fromJson } from '@bufbuild/protobuf';
-import { anyPack, anyUnpack } from '@bufbuild/protobuf/wkt';
+import { create, createRegistry, fromBinary, toBinary, toJson, fromJson } from '@bufbuild/protobuf';
+import {
+  anyPack,
+  anyUnpack,
+  file_google_protobuf_any,
+  file_google_protobuf_duration,
+  file_google_protobuf_empty,
+  file_google_protobuf_field_mask,
+  file_google_protobuf_struct,
+  file_google_protobuf_timestamp,
+  file_google_protobuf_wrappers,
+} from '@bufbuild/protobuf/wkt';
 import type { DescMessage, JsonValue, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import type { Any } from '@bufbuild/protobuf/wkt';
-import { registry } from './gen/registry.js';
+import { registry as generatedRegistry } from './gen/registry.js';
 
-export { registry };
+/**
+ * Every generated Envoy type plus the protobuf well-known types, which protoc-gen-es does not generate: an `Any`
+ * may hold one (Istio packs a `google.protobuf.StringValue` as a Wasm plugin's configuration).
+ */
+export const registry = createRegistry(
+  generatedRegistry,
+  file_google_protobuf_any,
+  file_google_protobuf_duration,
+  file_google_protobuf_empty,
+  file_google_protobuf_field_mask,
+  file_google_protobuf_struct,
+  file_google_protobuf_timestamp,
+  file_google_protobuf_wrappers,
+);
 
 /** Type URL prefix used by every xDS resource packed in `google.protobuf.Any`. */
 export const TYPE_URL_PREFIX = 'type.googleapis.com/';

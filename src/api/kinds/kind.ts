@@ -59,6 +59,12 @@ export interface KindDef<S = unknown> {
   payload?: 'spec' | 'body';
   /** Whether a missing spec is allowed (validated as `{}`). */
   specOptional?: boolean;
+  /**
+   * Per-version schema, payload and specOptional, for kinds whose shape changed between versions (SMI: weights,
+   * `matches` moving into `spec`). A version listed here overrides `schema`/`payload`/`specOptional`; the schemas
+   * should all produce the same `S` so that `translate` sees one shape.
+   */
+  versionSchemas?: Readonly<Record<string, { schema: z.ZodType<S>; payload?: 'spec' | 'body'; specOptional?: boolean }>>;
   /** Translates one validated resource into the model. Kinds parsed only for later have none. */
   translate?(res: Resource<S>, ctx: TranslateContext): void;
   /** Runs once after every resource was translated (family-level merging and ordering). */

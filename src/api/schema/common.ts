@@ -128,8 +128,12 @@ function describeIssue(issue: z.core.$ZodIssue, res: RawResource, path: JsonPath
       if (got === undefined) return `required field missing (expected ${issue.expected})`;
       return `expected ${issue.expected}, got ${got === null ? 'null' : Array.isArray(got) ? 'array' : typeof got}${typeof got === 'string' || typeof got === 'number' ? ` ${JSON.stringify(got)}` : ''}`;
     }
-    case 'invalid_value':
-      return `invalid value ${JSON.stringify(valueAt(res, path))}; expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'invalid_value': {
+      const got = valueAt(res, path);
+      const expected = issue.values.map((v) => JSON.stringify(v)).join(', ');
+      if (got === undefined) return `required field missing (expected one of ${expected})`;
+      return `invalid value ${JSON.stringify(got)}; expected one of ${expected}`;
+    }
     case 'too_small':
     case 'too_big':
     case 'invalid_format':

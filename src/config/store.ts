@@ -1,0 +1,240 @@
+/**
+ * The config store: the one place that holds the current configuration, fed by config sources (the directory
+ * watcher today, a Kubernetes source later), and that tells listeners exactly what changed.
+ *
+ * A source hands the store *units*: a file for the directory source (an object for a Kubernetes source), each
+ * with the resources and diagnostics of its latest read. The store applies three rules:
+ *
+ * - A unit read with an Error diagnostic (a half-written or broken file) does not replace the unit's last valid
+ *   resources: they stay in effect, and the errors are reported until the unit is valid again. A unit that has
+ *   never been valid contributes no resources (a unit is accepted whole or not at all).
+ * - Resources are identified as build.ts does: `group/Kind/namespace/name` (the version is not part of the
+ *   identity). When several units define the same identity the first one wins (sources in the order they first
+ *   fed the store, then units in path order, then document order); every other definition gets a WFT0150 Error.
+ * - A change event lists only what changed: a resource whose body (compared as canonical JSON) and file are the
+ *   same as before is not reported, so re-reading an untouched file or touching it produces no event at all.
+ */
+import type { Diagnostic } from '../api/diagnostics.js';
+import { splitApiVersion } from '../api/kinds/kind.js';
+import { findKind } from '../api/kinds/registry.js';
+import type { ParseResult, RawResource } from '../api/source.js';
+
+/** What a source reports about one unit (one file): its latest read, or that it is gone. */
+export type UnitChange = { unit: string; result: ParseResult } | { unit: string; removed: true };
+
+/** One change of the store's content, as emitted to listeners. */
+export interface ConfigChange {
+  /** Resources whose identity was not present before. */
+  added: RawResource[];
+  /** Resources whose body or defining file changed (the new version). */
+  updated: RawResource[];
+  /** Resources no longer defined anywhere (their last version). */
+  removed: RawResource[];
+  /** Every current diagnostic of every source (replaces the previous list; empty once all is well). */
+  diagnostics: Diagnostic[];
+  /** The store revision this change produced (1 for the first change, then +1 per change). */
+  revision: number;
+}
+
+export interface ConfigSnapshot {
+  /** Every resource in effect, in precedence order (sources, then units in path order, then documents). */
+  resources: RawResource[];
+  diagnostics: Diagnostic[];
+  revision: number;
+}
+
+export type ConfigListener = (change: ConfigChange) => void;
+
+/**
+ * The identity of a resource, the same as build.ts's `Resource.key`: `group/Kind/namespace/name`. A missing
+ * namespace is `default` for namespaced (and unknown) kinds; cluster-scoped kinds have an empty namespace.
+ */
+export function resourceKey(raw: RawResource): string {
+  const { group } = splitApiVersion(raw.apiVersion);
+  return `${group}/${raw.kind}/${effectiveNamespace(raw)}/${raw.metadata.name}`;
+}
+
+function effectiveNamespace(raw: RawResource): string {
+  const def = findKind(splitApiVersion(raw.apiVersion).group, raw.kind);
+  return def && !def.namespaced ? '' : (raw.metadata.namespace ?? 'default');
+}
+
+interface Unit {
+  source: string;
+  sourceOrder: number;
+  unit: string;
+  /** The unit name split into path segments, for path-order comparison. */
+  segments: string[];
+  /** Resources of the last valid read. */
+  accepted: RawResource[];
+  /** Diagnostics of the latest read (which may be newer than `accepted`). */
+  diagnostics: Diagnostic[];
+}
+
+interface Entry {
+  raw: RawResource;
+  unit: Unit;
+}
+
+export interface ConfigStoreOptions {
+  /** Called when a listener throws (default: rethrown asynchronously, as an uncaught exception). */
+  onListenerError?: (err: unknown) => void;
+}
+
+export class ConfigStore {
+  readonly #sourceOrder = new Map<string, number>();
+  readonly #units = new Map<string, Unit>();
+  #effective = new Map<string, Entry>();
+  #diagnostics: Diagnostic[] = [];
+  #diagnosticsJson = '[]';
+  #revision = 0;
+  readonly #listeners = new Set<ConfigListener>();
+  readonly #onListenerError: (err: unknown) => void;
+
+  constructor(opts: ConfigStoreOptions = {}) {
+    this.#onListenerError =
+      opts.onListenerError ??
+      ((e) =>
+        queueMicrotask(() => {
+          throw e;
+        }));
+  }
+
+  /** The current revision: 0 until the first change. */
+  get revision(): number {
+    return this.#revision;
+  }
+
+  /** Calls `listener` after every change (synchronously, in registration order). Returns an unsubscribe function. */
+  onChange(listener: ConfigListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  snapshot(): ConfigSnapshot {
+    return { resources: [...this.#effective.values()].map((e) => e.raw), diagnostics: [...this.#diagnostics], revision: this.#revision };
+  }
+
+  /** The resource in effect for an identity (see `resourceKey`). */
+  get(key: string): RawResource | undefined {
+    return this.#effective.get(key)?.raw;
+  }
+
+  /**
+   * Applies a batch of unit changes from one source as a single change. Returns the change (also emitted to the
+   * listeners), or undefined when neither the resources in effect nor the diagnostics changed.
+   */
+  apply(source: string, changes: readonly UnitChange[]): ConfigChange | undefined {
+    let sourceOrder = this.#sourceOrder.get(source);
+    if (sourceOrder === undefined) {
+      sourceOrder = this.#sourceOrder.size;
+      this.#sourceOrder.set(source, sourceOrder);
+    }
+    for (const c of changes) {
+      const id = `${source}\0${c.unit}`;
+      if ('removed' in c) {
+        this.#units.delete(id);
+        continue;
+      }
+      const prev = this.#units.get(id);
+      const broken = c.result.diagnostics.some((d) => d.severity === 'Error');
+      const accepted = broken ? (prev?.accepted ?? []) : c.result.resources;
+      const kept = broken && accepted.length > 0;
+      const diagnostics = kept ? c.result.diagnostics.map((d) => (d.severity === 'Error' ? keptHint(d, c.unit, accepted.length) : d)) : c.result.diagnostics;
+      this.#units.set(id, { source, sourceOrder, unit: c.unit, segments: c.unit.split(/[\\/]+/), accepted, diagnostics });
+    }
+    return this.#recompute();
+  }
+
+  #recompute(): ConfigChange | undefined {
+    const units = [...this.#units.values()].sort(compareUnits);
+    const effective = new Map<string, Entry>();
+    const diagnostics: Diagnostic[] = [];
+    for (const unit of units) {
+      diagnostics.push(...unit.diagnostics);
+      for (const raw of unit.accepted) {
+        const key = resourceKey(raw);
+        const first = effective.get(key);
+        if (first) diagnostics.push(duplicate(raw, first.raw));
+        else effective.set(key, { raw, unit });
+      }
+    }
+    const added: RawResource[] = [];
+    const updated: RawResource[] = [];
+    const removed: RawResource[] = [];
+    for (const [key, e] of effective) {
+      const old = this.#effective.get(key);
+      if (!old) added.push(e.raw);
+      else if (old.raw !== e.raw && (old.raw.file !== e.raw.file || canonical(old.raw) !== canonical(e.raw))) updated.push(e.raw);
+    }
+    for (const [key, old] of this.#effective) if (!effective.has(key)) removed.push(old.raw);
+    this.#effective = effective;
+    const diagnosticsJson = JSON.stringify(diagnostics);
+    const diagnosticsChanged = diagnosticsJson !== this.#diagnosticsJson;
+    this.#diagnostics = diagnostics;
+    this.#diagnosticsJson = diagnosticsJson;
+    if (!added.length && !updated.length && !removed.length && !diagnosticsChanged) return undefined;
+    const change: ConfigChange = { added, updated, removed, diagnostics: [...diagnostics], revision: ++this.#revision };
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(change);
+      } catch (e) {
+        // A failing listener must not leave the others unnotified: they all run, then the error is surfaced.
+        this.#onListenerError(e);
+      }
+    }
+    return change;
+  }
+}
+
+function compareUnits(a: Unit, b: Unit): number {
+  if (a.sourceOrder !== b.sourceOrder) return a.sourceOrder - b.sourceOrder;
+  const n = Math.min(a.segments.length, b.segments.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.segments[i] as string;
+    const y = b.segments[i] as string;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return a.segments.length - b.segments.length;
+}
+
+function keptHint(d: Diagnostic, unit: string, count: number): Diagnostic {
+  const kept = `the last valid version of ${unit} (${count} resource${count === 1 ? '' : 's'}) stays in effect until the errors are fixed`;
+  return { ...d, hint: d.hint ? `${d.hint}; ${kept}` : kept };
+}
+
+function duplicate(raw: RawResource, winner: RawResource): Diagnostic {
+  const ns = effectiveNamespace(raw);
+  return {
+    severity: 'Error',
+    code: 'WFT0150',
+    message: `duplicate ${raw.kind} ${ns ? `${ns}/` : ''}${raw.metadata.name}: already defined at ${winner.file}:${winner.pos.line}; this definition is ignored`,
+    hint: 'each resource must be defined once per kind, namespace and name; rename or remove one',
+    resource: { kind: raw.kind, namespace: ns, name: raw.metadata.name },
+    pos: raw.locate(['metadata', 'name']),
+    path: 'metadata.name',
+  };
+}
+
+const canonicalCache = new WeakMap<RawResource, string>();
+
+/** The body as JSON with object keys sorted, so equal documents compare equal whatever their key order. */
+function canonical(raw: RawResource): string {
+  let s = canonicalCache.get(raw);
+  if (s === undefined) {
+    s = JSON.stringify(sortKeys(raw.body));
+    canonicalCache.set(raw, s);
+  }
+  return s;
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v !== null && typeof v === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(v))) {
+    const o = v as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(o).sort()) out[k] = sortKeys(o[k]);
+    return out;
+  }
+  return v;
+}

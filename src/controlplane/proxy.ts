@@ -1,0 +1,95 @@
+/**
+ * Who is asking: the proxy (xDS client) identity the control plane generates config for, read from the xDS
+ * `Node` the way Istio reads it. Node metadata keys are Istio's (`NAMESPACE`, `LABELS`, `SERVICE_ACCOUNT`,
+ * `INTERCEPTION_MODE`, `GENERATOR`, `WORKLOAD_NAME`, `INSTANCE_IPS`), so Envoy bootstraps written for Istio
+ * work unchanged; Weft adds `WEFT_MODE` (`explicit` | `transparent`) and `WEFT_UPSTREAMS`.
+ */
+import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
+import type { Node } from '../xds/gen/envoy/config/core/v3/base_pb.js';
+import type { Labels } from '../api/model.js';
+
+export type ProxyType = 'sidecar' | 'router' | 'grpc';
+
+export interface ProxyLocality {
+  region: string;
+  zone: string;
+  subZone: string;
+}
+
+export interface ProxyInfo {
+  id: string;
+  /** `sidecar` (weft proxy / Envoy sidecar), `router` (a gateway), `grpc` (proxyless gRPC client). */
+  type: ProxyType;
+  namespace: string;
+  labels: Labels;
+  serviceAccount: string;
+  workloadName?: string;
+  /** `explicit`: apps send to the sidecar's outbound port; `transparent`: traffic is captured by iptables. */
+  mode: 'explicit' | 'transparent';
+  locality?: ProxyLocality;
+  ipAddresses: string[];
+  /** Explicit-mode TCP upstreams that need a local port each: `host:port` → local port. */
+  upstreams: Array<{ host: string; port: number; localPort: number }>;
+  /** Node metadata as sent. */
+  metadata: JsonObject;
+}
+
+export class NodeError extends Error {}
+
+function str(v: JsonValue | undefined): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function labelsOf(v: JsonValue | undefined): Labels {
+  const out: Labels = {};
+  if (v && typeof v === 'object' && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
+  return out;
+}
+
+/**
+ * Reads a proxy's identity from its Node. The namespace comes from metadata `NAMESPACE`, else from an Istio-style
+ * node id (`sidecar~10.0.0.1~pod.namespace~namespace.svc.cluster.local`), else `default`.
+ */
+export function proxyFromNode(node: Node): ProxyInfo {
+  if (!node.id) throw new NodeError('node.id is required');
+  const md = node.metadata ?? {};
+  const parts = node.id.split('~');
+  const istioId = parts.length === 4 ? { type: parts[0]!, ip: parts[1]!, podDotNs: parts[2]!, domain: parts[3]! } : undefined;
+  const namespace = str(md.NAMESPACE) ?? (istioId ? istioId.podDotNs.split('.')[1] : undefined) ?? 'default';
+  const generator = str(md.GENERATOR);
+  let type: ProxyType = 'sidecar';
+  if (generator === 'grpc') type = 'grpc';
+  else if (istioId?.type === 'router' || str(md.WEFT_PROXY_TYPE) === 'router') type = 'router';
+  const ips = str(md.INSTANCE_IPS)?.split(',').map((s) => s.trim()).filter(Boolean) ?? (istioId?.ip ? [istioId.ip] : []);
+  const loc = node.locality;
+  const upstreams: ProxyInfo['upstreams'] = [];
+  const up = md.WEFT_UPSTREAMS;
+  if (Array.isArray(up)) {
+    for (const u of up) {
+      if (u && typeof u === 'object' && !Array.isArray(u) && typeof u.host === 'string' && typeof u.port === 'number' && typeof u.localPort === 'number') {
+        upstreams.push({ host: u.host, port: u.port, localPort: u.localPort });
+      }
+    }
+  }
+  return {
+    id: node.id,
+    type,
+    namespace,
+    labels: labelsOf(md.LABELS),
+    serviceAccount: str(md.SERVICE_ACCOUNT) ?? 'default',
+    workloadName: str(md.WORKLOAD_NAME),
+    mode: str(md.WEFT_MODE) === 'transparent' || str(md.INTERCEPTION_MODE) === 'REDIRECT' || str(md.INTERCEPTION_MODE) === 'TPROXY' ? 'transparent' : 'explicit',
+    locality: loc && (loc.region || loc.zone || loc.subZone) ? { region: loc.region, zone: loc.zone, subZone: loc.subZone } : undefined,
+    ipAddresses: ips,
+    upstreams,
+    metadata: md,
+  };
+}
+
+/** `region/zone/subzone` of a locality, trailing empty parts dropped. */
+export function localityString(l: ProxyLocality | undefined): string | undefined {
+  if (!l) return undefined;
+  const parts = [l.region, l.zone, l.subZone];
+  while (parts.length && !parts[parts.length - 1]) parts.pop();
+  return parts.length ? parts.join('/') : undefined;
+}

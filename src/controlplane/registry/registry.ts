@@ -1,0 +1,285 @@
+/**
+ * The service registry: mesh services (Kubernetes Services, ServiceEntries) and the endpoints behind each
+ * service port, from WorkloadEntries, ServiceEntry endpoints and workloads registered live (VMs, the local
+ * runtime's LocalWorkload instances) with heartbeats and health.
+ *
+ * Selection follows Istio: a Service's selector (or a ServiceEntry's workloadSelector) selects workloads with
+ * matching labels in the service's namespace; the endpoint port for a service port is the workload's port of the
+ * same name, else the service port's targetPort (a number, or a workload port name), else the service port.
+ */
+import type { Labels, MeshModel, Service, ServicePort, Workload } from '../../api/model.js';
+
+export type TlsMode = 'istio' | 'disabled';
+
+/** One endpoint of one service port. */
+export interface Endpoint {
+  address: string;
+  port: number;
+  labels: Labels;
+  /** `region/zone/subzone`. */
+  locality?: string;
+  weight: number;
+  network?: string;
+  serviceAccount: string;
+  namespace: string;
+  /** The workload's name (WorkloadEntry name, registered id, or `<ServiceEntry>-<n>` for inline endpoints). */
+  workload: string;
+  healthy: boolean;
+  /** `istio` when the endpoint has a sidecar that terminates mesh mTLS (label `security.istio.io/tlsMode`). */
+  tlsMode: TlsMode;
+}
+
+/** A workload registered over the live API. */
+export interface RegisteredWorkload {
+  name: string;
+  namespace: string;
+  address: string;
+  labels: Labels;
+  /** Port name → port number. */
+  ports: Record<string, number>;
+  locality?: string;
+  weight?: number;
+  network?: string;
+  serviceAccount: string;
+  /** Whether the workload runs a sidecar (endpoints then carry tlsMode `istio`). */
+  sidecar: boolean;
+  /** `Registered` (VMs, API clients) or `LocalWorkload` (an instance the local runtime started). */
+  source: 'Registered' | 'LocalWorkload';
+  /** Heartbeat deadline: marked unhealthy when no heartbeat came for this long, removed after 3×. 0 = never. */
+  ttlMs: number;
+  healthy: boolean;
+  lastHeartbeat: number;
+}
+
+export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
+
+export interface RegistryChange {
+  /** Services were added, removed or changed (needs a full push). */
+  services: boolean;
+  /** Hosts whose endpoints changed (an EDS push suffices when `services` is false). */
+  endpointHosts: Set<string>;
+}
+
+type ChangeListener = (c: RegistryChange) => void;
+
+function selects(selector: Labels | undefined, labels: Labels): boolean {
+  if (!selector) return false;
+  for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
+  return true;
+}
+
+export class ServiceRegistry {
+  private svcs: Service[] = [];
+  private byHost = new Map<string, Service[]>();
+  private entries: Workload[] = [];
+  private readonly registered = new Map<string, RegisteredWorkload>();
+  private readonly endpointCache = new Map<string, Endpoint[]>();
+  private readonly listeners = new Set<ChangeListener>();
+  private fingerprint = '';
+
+  /** Called on every change with what changed. */
+  onChange(l: ChangeListener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  private emit(c: RegistryChange): void {
+    if (!c.services && c.endpointHosts.size === 0) return;
+    for (const l of this.listeners) l(c);
+  }
+
+  /** Replaces the config-derived part (services, WorkloadEntries) from a new model; returns what changed. */
+  setModel(model: MeshModel): RegistryChange {
+    const fp = JSON.stringify(model.services.map(({ origin: _o, ...s }) => s));
+    const servicesChanged = fp !== this.fingerprint;
+    const before = new Map<string, string>();
+    for (const s of this.svcs) for (const p of s.ports) before.set(`${s.hostname}|${p.port}`, JSON.stringify(this.endpoints(s.hostname, p.port)));
+    this.fingerprint = fp;
+    this.svcs = model.services;
+    this.byHost = new Map();
+    for (const s of this.svcs) {
+      const list = this.byHost.get(s.hostname);
+      if (list) list.push(s); else this.byHost.set(s.hostname, [s]);
+    }
+    this.entries = model.workloads.filter((w) => w.kind === 'WorkloadEntry' && w.address);
+    this.endpointCache.clear();
+    const endpointHosts = new Set<string>();
+    for (const s of this.svcs) {
+      for (const p of s.ports) {
+        const k = `${s.hostname}|${p.port}`;
+        if (before.get(k) !== JSON.stringify(this.endpoints(s.hostname, p.port))) endpointHosts.add(s.hostname);
+        before.delete(k);
+      }
+    }
+    for (const k of before.keys()) endpointHosts.add(k.slice(0, k.indexOf('|')));
+    const change = { services: servicesChanged, endpointHosts };
+    this.emit(change);
+    return change;
+  }
+
+  services(): readonly Service[] {
+    return this.svcs;
+  }
+
+  /** The services with this hostname (several when ServiceEntries in different namespaces share a host). */
+  servicesByHost(host: string): readonly Service[] {
+    return this.byHost.get(host) ?? [];
+  }
+
+  /** Healthy and unhealthy endpoints of a service port (callers decide what to do with health). */
+  endpoints(host: string, port: number): readonly Endpoint[] {
+    const key = `${host}|${port}`;
+    const cached = this.endpointCache.get(key);
+    if (cached) return cached;
+    const out: Endpoint[] = [];
+    for (const svc of this.byHost.get(host) ?? []) {
+      const sp = svc.ports.find((p) => p.port === port);
+      if (!sp) continue;
+      svc.endpoints.forEach((e, i) => {
+        const target = (sp.name !== undefined ? e.ports[sp.name] : undefined) ?? numericTarget(sp) ?? sp.port;
+        out.push({
+          address: e.address,
+          port: target,
+          labels: e.labels,
+          locality: e.locality,
+          weight: e.weight ?? 1,
+          network: e.network,
+          serviceAccount: e.serviceAccount ?? 'default',
+          namespace: svc.namespace,
+          workload: `${svc.origin.name}-${i}`,
+          healthy: true,
+          tlsMode: e.labels[TLS_MODE_LABEL] === 'istio' ? 'istio' : 'disabled',
+        });
+      });
+      for (const w of this.entries) {
+        if (w.namespace !== svc.namespace || !selects(svc.selector, w.labels)) continue;
+        const target = workloadPort(sp, w.ports);
+        if (target === undefined) continue;
+        out.push({
+          address: w.address!,
+          port: target,
+          labels: w.labels,
+          locality: w.locality,
+          weight: w.weight ?? 1,
+          network: w.network,
+          serviceAccount: w.serviceAccount,
+          namespace: w.namespace,
+          workload: w.name,
+          healthy: true,
+          tlsMode: w.labels[TLS_MODE_LABEL] === 'istio' ? 'istio' : 'disabled',
+        });
+      }
+      for (const w of this.registered.values()) {
+        if (w.namespace !== svc.namespace || !selects(svc.selector, w.labels)) continue;
+        const target = workloadPort(sp, w.ports);
+        if (target === undefined) continue;
+        out.push({
+          address: w.address,
+          port: target,
+          labels: w.labels,
+          locality: w.locality,
+          weight: w.weight ?? 1,
+          network: w.network,
+          serviceAccount: w.serviceAccount,
+          namespace: w.namespace,
+          workload: w.name,
+          healthy: w.healthy,
+          tlsMode: w.labels[TLS_MODE_LABEL] === 'disabled' ? 'disabled' : w.sidecar ? 'istio' : 'disabled',
+        });
+      }
+    }
+    this.endpointCache.set(key, out);
+    return out;
+  }
+
+  /** Hosts whose selector picks a workload with these labels in this namespace. */
+  private hostsSelecting(namespace: string, labels: Labels): Set<string> {
+    const out = new Set<string>();
+    for (const s of this.svcs) if (s.namespace === namespace && selects(s.selector, labels)) out.add(s.hostname);
+    return out;
+  }
+
+  private touched(hosts: Set<string>): void {
+    for (const key of [...this.endpointCache.keys()]) if (hosts.has(key.slice(0, key.indexOf('|')))) this.endpointCache.delete(key);
+    this.emit({ services: false, endpointHosts: hosts });
+  }
+
+  /** Registers (or replaces) a workload. */
+  register(w: Omit<RegisteredWorkload, 'lastHeartbeat' | 'healthy'> & { healthy?: boolean }): RegisteredWorkload {
+    const key = `${w.namespace}/${w.name}`;
+    const old = this.registered.get(key);
+    const rec: RegisteredWorkload = { ...w, healthy: w.healthy ?? true, lastHeartbeat: Date.now() };
+    this.registered.set(key, rec);
+    const hosts = this.hostsSelecting(rec.namespace, rec.labels);
+    if (old) for (const h of this.hostsSelecting(old.namespace, old.labels)) hosts.add(h);
+    this.touched(hosts);
+    return rec;
+  }
+
+  heartbeat(namespace: string, name: string, healthy?: boolean): boolean {
+    const w = this.registered.get(`${namespace}/${name}`);
+    if (!w) return false;
+    w.lastHeartbeat = Date.now();
+    const want = healthy ?? true;
+    if (w.healthy !== want) {
+      w.healthy = want;
+      this.touched(this.hostsSelecting(w.namespace, w.labels));
+    }
+    return true;
+  }
+
+  setHealth(namespace: string, name: string, healthy: boolean): boolean {
+    const w = this.registered.get(`${namespace}/${name}`);
+    if (!w) return false;
+    if (w.healthy !== healthy) {
+      w.healthy = healthy;
+      this.touched(this.hostsSelecting(w.namespace, w.labels));
+    }
+    return true;
+  }
+
+  deregister(namespace: string, name: string): boolean {
+    const key = `${namespace}/${name}`;
+    const w = this.registered.get(key);
+    if (!w) return false;
+    this.registered.delete(key);
+    this.touched(this.hostsSelecting(w.namespace, w.labels));
+    return true;
+  }
+
+  registeredWorkloads(): RegisteredWorkload[] {
+    return [...this.registered.values()];
+  }
+
+  /**
+   * Applies heartbeat deadlines: a workload silent for its ttl is marked unhealthy, for 3× its ttl removed.
+   * Returns the names affected. The control plane calls this on a timer.
+   */
+  expire(now = Date.now()): { unhealthy: string[]; removed: string[] } {
+    const unhealthy: string[] = [];
+    const removed: string[] = [];
+    for (const w of [...this.registered.values()]) {
+      if (!w.ttlMs) continue;
+      const silent = now - w.lastHeartbeat;
+      if (silent > 3 * w.ttlMs) {
+        this.deregister(w.namespace, w.name);
+        removed.push(`${w.namespace}/${w.name}`);
+      } else if (silent > w.ttlMs && w.healthy) {
+        this.setHealth(w.namespace, w.name, false);
+        unhealthy.push(`${w.namespace}/${w.name}`);
+      }
+    }
+    return { unhealthy, removed };
+  }
+}
+
+function numericTarget(sp: ServicePort): number | undefined {
+  return typeof sp.targetPort === 'number' ? sp.targetPort : undefined;
+}
+
+/** The workload port serving service port `sp`, or undefined when a named targetPort is not on the workload. */
+function workloadPort(sp: ServicePort, ports: Record<string, number>): number | undefined {
+  if (sp.name !== undefined && ports[sp.name] !== undefined) return ports[sp.name];
+  if (typeof sp.targetPort === 'string') return ports[sp.targetPort];
+  return sp.targetPort ?? sp.port;
+}

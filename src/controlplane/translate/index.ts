@@ -1,0 +1,48 @@
+/**
+ * Translation: pure functions from (model + registry + proxy) to the Envoy resources that proxy should have.
+ * Nothing here does I/O or keeps state; the control plane calls `translateProxy` per proxy and caches results.
+ *
+ *   clusters  (CDS) ─ cluster.ts   services × ports × subsets, DestinationRule policies, special clusters
+ *   endpoints (EDS) ─ endpoint.ts  ClusterLoadAssignments with locality, weight, health, priorities
+ *   listeners (LDS) ─ listener.ts  outbound/inbound listeners (sidecars) or api_listeners (proxyless gRPC)
+ *   routes    (RDS) ─ route.ts     RouteConfigurations from the effective route tables
+ *
+ * A translation error in one resource drops that resource and is reported in `errors`; the rest still goes out.
+ */
+import type { Cluster } from '../../xds/gen/envoy/config/cluster/v3/cluster_pb.js';
+import type { ClusterLoadAssignment } from '../../xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
+import type { Listener } from '../../xds/gen/envoy/config/listener/v3/listener_pb.js';
+import type { RouteConfiguration } from '../../xds/gen/envoy/config/route/v3/route_pb.js';
+import type { MeshModel, Service } from '../../api/model.js';
+import type { ProxyInfo } from '../proxy.js';
+import type { Endpoint } from '../registry/registry.js';
+
+/** What translation reads of the service registry. */
+export interface RegistryView {
+  services(): readonly Service[];
+  servicesByHost(host: string): readonly Service[];
+  endpoints(host: string, port: number): readonly Endpoint[];
+}
+
+export interface TranslateInput {
+  model: MeshModel;
+  registry: RegistryView;
+  proxy: ProxyInfo;
+}
+
+export interface TranslateError {
+  /** The xDS resource that was dropped (or would have been generated). */
+  typeUrl: string;
+  resource: string;
+  message: string;
+  /** The config that caused it, when known: `Kind namespace/name`. */
+  source?: string;
+}
+
+export interface ProxyResources {
+  clusters: Cluster[];
+  endpoints: ClusterLoadAssignment[];
+  listeners: Listener[];
+  routes: RouteConfiguration[];
+  errors: TranslateError[];
+}

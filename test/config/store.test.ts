@@ -1,0 +1,180 @@
+// ConfigStore: identities, exact change sets, the keep-last-valid rule, duplicates and listener behaviour.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { validateResources } from '../../src/api/build.js';
+import { allKinds } from '../../src/api/kinds/registry.js';
+import { parseConfigText } from '../../src/api/source.js';
+import type { ParseResult } from '../../src/api/source.js';
+import { ConfigStore, resourceKey } from '../../src/config/store.js';
+import type { ConfigChange } from '../../src/config/store.js';
+
+function parse(file: string, ...docs: string[]): ParseResult {
+  return parseConfigText(docs.join('---\n'), file);
+}
+
+function svc(name: string, extra = '', ns?: string): string {
+  return `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\n${ns ? `  namespace: ${ns}\n` : ''}spec:\n  ports:\n  - port: 80\n${extra}`;
+}
+
+function names(list: ReadonlyArray<{ metadata: { name: string } }>): string[] {
+  return list.map((r) => r.metadata.name).sort();
+}
+
+function collect(store: ConfigStore): ConfigChange[] {
+  const out: ConfigChange[] = [];
+  store.onChange((c) => out.push(c));
+  return out;
+}
+
+test('resourceKey is group/Kind/namespace/name with the namespace defaulted as build.ts does', (t) => {
+  const [a, b, c] = parse('k.yaml', svc('x'), svc('x', '', 'default'), 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r, namespace: shop}\nspec: {}\n').resources;
+  assert.equal(resourceKey(a!), '/Service/default/x');
+  assert.equal(resourceKey(b!), '/Service/default/x');
+  assert.equal(resourceKey(c!), 'networking.istio.io/VirtualService/shop/r');
+  const clusterScoped = allKinds.find((k) => !k.namespaced);
+  if (!clusterScoped) {
+    t.diagnostic('no cluster-scoped kind registered yet: the cluster-scoped case is not checked');
+    return;
+  }
+  const apiVersion = clusterScoped.group ? `${clusterScoped.group}/${clusterScoped.versions[0]}` : clusterScoped.versions[0];
+  const [n] = parse('n.yaml', `apiVersion: ${apiVersion}\nkind: ${clusterScoped.kind}\nmetadata: {name: n, namespace: ignored}\n`).resources;
+  assert.equal(resourceKey(n!), `${clusterScoped.group}/${clusterScoped.kind}//n`);
+});
+
+test('resourceKey agrees with the key validateResources gives each resource', () => {
+  const raws = parse(
+    'k.yaml',
+    svc('a'),
+    svc('b', '', 'shop'),
+    'apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n',
+    'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: dr}\nspec: {host: a}\n',
+  ).resources;
+  const { resources } = validateResources(raws);
+  assert.ok(resources.length >= 3, `validated ${resources.length} of ${raws.length}`);
+  for (const r of resources) assert.equal(resourceKey(r), r.key);
+});
+
+test('apply reports exactly the added, updated and removed resources, and bumps the revision', () => {
+  const store = new ConfigStore();
+  const events = collect(store);
+  const first = store.apply('files', [{ unit: 'a.yaml', result: parse('a.yaml', svc('x'), svc('y')) }]);
+  assert.deepEqual(names(first!.added), ['x', 'y']);
+  assert.equal(first!.revision, 1);
+  assert.equal(store.revision, 1);
+
+  // same content, keys in another order, documents swapped: nothing changed
+  const reordered = 'spec:\n  ports:\n  - port: 80\nmetadata:\n  name: x\nkind: Service\napiVersion: v1\n';
+  assert.equal(store.apply('files', [{ unit: 'a.yaml', result: parse('a.yaml', svc('y'), reordered) }]), undefined);
+  assert.equal(store.revision, 1);
+
+  const second = store.apply('files', [{ unit: 'a.yaml', result: parse('a.yaml', svc('x', '  type: ClusterIP\n'), svc('z')) }]);
+  assert.deepEqual(names(second!.updated), ['x']);
+  assert.deepEqual(names(second!.added), ['z']);
+  assert.deepEqual(names(second!.removed), ['y']);
+  assert.equal(second!.revision, 2);
+  assert.equal(events.length, 2);
+  assert.deepEqual(events, [first, second]);
+
+  const snap = store.snapshot();
+  assert.deepEqual(names(snap.resources), ['x', 'z']);
+  assert.equal(snap.revision, 2);
+  assert.equal((store.get('/Service/default/x')?.body.spec as { type?: string }).type, 'ClusterIP');
+});
+
+test('a unit with errors keeps its last valid resources; a never-valid unit contributes none', () => {
+  const store = new ConfigStore();
+  store.apply('files', [{ unit: 'a.yaml', result: parse('a.yaml', svc('x'), svc('y')) }]);
+  const broken = store.apply('files', [
+    { unit: 'a.yaml', result: parse('a.yaml', svc('x', '  type: NodePort\n'), 'kind: [') },
+    { unit: 'b.yaml', result: parse('b.yaml', svc('b'), 'metadata: {}\n') },
+  ]);
+  assert.ok(broken);
+  assert.deepEqual([broken.added, broken.updated, broken.removed], [[], [], []]);
+  const files = broken.diagnostics.map((d) => d.pos?.file);
+  assert.ok(files.includes('a.yaml') && files.includes('b.yaml'));
+  const aErr = broken.diagnostics.find((d) => d.pos?.file === 'a.yaml');
+  assert.match(aErr?.hint ?? '', /last valid version of a\.yaml \(2 resources\)/);
+  const bErr = broken.diagnostics.find((d) => d.pos?.file === 'b.yaml');
+  assert.doesNotMatch(bErr?.hint ?? '', /last valid version/);
+  assert.deepEqual(names(store.snapshot().resources), ['x', 'y']);
+
+  // the same errors again: nothing new to say
+  assert.equal(store.apply('files', [{ unit: 'a.yaml', result: parse('a.yaml', svc('x', '  type: NodePort\n'), 'kind: [') }]), undefined);
+
+  const fixed = store.apply('files', [{ unit: 'a.yaml', result: parse('a.yaml', svc('x', '  type: NodePort\n')) }]);
+  assert.deepEqual(names(fixed!.updated), ['x']);
+  assert.deepEqual(names(fixed!.removed), ['y']);
+  assert.ok(fixed!.diagnostics.every((d) => d.pos?.file === 'b.yaml'), 'a.yaml diagnostics cleared; b.yaml still broken');
+});
+
+test('duplicates: the first unit in path order wins; removing it promotes the next as an update', () => {
+  const store = new ConfigStore();
+  const c = store.apply('files', [
+    { unit: 'b.yaml', result: parse('b.yaml', svc('d', '  type: B\n')) },
+    { unit: 'a/z.yaml', result: parse('a/z.yaml', svc('d', '  type: AZ\n', 'default')) },
+    { unit: 'a.yaml', result: parse('a.yaml', svc('d', '  type: A\n')) },
+  ]);
+  assert.equal(c!.added.length, 1);
+  assert.equal(c!.added[0]?.file, 'a/z.yaml');
+  const dups = c!.diagnostics.filter((d) => d.code === 'WFT0150');
+  assert.deepEqual(dups.map((d) => d.pos?.file), ['a.yaml', 'b.yaml']);
+  assert.deepEqual(dups[0]?.resource, { kind: 'Service', namespace: 'default', name: 'd' });
+  assert.equal(dups[0]?.path, 'metadata.name');
+
+  const next = store.apply('files', [{ unit: 'a/z.yaml', removed: true }]);
+  assert.deepEqual(next!.updated.map((r) => r.file), ['a.yaml']);
+  assert.deepEqual([next!.added.length, next!.removed.length], [0, 0]);
+
+  // a duplicate inside one file: the first document wins
+  const store2 = new ConfigStore();
+  const one = store2.apply('files', [{ unit: 'x.yaml', result: parse('x.yaml', svc('d', '  type: first\n'), svc('d', '  type: second\n')) }]);
+  assert.equal((one!.added[0]?.body.spec as { type: string }).type, 'first');
+  assert.equal(one!.diagnostics.filter((d) => d.code === 'WFT0150').length, 1);
+  assert.equal(one!.diagnostics[0]?.pos?.line, 13);
+});
+
+test('sources keep their own units and rank in the order they first fed the store', () => {
+  const store = new ConfigStore();
+  store.apply('files', [{ unit: 'z.yaml', result: parse('z.yaml', svc('s', '  type: files\n')) }]);
+  const c = store.apply('kubernetes', [{ unit: 'a.yaml', result: parse('a.yaml', svc('s', '  type: kube\n'), svc('k')) }]);
+  assert.deepEqual(names(c!.added), ['k']);
+  assert.equal(c!.updated.length, 0, 'the earlier source wins');
+  // the same unit name in another source is another unit
+  const r = store.apply('files', [{ unit: 'a.yaml', removed: true }]);
+  assert.equal(r, undefined);
+  assert.equal(store.snapshot().resources.length, 2);
+});
+
+test('a moved resource is an update only when its body or file changed', () => {
+  const store = new ConfigStore();
+  store.apply('files', [{ unit: 'a.yaml', result: parse('a.yaml', svc('m')) }]);
+  const moved = store.apply('files', [
+    { unit: 'a.yaml', removed: true },
+    { unit: 'b.yaml', result: parse('b.yaml', svc('m')) },
+  ]);
+  assert.deepEqual(moved!.updated.map((r) => r.file), ['b.yaml']);
+  assert.deepEqual([moved!.added.length, moved!.removed.length], [0, 0]);
+  // shifted within its file (a document inserted above): same body, same file, no change
+  assert.equal(store.apply('files', [{ unit: 'b.yaml', result: parse('b.yaml', svc('other'), svc('m')) }])?.updated.length, 0);
+  assert.equal(store.get('/Service/default/m')?.doc, 1, 'the snapshot still has the current position');
+});
+
+test('listeners: unsubscribe works, and a throwing listener does not stop the others', () => {
+  const errors: unknown[] = [];
+  const store = new ConfigStore({ onListenerError: (e) => errors.push(e) });
+  const seen: number[] = [];
+  const offBad = store.onChange(() => {
+    throw new Error('listener bug');
+  });
+  const off = store.onChange((c) => seen.push(c.revision));
+  store.apply('files', [{ unit: 'a.yaml', result: parse('a.yaml', svc('a')) }]);
+  assert.deepEqual(seen, [1]);
+  assert.equal((errors[0] as Error | undefined)?.message, 'listener bug');
+  assert.deepEqual(names(store.snapshot().resources), ['a'], 'the store state is complete');
+  offBad();
+  off();
+  store.apply('files', [{ unit: 'a.yaml', removed: true }]);
+  assert.deepEqual(seen, [1]);
+  assert.equal(errors.length, 1);
+  assert.equal(store.revision, 2);
+});
