@@ -62,16 +62,23 @@ export interface RegistryChange {
 
 type ChangeListener = (c: RegistryChange) => void;
 
+/** Whether a selector picks these labels. No selector, or an empty one, selects nothing (as for Services). */
 function selects(selector: Labels | undefined, labels: Labels): boolean {
   if (!selector) return false;
-  for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
-  return true;
+  let any = false;
+  for (const [k, v] of Object.entries(selector)) {
+    if (labels[k] !== v) return false;
+    any = true;
+  }
+  return any;
 }
 
 export class ServiceRegistry {
   private svcs: Service[] = [];
   private byHost = new Map<string, Service[]>();
   private entries: Workload[] = [];
+  /** WorkloadEntries by `namespace\0label=value`, so selection does not scan every workload. */
+  private entryIndex = new Map<string, Workload[]>();
   private readonly registered = new Map<string, RegisteredWorkload>();
   private readonly endpointCache = new Map<string, Endpoint[]>();
   private readonly listeners = new Set<ChangeListener>();
@@ -102,6 +109,14 @@ export class ServiceRegistry {
       if (list) list.push(s); else this.byHost.set(s.hostname, [s]);
     }
     this.entries = model.workloads.filter((w) => w.kind === 'WorkloadEntry' && w.address);
+    this.entryIndex = new Map();
+    for (const w of this.entries) {
+      for (const [k, v] of Object.entries(w.labels)) {
+        const key = `${w.namespace}\0${k}=${v}`;
+        const list = this.entryIndex.get(key);
+        if (list) list.push(w); else this.entryIndex.set(key, [w]);
+      }
+    }
     this.endpointCache.clear();
     const endpointHosts = new Set<string>();
     for (const s of this.svcs) {
@@ -151,7 +166,7 @@ export class ServiceRegistry {
           tlsMode: e.labels[TLS_MODE_LABEL] === 'istio' ? 'istio' : 'disabled',
         });
       });
-      for (const w of this.entries) {
+      for (const w of this.candidates(svc)) {
         if (w.namespace !== svc.namespace || !selects(svc.selector, w.labels)) continue;
         const target = workloadPort(sp, w.ports);
         if (target === undefined) continue;
@@ -190,6 +205,19 @@ export class ServiceRegistry {
     }
     this.endpointCache.set(key, out);
     return out;
+  }
+
+  /** WorkloadEntries that may match the service's selector: the shortest index list among its labels. */
+  private candidates(svc: Service): readonly Workload[] {
+    if (!svc.selector) return [];
+    let best: Workload[] | undefined;
+    for (const [k, v] of Object.entries(svc.selector)) {
+      const list = this.entryIndex.get(`${svc.namespace}\0${k}=${v}`);
+      if (!list) return [];
+      if (!best || list.length < best.length) best = list;
+    }
+    // An empty selector ({}) selects nothing, as in Kubernetes for Services.
+    return best ?? [];
   }
 
   /** Hosts whose selector picks a workload with these labels in this namespace. */

@@ -1,0 +1,113 @@
+// The service registry: selection of WorkloadEntries and registered workloads by Service selectors, port
+// resolution, ServiceEntry endpoints, heartbeats and change events.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildModel } from '../../src/api/build.js';
+import { parseConfigText } from '../../src/api/source.js';
+import { ServiceRegistry } from '../../src/controlplane/registry/registry.js';
+import type { RegistryChange } from '../../src/controlplane/registry/registry.js';
+
+const CONFIG = `
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: bookinfo}
+spec:
+  selector: {app: reviews}
+  ports:
+  - {name: http, port: 9080, targetPort: 9081}
+  - {name: grpc-admin, port: 7000, targetPort: admin}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-vm-1, namespace: bookinfo}
+spec:
+  address: 10.1.0.5
+  labels: {app: reviews, version: v1}
+  ports: {admin: 7700}
+  locality: region-a/zone-1
+  serviceAccount: reviews
+  weight: 3
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: other-ns, namespace: default}
+spec:
+  address: 10.1.0.9
+  labels: {app: reviews}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext-db, namespace: bookinfo}
+spec:
+  hosts: [db.example.com]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{name: tcp-pg, number: 5432, protocol: TCP}]
+  endpoints:
+  - {address: 192.0.2.10, ports: {tcp-pg: 6432}}
+  - {address: 192.0.2.11}
+`;
+
+function model(text = CONFIG) {
+  const r = parseConfigText(text, 'reg.yaml');
+  const b = buildModel(r.resources);
+  assert.deepEqual(b.diagnostics.filter((d) => d.severity === 'Error'), []);
+  return b.model;
+}
+
+test('WorkloadEntries are selected by labels in the service namespace, with port resolution', () => {
+  const reg = new ServiceRegistry();
+  reg.setModel(model());
+  const host = 'reviews.bookinfo.svc.cluster.local';
+  const http = reg.endpoints(host, 9080);
+  assert.deepEqual(http.map((e) => `${e.address}:${e.port}`), ['10.1.0.5:9081'], 'numeric targetPort; other namespace not selected');
+  assert.equal(http[0]!.locality, 'region-a/zone-1');
+  assert.equal(http[0]!.weight, 3);
+  assert.equal(http[0]!.serviceAccount, 'reviews');
+  assert.equal(http[0]!.tlsMode, 'disabled');
+  assert.deepEqual(reg.endpoints(host, 7000).map((e) => e.port), [7700], 'named targetPort resolves through the workload ports');
+  assert.deepEqual(reg.endpoints(host, 1234), [], 'unknown port');
+  assert.deepEqual(reg.endpoints('db.example.com', 5432).map((e) => `${e.address}:${e.port}`), ['192.0.2.10:6432', '192.0.2.11:5432']);
+});
+
+test('registered workloads join, heartbeat, change health, expire and leave, with change events', () => {
+  const reg = new ServiceRegistry();
+  const changes: RegistryChange[] = [];
+  reg.onChange((c) => changes.push(c));
+  reg.setModel(model());
+  assert.equal(changes.length, 1);
+  assert.equal(changes[0]!.services, true);
+  const host = 'reviews.bookinfo.svc.cluster.local';
+  reg.register({ name: 'reviews-local-0', namespace: 'bookinfo', address: '127.0.0.1', labels: { app: 'reviews', version: 'v2' }, ports: { http: 20001 }, serviceAccount: 'reviews', sidecar: true, source: 'LocalWorkload', ttlMs: 1000 });
+  assert.deepEqual(changes.at(-1), { services: false, endpointHosts: new Set([host]) });
+  const eps = reg.endpoints(host, 9080);
+  assert.deepEqual(eps.map((e) => `${e.address}:${e.port}:${e.tlsMode}:${e.healthy}`), ['10.1.0.5:9081:disabled:true', '127.0.0.1:20001:istio:true'], 'the port named like the service port wins over targetPort');
+  // a workload that no service selects changes nothing
+  const n = changes.length;
+  reg.register({ name: 'lonely', namespace: 'bookinfo', address: '127.0.0.2', labels: { app: 'nobody' }, ports: {}, serviceAccount: 'x', sidecar: false, source: 'Registered', ttlMs: 0 });
+  assert.equal(changes.length, n);
+  // heartbeat deadlines: unhealthy after ttl, removed after 3×ttl
+  const t0 = Date.now();
+  assert.deepEqual(reg.expire(t0 + 500), { unhealthy: [], removed: [] });
+  assert.deepEqual(reg.expire(t0 + 1500), { unhealthy: ['bookinfo/reviews-local-0'], removed: [] });
+  assert.equal(reg.endpoints(host, 9080)[1]!.healthy, false);
+  assert.ok(reg.heartbeat('bookinfo', 'reviews-local-0'));
+  assert.equal(reg.endpoints(host, 9080)[1]!.healthy, true, 'a heartbeat makes it healthy again');
+  assert.deepEqual(reg.expire(Date.now() + 3500), { unhealthy: [], removed: ['bookinfo/reviews-local-0'] });
+  assert.equal(reg.endpoints(host, 9080).length, 1);
+  assert.equal(reg.deregister('bookinfo', 'reviews-local-0'), false);
+  assert.equal(reg.heartbeat('bookinfo', 'nope'), false);
+});
+
+test('a config change that only moves endpoints reports the host, not a service change', () => {
+  const reg = new ServiceRegistry();
+  reg.setModel(model());
+  const c = reg.setModel(model(CONFIG.replace('address: 10.1.0.5', 'address: 10.1.0.6')));
+  assert.equal(c.services, false);
+  assert.deepEqual(c.endpointHosts, new Set(['reviews.bookinfo.svc.cluster.local']));
+  const same = reg.setModel(model(CONFIG.replace('address: 10.1.0.5', 'address: 10.1.0.6')));
+  assert.equal(same.services, false);
+  assert.equal(same.endpointHosts.size, 0);
+  const svc = reg.setModel(model(CONFIG.replace('port: 9080', 'port: 9090')));
+  assert.equal(svc.services, true);
+});
