@@ -44,6 +44,8 @@ const paths = [
   'envoy/extensions/load_balancing_policies/wrr_locality/v3',
   'envoy/extensions/load_balancing_policies/client_side_weighted_round_robin/v3',
   'envoy/extensions/load_balancing_policies/pick_first/v3',
+  'envoy/extensions/retry/host/previous_hosts/v3', 'envoy/extensions/retry/priority/previous_priorities/v3',
+  'envoy/extensions/request_id/uuid/v3',
   'envoy/type/v3', 'envoy/type/matcher/v3',
 ];
 

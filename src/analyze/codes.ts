@@ -1,8 +1,8 @@
 /**
  * The message codes `weft analyze` emits. A code has the same number as the istioctl analyze message
  * (IST<number>, istio/istio pkg/config/analysis/msg/messages.yaml) with the same meaning and level; codes
- * from WFT1000 up are Weft's own. Validation and parsing (src/api) emit WFT0100, WFT0102, WFT0106, WFT0150 and
- * WFT0156 themselves; they are listed here so that every code has one place that names it.
+ * from WFT1000 up are Weft's own. Validation and parsing (src/api) emit WFT0100, WFT1010, WFT0106, WFT1009 and
+ * WFT1007 and WFT1008 themselves; they are listed here so that every code has one place that names it.
  */
 import type { Severity } from '../api/diagnostics.js';
 
@@ -22,7 +22,7 @@ const list: CodeInfo[] = [
   { code: 'WFT0002', name: 'Deprecated', severity: 'Warning', summary: 'The configuration uses a field that is deprecated upstream.', source: 'analyzer' },
   { code: 'WFT0100', name: 'SyntaxError', severity: 'Error', summary: 'A file cannot be read or is not valid YAML/JSON.', source: 'validation' },
   { code: 'WFT0101', name: 'ReferencedResourceNotFound', severity: 'Error', summary: 'A referenced host, subset, port, gateway or Service does not exist.', source: 'analyzer' },
-  { code: 'WFT0102', name: 'UnsupportedKind', severity: 'Warning', summary: 'A document of an apiVersion/kind Weft does not read; it is ignored.', source: 'validation' },
+  { code: 'WFT1010', name: 'Unsupported', severity: 'Warning', summary: 'A kind, or a feature of a kind, that Weft does not support; it is ignored.', source: 'validation' },
   { code: 'WFT0106', name: 'SchemaValidationError', severity: 'Error', summary: 'A resource does not match its schema (unknown field, wrong type, bad value).', source: 'validation' },
   { code: 'WFT0109', name: 'ConflictingMeshGatewayVirtualServiceHosts', severity: 'Error', summary: 'Several VirtualServices bound to the mesh define the same host; they are not merged and only the oldest applies.', source: 'analyzer' },
   { code: 'WFT0112', name: 'VirtualServiceDestinationPortSelectorRequired', severity: 'Error', summary: 'A VirtualService routes to a service with several ports without saying which port.', source: 'analyzer' },
@@ -30,8 +30,7 @@ const list: CodeInfo[] = [
   { code: 'WFT0130', name: 'VirtualServiceUnreachableRule', severity: 'Warning', summary: 'A routing rule can never be used: earlier rules catch every request it matches.', source: 'analyzer' },
   { code: 'WFT0131', name: 'VirtualServiceIneffectiveMatch', severity: 'Info', summary: 'One match of a rule is never used: an earlier rule has the same or a broader match.', source: 'analyzer' },
   { code: 'WFT0149', name: 'JwtClaimBasedRoutingWithoutRequestAuthN', severity: 'Error', summary: 'A route matches JWT claims on a gateway whose workloads no RequestAuthentication selects.', source: 'analyzer' },
-  { code: 'WFT0150', name: 'DuplicateResource', severity: 'Error', summary: 'The same kind, namespace and name is defined twice.', source: 'validation' },
-  { code: 'WFT0156', name: 'DeprecatedApiVersion', severity: 'Info', summary: 'The resource uses an apiVersion that is deprecated upstream.', source: 'validation' },
+  { code: 'WFT1009', name: 'DuplicateResource', severity: 'Error', summary: 'The same kind, namespace and name is defined twice.', source: 'validation' },
   { code: 'WFT0173', name: 'DestinationRuleSubsetNotSelectPods', severity: 'Error', summary: 'A DestinationRule subset selects none of the workloads of its host.', source: 'analyzer' },
   { code: 'WFT0174', name: 'UnknownDestinationRuleHost', severity: 'Warning', summary: 'A DestinationRule host matches no service in the mesh.', source: 'analyzer' },
   { code: 'WFT1001', name: 'RouteFamilyConflict', severity: 'Warning', summary: 'Several API families route the same host; one family wins (src/api/precedence.ts) and the others are ignored.', source: 'analyzer' },
@@ -40,6 +39,8 @@ const list: CodeInfo[] = [
   { code: 'WFT1004', name: 'MergedDestinationRules', severity: 'Info', summary: 'DestinationRules for the same host and workload selector are merged into one.', source: 'analyzer' },
   { code: 'WFT1005', name: 'SidecarEgressHostNotFound', severity: 'Warning', summary: 'A Sidecar egress host matches no service.', source: 'analyzer' },
   { code: 'WFT1006', name: 'AllWeightsZero', severity: 'Warning', summary: 'Every destination of a weighted route has weight 0: no backend receives traffic.', source: 'analyzer' },
+  { code: 'WFT1007', name: 'DeprecatedApiVersion', severity: 'Info', summary: 'The resource uses an apiVersion that is deprecated upstream.', source: 'validation' },
+  { code: 'WFT1008', name: 'ServicePortNotOnWorkload', severity: 'Warning', summary: 'A Service port targets a port that the LocalWorkload backing it does not declare.', source: 'validation' },
 ];
 
 export const CODES: ReadonlyMap<string, CodeInfo> = new Map(list.map((c) => [c.code, c]));

@@ -143,7 +143,7 @@ export class AnalysisContext {
    * path is not in the document: a translator may point at a node it synthesized), the search widens to each
    * enclosing node in turn, down to `spec`, so the nearest written occurrence is found.
    */
-  findUnder(origin: Origin, pred: (value: unknown, key: string | number) => boolean, extra: JsonPath = []): (res: Resource<unknown>, base: JsonPath) => JsonPath | undefined {
+  findUnder(pred: (value: unknown, key: string | number) => boolean, extra: JsonPath = []): (res: Resource<unknown>, base: JsonPath) => JsonPath | undefined {
     return (res, base) => {
       const start = base.length || extra.length ? [...base, ...extra] : ['spec'];
       for (let n = start.length; n >= 1; n--) {

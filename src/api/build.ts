@@ -41,7 +41,7 @@ export function validateResources(raws: readonly RawResource[]): { resources: Ar
       const known = kindsOfGroup(group);
       diagnostics.push({
         severity: known.length ? 'Error' : 'Warning',
-        code: known.length ? 'WFT0106' : 'WFT0102',
+        code: known.length ? 'WFT0106' : 'WFT1010',
         message: known.length
           ? `unknown kind "${raw.kind}" in API group ${group || 'core'}`
           : `unsupported apiVersion/kind ${raw.apiVersion} ${raw.kind}: ignored`,
@@ -70,7 +70,7 @@ export function validateResources(raws: readonly RawResource[]): { resources: Ar
     if (replacement) {
       diagnostics.push({
         severity: 'Info',
-        code: 'WFT0156',
+        code: 'WFT1007',
         message: `${raw.apiVersion} ${raw.kind} is deprecated upstream`,
         hint: `use ${replacement}`,
         resource: ref,
@@ -87,7 +87,7 @@ export function validateResources(raws: readonly RawResource[]): { resources: Ar
     if (prev) {
       diagnostics.push({
         severity: 'Error',
-        code: 'WFT0150',
+        code: 'WFT1009',
         message: `duplicate ${raw.kind} ${namespace ? `${namespace}/` : ''}${raw.metadata.name}: also defined at ${prev.file}:${prev.pos.line}`,
         hint: 'each resource must be defined once per kind, namespace and name; rename or remove one',
         resource: ref,

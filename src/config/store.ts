@@ -10,7 +10,7 @@
  *   never been valid contributes no resources (a unit is accepted whole or not at all).
  * - Resources are identified as build.ts does: `group/Kind/namespace/name` (the version is not part of the
  *   identity). When several units define the same identity the first one wins (sources in the order they first
- *   fed the store, then units in path order, then document order); every other definition gets a WFT0150 Error.
+ *   fed the store, then units in path order, then document order); every other definition gets a WFT1009 Error.
  * - A change event lists only what changed: a resource whose body (compared as canonical JSON) and file are the
  *   same as before is not reported, so re-reading an untouched file or touching it produces no event at all.
  */
@@ -207,7 +207,7 @@ function duplicate(raw: RawResource, winner: RawResource): Diagnostic {
   const ns = effectiveNamespace(raw);
   return {
     severity: 'Error',
-    code: 'WFT0150',
+    code: 'WFT1009',
     message: `duplicate ${raw.kind} ${ns ? `${ns}/` : ''}${raw.metadata.name}: already defined at ${winner.file}:${winner.pos.line}; this definition is ignored`,
     hint: 'each resource must be defined once per kind, namespace and name; rename or remove one',
     resource: { kind: raw.kind, namespace: ns, name: raw.metadata.name },

@@ -2,11 +2,13 @@
  * Who is asking: the proxy (xDS client) identity the control plane generates config for, read from the xDS
  * `Node` the way Istio reads it. Node metadata keys are Istio's (`NAMESPACE`, `LABELS`, `SERVICE_ACCOUNT`,
  * `INTERCEPTION_MODE`, `GENERATOR`, `WORKLOAD_NAME`, `INSTANCE_IPS`), so Envoy bootstraps written for Istio
- * work unchanged; Weft adds `WEFT_MODE` (`explicit` | `transparent`) and `WEFT_UPSTREAMS`.
+ * work unchanged; Weft adds `WEFT_MODE` (`explicit` | `transparent`), `WEFT_UPSTREAMS`, `WEFT_OUTBOUND_PORT`,
+ * `WEFT_INBOUND` and `WEFT_INBOUND_BIND`.
  */
 import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
 import type { Node } from '../xds/gen/envoy/config/core/v3/base_pb.js';
-import type { Labels } from '../api/model.js';
+import type { Labels, Protocol } from '../api/model.js';
+import { parseProtocol } from '../api/protocol.js';
 
 export type ProxyType = 'sidecar' | 'router' | 'grpc';
 
@@ -14,6 +16,22 @@ export interface ProxyLocality {
   region: string;
   zone: string;
   subZone: string;
+}
+
+/** Default port of the explicit-mode outbound HTTP listener (WEFT_OUTBOUND_PORT), Istio's outbound capture port. */
+export const DEFAULT_OUTBOUND_PORT = 15001;
+/** Default address the inbound listeners bind to (WEFT_INBOUND_BIND). */
+export const DEFAULT_INBOUND_BIND = '0.0.0.0';
+
+/** One inbound port of the proxy's workload (WEFT_INBOUND entry). */
+export interface InboundPort {
+  /** The port the sidecar listens on (on `ProxyInfo.inboundBind`). */
+  port: number;
+  /** The application's port: the sidecar forwards to 127.0.0.1:targetPort. */
+  targetPort: number;
+  /** From the entry's `protocol` (Istio protocol names, case-insensitive); `UNKNOWN` when absent or unrecognised. */
+  protocol: Protocol;
+  name?: string;
 }
 
 export interface ProxyInfo {
@@ -30,6 +48,12 @@ export interface ProxyInfo {
   ipAddresses: string[];
   /** Explicit-mode TCP upstreams that need a local port each: `host:port` → local port. */
   upstreams: Array<{ host: string; port: number; localPort: number }>;
+  /** Port of the explicit-mode outbound HTTP listener on 127.0.0.1 (WEFT_OUTBOUND_PORT, default 15001). */
+  outboundPort: number;
+  /** Inbound ports the sidecar serves for its workload (WEFT_INBOUND); invalid entries are left out. */
+  inbound: InboundPort[];
+  /** Address the inbound listeners bind to (WEFT_INBOUND_BIND, default 0.0.0.0). */
+  inboundBind: string;
   /** Node metadata as sent. */
   metadata: JsonObject;
 }
@@ -38,6 +62,42 @@ export class NodeError extends Error {}
 
 function str(v: JsonValue | undefined): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+/** A TCP port from metadata: a number or a decimal string in 1..65535. */
+function portOf(v: JsonValue | undefined): number | undefined {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v.trim()) : NaN;
+  return Number.isInteger(n) && n >= 1 && n <= 65535 ? n : undefined;
+}
+
+/** A list from metadata: a JSON array, or a string holding one (Istio-style bootstraps pass JSON as strings). */
+function listOf(v: JsonValue | undefined): JsonValue[] {
+  if (Array.isArray(v)) return v;
+  if (typeof v === 'string' && v.trim().startsWith('[')) {
+    try {
+      const parsed = JSON.parse(v) as unknown;
+      return Array.isArray(parsed) ? (parsed as JsonValue[]) : [];
+    } catch {
+      return [];
+    }
+  }
+  return [];
+}
+
+function inboundOf(v: JsonValue | undefined): InboundPort[] {
+  const out: InboundPort[] = [];
+  const seen = new Set<number>();
+  for (const e of listOf(v)) {
+    if (!e || typeof e !== 'object' || Array.isArray(e)) continue;
+    const port = portOf(e.port);
+    const targetPort = portOf(e.targetPort);
+    if (port === undefined || targetPort === undefined || seen.has(port)) continue;
+    seen.add(port);
+    const entry: InboundPort = { port, targetPort, protocol: (typeof e.protocol === 'string' && parseProtocol(e.protocol)) || 'UNKNOWN' };
+    if (typeof e.name === 'string' && e.name !== '') entry.name = e.name;
+    out.push(entry);
+  }
+  return out;
 }
 
 function labelsOf(v: JsonValue | undefined): Labels {
@@ -82,6 +142,9 @@ export function proxyFromNode(node: Node): ProxyInfo {
     locality: loc && (loc.region || loc.zone || loc.subZone) ? { region: loc.region, zone: loc.zone, subZone: loc.subZone } : undefined,
     ipAddresses: ips,
     upstreams,
+    outboundPort: portOf(md.WEFT_OUTBOUND_PORT) ?? DEFAULT_OUTBOUND_PORT,
+    inbound: inboundOf(md.WEFT_INBOUND),
+    inboundBind: str(md.WEFT_INBOUND_BIND) ?? DEFAULT_INBOUND_BIND,
     metadata: md,
   };
 }

@@ -474,7 +474,7 @@ spec:
   test('GRPCRoute v1alpha2 is still read, with a deprecation note', () => {
     const { model, diagnostics } = build(SERVICES, GRPC.replace('gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1alpha2'));
     assert.equal(table(model, 'grpc.shop.svc.cluster.local').http.length, 5);
-    assert.ok(diagnostics.some((d) => d.code === 'WFT0156' && d.hint === 'use gateway.networking.k8s.io/v1'));
+    assert.ok(diagnostics.some((d) => d.code === 'WFT1007' && d.hint === 'use gateway.networking.k8s.io/v1'));
   });
 });
 

@@ -77,7 +77,7 @@ describe('upstream examples', () => {
       assert.ok(r.resources.length > 0);
       assert.deepEqual(r.diagnostics.filter((d) => d.severity !== 'Info'), []);
       // Only deprecation notes, and only for versions the latest SMI CRDs no longer serve.
-      for (const d of r.diagnostics) assert.equal(d.code, 'WFT0156');
+      for (const d of r.diagnostics) assert.equal(d.code, 'WFT1007');
       const latest = /split-v1alpha4|specs-v1alpha4|access-v1alpha3/.test(f);
       assert.equal(r.diagnostics.length === 0, latest, `${f}: deprecation notes only for old versions`);
     });
@@ -412,7 +412,7 @@ describe('TrafficTarget', () => {
 
   test('deprecated versions are accepted with an Info naming the replacement', () => {
     const r = build(target('v1alpha2', dest, '  rules: [{kind: HTTPRouteGroup, name: g}]', src));
-    assert.deepEqual(r.diagnostics.map((d) => [d.severity, d.code, d.hint]), [['Info', 'WFT0156', 'use access.smi-spec.io/v1alpha3']]);
+    assert.deepEqual(r.diagnostics.map((d) => [d.severity, d.code, d.hint]), [['Info', 'WFT1007', 'use access.smi-spec.io/v1alpha3']]);
     assert.equal(r.model.authorizationPolicies.length, 1);
   });
 });

@@ -99,9 +99,9 @@ ${svc('same')}`;
   assert.deepEqual(resources.map((x) => x.key), ['/Service/default/same']);
   const byCode = diagnostics.map((d) => [d.code, d.severity, d.pos?.line]);
   assert.deepEqual(byCode, [
-    ['WFT0102', 'Warning', 2],
+    ['WFT1010', 'Warning', 2],
     ['WFT0106', 'Error', 5],
-    ['WFT0150', 'Error', 23],
+    ['WFT1009', 'Error', 23],
   ]);
   assert.match(diagnostics[1]!.hint ?? '', /networking\.istio\.io\/v1/);
   assert.match(diagnostics[2]!.message, /also defined at v\.yaml:10/);

@@ -100,7 +100,7 @@ describe('MeshConfig', () => {
     const text = `${meshConfig('  trustDomain: first.org')}---\napiVersion: weft.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: other}\nspec:\n  trustDomain: second.org\n`;
     const r = build(text, 'two.yaml');
     const e = onlyError(r, 'metadata.name', 9, 12);
-    assert.equal(e.code, 'WFT0150');
+    assert.equal(e.code, 'WFT1009');
     assert.match(e.message, /more than one MeshConfig: "other" is ignored, "mesh" \(two.yaml:1\) applies/);
     assert.equal(r.model.mesh.trustDomain, 'first.org');
   });

@@ -429,7 +429,7 @@ describe('DirectorySource rules', { timeout: 60_000 }, () => {
       // path order compares segment by segment: a/z.yaml < a.yaml < b.yaml
       assert.equal(initial.resources.length, 1);
       assert.equal(portOf(initial.resources[0]), 1);
-      const dups = initial.diagnostics.filter((d) => d.code === 'WFT0150');
+      const dups = initial.diagnostics.filter((d) => d.code === 'WFT1009');
       assert.deepEqual(dups.map((d) => d.pos?.file), [join(dir, 'a.yaml'), join(dir, 'b.yaml')]);
       assert.ok(dups.every((d) => d.severity === 'Error' && d.message.includes(`${join(dir, 'a', 'z.yaml')}:1`)));
       await rec.next();
@@ -439,7 +439,7 @@ describe('DirectorySource rules', { timeout: 60_000 }, () => {
       assert.deepEqual(names(c.updated), ['dup'], 'the next definition takes over as an update');
       assert.equal(portOf(c.updated[0]), 2);
       assert.deepEqual([c.added.length, c.removed.length], [0, 0]);
-      assert.equal(c.diagnostics.filter((d) => d.code === 'WFT0150').length, 1);
+      assert.equal(c.diagnostics.filter((d) => d.code === 'WFT1009').length, 1);
     } finally {
       await src.close();
       await cleanup();

@@ -116,7 +116,7 @@ test('duplicates: the first unit in path order wins; removing it promotes the ne
   ]);
   assert.equal(c!.added.length, 1);
   assert.equal(c!.added[0]?.file, 'a/z.yaml');
-  const dups = c!.diagnostics.filter((d) => d.code === 'WFT0150');
+  const dups = c!.diagnostics.filter((d) => d.code === 'WFT1009');
   assert.deepEqual(dups.map((d) => d.pos?.file), ['a.yaml', 'b.yaml']);
   assert.deepEqual(dups[0]?.resource, { kind: 'Service', namespace: 'default', name: 'd' });
   assert.equal(dups[0]?.path, 'metadata.name');
@@ -129,7 +129,7 @@ test('duplicates: the first unit in path order wins; removing it promotes the ne
   const store2 = new ConfigStore();
   const one = store2.apply('files', [{ unit: 'x.yaml', result: parse('x.yaml', svc('d', '  type: first\n'), svc('d', '  type: second\n')) }]);
   assert.equal((one!.added[0]?.body.spec as { type: string }).type, 'first');
-  assert.equal(one!.diagnostics.filter((d) => d.code === 'WFT0150').length, 1);
+  assert.equal(one!.diagnostics.filter((d) => d.code === 'WFT1009').length, 1);
   assert.equal(one!.diagnostics[0]?.pos?.line, 13);
 });
 

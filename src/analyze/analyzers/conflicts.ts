@@ -20,7 +20,7 @@ function name(t: RouteTable): string {
 function whereHost(ctx: AnalysisContext, t: RouteTable, host: string) {
   return ctx.whereOf(
     t.origin,
-    ctx.findUnder(t.origin, (v, k) => typeof v === 'string' && (typeof k === 'number' || k === 'service' || k === 'name' || k === 'host') && (v === host || writtenHostNames(v, host)), ['spec']),
+    ctx.findUnder((v, k) => typeof v === 'string' && (typeof k === 'number' || k === 'service' || k === 'name' || k === 'host') && (v === host || writtenHostNames(v, host)), ['spec']),
   );
 }
 

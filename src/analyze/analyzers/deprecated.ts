@@ -1,6 +1,6 @@
 /**
  * WFT0002 (IST0002): fields deprecated upstream, found in the documents as written (the model keeps only their
- * meaning). Deprecated apiVersions are reported by validation (WFT0156), not here.
+ * meaning). Deprecated apiVersions are reported by validation (WFT1007), not here.
  */
 import type { JsonPath } from '../../api/source.js';
 import type { Analyzer } from '../types.js';

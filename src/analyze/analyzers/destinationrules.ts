@@ -75,7 +75,7 @@ export const overlappingRulesAnalyzer: Analyzer = {
     const groups = new Map<string, DestinationPolicy[]>();
     for (const p of ctx.model.destinationPolicies) {
       // Istio merges rules of one namespace and host with equal workload selectors and equal exportTo.
-      const k = `${p.namespace}|${p.host}|${formatLabels(p.workloadSelector)}|${p.workloadSelector ? 'sel' : 'nosel'}|${[...p.exportTo].sort().join(',')}`;
+      const k = `${p.namespace}|${p.host}|${formatLabels(p.workloadSelector)}|${p.workloadSelector ? 'sel' : 'nosel'}|${p.exportTo.length ? [...p.exportTo].sort().join(',') : '*'}`;
       const g = groups.get(k);
       if (g) g.push(p);
       else groups.set(k, [p]);

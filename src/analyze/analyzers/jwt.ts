@@ -36,7 +36,7 @@ export const jwtClaimRouteAnalyzer: Analyzer = {
         r.matches.forEach((m) => {
           const key = claimKey(m);
           if (!key) return;
-          const where = ctx.whereOf(r.origin, ctx.findUnder(r.origin, (_v, k) => k === key || (typeof _v === 'string' && _v === key)));
+          const where = ctx.whereOf(r.origin, ctx.findUnder((_v, k) => k === key || (typeof _v === 'string' && _v === key)));
           const gws = m.gateways.length ? m.gateways : tableGateways(t);
           for (const g of gws) {
             if (g === 'mesh') continue;

@@ -14,8 +14,8 @@ import type { Analyzer } from '../types.js';
 const HOST_KEYS = new Set(['host', 'name', 'service']);
 
 /** Finds the raw leaf that wrote `host` under the object's path. */
-function hostLeaf(ctx: AnalysisContext, origin: Origin, host: string, extra: Array<string | number> = []) {
-  return ctx.findUnder(origin, (v, k) => typeof v === 'string' && HOST_KEYS.has(String(k)) && writtenHostNames(v, host), extra);
+function hostLeaf(ctx: AnalysisContext, host: string, extra: Array<string | number> = []) {
+  return ctx.findUnder((v, k) => typeof v === 'string' && HOST_KEYS.has(String(k)) && writtenHostNames(v, host), extra);
 }
 
 interface Lookup {
@@ -35,7 +35,7 @@ function notFoundHint(t: RouteTable): string {
 function checkDestination(ctx: AnalysisContext, t: RouteTable, origin: Origin, d: Destination | MirrorPolicy, what: 'host' | 'mirror host'): void {
   // A TrafficSplit with matches sends the other requests to its root service: checked as the root (route.parents).
   if (t.origin.family === 'smi' && t.hosts.includes(d.host)) return;
-  const where = ctx.whereOf(origin, hostLeaf(ctx, origin, d.host));
+  const where = ctx.whereOf(origin, hostLeaf(ctx, d.host));
   const { services, visible } = lookupHost(ctx, d.host, t.namespace);
   if (!services.length) {
     ctx.report('WFT0101', where, `referenced ${what} not found: "${d.host}"`, notFoundHint(t));
@@ -49,7 +49,7 @@ function checkDestination(ctx: AnalysisContext, t: RouteTable, origin: Origin, d
   if (!concrete.length) return;
   if (d.port !== undefined) {
     if (!concrete.some((s) => s.ports.some((p) => p.port === d.port))) {
-      const portWhere = ctx.whereOf(origin, ctx.findUnder(origin, (v, k) => (k === 'number' || k === 'port') && v === d.port));
+      const portWhere = ctx.whereOf(origin, ctx.findUnder((v, k) => (k === 'number' || k === 'port') && v === d.port));
       const ports = [...new Set(concrete.flatMap((s) => s.ports.map((p) => p.port)))].sort((a, b) => a - b);
       ctx.report('WFT0101', portWhere, `referenced ${what}:port not found: "${d.host}:${d.port}" (the service has port${ports.length > 1 ? 's' : ''} ${ports.join(', ')})`, `use one of the service's ports: ${ports.join(', ')}`);
     }
@@ -66,7 +66,7 @@ function checkSubset(ctx: AnalysisContext, t: RouteTable, origin: Origin, d: Des
   if (!lookupHost(ctx, d.host, t.namespace).visible.length) return; // reported as a missing host
   const policies = ctx.destinationPoliciesFor(d.host, t.namespace);
   if (policies.some((p) => p.subsets.some((s) => s.name === d.subset))) return;
-  const where = ctx.whereOf(origin, ctx.findUnder(origin, (v, k) => k === 'subset' && v === d.subset));
+  const where = ctx.whereOf(origin, ctx.findUnder((v, k) => k === 'subset' && v === d.subset));
   const known = [...new Set(policies.flatMap((p) => p.subsets.map((s) => s.name)))];
   ctx.report(
     'WFT0101',
@@ -133,13 +133,13 @@ export const parentAnalyzer: Analyzer = {
       if (t.origin.family === 'smi' && tableGateways(t).includes('mesh')) {
         for (const host of t.hosts) {
           if (ctx.servicesFor(host).length) continue;
-          ctx.report('WFT0101', ctx.whereOf(t.origin, hostLeaf(ctx, t.origin, host, ['spec'])), `referenced root service not found: "${host}"`, 'spec.service must name a Service in the TrafficSplit namespace');
+          ctx.report('WFT0101', ctx.whereOf(t.origin, hostLeaf(ctx, host, ['spec'])), `referenced root service not found: "${host}"`, 'spec.service must name a Service in the TrafficSplit namespace');
         }
       }
       for (const g of tableGateways(t)) {
         if (g === 'mesh' || gatewayNames.has(g)) continue;
         const [gns, gname] = g.includes('/') ? [g.slice(0, g.indexOf('/')), g.slice(g.indexOf('/') + 1)] : [t.namespace, g];
-        const where = ctx.whereOf(t.origin, ctx.findUnder(t.origin, (v, k) => typeof v === 'string' && (v === g || v === gname) && (typeof k === 'number' || k === 'name')));
+        const where = ctx.whereOf(t.origin, ctx.findUnder((v, k) => typeof v === 'string' && (v === g || v === gname) && (typeof k === 'number' || k === 'name')));
         ctx.report('WFT0101', where, `referenced gateway not found: "${g}"`, `define Gateway ${gname} in namespace ${gns}, or fix the reference (namespace/name; a bare name means the route's namespace)`, ['WFT0101']);
       }
     }
@@ -178,7 +178,7 @@ export const zeroWeightAnalyzer: Analyzer = {
         if (dests.some((d) => d.weight > 0)) continue;
         ctx.report(
           'WFT1006',
-          ctx.whereOf(origin, ctx.findUnder(origin, (_v, k) => k === 'weight')),
+          ctx.whereOf(origin, ctx.findUnder((_v, k) => k === 'weight')),
           `every destination of this ${t.origin.kind} rule has weight 0, so no backend receives its traffic`,
           hint,
         );

@@ -106,7 +106,7 @@ function analyzeL4(ctx: AnalysisContext, t: RouteTable, kind: 'tcp' | 'tls', rou
       const prev = seen.get(matchKey(m));
       if (prev !== undefined) dups.push({ k, prev });
     });
-    r.matches.forEach((m, k) => {
+    r.matches.forEach((m) => {
       if (!seen.has(matchKey(m))) seen.set(matchKey(m), i);
     });
     if (dups.length === r.matches.length) {

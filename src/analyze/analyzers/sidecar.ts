@@ -23,7 +23,7 @@ export const sidecarEgressAnalyzer: Analyzer = {
           if (found) return;
           const elsewhere = [...new Set(ctx.model.services.filter((s) => hostsOverlap(dns, s.hostname)).map((s) => s.namespace))];
           const writtenAs = (v: unknown) => typeof v === 'string' && (v === h || v.replace(/^\.\//, `${sc.namespace}/`) === h);
-          const where = ctx.whereOf(sc.origin, ctx.findUnder(sc.origin, writtenAs, ['spec', 'egress', i, 'hosts']));
+          const where = ctx.whereOf(sc.origin, ctx.findUnder(writtenAs, ['spec', 'egress', i, 'hosts']));
           const raw = (ctx.resourceOf(sc.origin)?.body.spec as { egress?: Array<{ hosts?: unknown[] }> } | undefined)?.egress?.[i]?.hosts?.find(writtenAs);
           ctx.report(
             'WFT1005',

@@ -133,7 +133,7 @@ function translateMeshConfig(res: Resource<MeshConfigSpec>, ctx: TranslateContex
   if (first !== res) {
     ctx.report(res, {
       severity: 'Error',
-      code: 'WFT0150',
+      code: 'WFT1009',
       message: `more than one MeshConfig: "${res.name}" is ignored, "${first.name}" (${first.file}:${first.pos.line}) applies`,
       hint: 'a mesh has at most one MeshConfig; merge them into one',
       at: ['metadata', 'name'],
@@ -300,7 +300,7 @@ function translateLocalWorkload(res: Resource<LocalWorkloadSpec>, ctx: Translate
       if (!served) {
         ctx.report(res, {
           severity: 'Warning',
-          code: 'WFT0104',
+          code: 'WFT1008',
           message: `Service ${ns}/${s.service} port ${sp.port} targets ${typeof target === 'string' ? `port name "${target}"` : `port ${target}`}, which this workload does not declare`,
           hint: `add it to ports (Service port ${i + 1} of ${svc.spec.ports.length})`,
           at: ['spec', 'ports'],

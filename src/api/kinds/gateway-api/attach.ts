@@ -121,7 +121,7 @@ class Attacher {
       report(this.ctx, rr, at, 'Warning', 'WFT0101', `parentRef ${ref.name} names kind Service in group ${GATEWAY_GROUP} (the default group), which does not exist: not attached`, 'a Service parent (GAMMA mesh route) needs group: "" explicitly');
       return;
     }
-    report(this.ctx, rr, at, 'Warning', 'WFT0102', `parentRef kind ${ref.group || 'core'}/${ref.kind} is not supported: not attached`, 'attach routes to a Gateway (gateway.networking.k8s.io) or to a Service (group "")');
+    report(this.ctx, rr, at, 'Warning', 'WFT1010', `parentRef kind ${ref.group || 'core'}/${ref.kind} is not supported: not attached`, 'attach routes to a Gateway (gateway.networking.k8s.io) or to a Service (group "")');
   }
 
   private attachMesh(rr: RouteRes, ref: ParentReference, at: JsonPath): void {
@@ -259,7 +259,7 @@ export function finalizeRoutes(ctx: TranslateContext): void {
     }
     const hostnames = spec.hostnames ?? [];
     if (hostnames.length && refs.length && refs.every((r) => (r.group === '' || r.group === 'core' || r.group === 'multicluster.x-k8s.io') && (r.kind === 'Service' || r.kind === 'ServiceImport'))) {
-      report(ctx, rr, ['spec', 'hostnames'], 'Info', 'WFT0102', 'hostnames are not used for routes attached to Services (GAMMA): the Service decides which traffic the route applies to', 'remove hostnames, or match the Host header with a header match if that is what you need');
+      report(ctx, rr, ['spec', 'hostnames'], 'Info', 'WFT1010', 'hostnames are not used for routes attached to Services (GAMMA): the Service decides which traffic the route applies to', 'remove hostnames, or match the Host header with a header match if that is what you need');
     }
   }
   ctx.model.routes.push(...attacher.tablesOut((rr) => entries.get(rr) ?? []));

@@ -34,11 +34,11 @@ function server(res: Resource<GatewaySpec>, l: Listener, i: number, ctx: Transla
       const ns = cert.namespace ?? res.namespace;
       s.tls.credentialName = ns === res.namespace ? cert.name : `${ns}/${cert.name}`;
       if (cert.group !== '' || cert.kind !== 'Secret') {
-        ctx.report(res as Resource<unknown>, { severity: 'Info', code: 'WFT0102', message: `certificateRef kind ${cert.group || 'core'}/${cert.kind} is implementation-specific; Weft reads it as the name of a TLS Secret`, hint: 'reference a Secret of type kubernetes.io/tls', at: ['spec', 'listeners', i, 'tls', 'certificateRefs', 0] });
+        ctx.report(res as Resource<unknown>, { severity: 'Info', code: 'WFT1010', message: `certificateRef kind ${cert.group || 'core'}/${cert.kind} is implementation-specific; Weft reads it as the name of a TLS Secret`, hint: 'reference a Secret of type kubernetes.io/tls', at: ['spec', 'listeners', i, 'tls', 'certificateRefs', 0] });
       }
     }
     if (refs.length > 1) {
-      ctx.report(res as Resource<unknown>, { severity: 'Info', code: 'WFT0102', message: `listener ${l.name} has ${refs.length} certificateRefs; Weft uses the first`, hint: 'several certificates per listener are implementation-specific', at: ['spec', 'listeners', i, 'tls', 'certificateRefs'] });
+      ctx.report(res as Resource<unknown>, { severity: 'Info', code: 'WFT1010', message: `listener ${l.name} has ${refs.length} certificateRefs; Weft uses the first`, hint: 'several certificates per listener are implementation-specific', at: ['spec', 'listeners', i, 'tls', 'certificateRefs'] });
     }
   }
   return s;

@@ -215,7 +215,7 @@ class RuleTranslator {
     return this.rr.res as Resource<unknown>;
   }
 
-  warn(at: JsonPath, message: string, hint: string, code = 'WFT0102', severity: 'Warning' | 'Info' = 'Warning'): void {
+  warn(at: JsonPath, message: string, hint: string, code = 'WFT1010', severity: 'Warning' | 'Info' = 'Warning'): void {
     this.ctx.report(this.res, { severity, code, message, hint, at });
   }
 
@@ -340,7 +340,7 @@ class RuleTranslator {
       }
     });
     if ('sessionPersistence' in rule && rule.sessionPersistence) {
-      this.warn([...at, 'sessionPersistence'], 'sessionPersistence is accepted but not applied by Weft', 'use a DestinationRule consistentHash (httpCookie) load balancer for session affinity', 'WFT0102', 'Info');
+      this.warn([...at, 'sessionPersistence'], 'sessionPersistence is accepted but not applied by Weft', 'use a DestinationRule consistentHash (httpCookie) load balancer for session affinity', 'WFT1010', 'Info');
     }
     if (unsupported) c.action = { kind: 'direct', status: 500 };
     else if (c.redirect) c.action = { kind: 'redirect', redirect: redirectFor(c.redirect, undefined) };
