@@ -473,7 +473,18 @@ export interface SidecarScope {
   namespace: string;
   /** Undefined = applies to every workload in the namespace without a more specific Sidecar. */
   workloadSelector?: Labels;
-  egress: Array<{ port?: { number: number; protocol?: Protocol; name?: string }; bind?: string; captureMode?: string; hosts: string[] }>;
+  egress: Array<{
+    port?: { number: number; protocol?: Protocol; name?: string };
+    bind?: string;
+    captureMode?: string;
+    /** `namespace/dnsName`, with `./` replaced by the Sidecar's own namespace. */
+    hosts: string[];
+    /**
+     * The hosts as written, set only when one uses `./`: Istio resolves `.` against the namespace the Sidecar
+     * applies to, which for a root-namespace Sidecar (the mesh default) is the proxy's namespace, not its own.
+     */
+    writtenHosts?: string[];
+  }>;
   ingress: Array<{ port: { number: number; protocol?: Protocol; name?: string }; bind?: string; defaultEndpoint?: string }>;
   outboundTrafficPolicy?: OutboundTrafficPolicy;
   origin: Origin;

@@ -1054,7 +1054,7 @@ spec:
       workloadSelector: { app: 'ratings' },
       egress: [
         { port: { number: 3306, protocol: 'MySQL', name: 'mysql' }, bind: '127.0.0.1', hosts: ['*/mysql.db.svc.cluster.local'] },
-        { hosts: ['bookinfo/*', 'istio-system/*'] },
+        { hosts: ['bookinfo/*', 'istio-system/*'], writtenHosts: ['./*', 'istio-system/*'] },
       ],
       ingress: [{ port: { number: 9080, protocol: 'HTTP', name: 'http' }, defaultEndpoint: '127.0.0.1:8080' }],
       outboundTrafficPolicy: 'ALLOW_ANY',

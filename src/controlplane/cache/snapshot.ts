@@ -61,6 +61,23 @@ export class Snapshot {
   typeUrls(): string[] {
     return [...this.types.keys()];
   }
+
+  /**
+   * A copy labelled `version` in which the resources of one type are replaced or added (`upserts`) and removed
+   * (`removed`); every other resource is shared with this snapshot, unhashed again. Used for EDS-only pushes.
+   */
+  withResources(version: string, typeUrl: string, upserts: Iterable<{ name: string; resource: Any }>, removed: Iterable<string> = []): Snapshot {
+    const s = new Snapshot(version, []);
+    for (const [t, m] of this.types) s.types.set(t, m);
+    const m = new Map(this.types.get(typeUrl) ?? []);
+    for (const n of removed) m.delete(n);
+    for (const { name, resource } of upserts) {
+      if (resource.typeUrl !== typeUrl) throw new Error(`resource ${name}: type ${resource.typeUrl} in the ${typeUrl} list`);
+      m.set(name, { name, version: hashBytes(resource.value), resource });
+    }
+    s.types.set(typeUrl, m);
+    return s;
+  }
 }
 
 const EMPTY: ReadonlyMap<string, VersionedResource> = new Map();

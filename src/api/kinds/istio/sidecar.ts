@@ -213,6 +213,7 @@ function translateSidecar(res: Resource<SidecarSpec>, ctx: TranslateContext): vo
     namespace: ns,
     egress: (sc.egress ?? []).map((e) => {
       const out: SidecarScope['egress'][number] = { hosts: e.hosts.map((h) => (h.startsWith('./') ? `${ns}/${h.slice(2)}` : h)) };
+      if (e.hosts.some((h) => h.startsWith('./'))) out.writtenHosts = [...e.hosts];
       if (e.port) out.port = toPort(e.port);
       if (e.bind) out.bind = e.bind;
       if (e.captureMode) out.captureMode = e.captureMode;

@@ -1,0 +1,399 @@
+/**
+ * A simulated Envoy: one ADS stream (SotW or Delta) over its own gRPC connection, behaving as Envoy does on
+ * startup with ADS:
+ *
+ *   1. CDS wildcard;
+ *   2. for the EDS clusters received, EDS for their ClusterLoadAssignment names (subscription follows CDS);
+ *   3. once every EDS cluster has its assignment (cluster manager initialized), LDS wildcard;
+ *   4. RDS for the route names the listeners' HttpConnectionManagers reference (subscription follows LDS);
+ *
+ * and it ACKs every response. Requests are encoded with the control plane's own service definition
+ * (src/controlplane/ads/service.ts); responses are read with a minimal wire reader (./wire.ts) instead of full
+ * decoding, so hundreds of clients fit in a few processes. `verify` keeps the raw resources for full checks.
+ */
+import { Client, credentials } from '@grpc/grpc-js';
+import type { ClientDuplexStream } from '@grpc/grpc-js';
+import { create } from '@bufbuild/protobuf';
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import { aggregatedDiscoveryService } from '../../src/controlplane/ads/service.js';
+import { DeltaDiscoveryRequestSchema, DiscoveryRequestSchema } from '../../src/xds/gen/envoy/service/discovery/v3/discovery_pb.js';
+import type { DeltaDiscoveryRequest, DiscoveryRequest } from '../../src/xds/gen/envoy/service/discovery/v3/discovery_pb.js';
+import type { NodeSchema } from '../../src/xds/gen/envoy/config/core/v3/base_pb.js';
+import { TypeUrl } from '../../src/xds/index.js';
+import { claAddresses, clusterInfo, decodeDeltaResponse, decodeSotwResponse, listenerInfo, nameOf, routeInfo } from './wire.js';
+import type { RawAny } from './wire.js';
+
+export type Protocol = 'sotw' | 'delta';
+
+export interface ClientSpec {
+  id: string;
+  protocol: Protocol;
+  namespace: string;
+  /** Labels of the proxy's workload. */
+  app: string;
+  /** An address for INSTANCE_IPS. */
+  ip: string;
+  locality: { region: string; zone: string };
+}
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes on one machine. */
+export function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+const CDS = TypeUrl.Cluster;
+const EDS = TypeUrl.ClusterLoadAssignment;
+const LDS = TypeUrl.Listener;
+const RDS = TypeUrl.RouteConfiguration;
+
+export const TYPE_SHORT: Record<string, string> = { [CDS]: 'cds', [EDS]: 'eds', [LDS]: 'lds', [RDS]: 'rds' };
+
+/** Watches for an endpoint change: the time a ClusterLoadAssignment of `cluster` first (no longer) lists `address`. */
+export interface EndpointWatch {
+  seq: number;
+  cluster: string;
+  /** `ip:port`. */
+  address: string;
+  /** true: wait until the address is listed; false: until it is gone. */
+  present: boolean;
+}
+
+export interface ClientCounts {
+  clusters: number;
+  edsClusters: number;
+  assignments: number;
+  listeners: number;
+  routeConfigs: number;
+  virtualHosts: number;
+}
+
+export interface ClientEvents {
+  /** The first time the client holds (and has ACKed) a complete CDS+EDS+LDS+RDS configuration. */
+  onComplete(c: SimClient, at: number): void;
+  onWatchSeen(c: SimClient, seq: number, at: number): void;
+  onError(c: SimClient, message: string): void;
+}
+
+/** The resources a client holds, by type and name (raw bytes kept only in verify mode). */
+export interface Held {
+  clusters: Map<string, { edsName?: string; raw?: Uint8Array }>;
+  assignments: Map<string, { raw?: Uint8Array }>;
+  listeners: Map<string, { routeNames: string[]; raw?: Uint8Array }>;
+  routes: Map<string, { virtualHosts: number; raw?: Uint8Array }>;
+}
+
+interface TypeState {
+  version: string;
+  nonce: string;
+  /** Names subscribed (EDS, RDS); unused for the wildcard types. */
+  names: Set<string>;
+  requested: boolean;
+  responses: number;
+  bytes: number;
+}
+
+export class SimClient {
+  readonly held: Held = { clusters: new Map(), assignments: new Map(), listeners: new Map(), routes: new Map() };
+  /** Bytes of every response received (serialized DiscoveryResponse / DeltaDiscoveryResponse). */
+  bytes = 0;
+  /** Bytes received until the first complete configuration. */
+  initialBytes = 0;
+  responses = 0;
+  completeAt?: number;
+  nacks = 0;
+  error?: string;
+  private readonly types = new Map<string, TypeState>();
+  private readonly client: Client;
+  private call?: ClientDuplexStream<DiscoveryRequest | DeltaDiscoveryRequest, Buffer>;
+  private sentNode = false;
+  private readonly watches = new Map<number, EndpointWatch>();
+  private closed = false;
+
+  constructor(
+    readonly spec: ClientSpec,
+    private readonly address: string,
+    private readonly events: ClientEvents,
+    private readonly verify = false,
+  ) {
+    this.client = new Client(address, credentials.createInsecure(), {
+      // One connection per simulated proxy, as real Envoys have (grpc-js otherwise shares subchannels).
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.max_receive_message_length': -1,
+      'grpc.max_send_message_length': -1,
+      'grpc.initial_reconnect_backoff_ms': 100,
+    });
+    for (const t of [CDS, EDS, LDS, RDS]) this.types.set(t, { version: '', nonce: '', names: new Set(), requested: false, responses: 0, bytes: 0 });
+  }
+
+  private node(): MessageInitShape<typeof NodeSchema> | undefined {
+    if (this.sentNode) return undefined;
+    this.sentNode = true;
+    const s = this.spec;
+    return {
+      id: `sidecar~${s.ip}~${s.id}.${s.namespace}~${s.namespace}.svc.cluster.local`,
+      cluster: s.app,
+      locality: { region: s.locality.region, zone: s.locality.zone },
+      userAgentName: 'weft-bench',
+      metadata: {
+        NAMESPACE: s.namespace,
+        LABELS: { app: s.app, version: 'v1' },
+        SERVICE_ACCOUNT: s.app,
+        WORKLOAD_NAME: s.id,
+        INSTANCE_IPS: s.ip,
+        WEFT_MODE: 'explicit',
+        WEFT_INBOUND: [{ port: 15006, targetPort: 8080, protocol: 'HTTP', name: 'http' }],
+      },
+    };
+  }
+
+  /** Opens the stream and sends the first request (CDS wildcard). */
+  start(): void {
+    type Req = DiscoveryRequest | DeltaDiscoveryRequest;
+    const sotw = aggregatedDiscoveryService.StreamAggregatedResources;
+    const delta = aggregatedDiscoveryService.DeltaAggregatedResources;
+    const call: ClientDuplexStream<Req, Buffer> =
+      this.spec.protocol === 'sotw'
+        ? this.client.makeBidiStreamRequest(sotw.path, (r: Req) => sotw.requestSerialize(r as DiscoveryRequest), (b: Buffer) => b)
+        : this.client.makeBidiStreamRequest(delta.path, (r: Req) => delta.requestSerialize(r as DeltaDiscoveryRequest), (b: Buffer) => b);
+    this.call = call;
+    call.on('data', (b: Buffer) => {
+      try {
+        this.onResponse(b);
+      } catch (e) {
+        this.fail(`bad response: ${(e as Error).message}`);
+      }
+    });
+    call.on('error', (e: Error & { code?: number; details?: string }) => {
+      if (!this.closed) this.fail(`stream error: ${e.details ?? e.message}`);
+    });
+    call.on('end', () => {
+      if (!this.closed) this.fail('stream ended by the control plane');
+    });
+    this.subscribe(CDS);
+  }
+
+  close(): void {
+    this.closed = true;
+    try {
+      this.call?.cancel();
+    } catch {
+      // already gone
+    }
+    this.client.close();
+  }
+
+  addWatch(w: EndpointWatch): void {
+    this.watches.set(w.seq, w);
+    // Already satisfied (nothing to wait for): report at once.
+    const held = this.held.assignments.get(w.cluster);
+    if (held?.raw && claAddresses(held.raw).includes(w.address) === w.present) this.watchSeen(w, now());
+  }
+
+  removeWatch(seq: number): void {
+    this.watches.delete(seq);
+  }
+
+  counts(): ClientCounts {
+    let vh = 0;
+    for (const r of this.held.routes.values()) vh += r.virtualHosts;
+    return {
+      clusters: this.held.clusters.size,
+      edsClusters: [...this.held.clusters.values()].filter((c) => c.edsName).length,
+      assignments: this.held.assignments.size,
+      listeners: this.held.listeners.size,
+      routeConfigs: this.held.routes.size,
+      virtualHosts: vh,
+    };
+  }
+
+  typeBytes(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [t, st] of this.types) out[TYPE_SHORT[t]!] = st.bytes;
+    return out;
+  }
+
+  private fail(message: string): void {
+    if (this.error) return;
+    this.error = message;
+    this.events.onError(this, message);
+  }
+
+  private write(req: MessageInitShape<typeof DiscoveryRequestSchema> | MessageInitShape<typeof DeltaDiscoveryRequestSchema>): void {
+    if (!this.call || this.closed) return;
+    if (this.spec.protocol === 'sotw') this.call.write(create(DiscoveryRequestSchema, req as MessageInitShape<typeof DiscoveryRequestSchema>));
+    else this.call.write(create(DeltaDiscoveryRequestSchema, req as MessageInitShape<typeof DeltaDiscoveryRequestSchema>));
+  }
+
+  /** First request of a type: wildcard for CDS/LDS, the current names for EDS/RDS. */
+  private subscribe(typeUrl: string, add: string[] = [], remove: string[] = []): void {
+    const st = this.types.get(typeUrl)!;
+    const first = !st.requested;
+    st.requested = true;
+    for (const n of add) st.names.add(n);
+    for (const n of remove) st.names.delete(n);
+    const node = this.node();
+    if (this.spec.protocol === 'sotw') {
+      // SotW: every request carries the whole subscription, the last version and nonce of the type.
+      this.write({ node, typeUrl, versionInfo: st.version, responseNonce: st.nonce, resourceNames: [...st.names] });
+    } else {
+      // Delta: only the changes; an empty first subscription to CDS/LDS is the wildcard.
+      if (!first && add.length === 0 && remove.length === 0) return;
+      this.write({ node, typeUrl, resourceNamesSubscribe: add, resourceNamesUnsubscribe: remove });
+    }
+  }
+
+  private ack(typeUrl: string): void {
+    const st = this.types.get(typeUrl)!;
+    if (this.spec.protocol === 'sotw') this.write({ typeUrl, versionInfo: st.version, responseNonce: st.nonce, resourceNames: [...st.names] });
+    else this.write({ typeUrl, responseNonce: st.nonce });
+  }
+
+  private onResponse(b: Buffer): void {
+    this.responses++;
+    this.bytes += b.length;
+    const at = now();
+    let typeUrl: string;
+    if (this.spec.protocol === 'sotw') {
+      const r = decodeSotwResponse(b);
+      typeUrl = r.typeUrl;
+      const st = this.types.get(typeUrl);
+      if (!st) throw new Error(`response of unrequested type ${typeUrl}`);
+      st.version = r.versionInfo;
+      st.nonce = r.nonce;
+      st.responses++;
+      st.bytes += b.length;
+      this.applySotw(typeUrl, r.resources, at);
+    } else {
+      const r = decodeDeltaResponse(b);
+      typeUrl = r.typeUrl;
+      const st = this.types.get(typeUrl);
+      if (!st) throw new Error(`response of unrequested type ${typeUrl}`);
+      st.version = r.systemVersionInfo;
+      st.nonce = r.nonce;
+      st.responses++;
+      st.bytes += b.length;
+      this.applyDelta(typeUrl, r.resources.map((x) => x.resource).filter((x): x is RawAny => x !== undefined), r.removed, at);
+    }
+    if (this.completeAt === undefined && this.isComplete()) {
+      this.completeAt = now();
+      this.initialBytes = this.bytes;
+      this.events.onComplete(this, this.completeAt);
+    }
+  }
+
+  /** SotW: CDS and LDS responses are the full state; EDS and RDS responses carry (some of) the named resources. */
+  private applySotw(typeUrl: string, resources: RawAny[], at: number): void {
+    if (typeUrl === CDS || typeUrl === LDS) {
+      const map = typeUrl === CDS ? this.held.clusters : this.held.listeners;
+      const seen = new Set<string>();
+      for (const r of resources) seen.add(this.store(typeUrl, r, at));
+      for (const n of [...map.keys()]) if (!seen.has(n)) map.delete(n);
+    } else {
+      for (const r of resources) this.store(typeUrl, r, at);
+    }
+    this.afterUpdate(typeUrl);
+  }
+
+  private applyDelta(typeUrl: string, resources: RawAny[], removed: string[], at: number): void {
+    for (const r of resources) this.store(typeUrl, r, at);
+    const map = this.mapOf(typeUrl);
+    for (const n of removed) map.delete(n);
+    this.afterUpdate(typeUrl);
+  }
+
+  private mapOf(typeUrl: string): Map<string, unknown> {
+    if (typeUrl === CDS) return this.held.clusters;
+    if (typeUrl === EDS) return this.held.assignments;
+    if (typeUrl === LDS) return this.held.listeners;
+    return this.held.routes;
+  }
+
+  private store(typeUrl: string, any: RawAny, at: number): string {
+    if (any.typeUrl !== typeUrl) throw new Error(`a ${any.typeUrl} in a ${typeUrl} response`);
+    const raw = this.verify ? any.value.slice() : undefined;
+    if (typeUrl === CDS) {
+      const c = clusterInfo(any.value);
+      this.held.clusters.set(c.name, { edsName: c.edsName, raw });
+      return c.name;
+    }
+    if (typeUrl === EDS) {
+      const name = nameOf(any.value);
+      const keep = raw ?? (this.watchedCluster(name) ? any.value.slice() : undefined);
+      this.held.assignments.set(name, { raw: keep });
+      if (this.watches.size) this.checkWatches(name, any.value, at);
+      return name;
+    }
+    if (typeUrl === LDS) {
+      const l = listenerInfo(any.value);
+      this.held.listeners.set(l.name, { routeNames: l.routeNames, raw });
+      return l.name;
+    }
+    const r = routeInfo(any.value);
+    this.held.routes.set(r.name, { virtualHosts: r.virtualHosts, raw });
+    return r.name;
+  }
+
+  private watchedCluster(name: string): boolean {
+    for (const w of this.watches.values()) if (w.cluster === name) return true;
+    return false;
+  }
+
+  private checkWatches(cluster: string, bytes: Uint8Array, at: number): void {
+    let addrs: string[] | undefined;
+    for (const w of [...this.watches.values()]) {
+      if (w.cluster !== cluster) continue;
+      addrs ??= claAddresses(bytes);
+      if (addrs.includes(w.address) === w.present) this.watchSeen(w, at);
+    }
+  }
+
+  private watchSeen(w: EndpointWatch, at: number): void {
+    this.watches.delete(w.seq);
+    this.events.onWatchSeen(this, w.seq, at);
+  }
+
+  /** ACKs the response just applied and moves the dependent subscriptions along (CDS → EDS → LDS → RDS). */
+  private afterUpdate(typeUrl: string): void {
+    if (typeUrl === CDS) {
+      // Like Envoy: update the EDS subscription for the new clusters first, then ACK CDS.
+      const want = new Set<string>();
+      for (const c of this.held.clusters.values()) if (c.edsName) want.add(c.edsName);
+      const eds = this.types.get(EDS)!;
+      const add = [...want].filter((n) => !eds.names.has(n));
+      const remove = [...eds.names].filter((n) => !want.has(n));
+      for (const n of remove) this.held.assignments.delete(n);
+      if ((!eds.requested && want.size) || add.length || remove.length) this.subscribe(EDS, add, remove);
+      this.ack(CDS);
+    } else if (typeUrl === EDS) {
+      this.ack(EDS);
+    } else if (typeUrl === LDS) {
+      const want = new Set<string>();
+      for (const l of this.held.listeners.values()) for (const r of l.routeNames) want.add(r);
+      const rds = this.types.get(RDS)!;
+      const add = [...want].filter((n) => !rds.names.has(n));
+      const remove = [...rds.names].filter((n) => !want.has(n));
+      for (const n of remove) this.held.routes.delete(n);
+      this.ack(LDS);
+      if ((!rds.requested && want.size) || add.length || remove.length) this.subscribe(RDS, add, remove);
+    } else if (typeUrl === RDS) {
+      this.ack(RDS);
+    }
+    // Cluster manager initialized (every EDS cluster has its assignment): ask for listeners.
+    const lds = this.types.get(LDS)!;
+    if (!lds.requested && this.types.get(CDS)!.responses > 0 && this.edsComplete()) this.subscribe(LDS);
+  }
+
+  private edsComplete(): boolean {
+    for (const n of this.types.get(EDS)!.names) if (!this.held.assignments.has(n)) return false;
+    return true;
+  }
+
+  private isComplete(): boolean {
+    const lds = this.types.get(LDS)!;
+    if (this.types.get(CDS)!.responses === 0 || lds.responses === 0) return false;
+    if (!this.edsComplete()) return false;
+    const rds = this.types.get(RDS)!;
+    for (const n of rds.names) if (!this.held.routes.has(n)) return false;
+    return rds.names.size === 0 || rds.responses > 0;
+  }
+}

@@ -1,0 +1,1013 @@
+/**
+ * `weft control-plane`: Weft's istiod. It ties the pieces together:
+ *
+ *   config files ─ DirectorySource ─ ConfigStore ─ buildModel ─ MeshModel ─┐
+ *                                                                         ├─ translate (per proxy shape)
+ *   registration API / heartbeats ─ ServiceRegistry (services, endpoints) ┘        │
+ *                                                                                  ▼
+ *                                         debounced pushes ─ SnapshotCache ─ AdsServer (SotW + Delta)
+ *
+ * - Config: every change of the store rebuilds the model. A resource with errors is dropped by buildModel and
+ *   reported (logged, counted, listed at /debug/configz); when an earlier version of that resource was valid,
+ *   that version stays in effect (as a Kubernetes API server keeps the last object its validating webhook
+ *   accepted), so a broken edit never reaches a proxy. A build that throws keeps the last good model.
+ * - Pushes are debounced and merged (see push.ts). A config or service change regenerates the snapshot of every
+ *   connected proxy; an endpoint-only change regenerates only the ClusterLoadAssignments of the clusters of the
+ *   affected hosts (the other types are shared with the proxy's current snapshot), and since resource versions
+ *   are content hashes only proxies whose assignments changed are sent anything.
+ * - Translation is memoized per proxy *shape* (everything translation reads of a proxy: type, namespace,
+ *   labels, service account, locality, mode, ports and upstreams; not its id or addresses), so proxies with the
+ *   same shape share one translation, one encoding and one immutable Snapshot object.
+ * - A proxy that connects gets its snapshot immediately (no debounce).
+ * - A translation error drops the resource concerned; it is logged, counted and shown in /debug/syncz, and
+ *   everything else is pushed.
+ */
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { AddressInfo } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import { create } from '@bufbuild/protobuf';
+import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
+import { timestampFromMs } from '@bufbuild/protobuf/wkt';
+import type { Any } from '@bufbuild/protobuf/wkt';
+import { buildModel } from '../api/build.js';
+import type { BuildResult } from '../api/build.js';
+import type { Diagnostic } from '../api/diagnostics.js';
+import type { MeshModel } from '../api/model.js';
+import { emptyModel } from '../api/defaults.js';
+import type { RawResource } from '../api/source.js';
+import { DirectorySource } from '../config/directory.js';
+import { resourceKey } from '../config/store.js';
+import type { ConfigChange } from '../config/store.js';
+import { pack, TypeUrl } from '../xds/index.js';
+import type { Node } from '../xds/gen/envoy/config/core/v3/base_pb.js';
+import { ClusterSchema } from '../xds/gen/envoy/config/cluster/v3/cluster_pb.js';
+import { ClusterLoadAssignmentSchema } from '../xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
+import type { ClusterLoadAssignment } from '../xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
+import { ListenerSchema } from '../xds/gen/envoy/config/listener/v3/listener_pb.js';
+import { RouteConfigurationSchema } from '../xds/gen/envoy/config/route/v3/route_pb.js';
+import { ConfigDumpSchema } from '../xds/gen/envoy/admin/v3/config_dump_pb.js';
+import type { ConfigDump } from '../xds/gen/envoy/admin/v3/config_dump_pb.js';
+import {
+  ClientResourceStatus,
+  ClustersConfigDumpSchema,
+  EndpointsConfigDumpSchema,
+  ListenersConfigDumpSchema,
+  RoutesConfigDumpSchema,
+  UpdateFailureStateSchema,
+} from '../xds/gen/envoy/admin/v3/config_dump_shared_pb.js';
+import { AdsServer } from './ads/server.js';
+import { SnapshotCache, syncState } from './cache/cache.js';
+import type { SyncState, TypeStatus } from './cache/cache.js';
+import { Snapshot } from './cache/snapshot.js';
+import type { VersionedResource } from './cache/snapshot.js';
+import { createHttpServer } from './http.js';
+import { createLogger } from './log.js';
+import type { Logger } from './log.js';
+import { ControlPlaneMetrics, metricType } from './metrics.js';
+import { proxyFromNode } from './proxy.js';
+import type { ProxyInfo } from './proxy.js';
+import { PushDebouncer, pushRequest } from './push.js';
+import type { PushReason, PushRequest } from './push.js';
+import { ServiceRegistry } from './registry/registry.js';
+import type { Endpoint, RegisteredWorkload } from './registry/registry.js';
+import type { ProxyResources, TranslateError, TranslateInput } from './translate/index.js';
+import { buildEndpoints } from './translate/endpoint.js';
+import { parseClusterName } from './translate/names.js';
+import { computeScope } from './translate/scope.js';
+import { translateProxy } from './translate/translate.js';
+
+/** Weft's version (from package.json). */
+export const WEFT_VERSION: string = (() => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+export type TranslateFn = (input: TranslateInput) => ProxyResources;
+/** Builds the ClusterLoadAssignments of the named clusters for a proxy (an EDS-only push). */
+export type EndpointsFn = (input: TranslateInput, clusterNames: readonly string[]) => { endpoints: ClusterLoadAssignment[]; errors: TranslateError[] };
+
+export interface ControlPlaneOptions {
+  /** Config files and directories (watched). */
+  configPaths: string | readonly string[];
+  /** ADS port (default 15010, istiod's plaintext xDS port); 0 picks a free port. */
+  xdsPort?: number;
+  /** HTTP port for /ready, /metrics, /debug/* and the registration API (default 15014, istiod's monitoring port). */
+  httpPort?: number;
+  /** Address both servers bind to (default 127.0.0.1). */
+  bind?: string;
+  /** DNS domain of Kubernetes hostnames (default cluster.local). */
+  domain?: string;
+  logger?: Logger;
+  /** Push debounce quiet period (default 100 ms). */
+  debounceMs?: number;
+  /** Longest push debounce (default 10 s). */
+  debounceMaxMs?: number;
+  /** The translator (default: translateProxy, src/controlplane/translate). */
+  translate?: TranslateFn;
+  /**
+   * The EDS-only builder (default: buildEndpoints over the proxy's scope; with a custom `translate` and no
+   * `endpoints`, the translator's assignments).
+   */
+  endpoints?: EndpointsFn;
+  /** Quiet period of the config file watcher (default 100 ms). */
+  configDebounceMs?: number;
+  /** Period of the config safety-net rescan (default 2000 ms; 0 disables). */
+  configRescanMs?: number;
+  /** How often heartbeat deadlines of registered workloads are checked (default 1000 ms). */
+  expiryIntervalMs?: number;
+}
+
+/** The state of one xDS type of one proxy, as /debug/syncz reports it. */
+export interface TypeSyncStatus {
+  typeUrl: string;
+  state: SyncState;
+  sentVersion?: string;
+  sentAt?: string;
+  ackedVersion?: string;
+  ackedAt?: string;
+  nack?: { version: string; message: string; at: string };
+}
+
+export interface ProxySyncStatus {
+  id: string;
+  namespace: string;
+  /** Proxy type: sidecar, router or grpc. */
+  type: string;
+  labels: Record<string, string>;
+  /** The proxy's own version (ISTIO_VERSION / WEFT_VERSION metadata, else its user agent), when known. */
+  proxyVersion?: string;
+  connectedAt: string;
+  streams: number;
+  /** Version label of the snapshot the control plane holds for the proxy. */
+  snapshotVersion?: string;
+  controlPlaneId: string;
+  controlPlaneVersion: string;
+  /** CDS, LDS, EDS, RDS (always) and any other type the proxy asked for. */
+  xds: Record<string, TypeSyncStatus>;
+  /** Resources dropped by translation for this proxy (the rest was pushed). */
+  translationErrors: TranslateError[];
+}
+
+/** One push, as logged and emitted (`'push'` event). */
+export interface PushSummary {
+  version: string;
+  reasons: Partial<Record<PushReason, number>>;
+  full: boolean;
+  /** Connected proxies considered. */
+  proxies: number;
+  /** Proxies whose snapshot changed. */
+  changed: number;
+  /** Translations run (one per distinct proxy shape). */
+  translations: number;
+  /** Responses sent during the push, by type (CDS, EDS, LDS, RDS). */
+  types: Record<string, number>;
+  /** Hosts whose endpoints changed (EDS-only pushes). */
+  hosts?: string[];
+  durationMs: number;
+}
+
+/** What /v1/workloads accepts (validated by http.ts). */
+export interface WorkloadRegistration {
+  name: string;
+  namespace: string;
+  address: string;
+  labels: Record<string, string>;
+  ports: Record<string, number>;
+  locality?: string;
+  weight?: number;
+  network?: string;
+  serviceAccount: string;
+  sidecar: boolean;
+  /** Heartbeat deadline in seconds; 0 = the workload never expires. */
+  ttlSeconds: number;
+  healthy?: boolean;
+}
+
+interface ProxyEntry {
+  info: ProxyInfo;
+  shape: string;
+  version: string;
+  connectedAt: number;
+  errors: TranslateError[];
+  /** Types not yet answered since the proxy connected (their first response's push time is since connect). */
+  firstResponse: Set<string>;
+}
+
+interface Generated {
+  snapshot: Snapshot;
+  errors: TranslateError[];
+}
+
+/** Short names of the xDS types, as status pages and metrics show them. */
+export const SHORT_TYPE: Record<string, string> = {
+  [TypeUrl.Cluster]: 'CDS',
+  [TypeUrl.ClusterLoadAssignment]: 'EDS',
+  [TypeUrl.Listener]: 'LDS',
+  [TypeUrl.RouteConfiguration]: 'RDS',
+  [TypeUrl.Secret]: 'SDS',
+};
+const STATUS_TYPES: string[] = [TypeUrl.Cluster, TypeUrl.Listener, TypeUrl.ClusterLoadAssignment, TypeUrl.RouteConfiguration];
+
+function shortType(typeUrl: string): string {
+  return SHORT_TYPE[typeUrl] ?? typeUrl.slice(typeUrl.lastIndexOf('.') + 1);
+}
+
+/** JSON with object keys sorted: equal values give equal strings. */
+function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => {
+    if (x && typeof x === 'object' && !Array.isArray(x)) {
+      const o = x as Record<string, unknown>;
+      return Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
+    }
+    return x;
+  });
+}
+
+/** The part of a proxy's identity that translation reads: proxies with equal shapes get equal resources. */
+export function proxyShape(info: ProxyInfo): string {
+  const { id: _id, ipAddresses: _ip, workloadName: _w, metadata: _m, ...rest } = info;
+  return canonicalJson(rest);
+}
+
+function proxyVersionOf(node: Node): string {
+  const md = node.metadata ?? {};
+  for (const k of ['ISTIO_VERSION', 'WEFT_VERSION']) {
+    const v = md[k];
+    if (typeof v === 'string' && v) return v;
+  }
+  if (node.userAgentName) {
+    const v = node.userAgentVersionType.case === 'userAgentVersion' ? node.userAgentVersionType.value : '';
+    return v ? `${node.userAgentName}/${v}` : node.userAgentName;
+  }
+  return 'unknown';
+}
+
+function iso(ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : new Date(ms).toISOString();
+}
+
+function diagKey(d: Diagnostic): string {
+  return [d.code, d.pos?.file ?? '', d.pos?.line ?? '', d.resource ? `${d.resource.kind}/${d.resource.namespace}/${d.resource.name}` : '', d.message].join('|');
+}
+
+/** `Kind/namespace/name` of a raw resource, matching a diagnostic's ResourceRef. */
+function refKeyOfRaw(raw: RawResource): string {
+  return resourceKey(raw).split('/').slice(1).join('/');
+}
+
+export class ControlPlane extends EventEmitter {
+  readonly logger: Logger;
+  readonly metrics = new ControlPlaneMetrics();
+  readonly registry = new ServiceRegistry();
+  readonly cache = new SnapshotCache();
+  readonly source: DirectorySource;
+  readonly ads: AdsServer;
+  readonly id = `weft-${hostname()}`;
+  readonly version = WEFT_VERSION;
+
+  private readonly opts: Required<Pick<ControlPlaneOptions, 'xdsPort' | 'httpPort' | 'bind' | 'domain' | 'debounceMs' | 'debounceMaxMs' | 'expiryIntervalMs'>>;
+  private readonly translateFn: TranslateFn;
+  private readonly endpointsFn: EndpointsFn;
+  private readonly debouncer: PushDebouncer;
+
+  private currentModel: MeshModel = emptyModel();
+  private diagnostics: Diagnostic[] = [];
+  private configRevision = 0;
+  private configLoaded = false;
+  private lastGood = new Map<string, RawResource>();
+  private knownDiagnostics = new Set<string>();
+
+  private readonly proxies = new Map<string, ProxyEntry>();
+  /** The current snapshot per proxy shape (what a connecting proxy of that shape gets). */
+  private byShape = new Map<string, Generated>();
+  private pushCounter = 0;
+  private versionLabel = '0';
+  private pushCtx?: { start: number; types: Record<string, number> };
+  /** Proxies with pushed changes not yet ACKed: start of the change, and type → version sent. */
+  private readonly converging = new Map<string, { start: number; sent: Map<string, string>; sealed: boolean }>();
+  private loggedTranslationErrors = new Set<string>();
+  /** Set while the registry is changed for a known cause (so its change event is attributed to it). */
+  private registryCause?: PushReason | 'suppress';
+
+  private httpServer?: HttpServer;
+  private xdsBound?: number;
+  private httpBound?: number;
+  private expiryTimer?: NodeJS.Timeout;
+  private started = false;
+  private closed = false;
+  private isReady = false;
+
+  constructor(opts: ControlPlaneOptions) {
+    super();
+    this.logger = opts.logger ?? createLogger();
+    this.opts = {
+      xdsPort: opts.xdsPort ?? 15010,
+      httpPort: opts.httpPort ?? 15014,
+      bind: opts.bind ?? '127.0.0.1',
+      domain: opts.domain ?? 'cluster.local',
+      debounceMs: opts.debounceMs ?? 100,
+      debounceMaxMs: opts.debounceMaxMs ?? 10_000,
+      expiryIntervalMs: opts.expiryIntervalMs ?? 1000,
+    };
+    this.translateFn = opts.translate ?? translateProxy;
+    const translate = this.translateFn;
+    this.endpointsFn =
+      opts.endpoints ??
+      (opts.translate
+        ? // A custom translator without its own endpoint builder: translate and keep the assignments asked for.
+          (input, names) => {
+            const want = new Set(names);
+            const r = translate(input);
+            return { endpoints: r.endpoints.filter((c) => want.has(c.clusterName)), errors: r.errors.filter((e) => e.typeUrl === TypeUrl.ClusterLoadAssignment && want.has(e.resource)) };
+          }
+        : (input, names) => buildEndpoints(input, computeScope(input.model, input.registry, input.proxy), [...names]));
+    this.source = new DirectorySource(opts.configPaths, {
+      debounceMs: opts.configDebounceMs ?? 100,
+      rescanIntervalMs: opts.configRescanMs ?? 2000,
+      onError: (e) => this.logger.error({ err: e.message }, 'config source error'),
+    });
+    this.source.store.onChange((c) => this.onConfigChange(c));
+    this.registry.onChange((c) => {
+      if (this.registryCause === 'suppress') return;
+      this.metrics.inboundUpdates.inc({ type: c.services ? 'svc' : 'eds' });
+      const reason: PushReason = this.registryCause ?? (c.services ? 'service' : 'endpoint');
+      this.debouncer.enqueue(pushRequest(reason, { full: c.services, hosts: c.endpointHosts }));
+    });
+    this.debouncer = new PushDebouncer({
+      debounceMs: this.opts.debounceMs,
+      maxMs: this.opts.debounceMaxMs,
+      push: (req, waited) => this.push(req, waited),
+      onError: (e) => {
+        this.metrics.internalErrors.inc();
+        this.logger.error({ err: (e as Error)?.stack ?? String(e) }, 'push failed');
+      },
+    });
+    this.ads = new AdsServer({
+      cache: this.cache,
+      hooks: {
+        onConnect: (node, protocol) => this.onConnect(node, protocol),
+        onDisconnect: (nodeId, protocol) => this.onDisconnect(nodeId, protocol),
+        onPush: (e) => this.onPushSent(e),
+        onAck: (e) => this.onAck(e),
+        onNack: (e) => this.onNack(e),
+      },
+      onError: (err, nodeId) => {
+        this.metrics.internalErrors.inc();
+        this.logger.warn({ proxy: nodeId, err: err.message }, 'ADS stream error');
+      },
+    });
+    this.metrics.xdsClients.collect(() => {
+      const counts = new Map<string, { version: string; type: string; n: number }>();
+      for (const id of this.cache.connectedNodes()) {
+        const e = this.proxies.get(id);
+        if (!e) continue;
+        const k = `${e.version}\0${e.info.type}`;
+        const c = counts.get(k);
+        if (c) c.n++;
+        else counts.set(k, { version: e.version, type: e.info.type, n: 1 });
+      }
+      return [...counts.values()].map((c) => [{ version: c.version, type: c.type }, c.n]);
+    });
+    this.metrics.services.collect(() => [[undefined, this.registry.services().length]]);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Lifecycle
+
+  /** Starts the HTTP server only (/ready answers 503 until `start` has finished). Returns the bound port. */
+  async listenHttp(): Promise<number> {
+    if (this.httpBound !== undefined) return this.httpBound;
+    const server = createHttpServer(this);
+    this.httpServer = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.httpPort, this.opts.bind, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.httpBound = (server.address() as AddressInfo).port;
+    return this.httpBound;
+  }
+
+  /** Starts HTTP, loads the config, starts watching it, then serves ADS. Resolves once ready. */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('ControlPlane.start() called twice');
+    this.started = true;
+    await this.listenHttp();
+    await this.source.start();
+    this.configLoaded = true;
+    this.xdsBound = await this.ads.listen(this.opts.bind, this.opts.xdsPort);
+    this.expiryTimer = setInterval(() => this.expire(), this.opts.expiryIntervalMs);
+    this.isReady = !this.closed;
+    this.logger.info(
+      { xds: `${this.opts.bind}:${this.xdsBound}`, http: `${this.opts.bind}:${this.httpBound}`, services: this.registry.services().length, configRevision: this.configRevision, version: this.version },
+      'control plane ready',
+    );
+  }
+
+  /** Stops everything: no timers, watchers, sockets or streams are left. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.isReady = false;
+    this.debouncer.close();
+    if (this.expiryTimer) clearInterval(this.expiryTimer);
+    this.expiryTimer = undefined;
+    await this.source.close();
+    await this.ads.close();
+    const server = this.httpServer;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
+    this.logger.info('control plane stopped');
+  }
+
+  /** True once the first config load is done and ADS is listening (until close). */
+  get ready(): boolean {
+    return this.isReady;
+  }
+
+  get configLoadedOnce(): boolean {
+    return this.configLoaded;
+  }
+
+  /** Bound ADS port (after start). */
+  get xdsPort(): number | undefined {
+    return this.xdsBound;
+  }
+
+  /** Bound HTTP port (after listenHttp/start). */
+  get httpPort(): number | undefined {
+    return this.httpBound;
+  }
+
+  get bind(): string {
+    return this.opts.bind;
+  }
+
+  get model(): MeshModel {
+    return this.currentModel;
+  }
+
+  /** Every current diagnostic of the config (file problems, validation and translation into the model). */
+  configDiagnostics(): { revision: number; diagnostics: Diagnostic[] } {
+    return { revision: this.configRevision, diagnostics: [...this.diagnostics] };
+  }
+
+  /** Runs a waiting debounced push now (tests, and `weft` commands that want the result at once). */
+  flush(): void {
+    this.debouncer.flush();
+  }
+
+  /** Re-reads the config now (without waiting for the file watcher). */
+  async reloadConfig(): Promise<void> {
+    await this.source.rescan();
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Config
+
+  private onConfigChange(change: ConfigChange): void {
+    this.metrics.inboundUpdates.inc({ type: 'config' });
+    this.configRevision = change.revision;
+    const rebuilt = this.rebuild(change.diagnostics);
+    if (rebuilt && this.xdsBound !== undefined) this.debouncer.enqueue(pushRequest('config', { full: true }));
+  }
+
+  /** Rebuilds the model from the store; false when the build failed and the last good model stays. */
+  private rebuild(storeDiagnostics: Diagnostic[]): boolean {
+    const raws = this.source.store.snapshot().resources;
+    let result: { model: MeshModel; diagnostics: Diagnostic[] };
+    try {
+      result = this.build(raws);
+    } catch (e) {
+      this.metrics.internalErrors.inc();
+      this.logger.error({ err: (e as Error)?.stack ?? String(e) }, 'building the mesh model failed; the last good model stays in effect');
+      this.setDiagnostics([...storeDiagnostics, { severity: 'Error', code: 'WFT0001', message: `internal error building the mesh model: ${(e as Error)?.message ?? String(e)}`, hint: 'the last good configuration stays in effect; this is a bug in Weft, please report it' }]);
+      return false;
+    }
+    this.currentModel = result.model;
+    this.setDiagnostics([...storeDiagnostics, ...result.diagnostics]);
+    this.registryCause = 'suppress';
+    try {
+      this.registry.setModel(result.model);
+    } finally {
+      this.registryCause = undefined;
+    }
+    this.logger.info({ revision: this.configRevision, resources: raws.length, services: result.model.services.length, errors: this.diagnostics.filter((d) => d.severity === 'Error').length }, 'config loaded');
+    return true;
+  }
+
+  /**
+   * buildModel, keeping the last valid version of a resource whose new version has errors (when there is one):
+   * the broken version is reported, the valid one stays in the model.
+   */
+  private build(raws: readonly RawResource[]): { model: MeshModel; diagnostics: Diagnostic[] } {
+    const first: BuildResult = buildModel(raws, { domain: this.opts.domain });
+    const failedRefs = new Set<string>();
+    for (const d of first.diagnostics) if (d.severity === 'Error' && d.resource) failedRefs.add(`${d.resource.kind}/${d.resource.namespace}/${d.resource.name}`);
+    const present = new Set(raws.map((r) => resourceKey(r)));
+    for (const k of [...this.lastGood.keys()]) if (!present.has(k)) this.lastGood.delete(k);
+    const kept = new Map<string, RawResource>();
+    const effective = raws.map((raw) => {
+      if (!failedRefs.has(refKeyOfRaw(raw))) return raw;
+      const good = this.lastGood.get(resourceKey(raw));
+      if (!good || good === raw) return raw;
+      kept.set(refKeyOfRaw(raw), good);
+      return good;
+    });
+    let final: BuildResult = first;
+    let diagnostics = first.diagnostics;
+    if (kept.size > 0) {
+      final = buildModel(effective, { domain: this.opts.domain });
+      const stillFailing = new Set<string>();
+      for (const d of final.diagnostics) if (d.severity === 'Error' && d.resource) stillFailing.add(`${d.resource.kind}/${d.resource.namespace}/${d.resource.name}`);
+      diagnostics = first.diagnostics.map((d) => {
+        if (d.severity !== 'Error' || !d.resource) return d;
+        const ref = `${d.resource.kind}/${d.resource.namespace}/${d.resource.name}`;
+        const good = kept.get(ref);
+        if (!good || stillFailing.has(ref)) return d;
+        const note = `the last valid version (${good.file}:${good.pos.line}) stays in effect until this is fixed`;
+        return { ...d, hint: d.hint ? `${d.hint}; ${note}` : note };
+      });
+    }
+    const failedNow = new Set<string>();
+    for (const d of final.diagnostics) if (d.severity === 'Error' && d.resource) failedNow.add(`${d.resource.kind}/${d.resource.namespace}/${d.resource.name}`);
+    for (const raw of effective) if (!failedNow.has(refKeyOfRaw(raw))) this.lastGood.set(resourceKey(raw), raw);
+    return { model: final.model, diagnostics };
+  }
+
+  private setDiagnostics(diags: Diagnostic[]): void {
+    this.diagnostics = diags;
+    const byKind = new Map<string, number>();
+    const now = new Set<string>();
+    for (const d of diags) {
+      if (d.severity !== 'Error') continue;
+      const kind = d.resource?.kind ?? 'file';
+      byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+      const k = diagKey(d);
+      now.add(k);
+      if (!this.knownDiagnostics.has(k)) {
+        this.metrics.configErrorsTotal.inc({ kind });
+        this.logger.warn(
+          {
+            code: d.code,
+            file: d.pos?.file,
+            line: d.pos?.line,
+            resource: d.resource ? `${d.resource.kind} ${d.resource.namespace ? `${d.resource.namespace}/` : ''}${d.resource.name}` : undefined,
+            path: d.path,
+            hint: d.hint,
+            error: d.message,
+          },
+          'config error',
+        );
+      }
+    }
+    this.knownDiagnostics = now;
+    this.metrics.configErrors.replace([...byKind].map(([kind, n]) => [{ kind }, n]));
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Registration API
+
+  private withCause<T>(cause: PushReason, fn: () => T): T {
+    this.registryCause = cause;
+    try {
+      return fn();
+    } finally {
+      this.registryCause = undefined;
+    }
+  }
+
+  /** Registers (or replaces) a live workload. Returns the record and whether it replaced an existing one. */
+  registerWorkload(w: WorkloadRegistration): { workload: RegisteredWorkload; replaced: boolean } {
+    const replaced = this.registry.registeredWorkloads().some((x) => x.namespace === w.namespace && x.name === w.name);
+    const workload = this.withCause('registration', () =>
+      this.registry.register({
+        name: w.name,
+        namespace: w.namespace,
+        address: w.address,
+        labels: w.labels,
+        ports: w.ports,
+        locality: w.locality,
+        weight: w.weight,
+        network: w.network,
+        serviceAccount: w.serviceAccount,
+        sidecar: w.sidecar,
+        source: 'Registered',
+        ttlMs: w.ttlSeconds * 1000,
+        healthy: w.healthy,
+      }),
+    );
+    this.logger.info({ workload: `${w.namespace}/${w.name}`, address: w.address, replaced }, 'workload registered');
+    return { workload, replaced };
+  }
+
+  heartbeat(namespace: string, name: string, healthy?: boolean): boolean {
+    return this.withCause('registration', () => this.registry.heartbeat(namespace, name, healthy));
+  }
+
+  setWorkloadHealth(namespace: string, name: string, healthy: boolean): boolean {
+    const ok = this.withCause('registration', () => this.registry.setHealth(namespace, name, healthy));
+    if (ok) this.logger.info({ workload: `${namespace}/${name}`, healthy }, 'workload health set');
+    return ok;
+  }
+
+  deregisterWorkload(namespace: string, name: string): boolean {
+    const ok = this.withCause('registration', () => this.registry.deregister(namespace, name));
+    if (ok) this.logger.info({ workload: `${namespace}/${name}` }, 'workload deregistered');
+    return ok;
+  }
+
+  workloads(): RegisteredWorkload[] {
+    return this.registry.registeredWorkloads();
+  }
+
+  private expire(): void {
+    const r = this.withCause('endpoint', () => this.registry.expire());
+    for (const w of r.unhealthy) this.logger.warn({ workload: w }, 'workload missed its heartbeat deadline: marked unhealthy');
+    for (const w of r.removed) this.logger.warn({ workload: w }, 'workload missed 3 heartbeat deadlines: removed');
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Translation and pushes
+
+  private input(info: ProxyInfo): TranslateInput {
+    return { model: this.currentModel, registry: this.registry, proxy: info };
+  }
+
+  /** Translates for one proxy and encodes the result; undefined when translation threw. */
+  private generate(entry: ProxyEntry, version: string): Generated | undefined {
+    let res: ProxyResources;
+    try {
+      res = this.translateFn(this.input(entry.info));
+    } catch (e) {
+      this.metrics.internalErrors.inc();
+      this.logger.error({ proxy: entry.info.id, err: (e as Error)?.stack ?? String(e) }, 'translation failed; the proxy keeps its current configuration');
+      entry.errors = [{ typeUrl: '', resource: '*', message: `translation failed: ${(e as Error)?.message ?? String(e)}` }];
+      return undefined;
+    }
+    const errors = [...res.errors];
+    const encode = <D extends DescMessage>(typeUrl: string, schema: D, list: ReadonlyArray<MessageShape<D>>, nameOf: (m: MessageShape<D>) => string) => {
+      const out: Array<{ name: string; resource: Any }> = [];
+      const seen = new Set<string>();
+      for (const m of list) {
+        const name = nameOf(m);
+        if (!name) {
+          errors.push({ typeUrl, resource: '', message: 'a resource without a name was dropped' });
+          continue;
+        }
+        if (seen.has(name)) {
+          errors.push({ typeUrl, resource: name, message: 'a second resource with this name was dropped' });
+          continue;
+        }
+        try {
+          out.push({ name, resource: pack(schema, m) });
+          seen.add(name);
+        } catch (e) {
+          errors.push({ typeUrl, resource: name, message: `cannot encode: ${(e as Error)?.message ?? String(e)}` });
+        }
+      }
+      return out;
+    };
+    const snapshot = new Snapshot(version, [
+      [TypeUrl.Cluster, encode(TypeUrl.Cluster, ClusterSchema, res.clusters, (c) => c.name)],
+      [TypeUrl.ClusterLoadAssignment, encode(TypeUrl.ClusterLoadAssignment, ClusterLoadAssignmentSchema, res.endpoints, (c) => c.clusterName)],
+      [TypeUrl.Listener, encode(TypeUrl.Listener, ListenerSchema, res.listeners, (l) => l.name)],
+      [TypeUrl.RouteConfiguration, encode(TypeUrl.RouteConfiguration, RouteConfigurationSchema, res.routes, (r) => r.name)],
+    ]);
+    for (const e of errors) this.metrics.translationErrors.inc({ type: metricType(e.typeUrl) });
+    return { snapshot, errors };
+  }
+
+  /** Logs translation errors not logged before (an error is logged again once it went away and came back). */
+  private logTranslationErrors(current: Map<string, { error: TranslateError; proxy: string }>): void {
+    for (const [k, { error, proxy }] of current) {
+      if (this.loggedTranslationErrors.has(k)) continue;
+      this.logger.warn({ proxy, type: shortType(error.typeUrl), resource: error.resource, source: error.source, error: error.message }, 'translation error: resource dropped');
+    }
+    this.loggedTranslationErrors = new Set(current.keys());
+  }
+
+  /** Hosts whose endpoints are part of their clusters (DNS resolution): an endpoint change needs a full push. */
+  private needsFullPush(hosts: Iterable<string>): boolean {
+    for (const h of hosts) for (const s of this.registry.servicesByHost(h)) if (s.resolution === 'DNS' || s.resolution === 'DNS_ROUND_ROBIN' || s.resolution === 'DYNAMIC_DNS') return true;
+    return false;
+  }
+
+  /** The proxy's current snapshot with the assignments of the affected hosts' clusters rebuilt. */
+  private patchEndpoints(entry: ProxyEntry, cur: Snapshot, hosts: ReadonlySet<string>, version: string): Snapshot {
+    const eds = cur.resources(TypeUrl.ClusterLoadAssignment);
+    const names = [...eds.keys()].filter((n) => {
+      const p = parseClusterName(n);
+      return p !== undefined && hosts.has(p.host);
+    });
+    if (names.length === 0) return cur;
+    let clas: ClusterLoadAssignment[];
+    try {
+      const r = this.endpointsFn(this.input(entry.info), names);
+      clas = r.endpoints;
+      const patched = new Set(names);
+      entry.errors = [...entry.errors.filter((e) => e.typeUrl !== TypeUrl.ClusterLoadAssignment || !patched.has(e.resource)), ...r.errors];
+      for (const e of r.errors) this.metrics.translationErrors.inc({ type: metricType(e.typeUrl) });
+    } catch (e) {
+      this.metrics.internalErrors.inc();
+      this.logger.error({ proxy: entry.info.id, err: (e as Error)?.stack ?? String(e) }, 'endpoint translation failed; the proxy keeps its current endpoints');
+      return cur;
+    }
+    const got = new Map(clas.map((c) => [c.clusterName, c]));
+    const upserts = names.map((n) => ({ name: n, resource: pack(ClusterLoadAssignmentSchema, got.get(n) ?? create(ClusterLoadAssignmentSchema, { clusterName: n })) }));
+    const next = cur.withResources(version, TypeUrl.ClusterLoadAssignment, upserts);
+    const after = next.resources(TypeUrl.ClusterLoadAssignment);
+    return names.every((n) => after.get(n)!.version === eds.get(n)!.version) ? cur : next;
+  }
+
+  private push(req: PushRequest, debouncedMs: number): void {
+    if (this.closed) return;
+    const t0 = Date.now();
+    this.metrics.debounceTime.observe(undefined, debouncedMs / 1000);
+    for (const [r, n] of req.reasons) this.metrics.pushTriggers.inc({ type: r }, n);
+    const full = req.full || this.needsFullPush(req.endpointHosts);
+    const version = String(++this.pushCounter);
+    this.versionLabel = version;
+    const memo = new Map<string, { base?: Snapshot; gen?: Generated }>();
+    const errs = new Map<string, { error: TranslateError; proxy: string }>();
+    let translations = 0;
+    let changed = 0;
+    let considered = 0;
+    this.pushCtx = { start: t0, types: {} };
+    try {
+      for (const id of this.cache.connectedNodes()) {
+        const entry = this.proxies.get(id);
+        if (!entry) continue;
+        considered++;
+        const cur = this.cache.getSnapshot(id);
+        let next: Snapshot | undefined;
+        const m = memo.get(entry.shape);
+        if (full || !cur) {
+          if (m?.gen && !m.base) next = m.gen.snapshot;
+          else {
+            const gen = this.generate(entry, version);
+            translations++;
+            if (gen) memo.set(entry.shape, { gen });
+            next = gen?.snapshot;
+          }
+          const gen = memo.get(entry.shape)?.gen;
+          if (gen) entry.errors = gen.errors;
+        } else if (m?.base === cur && m.gen) {
+          next = m.gen.snapshot;
+          entry.errors = m.gen.errors;
+        } else {
+          next = this.patchEndpoints(entry, cur, req.endpointHosts, version);
+          if (!m) memo.set(entry.shape, { base: cur, gen: { snapshot: next, errors: entry.errors } });
+        }
+        for (const e of entry.errors) errs.set(`${e.typeUrl}|${e.resource}|${e.message}`, { error: e, proxy: id });
+        this.metrics.queueTime.observe(undefined, (Date.now() - t0) / 1000);
+        if (next && next !== cur) {
+          changed++;
+          const conv = this.converging.get(id);
+          this.converging.set(id, { start: conv ? Math.min(conv.start, req.start) : req.start, sent: conv?.sent ?? new Map(), sealed: false });
+          this.cache.setSnapshot(id, next);
+          this.seal(id);
+        }
+      }
+    } finally {
+      const types = this.pushCtx.types;
+      this.pushCtx = undefined;
+      const byShape = new Map<string, Generated>();
+      for (const [shape, m] of memo) if (m.gen) byShape.set(shape, m.gen);
+      // Shapes without a connected proxy are dropped: their snapshots would be stale after this push.
+      this.byShape = byShape;
+      if (full) this.logTranslationErrors(errs);
+      const summary: PushSummary = {
+        version,
+        reasons: Object.fromEntries(req.reasons),
+        full,
+        proxies: considered,
+        changed,
+        translations,
+        types,
+        durationMs: Date.now() - t0,
+      };
+      if (!full) summary.hosts = [...req.endpointHosts].sort();
+      this.logger.info({ ...summary, cause: [...req.reasons.keys()] }, 'push');
+      this.emit('push', summary);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // ADS events
+
+  private onConnect(node: Node, protocol: 'sotw' | 'delta'): void {
+    const t0 = Date.now();
+    const info = proxyFromNode(node);
+    const shape = proxyShape(info);
+    const entry: ProxyEntry = { info, shape, version: proxyVersionOf(node), connectedAt: t0, errors: [], firstResponse: new Set(STATUS_TYPES) };
+    this.proxies.set(info.id, entry);
+    this.metrics.pushTriggers.inc({ type: 'proxyrequest' });
+    let gen = this.byShape.get(shape);
+    const translated = !gen;
+    if (!gen) {
+      gen = this.generate(entry, this.versionLabel);
+      if (gen) this.byShape.set(shape, gen);
+    }
+    if (gen) entry.errors = gen.errors;
+    const prev = this.cache.getSnapshot(info.id);
+    if (gen && gen.snapshot !== prev) this.cache.setSnapshot(info.id, gen.snapshot);
+    const errs = new Map<string, { error: TranslateError; proxy: string }>();
+    for (const e of entry.errors) {
+      const k = `${e.typeUrl}|${e.resource}|${e.message}`;
+      if (!this.loggedTranslationErrors.has(k)) {
+        this.logger.warn({ proxy: info.id, type: shortType(e.typeUrl), resource: e.resource, source: e.source, error: e.message }, 'translation error: resource dropped');
+        this.loggedTranslationErrors.add(k);
+      }
+      errs.set(k, { error: e, proxy: info.id });
+    }
+    const summary: PushSummary = {
+      version: gen?.snapshot.version ?? this.versionLabel,
+      reasons: { proxyrequest: 1 },
+      full: true,
+      proxies: 1,
+      changed: gen ? 1 : 0,
+      translations: translated ? 1 : 0,
+      types: {},
+      durationMs: Date.now() - t0,
+    };
+    this.logger.info({ proxy: info.id, namespace: info.namespace, type: info.type, protocol, proxyVersion: entry.version }, 'proxy connected');
+    this.logger.info({ ...summary, cause: ['proxyrequest'], proxy: info.id }, 'push');
+    this.emit('push', summary);
+  }
+
+  private onDisconnect(nodeId: string, protocol: 'sotw' | 'delta'): void {
+    this.logger.info({ proxy: nodeId, protocol }, 'proxy stream closed');
+    if (this.cache.status(nodeId)) return; // another stream of the node is still open
+    this.proxies.delete(nodeId);
+    this.converging.delete(nodeId);
+    this.cache.clearSnapshot(nodeId);
+    for (const g of [this.metrics.cdsReject, this.metrics.edsReject, this.metrics.ldsReject, this.metrics.rdsReject]) g.remove({ node: nodeId });
+  }
+
+  private onPushSent(e: { nodeId: string; typeUrl: string; version: string; resources: number; removed: number; bytes: number }): void {
+    const type = metricType(e.typeUrl);
+    this.metrics.pushes.inc({ type });
+    this.metrics.configSize.observe({ type }, e.bytes);
+    const now = Date.now();
+    if (this.pushCtx) {
+      const short = shortType(e.typeUrl);
+      this.pushCtx.types[short] = (this.pushCtx.types[short] ?? 0) + 1;
+      this.metrics.pushTime.observe({ type }, (now - this.pushCtx.start) / 1000);
+    } else {
+      const entry = this.proxies.get(e.nodeId);
+      if (entry?.firstResponse.delete(e.typeUrl)) this.metrics.pushTime.observe({ type }, (now - entry.connectedAt) / 1000);
+    }
+    const conv = this.converging.get(e.nodeId);
+    if (conv && !conv.sealed) conv.sent.set(e.typeUrl, e.version);
+  }
+
+  /** After a snapshot's responses went out: nothing sent means nothing to converge. */
+  private seal(nodeId: string): void {
+    const conv = this.converging.get(nodeId);
+    if (!conv) return;
+    conv.sealed = true;
+    if (conv.sent.size === 0) this.converging.delete(nodeId);
+  }
+
+  private onAck(e: { nodeId: string; typeUrl: string; version: string; latencyMs: number }): void {
+    const conv = this.converging.get(e.nodeId);
+    if (!conv || !conv.sealed) return;
+    if (conv.sent.get(e.typeUrl) === e.version) conv.sent.delete(e.typeUrl);
+    if (conv.sent.size === 0) {
+      this.converging.delete(e.nodeId);
+      this.metrics.convergence.observe(undefined, (Date.now() - conv.start) / 1000);
+    }
+  }
+
+  private onNack(e: { nodeId: string; typeUrl: string; version: string; message: string }): void {
+    const type = metricType(e.typeUrl);
+    this.metrics.xdsRejects.inc({ type });
+    this.metrics.rejectGauge(e.typeUrl)?.inc({ node: e.nodeId });
+    this.converging.delete(e.nodeId);
+    this.logger.warn({ proxy: e.nodeId, type: shortType(e.typeUrl), version: e.version, error: e.message }, 'proxy rejected configuration (NACK)');
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Status
+
+  /** Per connected proxy: identity and per-type sync state (what /debug/syncz serves). */
+  syncStatus(): ProxySyncStatus[] {
+    const out: ProxySyncStatus[] = [];
+    for (const st of this.cache.allStatus()) {
+      if (st.streams <= 0) continue;
+      const entry = this.proxies.get(st.nodeId);
+      const xds: Record<string, TypeSyncStatus> = {};
+      const typeUrls = [...STATUS_TYPES, ...[...st.types.keys()].filter((t) => !STATUS_TYPES.includes(t))];
+      for (const t of typeUrls) xds[shortType(t)] = typeStatusJson(t, st.types.get(t));
+      out.push({
+        id: st.nodeId,
+        namespace: entry?.info.namespace ?? String(st.metadata.NAMESPACE ?? 'default'),
+        type: entry?.info.type ?? 'sidecar',
+        labels: entry?.info.labels ?? {},
+        proxyVersion: entry?.version,
+        connectedAt: new Date(st.connectedAt).toISOString(),
+        streams: st.streams,
+        snapshotVersion: st.snapshotVersion,
+        controlPlaneId: this.id,
+        controlPlaneVersion: this.version,
+        xds,
+        translationErrors: entry?.errors ?? [],
+      });
+    }
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** The control plane's view of a proxy's config as an Envoy admin ConfigDump; undefined for an unknown proxy. */
+  configDump(proxyId: string): ConfigDump | undefined {
+    const snap = this.cache.getSnapshot(proxyId);
+    const st = this.cache.status(proxyId);
+    if (!snap && !st) return undefined;
+    const statusOf = (typeUrl: string) => {
+      const t = st?.types.get(typeUrl);
+      const state = syncState(t);
+      const clientStatus = state === 'SYNCED' ? ClientResourceStatus.ACKED : state === 'NACKED' ? ClientResourceStatus.NACKED : ClientResourceStatus.UNKNOWN;
+      const errorState = state === 'NACKED' && t?.nack
+        ? create(UpdateFailureStateSchema, { details: t.nack.message, versionInfo: t.nack.version, lastUpdateAttempt: timestampFromMs(t.nack.at) })
+        : undefined;
+      return { t, clientStatus, errorState, lastUpdated: t?.sentAt !== undefined ? timestampFromMs(t.sentAt) : undefined };
+    };
+    const sorted = (typeUrl: string): VersionedResource[] => [...(snap?.resources(typeUrl).values() ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const c = statusOf(TypeUrl.Cluster);
+    const clusters = create(ClustersConfigDumpSchema, {
+      versionInfo: c.t?.sentVersion ?? '',
+      dynamicActiveClusters: sorted(TypeUrl.Cluster).map((r) => ({ versionInfo: r.version, cluster: r.resource, lastUpdated: c.lastUpdated, clientStatus: c.clientStatus, errorState: c.errorState })),
+    });
+    const e = statusOf(TypeUrl.ClusterLoadAssignment);
+    const endpoints = create(EndpointsConfigDumpSchema, {
+      dynamicEndpointConfigs: sorted(TypeUrl.ClusterLoadAssignment).map((r) => ({ versionInfo: r.version, endpointConfig: r.resource, lastUpdated: e.lastUpdated, clientStatus: e.clientStatus, errorState: e.errorState })),
+    });
+    const l = statusOf(TypeUrl.Listener);
+    const listeners = create(ListenersConfigDumpSchema, {
+      versionInfo: l.t?.sentVersion ?? '',
+      dynamicListeners: sorted(TypeUrl.Listener).map((r) => ({ name: r.name, activeState: { versionInfo: r.version, listener: r.resource, lastUpdated: l.lastUpdated }, clientStatus: l.clientStatus, errorState: l.errorState })),
+    });
+    const rt = statusOf(TypeUrl.RouteConfiguration);
+    const routes = create(RoutesConfigDumpSchema, {
+      dynamicRouteConfigs: sorted(TypeUrl.RouteConfiguration).map((r) => ({ versionInfo: r.version, routeConfig: r.resource, lastUpdated: rt.lastUpdated, clientStatus: rt.clientStatus, errorState: rt.errorState })),
+    });
+    return create(ConfigDumpSchema, {
+      configs: [pack(ClustersConfigDumpSchema, clusters), pack(EndpointsConfigDumpSchema, endpoints), pack(ListenersConfigDumpSchema, listeners), pack(RoutesConfigDumpSchema, routes)],
+    });
+  }
+
+  /** Services with their endpoints per port, and the registered workloads (what /debug/registryz serves). */
+  registryDump(): { services: unknown[]; workloads: RegisteredWorkload[] } {
+    const services = this.registry.services().map((s) => ({
+      hostname: s.hostname,
+      namespace: s.namespace,
+      name: s.name,
+      source: `${s.origin.kind} ${s.origin.namespace}/${s.origin.name}`,
+      resolution: s.resolution,
+      location: s.location,
+      addresses: s.addresses,
+      exportTo: s.exportTo,
+      selector: s.selector,
+      ports: s.ports.map((p) => ({
+        name: p.name,
+        port: p.port,
+        targetPort: p.targetPort,
+        protocol: p.protocol,
+        endpoints: this.registry.endpoints(s.hostname, p.port).map((ep: Endpoint) => ({ ...ep })),
+      })),
+    }));
+    return { services, workloads: this.registry.registeredWorkloads() };
+  }
+
+  /** Connected proxy ids. */
+  connectedProxies(): string[] {
+    return this.cache.connectedNodes().filter((id) => this.proxies.has(id)).sort();
+  }
+
+  /** What the control plane knows of a connected proxy. */
+  proxy(id: string): ProxyInfo | undefined {
+    return this.proxies.get(id)?.info;
+  }
+}
+
+function typeStatusJson(typeUrl: string, t: TypeStatus | undefined): TypeSyncStatus {
+  const out: TypeSyncStatus = { typeUrl, state: syncState(t) };
+  if (t?.sentVersion !== undefined) out.sentVersion = t.sentVersion;
+  if (t?.sentAt !== undefined) out.sentAt = iso(t.sentAt);
+  if (t?.ackedVersion !== undefined) out.ackedVersion = t.ackedVersion;
+  if (t?.ackedAt !== undefined) out.ackedAt = iso(t.ackedAt);
+  if (t?.nack) out.nack = { version: t.nack.version, message: t.nack.message, at: new Date(t.nack.at).toISOString() };
+  return out;
+}
