@@ -1,6 +1,10 @@
 /** The `weft` command line. Usage errors (unknown option or value, missing argument) exit with status 2. */
 import { Command, CommanderError } from 'commander';
 import { registerAnalyzeCommand } from './commands/analyze.js';
+import { register as registerControlPlane } from './commands/control-plane.js';
+import { register as registerGrpcBootstrap } from './commands/grpc-bootstrap.js';
+import { register as registerProxyConfig } from './commands/proxy-config.js';
+import { register as registerProxyStatus } from './commands/proxy-status.js';
 
 // Output piped into a command that stops reading (`weft analyze . | head`) is not an error.
 for (const stream of [process.stdout, process.stderr]) {
@@ -20,6 +24,10 @@ program
     process.exit(ok ? 0 : 2);
   });
 registerAnalyzeCommand(program);
+registerControlPlane(program);
+registerProxyStatus(program);
+registerProxyConfig(program);
+registerGrpcBootstrap(program);
 
 try {
   await program.parseAsync(process.argv);

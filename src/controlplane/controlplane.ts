@@ -694,7 +694,7 @@ export class ControlPlane extends EventEmitter {
   private logTranslationErrors(current: Map<string, { error: TranslateError; proxy: string }>): void {
     for (const [k, { error, proxy }] of current) {
       if (this.loggedTranslationErrors.has(k)) continue;
-      this.logger.warn({ proxy, type: shortType(error.typeUrl), resource: error.resource, source: error.source, error: error.message }, 'translation error: resource dropped');
+      this.logger.warn({ proxy, type: shortType(error.typeUrl), resource: error.resource, source: error.source, error: error.message }, 'translation error');
     }
     this.loggedTranslationErrors = new Set(current.keys());
   }
@@ -788,7 +788,7 @@ export class ControlPlane extends EventEmitter {
       for (const [shape, m] of memo) if (m.gen) byShape.set(shape, m.gen);
       // Shapes without a connected proxy are dropped: their snapshots would be stale after this push.
       this.byShape = byShape;
-      if (full) this.logTranslationErrors(errs);
+      this.logTranslationErrors(errs);
       const summary: PushSummary = {
         version,
         reasons: Object.fromEntries(req.reasons),
@@ -810,7 +810,14 @@ export class ControlPlane extends EventEmitter {
 
   private onConnect(node: Node, protocol: 'sotw' | 'delta'): void {
     const t0 = Date.now();
-    const info = proxyFromNode(node);
+    let info: ProxyInfo;
+    try {
+      info = proxyFromNode(node);
+    } catch (e) {
+      this.metrics.internalErrors.inc();
+      this.logger.error({ proxy: node.id, err: (e as Error)?.message ?? String(e) }, 'cannot read the proxy identity from its node; it gets no configuration');
+      return;
+    }
     const shape = proxyShape(info);
     const entry: ProxyEntry = { info, shape, version: proxyVersionOf(node), connectedAt: t0, errors: [], firstResponse: new Set(STATUS_TYPES) };
     this.proxies.set(info.id, entry);
@@ -828,7 +835,7 @@ export class ControlPlane extends EventEmitter {
     for (const e of entry.errors) {
       const k = `${e.typeUrl}|${e.resource}|${e.message}`;
       if (!this.loggedTranslationErrors.has(k)) {
-        this.logger.warn({ proxy: info.id, type: shortType(e.typeUrl), resource: e.resource, source: e.source, error: e.message }, 'translation error: resource dropped');
+        this.logger.warn({ proxy: info.id, type: shortType(e.typeUrl), resource: e.resource, source: e.source, error: e.message }, 'translation error');
         this.loggedTranslationErrors.add(k);
       }
       errs.set(k, { error: e, proxy: info.id });

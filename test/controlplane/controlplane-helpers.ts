@@ -1,8 +1,11 @@
 // Shared pieces of the control-plane tests: a temp config dir, a control plane on free ports with its log in
 // memory, and a fake Envoy that speaks SotW like Envoy does (wildcard CDS/LDS, EDS/RDS by name, ACK each response).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { ControlPlane } from '../../src/controlplane/controlplane.js';
 import type { ControlPlaneOptions, PushSummary } from '../../src/controlplane/controlplane.js';
@@ -199,4 +202,44 @@ export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+const ROOT = new URL('../../../', import.meta.url);
+
+/**
+ * How to run `weft` in a child process: bin/weft.js once src/cli/main.ts registers the control-plane commands,
+ * else the command modules registered on a bare commander program (the same `register` functions).
+ */
+export function weftArgv(): string[] {
+  const main = readFileSync(new URL('dist/src/cli/main.js', ROOT), 'utf8');
+  if (main.includes('commands/control-plane.js') && main.includes('commands/proxy-status.js') && main.includes('commands/proxy-config.js')) return ['bin/weft.js'];
+  const harness = `
+    import { Command } from 'commander';
+    import { register as controlPlane } from './dist/src/cli/commands/control-plane.js';
+    import { register as proxyStatus } from './dist/src/cli/commands/proxy-status.js';
+    import { register as proxyConfig } from './dist/src/cli/commands/proxy-config.js';
+    const program = new Command();
+    program.exitOverride((e) => process.exit(e.code === 'commander.helpDisplayed' ? 0 : 2));
+    controlPlane(program);
+    proxyStatus(program);
+    proxyConfig(program);
+    await program.parseAsync(process.argv.slice(1), { from: 'user' });
+  `;
+  return ['--input-type=module', '-e', harness];
+}
+
+/** Starts `weft ARGS...` in the repository root. */
+export function spawnWeft(args: string[]): ChildProcessWithoutNullStreams {
+  return spawn(process.execPath, [...weftArgv(), ...args], { cwd: fileURLToPath(ROOT) });
+}
+
+/** Runs `weft ARGS...` to completion. */
+export async function runWeft(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawnWeft(args);
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  return { code, out, err };
 }

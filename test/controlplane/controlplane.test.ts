@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { TypeUrl } from '../../src/xds/index.js';
 import { runProxyStatus } from '../../src/cli/commands/proxy-status.js';
 import { AdsTestClient } from '../helpers/ads-client.js';
-import { ConfigDir, FakeEnvoy, nextPush, sidecarNode, startControlPlane, until } from './controlplane-helpers.js';
+import { ConfigDir, FakeEnvoy, nextPush, runWeft, sidecarNode, startControlPlane, until } from './controlplane-helpers.js';
 import type { TestControlPlane } from './controlplane-helpers.js';
 
 const SERVICES = `
@@ -191,10 +191,9 @@ describe('control plane', () => {
     }, 'NACKED in syncz');
     assert.equal(st.xds.RDS.nack.message, 'route config rejected: invalid regex in route reviews: missing )');
     assert.equal(st.xds.CDS.state, 'SYNCED');
-    let out = '';
-    const code = await runProxyStatus(undefined, { controlPlane: t.http, output: 'json' }, (s) => (out += s), () => undefined);
-    assert.equal(code, 0);
-    const json = JSON.parse(out).find((p: any) => p.id === productpage.id);
+    const ps = await runWeft(['proxy-status', '--control-plane', t.http, '-o', 'json']);
+    assert.equal(ps.code, 0, ps.err);
+    const json = JSON.parse(ps.out).find((p: any) => p.id === productpage.id);
     assert.equal(json.xds.RDS.state, 'NACKED');
     assert.equal(json.xds.RDS.nack.message, 'route config rejected: invalid regex in route reviews: missing )');
     let text = '';
@@ -271,6 +270,40 @@ describe('control plane', () => {
     assert.equal(status.xds.CDS.state, 'SYNCED');
     assert.equal(status.xds.RDS.state, 'NOT SENT');
     d.end();
+    client.close();
+  });
+
+  test('a translation error is logged, counted and shown in status; the rest is pushed', async () => {
+    // Proxyless gRPC clients do not implement RANDOM: the translator reports it and falls back to ROUND_ROBIN.
+    const pushed = nextPush(t.cp, (s) => s.reasons.config !== undefined);
+    cfg.write('lb.yaml', `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: default}
+spec:
+  host: ratings
+  trafficPolicy: {loadBalancer: {simple: RANDOM}}
+`);
+    await t.cp.reloadConfig();
+    await pushed;
+    await until(() => envoy.stream.responses.pending > 0, 'the sidecar gets the new ratings cluster');
+    await envoy.expect(TypeUrl.Cluster);
+    const client = new AdsTestClient(t.xds);
+    const g = client.sotw();
+    g.send({ node: { id: 'grpc-client-1', metadata: { NAMESPACE: 'default', GENERATOR: 'grpc' }, locality: { region: 'r', zone: 'z' } }, typeUrl: TypeUrl.Cluster });
+    const cds = await g.next();
+    assert.ok(cds.resources.length > 0, 'the clusters are pushed anyway');
+    const st = await until(async () => (await getJson(`${t.http}/debug/syncz`)).find((p: any) => p.id === 'grpc-client-1'), 'gRPC client in syncz');
+    assert.equal(st.type, 'grpc');
+    const err = st.translationErrors.find((e: any) => e.resource === `outbound|9080||${RATINGS}`);
+    assert.ok(err, JSON.stringify(st.translationErrors));
+    assert.match(err.message, /RANDOM is not implemented by proxyless gRPC clients/);
+    assert.equal(err.source, 'DestinationRule default/ratings');
+    assert.ok(t.logs.find('translation error').some((l) => l.proxy === 'grpc-client-1' && String(l.error).includes('RANDOM')));
+    const metrics = await (await fetch(`${t.http}/metrics`)).text();
+    assert.match(metrics, /^weft_xds_translation_errors_total\{type="cds"\} [1-9]\d*$/m);
+    assert.match(metrics, /^pilot_xds\{type="grpc",version="unknown"\} 1$/m);
+    g.end();
     client.close();
   });
 

@@ -2,20 +2,16 @@
 // /debug/config_dump and `weft proxy-config`, /debug/registryz, errors; and `weft control-plane` as a process.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { ControlPlane } from '../../src/controlplane/controlplane.js';
 import { createLogger, MemoryLogStream } from '../../src/controlplane/log.js';
 import { runProxyConfig } from '../../src/cli/commands/proxy-config.js';
 import { TypeUrl } from '../../src/xds/index.js';
 import { HealthStatus } from '../../src/xds/gen/envoy/config/core/v3/health_check_pb.js';
-import { ConfigDir, FakeEnvoy, nextPush, sidecarNode, startControlPlane, until } from './controlplane-helpers.js';
+import { ConfigDir, FakeEnvoy, nextPush, runWeft, sidecarNode, spawnWeft, startControlPlane, until } from './controlplane-helpers.js';
 import type { TestControlPlane } from './controlplane-helpers.js';
-
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 const CONFIG = `
 apiVersion: v1
@@ -262,15 +258,7 @@ describe('weft control-plane (process)', () => {
   test('prints where it listens, serves, and exits 0 on SIGTERM with nothing left open', async () => {
     const cfg = new ConfigDir();
     cfg.write('a.yaml', CONFIG);
-    // The command module, registered on a bare program, in a child process of its own.
-    const harness = `
-      import { Command } from 'commander';
-      import { register } from './dist/src/cli/commands/control-plane.js';
-      const program = new Command();
-      register(program);
-      await program.parseAsync(process.argv.slice(1), { from: 'user' });
-    `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', harness, 'control-plane', '--config', cfg.dir, '--xds-port', '0', '--http-port', '0', '--log-level', 'warn'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnWeft(['control-plane', '--config', cfg.dir, '--xds-port', '0', '--http-port', '0', '--log-level', 'warn']);
     let out = '';
     let err = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -282,13 +270,20 @@ describe('weft control-plane (process)', () => {
       const http = await until(() => {
         if (gone) throw new Error(`the command exited early: ${err}`);
         return /HTTP: (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
-      }, 'the listening line');
+      }, 'the listening line') as string;
       assert.match(out, /xDS \(ADS over plaintext gRPC\): 127\.0\.0\.1:\d+/);
       assert.equal((await fetch(`${http}/ready`)).status, 200);
       const xds = /gRPC\): (127\.0\.0\.1:\d+)/.exec(out)![1]!;
-      // A connected proxy must not keep the process alive after SIGTERM.
+      // A connected proxy must not keep the process alive after SIGTERM; weft proxy-status shows it meanwhile.
       const env = new FakeEnvoy(xds, sidecarNode('p-1.shop', 'shop', { app: 'p' }));
       await env.sync();
+      const ps = await runWeft(['proxy-status', '--control-plane', http, '-o', 'json']);
+      assert.equal(ps.code, 0, ps.err);
+      const row = JSON.parse(ps.out).find((p: any) => p.id === 'p-1.shop');
+      assert.deepEqual(['CDS', 'LDS', 'EDS', 'RDS'].map((k) => row.xds[k].state), ['SYNCED', 'SYNCED', 'SYNCED', 'SYNCED']);
+      const pc = await runWeft(['proxy-config', 'clusters', 'p-1.shop', '--control-plane', http]);
+      assert.equal(pc.code, 0, pc.err);
+      assert.match(pc.out, /^billing\.shop\.svc\.cluster\.local\s+8080\s+v1\s+outbound\s+EDS\s+billing\.shop$/m);
       child.kill('SIGTERM');
       assert.equal(await exited, 0, `exit code (stderr: ${err})`);
       env.close();
@@ -298,19 +293,12 @@ describe('weft control-plane (process)', () => {
     }
   });
 
-  test('a missing config path is an error', async () => {
-    const harness = `
-      import { Command } from 'commander';
-      import { register } from './dist/src/cli/commands/control-plane.js';
-      const program = new Command();
-      register(program);
-      await program.parseAsync(process.argv.slice(1), { from: 'user' });
-    `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', harness, 'control-plane', '--config', '/nonexistent/weft-config'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-    assert.equal(code, 1);
-    assert.match(err, /config path \/nonexistent\/weft-config does not exist/);
+  test('a missing config path is an error; a bad port is a usage error', async () => {
+    const r = await runWeft(['control-plane', '--config', '/nonexistent/weft-config']);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /config path \/nonexistent\/weft-config does not exist/);
+    const u = await runWeft(['control-plane', '--config', '.', '--xds-port', '99999']);
+    assert.equal(u.code, 2);
+    assert.match(u.err, /expected a port number 0-65535/);
   });
 });

@@ -17,7 +17,7 @@ import { unpack } from '../../src/xds/index.js';
 import { HeaderValueOption_HeaderAppendAction, NodeSchema } from '../../src/xds/gen/envoy/config/core/v3/base_pb.js';
 import { RouteConfigurationSchema } from '../../src/xds/gen/envoy/config/route/v3/route_pb.js';
 import type { RouteConfiguration } from '../../src/xds/gen/envoy/config/route/v3/route_pb.js';
-import { RedirectAction_RedirectResponseCode } from '../../src/xds/gen/envoy/config/route/v3/route_components_pb.js';
+import { RedirectAction_RedirectResponseCode, RouteAction_ClusterNotFoundResponseCode } from '../../src/xds/gen/envoy/config/route/v3/route_components_pb.js';
 import type { HeaderMatcher, Route, RouteAction, VirtualHost } from '../../src/xds/gen/envoy/config/route/v3/route_components_pb.js';
 import { CorsPolicySchema } from '../../src/xds/gen/envoy/extensions/filters/http/cors/v3/cors_pb.js';
 import { HTTPFaultSchema } from '../../src/xds/gen/envoy/extensions/filters/http/fault/v3/fault_pb.js';
@@ -406,7 +406,7 @@ describe('the same split from three APIs', () => {
     return vhost(outbound(routes(env, proxy('bookinfo'))), `${REVIEWS}:9080`);
   };
 
-  test('VirtualService, SMI TrafficSplit and GAMMA HTTPRoute give the same virtual host', () => {
+  test('VirtualService, SMI TrafficSplit and GAMMA HTTPRoute give the same virtual host (GAMMA: 500 for a missing backend)', () => {
     const vs = rcFor('istio.yaml');
     const a = action(vs.routes[0]!);
     assert.equal(a.clusterSpecifier.case, 'weightedClusters');
@@ -414,9 +414,14 @@ describe('the same split from three APIs', () => {
       ['outbound|9080||reviews-v1.bookinfo.svc.cluster.local', 4],
       ['outbound|9080||reviews-v2.bookinfo.svc.cluster.local', 1],
     ]);
+    assert.equal(a.clusterNotFoundResponseCode, RouteAction_ClusterNotFoundResponseCode.SERVICE_UNAVAILABLE);
     const bytes = (vh: VirtualHost) => Buffer.from(toBinary(RouteConfigurationSchema, create(RouteConfigurationSchema, { name: 'x', virtualHosts: [vh] })));
     assert.ok(bytes(rcFor('smi.yaml')).equals(bytes(vs)), 'SMI TrafficSplit');
-    assert.ok(bytes(rcFor('gateway-api.yaml')).equals(bytes(vs)), 'GAMMA HTTPRoute');
+    // The Gateway API answers 500 (not 503) for a backend that does not exist; otherwise the same.
+    const gamma = rcFor('gateway-api.yaml');
+    assert.equal(action(gamma.routes[0]!).clusterNotFoundResponseCode, RouteAction_ClusterNotFoundResponseCode.INTERNAL_SERVER_ERROR);
+    action(gamma.routes[0]!).clusterNotFoundResponseCode = RouteAction_ClusterNotFoundResponseCode.SERVICE_UNAVAILABLE;
+    assert.ok(bytes(gamma).equals(bytes(vs)), 'GAMMA HTTPRoute');
   });
 });
 

@@ -6,8 +6,9 @@
  *   `outbound|<port>|<subset>|<host>` per subset of the DestinationRule that applies. The cluster type comes
  *   from the resolution (see `discoveryKind`); EDS clusters read their endpoints over ADS
  *   (`initial_fetch_timeout` 0 as Istio), DNS clusters carry their endpoints inline (a ServiceEntry without
- *   endpoints resolves its own host; a Kubernetes ExternalName Service its external name), and a DNS cluster
- *   without endpoints is not built (Istio).
+ *   endpoints resolves its own host; a Kubernetes ExternalName Service its external name, as Istio did before it
+ *   turned ExternalName Services into aliases), and a DNS cluster without endpoints is not built (Istio).
+ *   DYNAMIC_DNS (Envoy's dynamic forward proxy) is not supported: reported, no cluster.
  * - Every cluster: connect timeout 10s (MeshConfig.connectTimeout default), circuit breaker thresholds
  *   max_connections / max_pending_requests / max_requests / max_retries = 2^32-1 with track_remaining
  *   (`getDefaultCircuitBreakerThresholds`), an empty common_lb_config, and `filter_metadata.istio.services`
@@ -33,7 +34,8 @@
  *   auto SNI, and auto SAN validation too when no SANs are given; ServiceEntry `subjectAltNames` when the rule
  *   gives none; ALPN h2 on HTTP/2 clusters. As Istio, a sidecar ignores `credentialName` unless the rule has a
  *   `workloadSelector` (no transport socket then). `ISTIO_MUTUAL` is left to the security issue: no transport
- *   socket and no error yet (auto mTLS will add transport_socket_matches on `tlsMode`).
+ *   socket and no error yet (auto mTLS will add transport_socket_matches on `tlsMode`). `proxyProtocol` has no
+ *   generated transport socket type yet: reported, the cluster is sent without it.
  * - Special clusters: `BlackHoleCluster` (STATIC, no endpoints, ROUND_ROBIN), `PassthroughCluster`
  *   (ORIGINAL_DST, CLUSTER_PROVIDED, downstream protocol with a 5 min idle timeout) and one
  *   `inbound|<targetPort>||` (STATIC 127.0.0.1:<targetPort>) per WEFT_INBOUND target port, for sidecars;
@@ -302,7 +304,9 @@ class ClusterBuilder {
   private dnsEndpoints(svc: Service, sp: ServicePort, subset: Subset | undefined): Endpoint[] {
     const eps = subsetEndpoints(this.input, svc.hostname, sp.port, subset?.labels);
     if (eps.length || svc.endpoints.length || svc.selector) return eps;
-    // Istio: a DNS ServiceEntry without endpoints has one endpoint per host, the host itself, on the target port.
+    // Istio: a DNS ServiceEntry without endpoints has one endpoint per host, the host itself, on the target port;
+    // it has no labels, so a subset with labels selects nothing.
+    if (subset && Object.keys(subset.labels).length) return [];
     const address = svc.externalName ?? svc.hostname;
     if (address.startsWith('*')) return [];
     const port = !svc.externalName && typeof sp.targetPort === 'number' ? sp.targetPort : sp.port;

@@ -456,8 +456,40 @@ export function clusterTrafficPolicy(dp: DestinationPolicy | undefined, port: nu
 
 // ---------------------------------------------------------------------------------------------------------------
 
-/** Computes what `proxy` can see. Pure; the indexes it builds are cached per model and per service list. */
+/**
+ * Scopes already computed, per model and registry service list, keyed by what a scope depends on of a proxy (its
+ * type, namespace and labels): EDS-only pushes recompute scopes for every proxy and get them from here.
+ */
+const scopeCache = new WeakMap<MeshModel, WeakMap<readonly Service[], Map<string, ProxyScope>>>();
+
+function scopeKey(proxy: ProxyInfo): string {
+  const labels = Object.keys(proxy.labels)
+    .sort()
+    .map((k) => `${k}=${proxy.labels[k]}`)
+    .join('\u0001');
+  return `${proxy.type}\u0000${proxy.namespace}\u0000${labels}`;
+}
+
+/**
+ * Computes what `proxy` can see. Pure: the result depends only on the model, the registry's services and the
+ * proxy's type, namespace and labels, and is cached on those (the indexes it builds are cached per model and per
+ * service list too).
+ */
 export function computeScope(model: MeshModel, registry: RegistryView, proxy: ProxyInfo): ProxyScope {
+  const services = registry.services();
+  let byServices = scopeCache.get(model);
+  if (!byServices) scopeCache.set(model, (byServices = new WeakMap()));
+  let byKey = byServices.get(services);
+  if (!byKey) byServices.set(services, (byKey = new Map()));
+  const key = scopeKey(proxy);
+  const cached = byKey.get(key);
+  if (cached) return cached.proxy === proxy ? cached : { ...cached, proxy };
+  const scope = buildScope(model, registry, proxy);
+  byKey.set(key, scope);
+  return scope;
+}
+
+function buildScope(model: MeshModel, registry: RegistryView, proxy: ProxyInfo): ProxyScope {
   const ns = proxy.namespace;
   const sidecar = selectSidecar(model, proxy);
   const idx = serviceIndex(registry.services());

@@ -18,7 +18,9 @@
  *   redirects (response codes 301/302/303/307/308; `derivePort: FROM_REQUEST_PORT` = the routed port; the
  *   scheme's default port is left out), direct responses, header operations (`set` overwrites, `add` appends;
  *   `:authority`/`host` become a host rewrite), consistent-hash policies from the destination's
- *   DestinationRule (subset port-level > subset > port-level > top level).
+ *   DestinationRule (subset port-level > subset > port-level > top level);
+ * - Gateway API routes answer 500 when their backend's cluster does not exist (`cluster_not_found_response_code`,
+ *   as the Gateway API requires for invalid backends and Istio configures); other routes keep Envoy's 503.
  *
  * Proxyless gRPC clients reject a whole RouteConfiguration that holds a redirect or direct-response action or
  * a per-filter config they do not know (gRFC A28/A31), so for them: redirects are dropped (and reported),
@@ -49,6 +51,7 @@ import {
   DirectResponseActionSchema,
   RedirectAction_RedirectResponseCode,
   RedirectActionSchema,
+  RouteAction_ClusterNotFoundResponseCode,
   RetryPolicy_RetryBackOffSchema,
   RetryPolicy_RetryHostPredicateSchema,
   RetryPolicy_RetryPrioritySchema,
@@ -86,6 +89,8 @@ export const HOST_SELECTION_RETRY_MAX_ATTEMPTS = 5n;
 
 const PREVIOUS_HOSTS = 'envoy.retry_host_predicates.previous_hosts';
 const PREVIOUS_PRIORITIES = 'envoy.retry_priorities.previous_priorities';
+/** The predicate's (empty) configuration, packed once: it is the same in every retry policy. */
+const PREVIOUS_HOSTS_CONFIG = pack(PreviousHostsPredicateSchema, {});
 
 /** gRPC status codes by name (grpc/grpc doc/statuscodes.md), for abort faults. */
 const GRPC_CODES: Readonly<Record<string, number>> = {
@@ -134,7 +139,7 @@ export function retryPolicyOf(p: ModelRetry, consistentHash: boolean): RetryPoli
   const ignorePrevious = p.retryIgnorePreviousHosts ?? !consistentHash;
   if (ignorePrevious) {
     out.retryHostPredicate = [
-      create(RetryPolicy_RetryHostPredicateSchema, { name: PREVIOUS_HOSTS, configType: { case: 'typedConfig', value: pack(PreviousHostsPredicateSchema, {}) } }),
+      create(RetryPolicy_RetryHostPredicateSchema, { name: PREVIOUS_HOSTS, configType: { case: 'typedConfig', value: PREVIOUS_HOSTS_CONFIG } }),
     ];
   }
   if (p.perTryTimeoutMs !== undefined) out.perTryTimeout = durationMs(p.perTryTimeoutMs);
@@ -402,6 +407,8 @@ function translateOne(ctx: HttpRouteContext, r: HttpRoute, m: ModelMatch | undef
 function routeActionOf(ctx: HttpRouteContext, r: HttpRoute, destinations: Destination[], port: number, ops: HeaderOperations, route: Route): RouteAction {
   const action = create(RouteActionSchema);
   setTimeout(action, r.timeoutMs ?? ctx.mesh.defaultTimeoutMs, ctx.grpc);
+  // Gateway API: requests for a backend that does not exist get 500 (Istio does this for gateway-semantics routes).
+  if (r.origin.family === 'gateway-api') action.clusterNotFoundResponseCode = RouteAction_ClusterNotFoundResponseCode.INTERNAL_SERVER_ERROR;
   let authority = ops.authority;
   const rw = r.rewrite;
   if (rw) {
