@@ -96,8 +96,9 @@ export class SimClient {
   readonly held: Held = { clusters: new Map(), assignments: new Map(), listeners: new Map(), routes: new Map() };
   /** Bytes of every response received (serialized DiscoveryResponse / DeltaDiscoveryResponse). */
   bytes = 0;
-  /** Bytes received until the first complete configuration. */
+  /** Bytes received until the first complete configuration, in total and by type. */
   initialBytes = 0;
+  initialBytesByType: Record<string, number> = {};
   responses = 0;
   completeAt?: number;
   nacks = 0;
@@ -277,6 +278,7 @@ export class SimClient {
     if (this.completeAt === undefined && this.isComplete()) {
       this.completeAt = now();
       this.initialBytes = this.bytes;
+      this.initialBytesByType = this.typeBytes();
       this.events.onComplete(this, this.completeAt);
     }
   }

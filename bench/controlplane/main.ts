@@ -5,7 +5,7 @@
 import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_SHAPE, describeMesh, writeMesh } from './config.js';
@@ -27,6 +27,7 @@ const HELP = `Usage: npm run bench:controlplane -- [options]
   --apps N            apps the clients are replicas of (default 50; clients of one app and zone share an identity)
   --workers N         client worker processes (default 2)
   --changes N         endpoint changes per kind (config file, registration API; default 10)
+  --cpu-prof DIR      profile the control plane (node --cpu-prof), profiles written to DIR
   --no-docs           do not write docs/performance.md
   --keep              keep the temporary directory (config, control-plane logs)
   -h, --help          this help
@@ -55,6 +56,7 @@ async function main(): Promise<number> {
         apps: { type: 'string' },
         workers: { type: 'string' },
         changes: { type: 'string' },
+        'cpu-prof': { type: 'string' },
         'no-docs': { type: 'boolean' },
         keep: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -114,6 +116,7 @@ async function main(): Promise<number> {
         apps,
         fileChanges: changes,
         apiChanges: changes,
+        controlPlaneNodeArgs: v['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(v['cpu-prof'])] : [],
         progress,
       });
       results.push(r);
@@ -134,12 +137,6 @@ async function main(): Promise<number> {
   const m = machine(REPO_ROOT);
   const body = `### Results\n\n${describeRun(mesh, results, m)}\n\n${resultsTable(results)}\n`;
   process.stdout.write(`\nControl-plane benchmark\n\n${body}\n`);
-  for (const r of results) {
-    if (r.pushes.fullMs.length) {
-      const total = r.pushes.fullMs.reduce((a, b) => a + b, 0);
-      process.stdout.write(`${r.clients} clients: ${r.pushes.full} full pushes took ${total} ms in total; ${r.pushes.eds} EDS-only pushes; ${r.pushes.proxyRequests} proxy connections served\n`);
-    }
-  }
   if (keep) process.stdout.write(`\nconfig and control-plane logs: ${root}\n`);
   if (!v['no-docs']) {
     const doc = join(REPO_ROOT, 'docs', 'performance.md');

@@ -20,6 +20,8 @@ export interface ClientStats {
   bytes: number;
   initialBytes: number;
   responses: number;
+  /** Bytes by type (cds, eds, lds, rds): until the first full configuration, and over the whole run. */
+  initialBytesByType: Record<string, number>;
   bytesByType: Record<string, number>;
   counts: ClientCounts;
   error?: string;

@@ -92,7 +92,12 @@ export function resultsTable(results: ScenarioResult[]): string {
       (r) => {
         const c = r.changes.find((x) => x.mode === mode);
         if (!c) return 'n/a';
-        return pair(msf(c.p50Ms), msf(c.p99Ms)) + verdict(c.p99Ms !== undefined && c.missed === 0 && c.p99Ms < TARGETS.changeP99Ms) + (c.missed ? `, ${c.missed} not seen` : '');
+        return (
+          pair(msf(c.p50Ms), msf(c.p99Ms)) +
+          verdict(c.p99Ms !== undefined && c.missed === 0 && c.p99Ms < TARGETS.changeP99Ms) +
+          ` over ${c.rounds.length} change${c.rounds.length === 1 ? '' : 's'}` +
+          (c.missed ? `, ${c.missed} not seen` : '')
+        );
       },
       `p99 < ${TARGETS.changeP99Ms} ms`,
     );
@@ -113,7 +118,8 @@ export function resultsTable(results: ScenarioResult[]): string {
   });
   row('Bytes pushed per client, first full push: SotW / Delta', (r) => pair(size(byProto(r, 'sotw', (s) => s.initialBytes)), size(byProto(r, 'delta', (s) => s.initialBytes))));
   row('Bytes pushed per client, whole run: SotW / Delta', (r) => pair(size(byProto(r, 'sotw', (s) => s.bytes)), size(byProto(r, 'delta', (s) => s.bytes))));
-  row('Pushes logged: full / EDS-only (longest full push)', (r) => `${r.pushes.full} / ${r.pushes.eds} (${msf(r.pushes.fullMs.length ? Math.max(...r.pushes.fullMs) : undefined)})`);
+  const longest = (l: number[]) => msf(l.length ? Math.max(...l) : undefined);
+  row('Pushes after start-up: full / EDS-only (longest of each, as logged)', (r) => `${r.pushes.full} / ${r.pushes.eds} (${longest(r.pushes.fullMs)} / ${longest(r.pushes.edsMs)})`);
 
   const widths = head.map((_, i) => Math.max(head[i]!.length, ...rows.map((x) => x[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
@@ -125,7 +131,7 @@ function clientView(results: ScenarioResult[]): string {
   const s = results.flatMap((r) => r.clientStats).find((x) => !x.error && x.completeAt !== undefined);
   if (!s) return 'no client received a full configuration';
   const c = s.counts;
-  const t = s.bytesByType;
+  const t = s.initialBytesByType;
   return (
     `each client holds ${c.clusters} clusters (${c.edsClusters} EDS), ${c.assignments} ClusterLoadAssignments, ${c.listeners} listeners and ` +
     `${c.routeConfigs} RouteConfiguration(s) with ${c.virtualHosts} virtual hosts; first full push by type ` +

@@ -101,14 +101,14 @@ function tail(file: string, lines = 20): string {
   }
 }
 
-export async function startControlPlane(configDir: string, logFile: string, readyTimeoutMs: number, extraArgs: string[] = []): Promise<ControlPlaneProcess> {
+export async function startControlPlane(configDir: string, logFile: string, readyTimeoutMs: number, nodeArgs: string[] = []): Promise<ControlPlaneProcess> {
   const [xdsPort, httpPort] = await freePorts(2);
   const fd = openSync(logFile, 'w');
   const t0 = now();
   const proc = track(
     spawn(
       process.execPath,
-      [WEFT_BIN, 'control-plane', '--config', configDir, '--xds-port', String(xdsPort), '--http-port', String(httpPort), '--bind', '127.0.0.1', ...extraArgs],
+      [...nodeArgs, WEFT_BIN, 'control-plane', '--config', configDir, '--xds-port', String(xdsPort), '--http-port', String(httpPort), '--bind', '127.0.0.1'],
       { cwd: REPO_ROOT, stdio: ['ignore', fd, fd] },
     ),
   );
@@ -201,6 +201,13 @@ export interface ScenarioOptions {
   fileChanges: number;
   /** Endpoint changes made by registering a new workload over the registration API. */
   apiChanges: number;
+  /**
+   * Time budget of each kind of endpoint change (default 45 s): no new change starts once it is spent, so a slow
+   * control plane still finishes in bounded time (at least one change of each kind is made).
+   */
+  changeBudgetMs?: number;
+  /** Node.js options for the control plane's process (e.g. `--cpu-prof`). */
+  controlPlaneNodeArgs?: string[];
   /** Keep and fully decode every resource (smoke test). */
   verify?: boolean;
   readyTimeoutMs?: number;
@@ -342,7 +349,7 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
   let sampler: ProcSampler | undefined;
   try {
     log(`starting the control plane (${opts.mesh.services.length} services, ${opts.mesh.endpoints} endpoints)`);
-    cp = await startControlPlane(opts.configDir, opts.logFile, opts.readyTimeoutMs ?? 180_000);
+    cp = await startControlPlane(opts.configDir, opts.logFile, opts.readyTimeoutMs ?? 180_000, opts.controlPlaneNodeArgs);
     sampler = new ProcSampler(cp.pid).start();
     const result: ScenarioResult = {
       clients: opts.clients,
@@ -381,8 +388,10 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     log(`connecting ${specs.length} clients (${opts.protocol})`);
     const t0 = now();
     for (const [i, w] of workers.entries()) w.send({ cmd: 'connect', address: cp.xdsAddress, clients: share[i]!, verify: opts.verify ?? false });
-    const fullTimeout = opts.fullPushTimeoutMs ?? 120_000;
-    await Promise.race([done, sleep(fullTimeout)]);
+    const fullTimeout = opts.fullPushTimeoutMs ?? 150_000;
+    let fullTimer: NodeJS.Timeout | undefined;
+    await Promise.race([done, new Promise<void>((resolve) => { fullTimer = setTimeout(resolve, fullTimeout); })]);
+    clearTimeout(fullTimer);
     const fp = result.fullPush;
     fp.completed = completeAt.size;
     fp.errors = [...errors].map(([id, m]) => `${id}: ${m}`);
@@ -404,7 +413,8 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
 
     // ---- endpoint changes ----
     let seq = 0;
-    const changeTimeout = opts.changeTimeoutMs ?? 15_000;
+    const changeTimeout = opts.changeTimeoutMs ?? 120_000;
+    const budget = opts.changeBudgetMs ?? 45_000;
     const measure = async (svc: ServiceInfo, address: string, act: () => Promise<void>): Promise<ChangeRound> => {
       const watch: EndpointWatch = { seq: ++seq, cluster: `outbound|${HTTP_PORT}||${svc.fqdn}`, address: `${address}:${HTTP_PORT}`, present: true };
       const results = workers.map((w) => w.next((m): m is Extract<FromWorker, { type: 'watchResult' }> => m.type === 'watchResult' && m.seq === watch.seq, changeTimeout + 10_000, 'watch result'));
@@ -448,7 +458,8 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     const services = opts.mesh.services;
     if (opts.fileChanges > 0 && completeAt.size > 0) {
       const rounds: ChangeRound[] = [];
-      for (let r = 0; r < opts.fileChanges; r++) {
+      const until = Date.now() + budget;
+      for (let r = 0; r < opts.fileChanges && (r === 0 || Date.now() < until); r++) {
         const svc = services[(r * 131 + 7) % services.length]!;
         const j = r % svc.addresses.length;
         const address = `10.250.${r & 255}.${1 + j}`;
@@ -464,7 +475,8 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     }
     if (opts.apiChanges > 0 && completeAt.size > 0) {
       const rounds: ChangeRound[] = [];
-      for (let r = 0; r < opts.apiChanges; r++) {
+      const until = Date.now() + budget;
+      for (let r = 0; r < opts.apiChanges && (r === 0 || Date.now() < until); r++) {
         const svc = services[(r * 173 + 61) % services.length]!;
         const address = `10.251.${r & 255}.1`;
         const body = {

@@ -92,6 +92,7 @@ function stats(verify: boolean): ClientStats[] {
       bytes: c.bytes,
       initialBytes: c.initialBytes,
       responses: c.responses,
+      initialBytesByType: c.initialBytesByType,
       bytesByType: c.typeBytes(),
       counts: c.counts(),
     };

@@ -166,6 +166,34 @@ describe('ADS server', () => {
     old.end();
   });
 
+  test('SotW: EDS and RDS responses carry only what changed; CDS and LDS the full state', async () => {
+    const a = 'outbound|80||a.default.svc.cluster.local';
+    const b = 'outbound|80||b.default.svc.cluster.local';
+    cache.setSnapshot('n4', base());
+    const s = client.sotw();
+    s.send({ node: { id: 'n4' }, typeUrl: TypeUrl.Cluster });
+    const cds = await s.next();
+    s.send({ typeUrl: TypeUrl.Cluster, versionInfo: cds.versionInfo, responseNonce: cds.nonce });
+    s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: [a, b] });
+    const eds = await s.next();
+    assert.equal(eds.resources.length, 2);
+    s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: [a, b], versionInfo: eds.versionInfo, responseNonce: eds.nonce });
+    cache.setSnapshot('n4', snap('5', {
+      cds: [cluster(a), cluster(b, 3)],
+      eds: [cla(a, 8001), cla(b, 8002, 8004)],
+      lds: [listener('0.0.0.0_80')],
+      rds: [route('80')],
+    }));
+    const cds2 = await s.next();
+    assert.equal(cds2.typeUrl, TypeUrl.Cluster);
+    assert.equal(cds2.resources.length, 2, 'CDS is full state');
+    const eds2 = await s.next();
+    assert.equal(eds2.typeUrl, TypeUrl.ClusterLoadAssignment);
+    assert.deepEqual(eds2.resources.map((r) => unpack(ClusterLoadAssignmentSchema, r).clusterName), [b], 'only the changed assignment');
+    assert.notEqual(eds2.versionInfo, eds.versionInfo);
+    s.end();
+  });
+
   test('a stream whose first request has no node id is refused', async () => {
     const s = client.sotw();
     s.send({ typeUrl: TypeUrl.Cluster });

@@ -277,15 +277,18 @@ describe('weft control-plane (process)', () => {
       // A connected proxy must not keep the process alive after SIGTERM; weft proxy-status shows it meanwhile.
       const env = new FakeEnvoy(xds, sidecarNode('p-1.shop', 'shop', { app: 'p' }));
       await env.sync();
+      const synced = (x: any) => ['CDS', 'LDS', 'EDS', 'RDS'].every((k) => x?.xds[k].state === 'SYNCED');
+      await until(async () => synced(((await (await fetch(`${http}/debug/syncz`)).json()) as any[]).find((p) => p.id === 'p-1.shop')), 'the ACKs');
       const ps = await runWeft(['proxy-status', '--control-plane', http, '-o', 'json']);
       assert.equal(ps.code, 0, ps.err);
       const row = JSON.parse(ps.out).find((p: any) => p.id === 'p-1.shop');
-      assert.deepEqual(['CDS', 'LDS', 'EDS', 'RDS'].map((k) => row.xds[k].state), ['SYNCED', 'SYNCED', 'SYNCED', 'SYNCED']);
+      assert.ok(synced(row), ps.out);
       const pc = await runWeft(['proxy-config', 'clusters', 'p-1.shop', '--control-plane', http]);
       assert.equal(pc.code, 0, pc.err);
       assert.match(pc.out, /^billing\.shop\.svc\.cluster\.local\s+8080\s+v1\s+outbound\s+EDS\s+billing\.shop$/m);
       child.kill('SIGTERM');
-      assert.equal(await exited, 0, `exit code (stderr: ${err})`);
+      const code = await exited;
+      assert.equal(code, 0, `exit code ${code} (stdout: ${out}; stderr: ${err})`);
       env.close();
     } finally {
       child.kill('SIGKILL');

@@ -5,8 +5,11 @@
  * - a request whose response_nonce is not the last nonce sent for its type is stale and ignored;
  * - response_nonce = last nonce and no error_detail is an ACK of that version; with error_detail, a NACK (the
  *   error is recorded and nothing is re-sent until the resources change);
- * - version_info is a hash of the (name, version) set sent, so a client that reconnects with the version it
- *   already has gets no re-push, and an unchanged type is never re-sent when another type changes.
+ * - version_info is a hash of the (name, version) set subscribed, so a client that reconnects with the version
+ *   it already has gets no re-push, and an unchanged type is never re-sent when another type changes;
+ * - LDS and CDS responses carry the full state (a missing resource is a deletion); for the other types (EDS,
+ *   RDS, SDS) the protocol lets the server send only what changed, so only resources whose version differs from
+ *   what this stream last sent go out (an endpoint change sends one ClusterLoadAssignment, not all of them).
  */
 import { create } from '@bufbuild/protobuf';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
@@ -26,6 +29,8 @@ interface SotwTypeState {
   sentNonce?: string;
   /** version_info of the client's first request on this stream (resumption after a reconnect). */
   resumeVersion?: string;
+  /** For types that are not full-state: name → version last sent on this stream. */
+  sent: Map<string, string>;
 }
 
 export class SotwStream extends AdsStreamBase {
@@ -46,7 +51,7 @@ export class SotwStream extends AdsStreamBase {
     let st = this.types.get(typeUrl);
     const first = !st;
     if (!st) {
-      st = { wildcard: false, names: new Set() };
+      st = { wildcard: false, names: new Set(), sent: new Map() };
       this.types.set(typeUrl, st);
       this.requested.add(typeUrl);
     }
@@ -80,32 +85,52 @@ export class SotwStream extends AdsStreamBase {
     const st = this.types.get(typeUrl);
     if (!st) return;
     const all = snap.resources(typeUrl);
-    const items: VersionedResource[] = [];
-    if (st.wildcard) items.push(...all.values());
-    else for (const n of st.names) { const r = all.get(n); if (r) items.push(r); }
-    const version = setVersion(items);
+    let items: VersionedResource[];
+    let version: string;
+    if (st.wildcard && st.names.size === 0) {
+      items = [...all.values()];
+      version = snap.typeVersion(typeUrl);
+    } else {
+      items = [];
+      if (st.wildcard) items.push(...all.values());
+      else for (const n of st.names) { const r = all.get(n); if (r) items.push(r); }
+      // A subscription naming every resource of the type (Envoy's EDS after CDS) shares the snapshot's version.
+      version = items.length === all.size ? snap.typeVersion(typeUrl) : setVersion(items);
+    }
     if (version === st.sentVersion) return;
+    const fullState = isFullStateType(typeUrl);
     if (st.sentNonce === undefined && st.resumeVersion === version) {
       // The client reconnected holding exactly this set: nothing to send.
       st.sentVersion = version;
       st.sentNonce = '';
+      if (!fullState) for (const r of items) st.sent.set(r.name, r.version);
       this.recordSent(typeUrl, version, '');
       this.recordAck(typeUrl, version);
       return;
     }
+    let out = items;
+    if (!fullState) {
+      out = items.filter((r) => st.sent.get(r.name) !== r.version);
+      for (const r of out) st.sent.set(r.name, r.version);
+      if (st.sent.size > items.length) {
+        const keep = new Set(items.map((r) => r.name));
+        for (const n of st.sent.keys()) if (!keep.has(n)) st.sent.delete(n);
+      }
+    }
+    st.sentVersion = version;
+    if (out.length === 0 && !fullState) return; // the set shrank: nothing the client needs to hear
     const nonce = this.nextNonce();
     const res = create(DiscoveryResponseSchema, {
       versionInfo: version,
       typeUrl,
       nonce,
-      resources: items.map((r) => r.resource),
+      resources: out.map((r) => r.resource),
     });
-    st.sentVersion = version;
     st.sentNonce = nonce;
     this.recordSent(typeUrl, version, nonce);
     let bytes = 0;
-    for (const r of items) bytes += r.resource.value.length;
-    this.hooks.onPush?.({ nodeId: this.nodeId!, typeUrl, version, resources: items.length, removed: 0, bytes, snapshot: snap.version });
+    for (const r of out) bytes += r.resource.value.length;
+    this.hooks.onPush?.({ nodeId: this.nodeId!, typeUrl, version, resources: out.length, removed: 0, bytes, snapshot: snap.version });
     this.call.write(res);
   }
 }

@@ -58,6 +58,18 @@ export class Snapshot {
     return this.types.get(typeUrl) ?? EMPTY;
   }
 
+  private readonly typeVersions = new Map<string, string>();
+
+  /** `setVersion` of every resource of a type, computed once per snapshot (snapshots are shared by proxies). */
+  typeVersion(typeUrl: string): string {
+    let v = this.typeVersions.get(typeUrl);
+    if (v === undefined) {
+      v = setVersion(this.resources(typeUrl).values());
+      this.typeVersions.set(typeUrl, v);
+    }
+    return v;
+  }
+
   typeUrls(): string[] {
     return [...this.types.keys()];
   }

@@ -244,16 +244,12 @@ export class ServiceRegistry {
     return rec;
   }
 
-  heartbeat(namespace: string, name: string, healthy?: boolean): boolean {
+  /** Records a heartbeat (and, when given, the health the workload reports). False if it is not registered. */
+  heartbeat(namespace: string, name: string, healthy = true): boolean {
     const w = this.registered.get(`${namespace}/${name}`);
     if (!w) return false;
     w.lastHeartbeat = Date.now();
-    const want = healthy ?? true;
-    if (w.healthy !== want) {
-      w.healthy = want;
-      this.touched(this.hostsSelecting(w.namespace, w.labels));
-    }
-    return true;
+    return this.setHealth(namespace, name, healthy);
   }
 
   setHealth(namespace: string, name: string, healthy: boolean): boolean {

@@ -155,8 +155,8 @@ export function localityGroups(eps: readonly Endpoint[]): WrappedLocality[] {
     let weight = 0;
     for (const e of lbEndpoints) weight = Math.min(weight + (e.loadBalancingWeight ?? 0), 0xffffffff);
     const group = create(LocalityLbEndpointsSchema, { lbEndpoints, loadBalancingWeight: weight });
-    const loc = parseLocality(k);
-    if (loc) group.locality = loc;
+    // Always set, empty when unknown (Istio `ConvertLocality("")`): gRPC clients reject a group without one.
+    group.locality = parseLocality(k) ?? create(LocalitySchema, {});
     return { group, endpoints: members };
   });
 }

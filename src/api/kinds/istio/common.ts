@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { Labels, Protocol } from '../../model.js';
 import { parseDurationMs, positiveDuration, re2Error } from '../../schema/common.js';
+import { parseProtocol } from '../../protocol.js';
 
 export const NETWORKING_GROUP = 'networking.istio.io';
 export const SECURITY_GROUP = 'security.istio.io';
@@ -260,26 +261,12 @@ export function exportToOf(exportTo: readonly string[] | undefined): string[] {
 // ---------------------------------------------------------------------------------------------------------------
 // Protocols and ports
 
-/** Istio `protocol.Parse` names (case-insensitive) and their model protocol. */
-const ISTIO_PROTOCOLS: Readonly<Record<string, Protocol>> = {
-  tcp: 'TCP',
-  udp: 'UDP',
-  grpc: 'GRPC',
-  'grpc-web': 'GRPC-Web',
-  http: 'HTTP',
-  // HTTP_PROXY (an explicit HTTP proxy listener) is valid upstream; the model has no such protocol: it is HTTP.
-  http_proxy: 'HTTP',
-  http2: 'HTTP2',
-  https: 'HTTPS',
-  tls: 'TLS',
-  mongo: 'Mongo',
-  redis: 'Redis',
-  mysql: 'MySQL',
-};
-
-/** Istio `protocol.Parse` (case-insensitive), or undefined for an unsupported name. */
+/**
+ * Istio `protocol.Parse` (case-insensitive), or undefined for an unsupported name. Istio also accepts
+ * `HTTP_PROXY` (an explicit HTTP proxy listener); the model has no such protocol, so it is HTTP.
+ */
 export function istioProtocol(name: string): Protocol | undefined {
-  return ISTIO_PROTOCOLS[name.toLowerCase()];
+  return name.toLowerCase() === 'http_proxy' ? 'HTTP' : parseProtocol(name);
 }
 
 /** Istio `ValidateProtocol`: empty (sniffed) or a known protocol name. */
