@@ -246,10 +246,15 @@ describe('ADS server', () => {
     // Resumption: a client that has cluster b at the current version gets nothing for CDS.
     const r = client.delta();
     r.send({ node: { id: 'd1' }, typeUrl: TypeUrl.Cluster, initialResourceVersions: { 'outbound|80||b.default.svc.cluster.local': c3.resources[0]!.version } });
-    r.send({ typeUrl: TypeUrl.Listener, resourceNamesSubscribe: ['*'] }); // barrier (no listeners: nothing) ...
+    r.send({ typeUrl: TypeUrl.Listener, resourceNamesSubscribe: ['*'] });
     r.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNamesSubscribe: ['outbound|80||b.default.svc.cluster.local'] });
+    // A first wildcard request is always answered, empty when there is nothing new.
+    const resumed = await r.next();
+    assert.deepEqual([resumed.typeUrl, resumed.resources.length, resumed.removedResources], [TypeUrl.Cluster, 0, []], 'no CDS re-push on resumption');
+    const noListeners = await r.next();
+    assert.deepEqual([noListeners.typeUrl, noListeners.resources.length, noListeners.removedResources], [TypeUrl.Listener, 0, []], 'an empty wildcard set is answered');
     const first = await r.next();
-    assert.equal(first.typeUrl, TypeUrl.ClusterLoadAssignment, 'no CDS re-push on resumption');
+    assert.equal(first.typeUrl, TypeUrl.ClusterLoadAssignment);
     // ... and one that has an outdated version of b gets it.
     const r2 = client.delta();
     r2.send({ node: { id: 'd1' }, typeUrl: TypeUrl.Cluster, initialResourceVersions: { 'outbound|80||b.default.svc.cluster.local': versions['outbound|80||b.default.svc.cluster.local']! } });

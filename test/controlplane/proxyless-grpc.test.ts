@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,11 +30,17 @@ type XdsType = (typeof XDS_TYPES)[number];
 // The control plane (the `weft control-plane` command in a child process)
 
 class ControlPlaneProcess {
-  readonly dir = mkdtempSync(join(tmpdir(), 'weft-proxyless-'));
+  /** Scratch directory: the watched config directory `config/` and the clients' bootstrap files. */
+  readonly work = mkdtempSync(join(tmpdir(), 'weft-proxyless-'));
+  readonly dir = join(this.work, 'config');
   xds = '';
   http = '';
   private proc?: ChildProcessWithoutNullStreams;
   private stderr = '';
+
+  constructor() {
+    mkdirSync(this.dir);
+  }
 
   async start(): Promise<void> {
     const p = spawn(process.execPath, [WEFT, 'control-plane', '--config', this.dir, '--xds-port', '0', '--http-port', '0'], { cwd: ROOT });
@@ -116,7 +122,7 @@ class ControlPlaneProcess {
       p.kill('SIGTERM');
       await exited;
     }
-    rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.work, { recursive: true, force: true });
   }
 }
 
@@ -222,7 +228,7 @@ class XdsClient {
 
 /** Writes a bootstrap with `weft grpc-bootstrap` and starts a client with it. */
 function startClient(cp: ControlPlaneProcess, nodeId: string): XdsClient {
-  const file = join(cp.dir, '..', `${nodeId}-bootstrap.json`);
+  const file = join(cp.work, `${nodeId}-bootstrap.json`);
   const r = spawnSync(
     process.execPath,
     [WEFT, 'grpc-bootstrap', '--control-plane', cp.xds, '--node-id', nodeId, '--namespace', 'default', '--locality', 'region-a/zone-1', '--labels', 'app=greeter-client', '-o', file],

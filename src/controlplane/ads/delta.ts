@@ -5,6 +5,10 @@
  * - initial_resource_versions (on reconnect) tell what the client already has: only what differs is sent;
  * - responses carry only changed resources and the names of removed ones; a subscribed name that does not
  *   exist is reported once in removed_resources so the client need not wait for a timeout;
+ * - the first wildcard request of a type on a stream is always answered, with an empty response when there is
+ *   nothing to send (as go-control-plane does): without it a client whose wildcard set is empty, or who resumed
+ *   with everything up to date, could not tell "nothing" from "not answered yet" and would wait for its initial
+ *   fetch timeout;
  * - a NACK (error_detail) is recorded; the refused versions are not re-sent (that would loop), only a newer
  *   version of a resource is.
  */
@@ -27,6 +31,8 @@ interface DeltaTypeState {
   notFound: Set<string>;
   /** In-flight responses: nonce → the version label they carry. */
   pending: Map<string, string>;
+  /** The first wildcard request is still unanswered: the next push goes out even when empty. */
+  answerEmpty: boolean;
 }
 
 export class DeltaStream extends AdsStreamBase {
@@ -46,11 +52,12 @@ export class DeltaStream extends AdsStreamBase {
     if (!typeUrl) return;
     let st = this.types.get(typeUrl);
     if (!st) {
-      st = { wildcard: false, names: new Set(), client: new Map(), notFound: new Set(), pending: new Map() };
+      st = { wildcard: false, names: new Set(), client: new Map(), notFound: new Set(), pending: new Map(), answerEmpty: false };
       this.types.set(typeUrl, st);
       this.requested.add(typeUrl);
       for (const [n, v] of Object.entries(req.initialResourceVersions)) st.client.set(n, v);
       if (req.resourceNamesSubscribe.length === 0 && isFullStateType(typeUrl)) st.wildcard = true;
+      st.answerEmpty = st.wildcard || req.resourceNamesSubscribe.includes('*');
     }
     if (req.responseNonce) {
       const version = st.pending.get(req.responseNonce);
@@ -91,7 +98,8 @@ export class DeltaStream extends AdsStreamBase {
       else if (!st.client.has(n) && !st.notFound.has(n)) { removed.push(n); st.notFound.add(n); }
     }
     for (const n of st.client.keys()) if (!all.has(n)) removed.push(n);
-    if (send.length === 0 && removed.length === 0) return;
+    if (send.length === 0 && removed.length === 0 && !st.answerEmpty) return;
+    st.answerEmpty = false;
     for (const r of send) st.client.set(r.name, r.version);
     for (const n of removed) st.client.delete(n);
     const version = setVersion([...st.client].map(([name, version]) => ({ name, version }) as VersionedResource));
