@@ -1,0 +1,172 @@
+/**
+ * How one ADS response changes the set of resources the client holds for a type, as pure functions:
+ *
+ * - `applyDelta`: Delta semantics. `resources` are added or changed, `removed_resources` are deleted; a removed
+ *   name the client subscribed to explicitly is remembered as absent (the server said it does not exist).
+ * - `applySotw`: SotW semantics. For LDS and CDS (`fullState`) the response is the complete set, so a held
+ *   resource that is missing is deleted; for the other types (EDS, RDS, SDS) the response only adds or changes
+ *   resources and absence means nothing.
+ *
+ * Both decode every resource with its generated schema, ignore resources that were not subscribed to (unless the
+ * subscription is a wildcard), never report a resource whose bytes did not change, and throw `ResponseError` for
+ * what the client must NACK: a resource of another type, the same name twice, undecodable bytes, a resource
+ * without a name.
+ */
+import { fromBinary } from '@bufbuild/protobuf';
+import type { DescMessage, Message } from '@bufbuild/protobuf';
+import type { Any } from '@bufbuild/protobuf/wkt';
+import { registry, TypeUrl, typeNameOf } from '../index.js';
+import { ResourceSchema } from '../gen/envoy/service/discovery/v3/discovery_pb.js';
+import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../gen/envoy/service/discovery/v3/discovery_pb.js';
+import type { ResourceEntry } from './types.js';
+
+/** A response the client refuses (NACK); the message becomes error_detail. */
+export class ResponseError extends Error {}
+
+/** Types whose SotW responses carry the complete set (a missing resource is a deletion): LDS and CDS. */
+export function isFullStateType(typeUrl: string): boolean {
+  return typeUrl === TypeUrl.Listener || typeUrl === TypeUrl.Cluster;
+}
+
+const RESOURCE_WRAPPER = `type.googleapis.com/${ResourceSchema.typeName}`;
+const descriptors = new Map<string, DescMessage | null>();
+
+/** Decodes a resource with the generated schema its type URL names. */
+export function decodeResource(any: Any): Message {
+  const typeName = typeNameOf(any.typeUrl);
+  let desc = descriptors.get(typeName);
+  if (desc === undefined) {
+    desc = registry.getMessage(typeName) ?? null;
+    descriptors.set(typeName, desc);
+  }
+  if (!desc) throw new ResponseError(`unknown resource type ${any.typeUrl}`);
+  return fromBinary(desc, any.value);
+}
+
+/** The name of a decoded resource: `cluster_name` for a ClusterLoadAssignment, `name` for the others. */
+export function resourceName(msg: Message): string {
+  const m = msg as unknown as { clusterName?: unknown; name?: unknown };
+  const n = msg.$typeName === 'envoy.config.endpoint.v3.ClusterLoadAssignment' ? m.clusterName : m.name;
+  return typeof n === 'string' ? n : '';
+}
+
+export function sameBytes(a: Any, b: Any): boolean {
+  if (a.typeUrl !== b.typeUrl || a.value.length !== b.value.length) return false;
+  return Buffer.from(a.value.buffer, a.value.byteOffset, a.value.byteLength).equals(b.value);
+}
+
+/** What the client holds for a type (read-only here). */
+export interface Held {
+  wildcard: boolean;
+  /** Explicitly subscribed names. */
+  names: ReadonlySet<string>;
+  resources: ReadonlyMap<string, ResourceEntry>;
+  /** Subscribed names the server said do not exist (Delta). */
+  absent: ReadonlySet<string>;
+}
+
+export interface Applied {
+  added: Map<string, ResourceEntry>;
+  removed: string[];
+  /** The complete set after the response. */
+  full: Map<string, ResourceEntry>;
+  absent: Set<string>;
+  systemVersion: string;
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function decodeChecked(typeUrl: string, name: string, any: Any): Message {
+  if (any.typeUrl !== typeUrl) throw new ResponseError(`resource ${name || '(unnamed)'}: type ${any.typeUrl || '(empty)'} in a ${typeUrl} response`);
+  try {
+    return decodeResource(any);
+  } catch (e) {
+    if (e instanceof ResponseError) throw e;
+    throw new ResponseError(`resource ${name || '(unnamed)'}: cannot decode ${typeNameOf(typeUrl)}: ${describe(e)}`);
+  }
+}
+
+export function applyDelta(typeUrl: string, held: Held, res: DeltaDiscoveryResponse): Applied {
+  const added = new Map<string, ResourceEntry>();
+  const full = new Map(held.resources);
+  const absent = new Set(held.absent);
+  const seen = new Set<string>();
+  for (const r of res.resources) {
+    const name = r.name;
+    if (!name) throw new ResponseError(`a ${typeNameOf(typeUrl)} resource has no name`);
+    if (seen.has(name)) throw new ResponseError(`resource ${name} appears twice in the response`);
+    seen.add(name);
+    if (!held.wildcard && !held.names.has(name)) continue; // not asked for: ignored, as the protocol says
+    const prev = held.resources.get(name);
+    if (!r.resource) {
+      // A TTL heartbeat: the resource body is left out and the version is the one the client has.
+      if (prev && prev.version === r.version) continue;
+      throw new ResponseError(`resource ${name} has no body`);
+    }
+    absent.delete(name);
+    if (prev && sameBytes(prev.resource, r.resource)) {
+      if (prev.version !== r.version) full.set(name, { ...prev, version: r.version });
+      continue;
+    }
+    const entry: ResourceEntry = { name, version: r.version, resource: r.resource, message: decodeChecked(typeUrl, name, r.resource) };
+    added.set(name, entry);
+    full.set(name, entry);
+  }
+  const removed: string[] = [];
+  for (const name of res.removedResources) {
+    if (seen.has(name)) throw new ResponseError(`resource ${name} is both updated and removed in the response`);
+    if (full.delete(name)) removed.push(name);
+    if (held.names.has(name)) absent.add(name);
+  }
+  return { added, removed, full, absent, systemVersion: res.systemVersionInfo };
+}
+
+export function applySotw(typeUrl: string, held: Held, res: DiscoveryResponse, fullState: boolean): Applied {
+  const version = res.versionInfo;
+  const inResponse = new Map<string, ResourceEntry>();
+  for (const item of res.resources) {
+    let any = item;
+    let name: string | undefined;
+    let resVersion = version;
+    if (any.typeUrl === RESOURCE_WRAPPER) {
+      // A response may wrap resources in envoy.service.discovery.v3.Resource (name and version outside).
+      let wrapper;
+      try {
+        wrapper = fromBinary(ResourceSchema, any.value);
+      } catch (e) {
+        throw new ResponseError(`cannot decode a Resource wrapper: ${describe(e)}`);
+      }
+      if (!wrapper.resource) {
+        // A TTL heartbeat: the resource stays as it is.
+        const prev = held.resources.get(wrapper.name);
+        if (prev && !inResponse.has(prev.name)) inResponse.set(prev.name, prev);
+        continue;
+      }
+      any = wrapper.resource;
+      name = wrapper.name || undefined;
+      if (wrapper.version) resVersion = wrapper.version;
+    }
+    const message = decodeChecked(typeUrl, name ?? '', any);
+    name ??= resourceName(message);
+    if (!name) throw new ResponseError(`a ${typeNameOf(typeUrl)} resource has no name`);
+    if (inResponse.has(name)) throw new ResponseError(`resource ${name} appears twice in the response`);
+    inResponse.set(name, { name, version: resVersion, resource: any, message });
+  }
+  const added = new Map<string, ResourceEntry>();
+  const removed: string[] = [];
+  const full = fullState ? new Map<string, ResourceEntry>() : new Map(held.resources);
+  for (const [name, entry] of inResponse) {
+    if (!held.wildcard && !held.names.has(name)) continue;
+    const prev = held.resources.get(name);
+    if (prev && sameBytes(prev.resource, entry.resource)) {
+      full.set(name, prev);
+      continue;
+    }
+    added.set(name, entry);
+    full.set(name, entry);
+  }
+  if (fullState) for (const name of held.resources.keys()) if (!full.has(name)) removed.push(name);
+  return { added, removed, full, absent: new Set(held.absent), systemVersion: version };
+}
