@@ -26,5 +26,5 @@ export { applyRequestHeaders, applyResponseHeaders, autoRewriteHost, localReplyL
 export type { FormatVars } from './formatter.js';
 export { MirrorPolicy, RetryOn, RetryPolicy } from './policies.js';
 export type { HashPolicy, ResetHeader, RetryOnName } from './policies.js';
-export { ConfigError } from './config-error.js';
+export { ConfigError } from '../../config-error.js';
 export type { RegexRewrite } from './util.js';

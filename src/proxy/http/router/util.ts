@@ -8,7 +8,7 @@ import type { Duration } from '@bufbuild/protobuf/wkt';
 import { FractionalPercent_DenominatorType } from '../../../xds/gen/envoy/type/v3/percent_pb.js';
 import type { FractionalPercent } from '../../../xds/gen/envoy/type/v3/percent_pb.js';
 import type { RuntimeFractionalPercent } from '../../../xds/gen/envoy/config/core/v3/base_pb.js';
-import { ConfigError } from './config-error.js';
+import { ConfigError } from '../../config-error.js';
 import { Re2, Substitution } from './regex.js';
 import type { RegexMatcher, RegexMatchAndSubstitute } from '../../../xds/gen/envoy/type/matcher/v3/regex_pb.js';
 
@@ -19,7 +19,7 @@ export class CompileContext {
   constructor(readonly resource: string) {}
 
   fail(field: string, detail: string): never {
-    throw new ConfigError(this.resource, field, detail);
+    throw new ConfigError(this.resource, field, detail, 'route_config');
   }
 
   /**

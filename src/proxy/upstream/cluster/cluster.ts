@@ -30,7 +30,7 @@ import { MaglevLb, RingHashLb } from '../lb/hashing.js';
 import type { LbContext, LbEnv, LoadBalancer } from '../lb/load-balancer.js';
 import { OutlierDetector, type OutlierConfig } from '../outlier/detector.js';
 import { systemClock, type Clock, type Timer } from './clock.js';
-import { ConfigError } from './config-error.js';
+import { ConfigError } from '../../config-error.js';
 import { compileSettings, parseAssignment, type ClusterSettings, type ConfigWarning, type DiscoveryType, type HostsSpec, type LbPolicyName, type UpstreamProtocol } from './compile.js';
 import { DnsDiscovery, systemResolver, type DnsResolver } from './dns.js';
 import { HealthFlag, Host, HostSet, addressKey, type HostInit } from './host.js';

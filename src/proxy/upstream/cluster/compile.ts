@@ -36,7 +36,7 @@ import type { SlowStartSettings, LeastRequestSettings } from '../lb/edf-lb.js';
 import type { MaglevSettings, RingHashSettings } from '../lb/hashing.js';
 import type { CommonLbSettings } from '../lb/load-balancer.js';
 import { outlierConfig, type OutlierConfig } from '../outlier/detector.js';
-import { ConfigError } from './config-error.js';
+import { ConfigError } from '../../config-error.js';
 import type { DnsFamily, DnsSettings, DnsTarget } from './dns.js';
 import type { HostInit, Locality } from './host.js';
 
@@ -315,7 +315,7 @@ function literalHeaders(list: HeaderValueOption[], err: (field: string, d: strin
 function healthCheck(c: Cluster, hc: HealthCheck, warnings: ConfigWarning[], hasTls: boolean, hasSocketFactory: boolean): { settings: HealthCheckSettings } & HealthCheckKind {
   const f = 'health_checks[0]';
   const err = (field: string, detail: string): never => {
-    throw new ConfigError(c.name, `${f}.${field}`, detail);
+    throw new ConfigError(c.name, `${f}.${field}`, detail, 'cluster');
   };
   if (!hc.timeout) err('timeout', 'is required');
   if (!hc.interval) err('interval', 'is required');
@@ -431,19 +431,19 @@ function transportSocket(ts: TransportSocket, field: string, name: string): Upst
     try {
       return unpack(UpstreamTlsContextSchema, any!);
     } catch (e) {
-      throw new ConfigError(name, `${field}.typed_config`, `cannot decode UpstreamTlsContext: ${(e as Error).message}`);
+      throw new ConfigError(name, `${field}.typed_config`, `cannot decode UpstreamTlsContext: ${(e as Error).message}`, 'cluster');
     }
   }
   if (type === 'envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer' || (!any && ts.name === RAW_BUFFER_SOCKET)) return undefined;
-  if (!any && ts.name === TLS_SOCKET) throw new ConfigError(name, `${field}.typed_config`, 'the TLS transport socket needs an UpstreamTlsContext');
-  throw new ConfigError(name, field, `transport socket ${JSON.stringify(ts.name || type)} is not supported (only TLS and raw_buffer)`);
+  if (!any && ts.name === TLS_SOCKET) throw new ConfigError(name, `${field}.typed_config`, 'the TLS transport socket needs an UpstreamTlsContext', 'cluster');
+  throw new ConfigError(name, field, `transport socket ${JSON.stringify(ts.name || type)} is not supported (only TLS and raw_buffer)`, 'cluster');
 }
 
 /** Validates a Cluster and derives its settings (see the module comment). */
 export function compileSettings(c: Cluster, hasHealthCheckSocket: boolean): ClusterSettings {
   const name = c.name;
   const err = (field: string, detail: string): never => {
-    throw new ConfigError(name || '(unnamed)', field, detail);
+    throw new ConfigError(name || '(unnamed)', field, detail, 'cluster');
   };
   if (!name) err('name', 'is required');
   const warnings: ConfigWarning[] = [];

@@ -13,7 +13,7 @@
  */
 export { ClusterRuntime, compileCluster, type CompileOptions, type HostsChangedListener } from './cluster.js';
 export type { ConfigWarning, DiscoveryType, LbPolicyName, UpstreamProtocol } from './compile.js';
-export { ConfigError } from './config-error.js';
+export { ConfigError } from '../../config-error.js';
 export { ManualClock, systemClock, type Clock, type Timer } from './clock.js';
 export { seededRandom, defaultRandom, type RandomFn } from './random.js';
 export { systemResolver, type DnsResolver, type DnsAnswer, type DnsFamily } from './dns.js';
