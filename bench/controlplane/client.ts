@@ -8,14 +8,14 @@
  *   4. RDS for the route names the listeners' HttpConnectionManagers reference (subscription follows LDS);
  *
  * and it ACKs every response. Requests are encoded with the control plane's own service definition
- * (src/controlplane/ads/service.ts); responses are read with a minimal wire reader (./wire.ts) instead of full
+ * (src/xds/ads-service.ts); responses are read with a minimal wire reader (./wire.ts) instead of full
  * decoding, so hundreds of clients fit in a few processes. `verify` keeps the raw resources for full checks.
  */
 import { Client, credentials } from '@grpc/grpc-js';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import { aggregatedDiscoveryService } from '../../src/controlplane/ads/service.js';
+import { aggregatedDiscoveryService } from '../../src/xds/ads-service.js';
 import { DeltaDiscoveryRequestSchema, DiscoveryRequestSchema } from '../../src/xds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import type { DeltaDiscoveryRequest, DiscoveryRequest } from '../../src/xds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import type { NodeSchema } from '../../src/xds/gen/envoy/config/core/v3/base_pb.js';
@@ -101,7 +101,6 @@ export class SimClient {
   initialBytesByType: Record<string, number> = {};
   responses = 0;
   completeAt?: number;
-  nacks = 0;
   error?: string;
   private readonly types = new Map<string, TypeState>();
   private readonly client: Client;
@@ -112,7 +111,7 @@ export class SimClient {
 
   constructor(
     readonly spec: ClientSpec,
-    private readonly address: string,
+    address: string,
     private readonly events: ClientEvents,
     private readonly verify = false,
   ) {

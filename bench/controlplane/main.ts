@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_SHAPE, describeMesh, writeMesh } from './config.js';
-import { describeRun, machine, resultsTable, updatePerformanceDoc } from './report.js';
+import { describeRun, loadNow, machine, resultsTable, updatePerformanceDoc } from './report.js';
 import { killAll, runScenario } from './run.js';
 import type { ProtocolMix, ScenarioResult } from './run.js';
 
@@ -92,6 +92,7 @@ async function main(): Promise<number> {
   const changes = positive('changes', v.changes, 10, 0);
 
   const progress = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+  const loadAtStart = loadNow();
   const root = await mkdtemp(join(tmpdir(), 'weft-bench-cp-'));
   let keep = v.keep ?? false;
   if (!keep) tempRoot = root;
@@ -134,7 +135,7 @@ async function main(): Promise<number> {
     if (!keep) await rm(root, { recursive: true, force: true });
   }
 
-  const m = machine(REPO_ROOT);
+  const m = machine(REPO_ROOT, loadAtStart);
   const body = `### Results\n\n${describeRun(mesh, results, m)}\n\n${resultsTable(results)}\n`;
   process.stdout.write(`\nControl-plane benchmark\n\n${body}\n`);
   if (keep) process.stdout.write(`\nconfig and control-plane logs: ${root}\n`);

@@ -1,7 +1,7 @@
 /** The benchmark's report: a Markdown table (printed, and kept in docs/performance.md) and the machine it ran on. */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, release, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import type { MeshSummary } from './config.js';
 import type { ScenarioResult } from './run.js';
 
@@ -20,9 +20,16 @@ export interface Machine {
   node: string;
   os: string;
   commit?: string;
+  /** 1-minute load average when the benchmark started (other work on the machine skews the figures). */
+  loadAtStart: number;
 }
 
-export function machine(repoRoot: string): Machine {
+/** The 1-minute load average now. */
+export function loadNow(): number {
+  return loadavg()[0] ?? 0;
+}
+
+export function machine(repoRoot: string, loadAtStart: number): Machine {
   let commit: string | undefined;
   try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -39,6 +46,7 @@ export function machine(repoRoot: string): Machine {
     node: process.version,
     os: `${process.platform} ${release()} ${process.arch}`,
     commit,
+    loadAtStart,
   };
 }
 
@@ -134,16 +142,23 @@ function clientView(results: ScenarioResult[]): string {
   const t = s.initialBytesByType;
   return (
     `each client holds ${c.clusters} clusters (${c.edsClusters} EDS), ${c.assignments} ClusterLoadAssignments, ${c.listeners} listeners and ` +
-    `${c.routeConfigs} RouteConfiguration(s) with ${c.virtualHosts} virtual hosts; first full push by type ` +
+    `${c.routeConfigs} RouteConfiguration${c.routeConfigs === 1 ? '' : 's'} with ${c.virtualHosts} virtual hosts; first full push by type ` +
     `(one ${s.protocol} client): CDS ${size(t.cds)}, EDS ${size(t.eds)}, LDS ${size(t.lds)}, RDS ${size(t.rds)}`
   );
+}
+
+function identities(results: ScenarioResult[]): string {
+  const ids = new Set(results.map((r) => r.identities));
+  if (ids.size === 1) return `${[...ids][0]} distinct proxy identities`;
+  return results.map((r) => `${r.identities} distinct proxy identities at ${r.clients} clients`).join(', ');
 }
 
 export function describeRun(mesh: MeshSummary, results: ScenarioResult[], m: Machine): string {
   const first = results[0];
   const twoPort = mesh.services.filter((s) => s.ports.length > 1).length;
   const lines = [
-    `Run ${m.date} on ${m.cpus} CPUs (${m.cpuModel}), ${(m.memoryBytes / 1024 ** 3).toFixed(1)} GiB RAM, Node ${m.node}, ${m.os}${m.commit ? `, weft ${m.commit}` : ''}.`,
+    `Run ${m.date} on ${m.cpus} CPUs (${m.cpuModel}), ${(m.memoryBytes / 1024 ** 3).toFixed(1)} GiB RAM, Node ${m.node}, ${m.os}${m.commit ? `, weft ${m.commit}` : ''}; ` +
+      `1-minute load average before the run ${m.loadAtStart.toFixed(2)} (other work on the machine skews the figures).`,
     '',
     `Mesh: ${mesh.services.length} Kubernetes Services (${twoPort} with a second, gRPC port) in ${mesh.namespaces.length} namespaces, ` +
       `${mesh.endpoints} WorkloadEntries (${mesh.shape.endpointsPerService} per service, 2 regions × 3 zones), ` +
@@ -154,7 +169,7 @@ export function describeRun(mesh: MeshSummary, results: ScenarioResult[], m: Mac
     lines.push(
       '',
       `Clients: ${first.protocol === 'mixed' ? 'half SotW, half Delta' : first.protocol}, in ${first.workers} worker process(es); ` +
-        `replicas of ${first.apps} apps in 2 zones (${results.map((r) => `${r.identities} distinct proxy identities at ${r.clients} clients`).join(', ')}).`,
+        `replicas of ${first.apps} apps in 2 zones (${identities(results)}).`,
     );
   }
   return lines.join('\n');
@@ -182,8 +197,9 @@ does. It runs with 100 and with 500 clients and measures:
   a complete CDS + EDS + LDS + RDS configuration;
 - **endpoint-change convergence**: the address of one WorkloadEntry is changed in its config file (atomic
   rewrite), and separately a new workload is registered with \`POST /v1/workloads\`; measured from the change
-  until each client has received a ClusterLoadAssignment with the new address, over 10 changes of each kind,
-  percentiles across all clients and changes;
+  until each client has received a ClusterLoadAssignment with the new address; up to 10 changes of each kind
+  (each kind has a 45 s budget per run, so a slow control plane makes fewer), percentiles across all clients
+  and changes;
 - **control-plane resources**: peak RSS (the kernel's VmHWM) and CPU seconds (utime + stime) of the control
   plane's process, from /proc;
 - **bytes pushed per client**: the sum of the serialized ADS responses a client received.

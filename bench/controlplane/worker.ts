@@ -28,7 +28,8 @@ const events: ClientEvents = {
     const w = watches.get(seq);
     if (!w) return;
     w.seen[c.spec.id] = at;
-    if (Object.keys(w.seen).length === clients.length) finishWatch(seq, false);
+    // Done once every client still connected has seen it (a client whose stream failed never will).
+    if (Object.keys(w.seen).length >= clients.filter((x) => !x.error).length) finishWatch(seq, false);
   },
 };
 
