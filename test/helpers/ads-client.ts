@@ -3,7 +3,7 @@ import { Client, credentials } from '@grpc/grpc-js';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import { aggregatedDiscoveryService } from '../../src/controlplane/ads/service.js';
+import { aggregatedDiscoveryService } from '../../src/xds/ads-service.js';
 import {
   DeltaDiscoveryRequestSchema,
   DiscoveryRequestSchema,

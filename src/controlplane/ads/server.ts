@@ -3,7 +3,7 @@ import { Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { SnapshotCache } from '../cache/cache.js';
 import { DeltaStream } from './delta.js';
-import { aggregatedDiscoveryService } from './service.js';
+import { aggregatedDiscoveryService } from '../../xds/ads-service.js';
 import { SotwStream } from './sotw.js';
 import type { AdsHooks } from './stream.js';
 import { StreamError } from './stream.js';
