@@ -5,6 +5,7 @@ import { register as registerControlPlane } from './commands/control-plane.js';
 import { register as registerGrpcBootstrap } from './commands/grpc-bootstrap.js';
 import { register as registerProxyConfig } from './commands/proxy-config.js';
 import { register as registerProxyStatus } from './commands/proxy-status.js';
+import { register as registerProxy } from './commands/proxy.js';
 
 // Output piped into a command that stops reading (`weft analyze . | head`) is not an error.
 for (const stream of [process.stdout, process.stderr]) {
@@ -28,6 +29,7 @@ registerControlPlane(program);
 registerProxyStatus(program);
 registerProxyConfig(program);
 registerGrpcBootstrap(program);
+registerProxy(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,179 @@
+/**
+ * `weft proxy --xds HOST:PORT --id ID [--namespace NS] [--service-account SA] [--labels k=v,...]
+ * [--workload-port PORT[:TARGET][/PROTOCOL]...] [--admin-port 15000] [--outbound-port 15001] [--inbound-port 15006]
+ * [--health-port 15021] [--stats-port 15090] [--locality r/z/s] [--drain-timeout 5] [--xds-protocol auto]`:
+ * runs the xDS-driven sidecar (src/proxy/proxy.ts) until SIGINT / SIGTERM / POST /quitquitquit, then drains and
+ * exits 0. Where it listens goes to stdout (one line per port, then `ready` once the first full config is in
+ * force); the structured log (pino JSON) goes to stderr.
+ *
+ * Node metadata sent to the control plane (Istio keys, see src/controlplane/proxy.ts): NAMESPACE, LABELS,
+ * SERVICE_ACCOUNT, WEFT_MODE `explicit`, WEFT_OUTBOUND_PORT, and WEFT_INBOUND from `--workload-port` (the sidecar
+ * listens on PORT and forwards to the application on 127.0.0.1:TARGET, TARGET defaulting to PORT; PROTOCOL is an
+ * Istio protocol name such as http or tcp). `--inbound-port` is the transparent-mode capture port and
+ * `--stats-port` the Prometheus port; both are announced in the metadata (ISTIO_META-style `WEFT_INBOUND_CAPTURE_PORT`
+ * and `WEFT_STATS_PORT`) and served once those parts of the proxy exist.
+ */
+import type { Command } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import type { JsonObject } from '@bufbuild/protobuf';
+import { pino } from 'pino';
+import { LOG_LEVELS } from '../../controlplane/log.js';
+import { Proxy } from '../../proxy/proxy.js';
+import { parseLabels, parseLocality, parseNamespace, parseServiceAccount, parseXdsAddress } from './grpc-bootstrap.js';
+
+export interface ProxyCliOptions {
+  xds: string;
+  id: string;
+  namespace: string;
+  serviceAccount: string;
+  labels: Record<string, string>;
+  workloadPort: WorkloadPort[];
+  adminPort: number;
+  outboundPort: number;
+  inboundPort: number;
+  healthPort: number;
+  statsPort: number;
+  locality?: { region: string; zone: string; sub_zone: string };
+  drainTimeout: number;
+  xdsProtocol: 'auto' | 'delta' | 'sotw';
+  logLevel: string;
+}
+
+export interface WorkloadPort {
+  port: number;
+  targetPort: number;
+  protocol?: string;
+}
+
+function portArg(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number 0-65535');
+  return n;
+}
+
+/** `PORT[:TARGET][/PROTOCOL]`. */
+export function parseWorkloadPort(v: string, prev: WorkloadPort[] = []): WorkloadPort[] {
+  const m = /^(\d+)(?::(\d+))?(?:\/([A-Za-z0-9-]+))?$/.exec(v.trim());
+  const port = m ? Number(m[1]) : NaN;
+  const target = m?.[2] !== undefined ? Number(m[2]) : port;
+  if (!m || port < 1 || port > 65535 || target < 1 || target > 65535) {
+    throw new InvalidArgumentError('expected PORT[:TARGET][/PROTOCOL], e.g. 9080, 19080:9080/http');
+  }
+  const out: WorkloadPort = { port, targetPort: target };
+  if (m[3]) out.protocol = m[3];
+  return [...prev, out];
+}
+
+function secondsArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds');
+  return n;
+}
+
+/** The node metadata `weft proxy` announces. */
+export function proxyMetadata(o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort'>): JsonObject {
+  const md: JsonObject = {
+    NAMESPACE: o.namespace,
+    LABELS: o.labels,
+    SERVICE_ACCOUNT: o.serviceAccount,
+    WEFT_MODE: 'explicit',
+    WEFT_OUTBOUND_PORT: o.outboundPort,
+    WEFT_INBOUND_CAPTURE_PORT: o.inboundPort,
+    WEFT_STATS_PORT: o.statsPort,
+  };
+  if (o.workloadPort.length) md.WEFT_INBOUND = o.workloadPort.map((w) => ({ ...w }) as JsonObject);
+  return md;
+}
+
+const SHUTDOWN_GRACE_MS = 5_000;
+
+export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const logger = pino(
+    { level: opts.logLevel, base: { component: 'proxy', node: opts.id }, timestamp: pino.stdTimeFunctions.isoTime },
+    pino.destination({ dest: 2, sync: true }),
+  );
+  const drainMs = Math.round(opts.drainTimeout * 1000);
+  const proxy = new Proxy({
+    xds: opts.xds,
+    node: {
+      id: opts.id,
+      metadata: proxyMetadata(opts),
+      locality: opts.locality ? { region: opts.locality.region, zone: opts.locality.zone, subZone: opts.locality.sub_zone } : undefined,
+      userAgentName: 'weft',
+    },
+    healthPort: opts.healthPort,
+    adminPort: opts.adminPort,
+    drainTimeoutMs: drainMs,
+    protocol: opts.xdsProtocol,
+    logger,
+  });
+  try {
+    await proxy.start();
+  } catch (e) {
+    const er = e as NodeJS.ErrnoException;
+    err(`weft proxy: cannot start: ${er.code === 'EADDRINUSE' ? `address already in use (${er.message})` : er.message}\n`);
+    await proxy.shutdown().catch(() => undefined);
+    return 1;
+  }
+  out(`weft proxy ${opts.id} started\n  xDS: ${opts.xds}\n  health: http://0.0.0.0:${proxy.healthPort}/healthz/ready\n  admin: http://127.0.0.1:${proxy.adminPort}\n  outbound: 127.0.0.1:${opts.outboundPort} (from the control plane's listener)\n`);
+  proxy.client.on('nack', (e) => logger.warn({ typeUrl: e.typeUrl, version: e.version, error: e.message }, 'config rejected (NACK)'));
+  proxy.client.on('ack', (e) => logger.debug({ typeUrl: e.typeUrl, version: e.version }, 'config applied'));
+  proxy.ready.then(
+    () => {
+      const ports = proxy.listeners.names().map((n) => `${n}=${proxy.listeners.port(n)}`).join(' ');
+      out(`ready (listeners: ${ports || 'none'})\n`);
+      logger.info({ listeners: proxy.listeners.names() }, 'ready: first full config applied');
+    },
+    () => undefined,
+  );
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (why: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ why }, 'draining');
+      setTimeout(() => {
+        err('weft proxy: shutdown did not finish in time; exiting\n');
+        process.exit(1);
+      }, drainMs + SHUTDOWN_GRACE_MS).unref();
+      void proxy.shutdown();
+    };
+    const onSignal = (s: NodeJS.Signals) => stop(s);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    void proxy.closed.then(() => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      logger.info({}, 'stopped');
+      resolve(0);
+    });
+  });
+}
+
+export function register(program: Command): void {
+  program
+    .command('proxy')
+    .description('run the xDS-driven sidecar proxy (like Envoy with istio-agent), explicit mode')
+    .requiredOption('--xds <host:port>', 'xDS (ADS) address of the control plane', parseXdsAddress)
+    .requiredOption('--id <id>', 'node id announced to the control plane')
+    .option('--namespace <ns>', 'namespace of the workload', parseNamespace, 'default')
+    .option('--service-account <sa>', 'service account of the workload', parseServiceAccount, 'default')
+    .option('--labels <k=v,...>', 'labels of the workload', parseLabels, {})
+    .option('--workload-port <PORT[:TARGET][/PROTOCOL]...>', 'inbound ports: listen on PORT, forward to 127.0.0.1:TARGET', parseWorkloadPort, [])
+    .option('--admin-port <port>', 'admin port (127.0.0.1)', portArg, 15000)
+    .option('--outbound-port <port>', 'outbound HTTP listener port on 127.0.0.1 (WEFT_OUTBOUND_PORT)', portArg, 15001)
+    .option('--inbound-port <port>', 'transparent-mode inbound capture port (announced only)', portArg, 15006)
+    .option('--health-port <port>', 'health port: /healthz/ready', portArg, 15021)
+    .option('--stats-port <port>', 'Prometheus stats port (announced only)', portArg, 15090)
+    .option('--locality <region/zone/subzone>', 'locality of the workload', parseLocality)
+    .option('--drain-timeout <seconds>', 'how long connections may take to drain on shutdown and listener changes', secondsArg, 5)
+    .addOption(new Option('--xds-protocol <protocol>', 'xDS variant').choices(['auto', 'delta', 'sotw']).default('auto'))
+    .addOption(new Option('--log-level <level>', 'log level').choices([...LOG_LEVELS]).default('info'))
+    .action(async (opts: ProxyCliOptions) => {
+      process.exitCode = await runProxy(
+        opts,
+        (s) => process.stdout.write(s),
+        (s) => process.stderr.write(s),
+      );
+    });
+}

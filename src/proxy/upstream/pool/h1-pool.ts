@@ -1,0 +1,351 @@
+/**
+ * HTTP/1.1 connection pool for one upstream host (Envoy's Http1::ConnPoolImpl over ConnPoolImplBase).
+ *
+ *   const pool = new H1Pool(cluster, host);
+ *   const handle = pool.newStream(req);   // req.onPoolReady(conn) (maybe synchronously) or req.onPoolFailure(why)
+ *   pool.cancel(req);                     // the request gave up while waiting (timeout, downstream reset)
+ *   conn.attach(sink); conn.writeHead(s); conn.write(buf); ...    // see H1Connection
+ *   pool.drain();                         // host removed / cluster replaced: close idle, finish busy, then close
+ *
+ * One request at a time per connection; a connection whose request and response both completed with keep-alive
+ * goes back to the pool (most recently used first) or straight to the oldest pending request. Limits, with
+ * Envoy's semantics and stats:
+ * - circuit breakers (cluster.circuitBreaker()): `pending` for each request waiting for a connection (overflow →
+ *   onPoolFailure('overflow'), the router answers 503 UO); `connections` (and the per-host limit) before opening a
+ *   connection — a pool with no connection at all may always open one, as Envoy's tryCreateNewConnection;
+ * - connect timeout: cluster.connectTimeoutMs (upstream_cx_connect_timeout) → 'connection failure';
+ * - idle timeout: common_http_protocol_options.idle_timeout (Envoy's default 1 h) closes idle connections;
+ * - max_requests_per_connection: the connection closes after that many requests.
+ * When a connection fails to connect, pending requests that the remaining connecting connections cannot serve
+ * fail with 'connection failure' (Envoy purges them the same way).
+ */
+import { connect, type Socket } from 'node:net';
+import type { ClusterRuntime } from '../cluster/cluster.js';
+import type { Host } from '../cluster/host.js';
+import { H1ResponseParser, type H1ResponseHandler } from '../../http/codec/h1/index.js';
+import type { HeaderList, ResponseHead } from '../../http/headers.js';
+
+export type PoolFailure = 'overflow' | 'connection failure';
+
+/** A request that wants a connection. */
+export interface PoolRequest {
+  onPoolReady(conn: H1Connection): void;
+  onPoolFailure(reason: PoolFailure): void;
+}
+
+/** Receives the response of the request attached to a connection. */
+export interface ResponseSink {
+  onResponseHead(head: ResponseHead, conn: H1Connection): void;
+  onResponseBody(chunk: Buffer): void;
+  onResponseComplete(trailers: HeaderList | null): void;
+  /** The connection ended or broke before the response completed. */
+  onUpstreamReset(reason: 'connection termination' | 'remote reset'): void;
+}
+
+/** Envoy's default idle timeout for upstream HTTP connections (1 hour). */
+export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 3_600_000;
+
+function durationToMs(d: { seconds: bigint; nanos: number } | undefined): number | undefined {
+  return d === undefined ? undefined : Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
+}
+
+export class H1Connection implements H1ResponseHandler {
+  readonly socket: Socket;
+  private readonly parser: H1ResponseParser;
+  private sink: ResponseSink | null = null;
+  /** Connected (TCP handshake done). */
+  connected = false;
+  closed = false;
+  private requestDone = false;
+  private responseDone = false;
+  private reusable = true;
+  requests = 0;
+
+  constructor(
+    readonly pool: H1Pool,
+    readonly host: Host,
+  ) {
+    this.parser = new H1ResponseParser(this);
+    const s = connect({ host: host.address, port: host.port, noDelay: true });
+    this.socket = s;
+    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    s.on('error', () => undefined);
+    s.on('close', () => this.onClose());
+    s.on('end', () => {
+      // Half-close from the upstream: a close-delimited body ends here; anything else is a reset.
+      if (!this.closed) s.destroy();
+    });
+  }
+
+  /** Attaches the request that will use this connection. */
+  attach(sink: ResponseSink, method: string): void {
+    this.sink = sink;
+    this.requestDone = false;
+    this.responseDone = false;
+    this.requests++;
+    this.parser.expectResponseTo(method);
+    this.socket.setTimeout(0);
+  }
+
+  /** Writes request bytes (head string or body buffer). Returns false when the socket buffer is full. */
+  write(data: string | Buffer): boolean {
+    if (this.closed) return true;
+    return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
+  }
+
+  /** The request has been fully written. */
+  requestComplete(): void {
+    this.requestDone = true;
+    if (this.responseDone) this.release();
+  }
+
+  /** The request is abandoned (timeout, downstream gone): the connection cannot be reused. */
+  abort(): void {
+    this.sink = null;
+    this.reusable = false;
+    this.destroy();
+  }
+
+  destroy(): void {
+    if (!this.closed) this.socket.destroy();
+  }
+
+  /** Marks the connection for closing once its current request is done (drain). */
+  noReuse(): void {
+    this.reusable = false;
+  }
+
+  private onData(chunk: Buffer): void {
+    this.pool.cluster.stats.upstream_cx_rx_bytes_total += chunk.length;
+    if (this.sink === null) {
+      // Bytes from an idle connection (or after an abandoned request): not HTTP we can use.
+      this.reusable = false;
+      this.destroy();
+      return;
+    }
+    const n = this.parser.execute(chunk);
+    if (n < 0) {
+      const sink = this.sink;
+      this.sink = null;
+      this.reusable = false;
+      this.destroy();
+      sink?.onUpstreamReset('remote reset');
+    }
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    this.pool.onConnectionClosed(this);
+    const sink = this.sink;
+    if (sink === null) return;
+    if (this.parser.finish() === 0 && this.responseDone) return;
+    this.sink = null;
+    sink.onUpstreamReset('connection termination');
+  }
+
+  /** Whether the response being received has a body (valid from onResponseHead). */
+  get responseHasBody(): boolean {
+    return this.parser.hasBody;
+  }
+
+  /** Stops / resumes reading the response (downstream flow control). */
+  pauseResponse(): void {
+    this.socket.pause();
+  }
+
+  resumeResponse(): void {
+    this.socket.resume();
+  }
+
+  onConnected(): void {
+    this.connected = true;
+  }
+
+  // H1ResponseHandler ---------------------------------------------------------------------------------------------
+
+  onResponseHead(head: ResponseHead): void {
+    if (!this.parser.keepAlive) this.reusable = false;
+    this.sink?.onResponseHead(head, this);
+  }
+
+  onInterimHead(): void {
+    // 1xx responses (100 Continue from the upstream) are not passed downstream: the proxy answered the
+    // client's Expect itself, as Envoy does when proxy_100_continue is off.
+  }
+
+  onBody(chunk: Buffer): void {
+    this.sink?.onResponseBody(chunk);
+  }
+
+  onMessageComplete(trailers: HeaderList | null): void {
+    this.responseDone = true;
+    const sink = this.sink;
+    if (this.requestDone) this.release();
+    else this.reusable = false; // response before the request was sent: close once the request is abandoned
+    sink?.onResponseComplete(trailers);
+    if (!this.requestDone) {
+      this.sink = null;
+      this.destroy();
+    }
+  }
+
+  private release(): void {
+    this.sink = null;
+    const max = this.pool.maxRequestsPerConnection;
+    if (!this.reusable || this.closed || this.pool.draining || (max > 0 && this.requests >= max)) {
+      this.destroy();
+      return;
+    }
+    this.pool.onConnectionFree(this);
+  }
+}
+
+export class H1Pool {
+  private readonly idle: H1Connection[] = [];
+  private readonly pending: PoolRequest[] = [];
+  private readonly all = new Set<H1Connection>();
+  private connecting = 0;
+  draining = false;
+  readonly idleTimeoutMs: number;
+  readonly maxRequestsPerConnection: number;
+
+  constructor(
+    readonly cluster: ClusterRuntime,
+    readonly host: Host,
+  ) {
+    const common = cluster.httpProtocolOptions?.commonHttpProtocolOptions;
+    this.idleTimeoutMs = durationToMs(common?.idleTimeout) ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS;
+    this.maxRequestsPerConnection = common?.maxRequestsPerConnection ?? 0;
+  }
+
+  /** Number of connections (connecting, busy and idle). */
+  get size(): number {
+    return this.all.size;
+  }
+
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  newStream(req: PoolRequest): void {
+    while (this.idle.length > 0) {
+      const c = this.idle.pop()!;
+      if (c.closed) continue;
+      req.onPoolReady(c);
+      return;
+    }
+    const cb = this.cluster.circuitBreaker();
+    if (!cb.tryAcquire('pending')) {
+      req.onPoolFailure('overflow');
+      return;
+    }
+    const stats = this.cluster.stats;
+    stats.upstream_rq_pending_total++;
+    stats.upstream_rq_pending_active++;
+    this.pending.push(req);
+    if (this.connecting < this.pending.length) this.tryConnect();
+  }
+
+  /** Removes a request that is still waiting for a connection. */
+  cancel(req: PoolRequest): void {
+    const i = this.pending.indexOf(req);
+    if (i < 0) return;
+    this.pending.splice(i, 1);
+    this.releasePending();
+  }
+
+  /** Closes idle connections and lets busy ones finish; the pool opens no new connection for new requests. */
+  drain(): void {
+    this.draining = true;
+    for (const c of this.idle.splice(0)) c.destroy();
+    for (const c of this.all) c.noReuse();
+  }
+
+  private releasePending(): void {
+    this.cluster.circuitBreaker().release('pending');
+    this.cluster.stats.upstream_rq_pending_active--;
+  }
+
+  private tryConnect(): void {
+    const cb = this.cluster.circuitBreaker();
+    const stats = this.cluster.stats;
+    const first = this.all.size === 0;
+    if (!cb.canCreateConnection(this.host) && !first) {
+      stats.upstream_cx_overflow++;
+      return;
+    }
+    cb.connections++;
+    this.connecting++;
+    const c = new H1Connection(this, this.host);
+    this.all.add(c);
+    stats.upstream_cx_total++;
+    stats.upstream_cx_active++;
+    this.host.stats.cx_total++;
+    this.host.stats.cx_active++;
+    const timeoutMs = this.cluster.connectTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    if (timeoutMs > 0) {
+      timer = setTimeout(() => {
+        stats.upstream_cx_connect_timeout++;
+        c.destroy();
+      }, timeoutMs);
+    }
+    c.socket.once('connect', () => {
+      clearTimeout(timer);
+      this.connecting--;
+      c.onConnected();
+      this.host.outlier.putResult('local-origin-success');
+      this.onConnectionFree(c);
+    });
+    c.socket.once('close', () => clearTimeout(timer));
+  }
+
+  /** A connection is ready for a request: give it to the oldest waiting request, or keep it idle. */
+  onConnectionFree(c: H1Connection): void {
+    if (this.draining && this.pending.length === 0) {
+      c.destroy();
+      return;
+    }
+    const req = this.pending.shift();
+    if (req !== undefined) {
+      this.releasePending();
+      req.onPoolReady(c);
+      return;
+    }
+    this.idle.push(c);
+    if (this.idleTimeoutMs > 0) {
+      c.socket.setTimeout(this.idleTimeoutMs, () => c.destroy());
+    }
+  }
+
+  onConnectionClosed(c: H1Connection): void {
+    if (!this.all.delete(c)) return;
+    const stats = this.cluster.stats;
+    stats.upstream_cx_active--;
+    stats.upstream_cx_destroy++;
+    this.host.stats.cx_active--;
+    this.cluster.circuitBreaker().release('connections');
+    const i = this.idle.indexOf(c);
+    if (i >= 0) this.idle.splice(i, 1);
+    if (!c.connected) {
+      this.connecting--;
+      stats.upstream_cx_connect_fail++;
+      this.host.stats.cx_connect_fail++;
+      this.host.outlier.putResult('local-origin-failure', 503);
+      // Fail the waiting requests that the connections still connecting cannot serve.
+      while (this.pending.length > this.connecting) {
+        const req = this.pending.shift()!;
+        this.releasePending();
+        req.onPoolFailure('connection failure');
+      }
+    } else if (this.pending.length > this.connecting && !this.draining) {
+      this.tryConnect();
+    }
+  }
+
+  /** Closes every connection now (proxy shutdown). */
+  close(): void {
+    this.drain();
+    for (const c of this.all) c.destroy();
+  }
+}

@@ -1,0 +1,554 @@
+// `weft proxy` end to end over HTTP/1.1: the real `weft control-plane` and `weft proxy` commands in child
+// processes, real upstream HTTP servers (node:http on 127.0.0.1, each saying who answered and what it received),
+// and curl as the client (`-x` = HTTP_PROXY style absolute-form requests, or a Host header). The mesh config is
+// YAML in the control plane's watched directory; every config step waits until the control plane's /debug/syncz
+// shows the proxy ACKed (or NACKed) the new version. No timing is asserted.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const WEFT = join(ROOT, 'bin', 'weft.js');
+const NODE_ID = 'e2e-client';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Upstreams
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  bodyLength: number;
+  bodySha: string;
+  remotePort: number;
+}
+
+/** An upstream HTTP server that records every request and answers per its behaviour. */
+class Upstream {
+  readonly seen: Seen[] = [];
+  server!: Server;
+  port = 0;
+  constructor(
+    readonly name: string,
+    private readonly behave: (req: IncomingMessage, res: ServerResponse, body: Buffer, u: Upstream) => void = (req, res, body, u) => u.reply(res, body),
+  ) {}
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        this.seen.push({
+          method: req.method ?? '',
+          url: req.url ?? '',
+          headers: req.headers,
+          bodyLength: body.length,
+          bodySha: createHash('sha256').update(body).digest('hex'),
+          remotePort: req.socket.remotePort ?? 0,
+        });
+        this.behave(req, res, body, this);
+      });
+    });
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  /** 200 with a JSON identity, or the request body echoed back (chunked) for `/echo`. */
+  reply(res: ServerResponse, body: Buffer): void {
+    const last = this.seen[this.seen.length - 1]!;
+    if (last.url.startsWith('/echo')) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-upstream': this.name });
+      // No content-length: node writes the body chunked.
+      for (let i = 0; i < body.length; i += 65536) res.write(body.subarray(i, i + 65536));
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': this.name });
+    res.end(JSON.stringify({ name: this.name, url: last.url, headers: last.headers, bodyLength: last.bodyLength, bodySha: last.bodySha }));
+  }
+
+  count(pred: (s: Seen) => boolean = () => true): number {
+    return this.seen.filter(pred).length;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Processes
+
+class Proc {
+  proc?: ChildProcessWithoutNullStreams;
+  stdout = '';
+  stderr = '';
+
+  start(args: string[], ready: RegExp, what: string): Promise<RegExpExecArray> {
+    const p = spawn(process.execPath, [WEFT, ...args], { cwd: ROOT });
+    this.proc = p;
+    p.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${what} not ready after 20 s:\n${this.stdout}\n${this.log()}`)), 20_000);
+      p.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${what} exited with ${code}:\n${this.stdout}\n${this.log()}`));
+      });
+      p.stdout.on('data', (d: Buffer) => {
+        this.stdout += d.toString();
+        const m = ready.exec(this.stdout);
+        if (m) {
+          clearTimeout(timer);
+          p.removeAllListeners('exit');
+          resolve(m);
+        }
+      });
+    });
+  }
+
+  log(lines = 30): string {
+    return this.stderr.trim().split('\n').slice(-lines).join('\n');
+  }
+
+  exited(): Promise<number | null> {
+    const p = this.proc!;
+    if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode);
+    return new Promise((r) => p.once('exit', (code) => r(code)));
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    if (p && p.exitCode === null && p.signalCode === null) {
+      const done = this.exited();
+      p.kill('SIGTERM');
+      await done;
+    }
+  }
+}
+
+interface TypeStatus {
+  state: string;
+  ackedVersion?: string;
+  sentVersion?: string;
+  nack?: { message: string };
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// curl
+
+interface CurlResult {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** One request with curl; `args` are extra curl arguments. Headers are returned lower-cased (last value wins). */
+async function curl(url: string, args: string[] = []): Promise<CurlResult> {
+  const r = await run('curl', ['-s', '-S', '-i', '--max-time', '20', ...args, url]);
+  assert.equal(r.status, 0, `curl failed: ${r.stderr.toString()}`);
+  return parseCurl(r.stdout);
+}
+
+/** Runs a command without blocking the event loop (the upstream servers live in this process). */
+function run(cmd: string, args: string[]): Promise<{ status: number | null; stdout: Buffer; stderr: Buffer }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    p.stdout.on('data', (d: Buffer) => out.push(d));
+    p.stderr.on('data', (d: Buffer) => err.push(d));
+    p.on('close', (status) => resolve({ status, stdout: Buffer.concat(out), stderr: Buffer.concat(err) }));
+  });
+}
+
+function parseCurl(out: Buffer): CurlResult {
+  // Skip interim responses (100 Continue): the final head is the last one before the body.
+  let start = 0;
+  for (;;) {
+    const end = out.indexOf('\r\n\r\n', start);
+    const head = out.subarray(start, end).toString('latin1');
+    const status = Number(/^HTTP\/[\d.]+ (\d{3})/.exec(head)?.[1]);
+    if (status >= 100 && status < 200) {
+      start = end + 4;
+      continue;
+    }
+    const headers: Record<string, string> = {};
+    for (const line of head.split('\r\n').slice(1)) {
+      const i = line.indexOf(':');
+      if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+    }
+    return { status, headers, body: out.subarray(end + 4) };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe('weft proxy: HTTP/1.1 end to end', () => {
+  const work = mkdtempSync(join(tmpdir(), 'weft-proxy-e2e-'));
+  const dir = join(work, 'config');
+  mkdirSync(dir);
+  const cp = new Proc();
+  const proxy = new Proc();
+  let cpHttp = '';
+  let proxyUrl = '';
+  let healthPort = 0;
+  let adminPort = 0;
+
+  const v1 = new Upstream('reviews-v1');
+  const v2 = new Upstream('reviews-v2');
+  // flaky: 503 for the first two attempts of every request id, then 200.
+  const flaky = new Upstream('flaky', (req, res, body, u) => {
+    const id = req.headers['x-request-id'];
+    if (u.count((s) => s.headers['x-request-id'] === id) <= 2) {
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      res.end('try again');
+    } else u.reply(res, body);
+  });
+  // slow: answers after 3 s (longer than its route timeout), or at once for /fast.
+  const slow = new Upstream('slow', (req, res, body, u) => {
+    const t = setTimeout(() => u.reply(res, body), req.url?.startsWith('/fast') ? 0 : 3000);
+    res.on('close', () => clearTimeout(t));
+  });
+  // held: answers /hold/* only when released (to keep a request in flight across a config change).
+  const releases: Array<() => void> = [];
+  const held = new Upstream('held', (req, res, body, u) => {
+    if (req.url?.startsWith('/hold')) releases.push(() => u.reply(res, body));
+    else u.reply(res, body);
+  });
+  const upstreams = [v1, v2, flaky, slow, held];
+
+  function writeConfig(name: string, text: string): void {
+    writeFileSync(join(dir, name), text);
+  }
+
+  function meshYaml(): string {
+    const svc = (name: string, port: number) =>
+      `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}, namespace: default}\nspec:\n  selector: {app: ${name}}\n  ports: [{name: http, port: ${port}}]\n`;
+    const we = (name: string, app: string, version: string, port: number) =>
+      `apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: ${name}, namespace: default}\nspec: {address: 127.0.0.1, labels: {app: ${app}, version: ${version}}, ports: {http: ${port}}}\n`;
+    return [
+      svc('reviews', 9080),
+      we('reviews-v1', 'reviews', 'v1', v1.port),
+      we('reviews-v2', 'reviews', 'v2', v2.port),
+      svc('flaky', 9081),
+      we('flaky-1', 'flaky', 'v1', flaky.port),
+      svc('slow', 9082),
+      we('slow-1', 'slow', 'v1', slow.port),
+      svc('held', 9083),
+      we('held-1', 'held', 'v1', held.port),
+      svc('empty', 9084),
+      `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews, namespace: default}\nspec:\n  host: reviews\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n`,
+      `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: flaky, namespace: default}\nspec:\n  hosts: [flaky]\n  http:\n  - match: [{uri: {prefix: /urx}}]\n    route: [{destination: {host: flaky}}]\n    retries: {attempts: 1, retryOn: 5xx}\n  - route: [{destination: {host: flaky}}]\n    retries: {attempts: 3, retryOn: 5xx}\n`,
+      `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: slow, namespace: default}\nspec:\n  hosts: [slow]\n  http:\n  - route: [{destination: {host: slow}}]\n    timeout: 0.5s\n`,
+    ].join('---\n');
+  }
+
+  function reviewsVs(extraHeaderSet = ''): string {
+    const set = extraHeaderSet ? `    headers:\n      request:\n        set: {x-extra: "${extraHeaderSet}"}\n` : '';
+    return `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - match: [{uri: {prefix: /split}}]
+    route:
+    - {destination: {host: reviews, subset: v1}, weight: 80}
+    - {destination: {host: reviews, subset: v2}, weight: 20}
+  - route: [{destination: {host: reviews, subset: v1}}]
+${set}`;
+  }
+
+  function heldVs(subsetless: 'held' | 'reviews'): string {
+    return `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: held, namespace: default}\nspec:\n  hosts: [held]\n  http:\n  - route: [{destination: {host: ${subsetless}, port: {number: ${subsetless === 'held' ? 9083 : 9080}}}}]\n`;
+  }
+
+  async function status(): Promise<Record<string, TypeStatus | undefined> | undefined> {
+    const res = await fetch(`${cpHttp}/debug/syncz`);
+    const list = (await res.json()) as Array<{ id: string; xds: Record<string, TypeStatus | undefined> }>;
+    return list.find((p) => p.id === NODE_ID)?.xds;
+  }
+
+  /** Waits until the proxy answered (ACK or NACK) an RDS version other than `previous`. */
+  async function nextRds(previous: string | undefined, want: 'ack' | 'nack'): Promise<TypeStatus> {
+    for (let i = 0; i < 400; i++) {
+      const rds = (await status())?.RDS;
+      if (rds && rds.sentVersion !== previous) {
+        if (want === 'ack' && rds.state === 'SYNCED' && rds.ackedVersion === rds.sentVersion) return rds;
+        if (want === 'nack' && rds.state === 'NACKED') return rds;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`RDS never ${want}ed a new version: ${JSON.stringify(await status())}\n${proxy.log()}`);
+  }
+
+  before(async () => {
+    for (const u of upstreams) await u.start();
+    writeConfig('mesh.yaml', meshYaml());
+    writeConfig('reviews-vs.yaml', reviewsVs());
+    writeConfig('held-vs.yaml', heldVs('held'));
+    const m = await cp.start(['control-plane', '--config', dir, '--xds-port', '0', '--http-port', '0'], /xDS \(ADS over plaintext gRPC\): (\S+)[\s\S]*HTTP: (http:\/\/\S+)/, 'control plane');
+    cpHttp = m[2]!;
+    const outbound = await freePort();
+    healthPort = await freePort();
+    adminPort = await freePort();
+    proxyUrl = `http://127.0.0.1:${outbound}`;
+    await proxy.start(
+      ['proxy', '--xds', m[1]!, '--id', NODE_ID, '--namespace', 'default', '--labels', 'app=client', '--outbound-port', String(outbound), '--health-port', String(healthPort), '--admin-port', String(adminPort)],
+      /weft proxy .* started/,
+      'proxy',
+    );
+    for (let i = 0; i < 200; i++) {
+      const r = await fetch(`http://127.0.0.1:${healthPort}/healthz/ready`).catch(() => undefined);
+      if (r?.status === 200) return;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    throw new Error(`proxy never ready:\n${proxy.log()}`);
+  });
+
+  after(async () => {
+    for (const r of releases.splice(0)) r();
+    await proxy.stop();
+    await cp.stop();
+    for (const u of upstreams) await u.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('routes by host: absolute-form (HTTP_PROXY) and Host header; Envoy headers both ways', async () => {
+    const before = v1.seen.length + v2.seen.length;
+    const a = await curl('http://reviews:9080/hello?x=1', ['-x', proxyUrl]);
+    assert.equal(a.status, 200);
+    const body = JSON.parse(a.body.toString()) as { name: string; url: string; headers: Record<string, string> };
+    assert.equal(body.name, 'reviews-v1');
+    assert.equal(body.url, '/hello?x=1');
+    assert.equal(body.headers.host, 'reviews:9080');
+    assert.match(body.headers['x-request-id']!, /^[0-9a-f-]{36}$/);
+    assert.equal(body.headers['x-forwarded-proto'], 'http');
+    assert.equal(body.headers['x-envoy-attempt-count'], '1');
+    assert.equal(body.headers['proxy-connection'], undefined, 'hop-by-hop header removed');
+    assert.match(a.headers['x-envoy-upstream-service-time']!, /^\d+$/);
+    assert.equal(a.headers['x-upstream'], 'reviews-v1');
+
+    // Host header, short and long names, and a client-supplied x-request-id is kept (use_remote_address false).
+    for (const host of ['reviews:9080', 'reviews.default.svc.cluster.local:9080']) {
+      const r = await curl(`${proxyUrl}/by-host`, ['-H', `Host: ${host}`, '-H', 'x-request-id: my-id-1', '-H', 'x-forwarded-for: 10.9.9.9']);
+      assert.equal(r.status, 200);
+      const b = JSON.parse(r.body.toString()) as { headers: Record<string, string> };
+      assert.equal(b.headers['x-request-id'], 'my-id-1');
+      assert.equal(b.headers['x-forwarded-for'], '10.9.9.9', 'XFF not appended with use_remote_address false');
+    }
+    assert.equal(v1.seen.length + v2.seen.length, before + 3);
+  });
+
+  test('header match routes end-user: jason to v2', async () => {
+    const r = await curl('http://reviews:9080/profile', ['-x', proxyUrl, '-H', 'end-user: jason']);
+    assert.equal(r.headers['x-upstream'], 'reviews-v2');
+    const other = await curl('http://reviews:9080/profile', ['-x', proxyUrl, '-H', 'end-user: bob']);
+    assert.equal(other.headers['x-upstream'], 'reviews-v1');
+  });
+
+  test('weighted 80/20 split over 1,000 requests (keep-alive, one curl connection)', async () => {
+    const v1Before = v1.count((s) => s.url.startsWith('/split'));
+    const v2Before = v2.count((s) => s.url.startsWith('/split'));
+    const r = await run('curl', ['-s', '-S', '-o', '/dev/null', '-w', '%{http_code}\\n', '-x', proxyUrl, 'http://reviews:9080/split/[1-1000]']);
+    assert.equal(r.status, 0, r.stderr.toString());
+    const codes = r.stdout.toString().trim().split('\n');
+    assert.equal(codes.length, 1000);
+    assert.ok(codes.every((c) => c === '200'), 'every request succeeded');
+    const n1 = v1.count((s) => s.url.startsWith('/split')) - v1Before;
+    const n2 = v2.count((s) => s.url.startsWith('/split')) - v2Before;
+    assert.equal(n1 + n2, 1000);
+    // Binomial(1000, 0.8): sd ≈ 12.6; ±60 is more than 4.7 sd.
+    assert.ok(n1 >= 740 && n1 <= 860, `v1 got ${n1} of 1000`);
+  });
+
+  test('keep-alive: upstream connections are reused across client connections', async () => {
+    const before = v1.seen.length;
+    for (let i = 0; i < 5; i++) assert.equal((await curl('http://reviews:9080/reuse', ['-x', proxyUrl])).status, 200);
+    const ports = new Set(v1.seen.slice(before).map((s) => s.remotePort));
+    assert.equal(v1.seen.length - before, 5);
+    assert.equal(ports.size, 1, `5 sequential requests from 5 client connections used ${ports.size} upstream connections`);
+  });
+
+  test('retries on 503: the upstream sees 3 attempts, the client one 200', async () => {
+    const r = await curl('http://flaky:9081/order', ['-x', proxyUrl, '-H', 'x-request-id: retry-1']);
+    assert.equal(r.status, 200);
+    const attempts = flaky.seen.filter((s) => s.headers['x-request-id'] === 'retry-1');
+    assert.equal(attempts.length, 3);
+    assert.deepEqual(
+      attempts.map((s) => s.headers['x-envoy-attempt-count']),
+      ['1', '2', '3'],
+    );
+  });
+
+  test('retries exhausted: the last 503 is passed on with flag URX', async () => {
+    // /urx allows 1 retry; flaky fails the first two attempts of every request id.
+    const r = await curl('http://flaky:9081/urx', ['-x', proxyUrl, '-H', 'x-request-id: retry-2', '-H', 'x-weft-debug: 1']);
+    assert.equal(r.status, 503);
+    assert.equal(r.body.toString(), 'try again', "the upstream's own answer");
+    assert.equal(r.headers['x-weft-response-flags'], 'URX');
+    assert.equal(flaky.count((s) => s.headers['x-request-id'] === 'retry-2'), 2);
+  });
+
+  test('route timeout → 504 UT with the debug flag header', async () => {
+    const r = await curl('http://slow:9082/wait', ['-x', proxyUrl, '-H', 'x-weft-debug: 1']);
+    assert.equal(r.status, 504);
+    assert.equal(r.body.toString(), 'upstream request timeout');
+    assert.equal(r.headers['x-weft-response-flags'], 'UT');
+    const fast = await curl('http://slow:9082/fast', ['-x', proxyUrl]);
+    assert.equal(fast.status, 200);
+  });
+
+  test('no endpoints → 503 UH "no healthy upstream"; flags only with the debug header', async () => {
+    const r = await curl('http://empty:9084/', ['-x', proxyUrl, '-H', 'x-weft-debug: 1']);
+    assert.equal(r.status, 503);
+    assert.equal(r.body.toString(), 'no healthy upstream');
+    assert.equal(r.headers['x-weft-response-flags'], 'UH');
+    assert.equal(r.headers['content-type'], 'text/plain');
+    const quiet = await curl('http://empty:9084/', ['-x', proxyUrl]);
+    assert.equal(quiet.status, 503);
+    assert.equal(quiet.headers['x-weft-response-flags'], undefined);
+  });
+
+  test('unknown host under ALLOW_ANY: the passthrough catch-all has no destination in explicit mode → 503 UH', async () => {
+    // Under ALLOW_ANY the catch-all routes to PassthroughCluster (ORIGINAL_DST), which in explicit mode has no
+    // original destination to use.
+    const r = await curl(`${proxyUrl}/`, ['-H', 'Host: nowhere.example:80', '-H', 'x-weft-debug: 1']);
+    assert.equal(r.status, 503);
+    assert.equal(r.headers['x-weft-response-flags'], 'UH');
+  });
+
+  test('chunked request and response bodies, and a 5 MiB body end to end', async () => {
+    const small = randomBytes(100_000);
+    const smallFile = join(work, 'small.bin');
+    writeFileSync(smallFile, small);
+    const r = await curl('http://reviews:9080/echo', ['-x', proxyUrl, '-H', 'Transfer-Encoding: chunked', '--data-binary', `@${smallFile}`]);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['transfer-encoding'], 'chunked');
+    assert.ok(r.body.equals(small), 'echoed body matches');
+    const seen = v1.seen[v1.seen.length - 1]!;
+    assert.equal(seen.headers['transfer-encoding'], 'chunked', 'the request went upstream chunked');
+
+    const big = randomBytes(5 * 1024 * 1024);
+    const bigFile = join(work, 'big.bin');
+    writeFileSync(bigFile, big);
+    const sha = createHash('sha256').update(big).digest('hex');
+    for (const extra of [[], ['-H', 'Transfer-Encoding: chunked']]) {
+      const b = await curl('http://reviews:9080/echo', ['-x', proxyUrl, ...extra, '--data-binary', `@${bigFile}`]);
+      assert.equal(b.status, 200);
+      assert.equal(createHash('sha256').update(b.body).digest('hex'), sha);
+      assert.equal(v1.seen[v1.seen.length - 1]!.bodySha, sha);
+    }
+  });
+
+  test('Expect: 100-continue is answered by the proxy', async () => {
+    const file = join(work, 'cont.bin');
+    writeFileSync(file, randomBytes(2048));
+    const r = await run('curl', ['-s', '-S', '-i', '-x', proxyUrl, '-H', 'Expect: 100-continue', '--data-binary', `@${file}`, 'http://reviews:9080/cont']);
+    assert.equal(r.status, 0);
+    const out = r.stdout.toString('latin1');
+    assert.match(out, /^HTTP\/1\.1 100 Continue\r\n/);
+    const res = parseCurl(r.stdout);
+    assert.equal(res.status, 200);
+    const b = JSON.parse(res.body.toString()) as { bodyLength: number; headers: Record<string, string> };
+    assert.equal(b.bodyLength, 2048);
+    assert.equal(b.headers.expect, undefined, 'Expect is not forwarded');
+  });
+
+  test('a route change applies to new requests without dropping the one in flight', async () => {
+    const prev = (await status())?.RDS?.sentVersion;
+    // Start a request that the held upstream keeps open.
+    const inflight = new Promise<CurlResult>((resolve, reject) => {
+      const p = spawn('curl', ['-s', '-S', '-i', '--max-time', '20', '-x', proxyUrl, 'http://held:9083/hold/1']);
+      const chunks: Buffer[] = [];
+      p.stdout.on('data', (d: Buffer) => chunks.push(d));
+      p.on('exit', (code) => (code === 0 ? resolve(parseCurl(Buffer.concat(chunks))) : reject(new Error(`curl exited ${code}`))));
+    });
+    for (let i = 0; i < 200 && releases.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(releases.length, 1, 'the request reached the held upstream');
+    // Route held → reviews, wait for the proxy's ACK.
+    writeConfig('held-vs.yaml', heldVs('reviews'));
+    await nextRds(prev, 'ack');
+    const after = await curl('http://held:9083/after', ['-x', proxyUrl]);
+    assert.match(after.headers['x-upstream']!, /^reviews-v[12]$/, 'new requests follow the new route');
+    releases.shift()!();
+    const r = await inflight;
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-upstream'], 'held', 'the in-flight request completed on the old route');
+  });
+
+  test('invalid config is NACKed naming the field; traffic keeps flowing on the last good config', async () => {
+    const prev = (await status())?.RDS?.sentVersion;
+    writeConfig('reviews-vs.yaml', reviewsVs('%NOT_A_COMMAND%'));
+    const rds = await nextRds(prev, 'nack');
+    assert.match(rds.nack!.message, /route_config "outbound": virtual_hosts\[\d+\]\.routes\[\d+\]\.request_headers_to_add\[0\]\.header\.value: unknown command %NOT_A_COMMAND%/);
+    const r = await curl('http://reviews:9080/still', ['-x', proxyUrl, '-H', 'end-user: jason']);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-upstream'], 'reviews-v2', 'the old routes are still in force');
+    // Fix it: the next version is accepted.
+    const nackedVersion = (await status())?.RDS?.sentVersion;
+    writeConfig('reviews-vs.yaml', reviewsVs('fixed'));
+    await nextRds(nackedVersion, 'ack');
+    const fixed = await curl('http://reviews:9080/fixed', ['-x', proxyUrl]);
+    const b = JSON.parse(fixed.body.toString()) as { headers: Record<string, string> };
+    assert.equal(b.headers['x-extra'], 'fixed');
+  });
+
+  test('pipelined requests on one connection are answered in order', async () => {
+    const { connect } = await import('node:net');
+    const port = Number(new URL(proxyUrl).port);
+    const sock = connect(port, '127.0.0.1');
+    const reqs = ['/p/1', '/p/2', '/p/3'].map((p) => `GET ${p} HTTP/1.1\r\nHost: reviews:9080\r\n\r\n`).join('');
+    sock.write(reqs);
+    let data = '';
+    await new Promise<void>((resolve) => {
+      sock.on('data', (d: Buffer) => {
+        data += d.toString();
+        if ((data.match(/"url":"\/p\/\d"/g) ?? []).length === 3) resolve();
+      });
+    });
+    sock.destroy();
+    assert.deepEqual(data.match(/"url":"\/p\/\d"/g), ['"url":"/p/1"', '"url":"/p/2"', '"url":"/p/3"']);
+  });
+
+  test('malformed requests are refused and the proxy keeps serving', async () => {
+    const { connect } = await import('node:net');
+    const port = Number(new URL(proxyUrl).port);
+    const sock = connect(port, '127.0.0.1');
+    sock.write('POST / HTTP/1.1\r\nHost: reviews:9080\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+    let data = '';
+    await new Promise<void>((resolve) => {
+      sock.on('data', (d: Buffer) => (data += d.toString()));
+      sock.on('close', () => resolve());
+    });
+    assert.match(data, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    assert.match(data, /connection: close/i);
+    assert.equal((await curl('http://reviews:9080/ok', ['-x', proxyUrl])).status, 200);
+  });
+
+  test('POST /quitquitquit drains and the process exits 0', async () => {
+    const res = await fetch(`http://127.0.0.1:${adminPort}/quitquitquit`, { method: 'POST' });
+    assert.equal(res.status, 200);
+    assert.equal(await proxy.exited(), 0);
+  });
+});
