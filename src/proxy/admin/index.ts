@@ -1,0 +1,37 @@
+/**
+ * The proxy's admin API in one import:
+ *
+ *   import { startAdmin } from '../admin/index.js';
+ *   const admin = await startAdmin({ port: 15000, handlers: { stats: store, configDump, clusters, quit, loggers } });
+ *
+ * server.ts (startAdmin, endpoints, method checks, loopback-only binding), config-dump.ts (ConfigSnapshot →
+ * envoy.admin.v3.ConfigDump), clusters.ts (ClusterStatusView → /clusters text and JSON), logging.ts (/logging).
+ */
+export {
+  startAdmin,
+  isLoopback,
+  type AdminServer,
+  type AdminOptions,
+  type AdminHandlers,
+  type AdminRequest,
+  type AdminResponse,
+  type AdminHandlerFn,
+  type HandlerOptions,
+  type ParamHelp,
+  type InitState,
+  type ServerInfoData,
+} from './server.js';
+export { handleConfigDump, buildConfigDumpParts, trimMessage, adminJson, ClientResourceStatus, type ConfigSnapshot, type DumpedResource, type DumpError, type DumpResponse, type Time } from './config-dump.js';
+export {
+  renderClustersText,
+  renderClustersJson,
+  clustersMessage,
+  healthFlagsToString,
+  hostAddressString,
+  type ClusterStatusView,
+  type HostStatusView,
+  type HostHealthView,
+  type HostStatView,
+  type CircuitBreakerView,
+} from './clusters.js';
+export { handleLogging, LOG_LEVELS, pinoLevelOf, type LevelledLogger, type LogLevel } from './logging.js';
