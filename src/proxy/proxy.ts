@@ -8,17 +8,27 @@
  *   await proxy.shutdown();       // stop accepting, drain in-flight requests, close the xDS stream
  *
  * Health port (`--health-port`, Istio's 15021, bound on `healthBind`): `GET /healthz/ready` → 200 once the first
- * full config is applied, 503 before (and while shutting down).
- * Admin port (`--admin-port`, 127.0.0.1 only): `GET /ready` (Envoy's: `LIVE` 200, else `PRE_INITIALIZING` /
- * `DRAINING` 503), `POST /quitquitquit` (answers `OK`, then drains and exits), `GET /listeners` (name::address),
- * `GET /xds` (the xDS client's state as JSON). The full admin API (config_dump, clusters, stats) is served by
- * src/proxy/admin once wired.
+ * full config is applied, 503 before, while shutting down and after `POST /healthcheck/fail` (it answers what the
+ * admin `/ready` says, as Istio's agent does).
+ * Admin port (`--admin-port`, 127.0.0.1 only; src/proxy/admin): `/ready` (`LIVE` 200, else `INITIALIZING` /
+ * `DRAINING` 503), `/server_info`, `/config_dump` (the applied xDS resources with their versions, error_state for
+ * rejected updates), `/clusters`, `/stats` (`?format=json`), `/stats/prometheus`, `/reset_counters`, POST
+ * `/logging`, POST `/healthcheck/fail|ok`, POST `/quitquitquit` (answers `OK`, then drains and exits), and two
+ * Weft additions: `/listeners` (name::address) and `/xds` (the xDS client's state as JSON).
+ * Stats port (`--stats-port`, Istio's 15090, bound on `statsBind`, default 0.0.0.0 as Istio's sidecar does so
+ * Prometheus can scrape it): `GET /stats/prometheus` only.
+ * Stats (`proxy.stats`): Envoy's names — `cluster.<name>.*`, `http.<stat_prefix>.*`, `listener.<address>.*`,
+ * `tcp.<stat_prefix>.*` (see config/xds-config.ts and stats/request-stats.ts); histogram intervals flush every 5 s.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { durationFromMs } from '@bufbuild/protobuf/wkt';
 import { AdsClient, type AdsLogger, type NodeInit } from '../xds/client/index.js';
 import { TypeUrl } from '../xds/index.js';
+import { startAdmin, type AdminServer, type LevelledLogger } from './admin/index.js';
+import { clusterViews, proxyNode, startStatsServer, type StatsServer } from './admin-wiring.js';
 import { XdsConfig, type ConfigLogger } from './config/xds-config.js';
 import { ListenerManager } from './listener/listener.js';
+import { StatsStore } from './stats/store.js';
 
 export interface ProxyOptions {
   /** `host:port` of the xDS (ADS) server. */
@@ -29,11 +39,17 @@ export interface ProxyOptions {
   healthBind?: string;
   /** Admin port on 127.0.0.1 (0 = any free port; undefined = not served). */
   adminPort?: number;
+  /** Prometheus stats port (0 = any free port; undefined = not served). */
+  statsPort?: number;
+  /** Default 0.0.0.0 (Istio's sidecar serves 15090 on every address for Prometheus). */
+  statsBind?: string;
+  /** The build string `/server_info` reports. */
+  version?: string;
   /** How long draining connections may take on shutdown and on listener changes (default 5 s). */
   drainTimeoutMs?: number;
   /** xDS protocol: `auto` (Delta, falling back to SotW), `delta` or `sotw`. */
   protocol?: 'auto' | 'delta' | 'sotw';
-  logger?: AdsLogger & ConfigLogger;
+  logger?: AdsLogger & ConfigLogger & Partial<LevelledLogger>;
 }
 
 type State = 'PRE_INITIALIZING' | 'LIVE' | 'DRAINING';
@@ -44,20 +60,23 @@ export class Proxy {
   readonly client: AdsClient;
   readonly listeners: ListenerManager;
   readonly config: XdsConfig;
+  readonly stats = new StatsStore();
   /** Resolves once the first full config is applied. */
   readonly ready: Promise<void>;
   /** Resolves when the proxy has shut down (after `shutdown()` or `POST /quitquitquit`). */
   readonly closed: Promise<void>;
   private state: State = 'PRE_INITIALIZING';
   private health?: Server;
-  private admin?: Server;
+  private admin?: AdminServer;
+  private statsServer?: StatsServer;
+  private stopFlush?: () => void;
   private resolveClosed!: () => void;
   private shuttingDown?: Promise<void>;
 
   constructor(private readonly opts: ProxyOptions) {
     this.client = new AdsClient({ server: opts.xds, node: opts.node, protocol: opts.protocol ?? 'auto', logger: opts.logger });
     this.listeners = new ListenerManager(opts.drainTimeoutMs ?? 5000);
-    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger });
+    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats });
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.ready = this.client.synced(FULL_CONFIG).then(() => {
       if (this.state === 'PRE_INITIALIZING') this.state = 'LIVE';
@@ -73,27 +92,67 @@ export class Proxy {
   /** Ports actually bound (useful with port 0). */
   healthPort?: number;
   adminPort?: number;
+  statsPort?: number;
 
   async start(): Promise<void> {
+    this.stopFlush = this.stats.startFlushTimer();
     if (this.opts.healthPort !== undefined) {
       this.health = createServer((req, res) => this.onHealth(req, res));
       this.healthPort = await listen(this.health, this.opts.healthPort, this.opts.healthBind ?? '0.0.0.0');
     }
     if (this.opts.adminPort !== undefined) {
-      this.admin = createServer((req, res) => this.onAdmin(req, res));
-      this.adminPort = await listen(this.admin, this.opts.adminPort, '127.0.0.1');
+      this.admin = await this.startAdmin(this.opts.adminPort);
+      this.adminPort = this.admin.port;
+    }
+    if (this.opts.statsPort !== undefined) {
+      this.statsServer = await startStatsServer({ store: this.stats, port: this.opts.statsPort, host: this.opts.statsBind ?? '0.0.0.0' });
+      this.statsPort = this.statsServer.port;
     }
     this.config.watch();
+  }
+
+  private async startAdmin(port: number): Promise<AdminServer> {
+    const log = this.opts.logger;
+    const loggers: Record<string, LevelledLogger> = log !== undefined && typeof log.level === 'string' ? { main: log as LevelledLogger } : {};
+    const node = proxyNode(this.opts.node);
+    const admin = await startAdmin({
+      port,
+      handlers: {
+        stats: this.stats,
+        initState: () => (this.state === 'PRE_INITIALIZING' ? 'Initializing' : 'Initialized'),
+        serverInfo: () => ({
+          version: this.opts.version ?? 'weft',
+          node,
+          commandLineOptions: { concurrency: 1, drainTime: durationFromMs(this.opts.drainTimeoutMs ?? 5000), serviceNode: this.opts.node.id, serviceCluster: this.opts.node.cluster ?? '' },
+        }),
+        configDump: () => this.config.configSnapshot(),
+        clusters: () => clusterViews(this.config),
+        quit: () => void this.shutdown(),
+        loggers,
+      },
+    });
+    admin.addHandler('/listeners', 'print listener info (name::address)', () => ({
+      status: 200,
+      body: this.listeners.names().map((n) => `${n}::127.0.0.1:${this.listeners.port(n)}\n`).join(''),
+    }));
+    admin.addHandler('/xds', "print the xDS client's state (JSON)", () => ({
+      status: 200,
+      body: JSON.stringify(this.client.state(), null, 2) + '\n',
+      contentType: 'application/json',
+    }));
+    return admin;
   }
 
   /** Stops accepting, drains in-flight requests (up to the drain timeout), closes everything. Idempotent. */
   shutdown(): Promise<void> {
     this.shuttingDown ??= (async () => {
       this.state = 'DRAINING';
+      this.admin?.setHealthCheckFailed(true);
       await this.listeners.close();
       this.config.close();
       await this.client.close();
-      await Promise.all([closeServer(this.health), closeServer(this.admin)]);
+      this.stopFlush?.();
+      await Promise.all([closeServer(this.health), this.admin?.close(), this.statsServer?.close()]);
       this.resolveClosed();
     })();
     return this.shuttingDown;
@@ -102,41 +161,13 @@ export class Proxy {
   private onHealth(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '').split('?')[0];
     if (path === '/healthz/ready') {
-      res.writeHead(this.isReady ? 200 : 503, { 'content-length': '0' });
+      const live = this.isReady && this.admin?.healthCheckFailed !== true;
+      res.writeHead(live ? 200 : 503, { 'content-length': '0' });
       res.end();
       return;
     }
     res.writeHead(404, { 'content-length': '0' });
     res.end();
-  }
-
-  private onAdmin(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '').split('?')[0];
-    const send = (status: number, body: string, type = 'text/plain; charset=UTF-8') => {
-      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
-      res.end(body);
-    };
-    switch (path) {
-      case '/ready':
-        send(this.isReady ? 200 : 503, `${this.state}\n`);
-        return;
-      case '/quitquitquit':
-        if (req.method !== 'POST') {
-          send(405, 'This endpoint requires POST.\n');
-          return;
-        }
-        send(200, 'OK\n');
-        void this.shutdown();
-        return;
-      case '/listeners':
-        send(200, this.listeners.names().map((n) => `${n}::127.0.0.1:${this.listeners.port(n)}`).join('\n') + '\n');
-        return;
-      case '/xds':
-        send(200, JSON.stringify(this.client.state(), null, 2) + '\n', 'application/json');
-        return;
-      default:
-        send(404, 'invalid path. see /help for valid paths\n');
-    }
   }
 }
 

@@ -19,13 +19,29 @@
  *   the handler returns; binding failures are errors of that listener. Listeners missing from a response are
  *   removed (they stop accepting and drain).
  * - RDS: compileRouteConfiguration (http/router) into the holder the connection managers read per request.
+ *
+ * Stats (`opts.stats`, a StatsStore; default a private one): each cluster gets the scope `cluster.<stat name>.`
+ * listing its runtime's ClusterStats plus preallocated ClusterRequestStats (response codes, upstream_rq_time);
+ * each listener `listener.<address>_<port>.` (or `listener.<stat_prefix>.`) and its HTTP connection manager
+ * `http.<stat_prefix>.`; a TCP proxy `tcp.<stat_prefix>.`. They are created when the resource compiles and
+ * removed when it is replaced or removed (stats of the same name carry over: Envoy keeps a replaced cluster's
+ * counters, so the new runtime's counters start from the old one's values).
+ *
+ * Config dump (`configSnapshot()`, the admin /config_dump input): every resource in force with the version it came
+ * with and when it was applied, and for a rejected update the NACK's details, the rejected resource and the time
+ * (error_state); the type-level version_info is the last ACKed version of the type.
  */
 import type { Cluster } from '../../xds/gen/envoy/config/cluster/v3/cluster_pb.js';
 import type { ClusterLoadAssignment } from '../../xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import type { Listener } from '../../xds/gen/envoy/config/listener/v3/listener_pb.js';
 import type { RouteConfiguration } from '../../xds/gen/envoy/config/route/v3/route_pb.js';
 import { TypeUrl } from '../../xds/index.js';
-import type { AdsClient, ResourceUpdate } from '../../xds/client/index.js';
+import type { AdsClient, ResourceEntry, ResourceUpdate } from '../../xds/client/index.js';
+import { ClientResourceStatus, type ConfigSnapshot, type DumpedResource } from '../admin/config-dump.js';
+import { StatsStore } from '../stats/store.js';
+import { ClusterRequestStats, HttpConnStats, ListenerStats } from '../stats/request-stats.js';
+import { TcpProxyStats } from '../tcp/stats.js';
+import { GAUGES } from '../upstream/cluster/stats.js';
 import { compileRouteConfiguration, type CompiledRouteConfig } from '../http/router/index.js';
 import type { UpstreamCluster } from '../http/route-path/upstream-request.js';
 import type { RouteSource } from '../http/server/hcm.js';
@@ -51,12 +67,15 @@ class FixedRoutes implements RouteSource {
   constructor(readonly current: CompiledRouteConfig) {}
 }
 
-/** A cluster in force: its runtime and one HTTP/1.1 pool per host. */
+/** A cluster in force: its runtime, its request stats and one HTTP/1.1 pool per host. */
 export class ClusterEntry implements UpstreamCluster {
   private readonly pools = new Map<Host, H1Pool>();
   private retired = false;
 
-  constructor(readonly runtime: ClusterRuntime) {
+  constructor(
+    readonly runtime: ClusterRuntime,
+    readonly stats: ClusterRequestStats,
+  ) {
     runtime.onHostsChanged((_added, removed) => {
       for (const h of removed) {
         const p = this.pools.get(h);
@@ -83,6 +102,7 @@ export class ClusterEntry implements UpstreamCluster {
     this.retired = true;
     for (const p of this.pools.values()) p.drain();
     this.runtime.close();
+    this.stats.remove();
   }
 
   /** Proxy shutdown. */
@@ -90,6 +110,32 @@ export class ClusterEntry implements UpstreamCluster {
     this.retired = true;
     for (const p of this.pools.values()) p.close();
     this.runtime.close();
+    this.stats.remove();
+  }
+}
+
+/** Copies the counters (not the gauges) of a replaced cluster's stats into its successor's. */
+function carryCounters(from: object, to: object): void {
+  const dst = to as Record<string, unknown>;
+  for (const [k, v] of Object.entries(from)) {
+    if (typeof v === 'number') {
+      if (!GAUGES.has(k) && typeof dst[k] === 'number') dst[k] = v;
+    } else if (v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Map) && dst[k] !== null && typeof dst[k] === 'object') {
+      carryCounters(v, dst[k] as object);
+    }
+  }
+}
+
+/** The stats a compiled listener created (removed when it is replaced, removed or fails to apply). */
+class ListenerStatsSet {
+  listener: ListenerStats | undefined;
+  readonly http: HttpConnStats[] = [];
+  readonly tcpPrefixes: string[] = [];
+
+  remove(release: (prefix: string) => void): void {
+    for (const h of this.http) h.remove();
+    this.listener?.remove();
+    for (const p of this.tcpPrefixes) release(p);
   }
 }
 
@@ -105,7 +151,11 @@ function throwIfErrors(errors: string[]): void {
 
 export interface XdsConfigOptions {
   log?: ConfigLogger;
+  /** Where the stats of clusters, listeners and connection managers go (default: a private store). */
+  stats?: StatsStore;
 }
+
+type Dumped<T> = Map<string, DumpedResource<T>>;
 
 export class XdsConfig {
   readonly clusters = new Map<string, ClusterEntry>();
@@ -116,6 +166,15 @@ export class XdsConfig {
   private readonly log: ConfigLogger;
   /** Resources applied so far per type (for status output). */
   readonly applied = { cds: 0, eds: 0, lds: 0, rds: 0 };
+  readonly stats: StatsStore;
+  private readonly listenerStats = new Map<string, ListenerStatsSet>();
+  private readonly tcpStats = new Map<string, { stats: TcpProxyStats; remove: () => void; refs: number }>();
+  private readonly dumped = {
+    clusters: new Map() as Dumped<Cluster>,
+    endpoints: new Map() as Dumped<ClusterLoadAssignment>,
+    listeners: new Map() as Dumped<Listener>,
+    routes: new Map() as Dumped<RouteConfiguration>,
+  };
 
   constructor(
     private readonly client: AdsClient,
@@ -123,7 +182,55 @@ export class XdsConfig {
     opts: XdsConfigOptions = {},
   ) {
     this.log = opts.log ?? silent;
+    this.stats = opts.stats ?? new StatsStore();
   }
+
+  /** The configuration in force and the rejected updates, for the admin /config_dump. */
+  configSnapshot(): ConfigSnapshot {
+    const types = this.client.state().types;
+    const acked = (t: string) => types[t]?.ackedVersion ?? '';
+    const sortedValues = <T>(m: Dumped<T>) => [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((e) => e[1]);
+    return {
+      clusters: { versionInfo: acked(TypeUrl.Cluster), resources: sortedValues(this.dumped.clusters) },
+      endpoints: { resources: sortedValues(this.dumped.endpoints) },
+      listeners: { versionInfo: acked(TypeUrl.Listener), resources: sortedValues(this.dumped.listeners) },
+      routes: { resources: sortedValues(this.dumped.routes) },
+    };
+  }
+
+  private accepted<T>(m: Dumped<T>, name: string, entry: ResourceEntry & { message: T }): void {
+    m.set(name, { resource: entry.message, versionInfo: entry.version, lastUpdated: Date.now(), clientStatus: ClientResourceStatus.ACKED });
+  }
+
+  private rejected<T>(m: Dumped<T>, name: string, entry: ResourceEntry & { message: T }, details: string): void {
+    const prev = m.get(name);
+    m.set(name, {
+      ...(prev ?? { name }),
+      error: { details, versionInfo: entry.version, failedConfiguration: entry.message, lastUpdateAttempt: Date.now() },
+      clientStatus: ClientResourceStatus.NACKED,
+    });
+  }
+
+  private tcpStatsFor(prefix: string): TcpProxyStats {
+    let e = this.tcpStats.get(prefix);
+    if (e === undefined) {
+      const stats = new TcpProxyStats();
+      const scope = this.stats.scope(`tcp.${prefix}.`);
+      scope.addSource(stats);
+      e = { stats, remove: () => scope.remove(), refs: 0 };
+      this.tcpStats.set(prefix, e);
+    }
+    e.refs++;
+    return e.stats;
+  }
+
+  private releaseTcpStats = (prefix: string): void => {
+    const e = this.tcpStats.get(prefix);
+    if (e !== undefined && --e.refs <= 0) {
+      this.tcpStats.delete(prefix);
+      e.remove();
+    }
+  };
 
   watch(): void {
     this.client.watch<Cluster>(TypeUrl.Cluster, { wildcard: true, onUpdate: (u) => this.onClusters(u) });
@@ -153,8 +260,10 @@ export class XdsConfig {
         const rt = compileCluster(entry.message);
         for (const w of rt.warnings) this.warnOnce(`cluster ${JSON.stringify(name)}: ${w.field}: ${w.detail}`);
         compiled.push([name, rt]);
+        this.accepted(this.dumped.clusters, name, entry);
       } catch (e) {
         errors.push(messageOf(e));
+        this.rejected(this.dumped.clusters, name, entry, messageOf(e));
       }
     }
     for (const [name, rt] of compiled) {
@@ -170,12 +279,16 @@ export class XdsConfig {
       }
       rt.start();
       const old = this.clusters.get(name);
-      this.clusters.set(name, new ClusterEntry(rt));
+      if (old !== undefined && old.runtime.statName === rt.statName) carryCounters(old.runtime.stats, rt.stats);
+      const scope = this.stats.scope(`cluster.${rt.statName}.`);
+      scope.addSource(rt.stats);
+      this.clusters.set(name, new ClusterEntry(rt, new ClusterRequestStats(scope)));
       old?.retire();
     }
     for (const name of u.removed) {
       const old = this.clusters.get(name);
       this.clusters.delete(name);
+      this.dumped.clusters.delete(name);
       old?.retire();
     }
     this.applied.cds++;
@@ -192,6 +305,7 @@ export class XdsConfig {
     for (const n of drop) {
       this.edsNames.delete(n);
       this.lastCla.delete(n);
+      this.dumped.endpoints.delete(n);
     }
     if (add.length) this.client.subscribe(TypeUrl.ClusterLoadAssignment, add);
     if (drop.length) this.client.unsubscribe(TypeUrl.ClusterLoadAssignment, drop);
@@ -212,8 +326,12 @@ export class XdsConfig {
           errors.push(messageOf(e));
         }
       }
-      if (ok) this.lastCla.set(name, entry.message);
+      if (ok) {
+        this.lastCla.set(name, entry.message);
+        this.accepted(this.dumped.endpoints, name, entry);
+      } else this.rejected(this.dumped.endpoints, name, entry, errors[errors.length - 1]!);
     }
+    for (const name of u.removed) this.dumped.endpoints.delete(name);
     this.applied.eds++;
     throwIfErrors(errors);
   }
@@ -222,31 +340,53 @@ export class XdsConfig {
 
   async onListeners(u: ResourceUpdate<Listener>): Promise<void> {
     const errors: string[] = [];
-    const compiled: CompiledListener[] = [];
-    for (const [, entry] of u.added) {
+    const compiled: Array<{ l: CompiledListener; entry: ResourceEntry<Listener>; stats: ListenerStatsSet }> = [];
+    for (const [name, entry] of u.added) {
+      const set = new ListenerStatsSet();
+      const listenerScope = (): ListenerStats => (set.listener ??= new ListenerStats(this.stats.scope(`listener.${listenerStatName(entry.message)}.`)));
       try {
-        compiled.push(
-          compileListener(entry.message, {
-            rds: (name) => this.rdsHolder(name),
-            inlineRoutes: (rc) => new FixedRoutes(compileRouteConfiguration(rc as RouteConfiguration, { validateClustersDefault: true })),
-            cluster: (name) => this.clusters.get(name),
-            warn: (m) => this.warnOnce(m),
-          }),
-        );
+        const l = compileListener(entry.message, {
+          rds: (n) => this.rdsHolder(n),
+          inlineRoutes: (rc) => new FixedRoutes(compileRouteConfiguration(rc as RouteConfiguration, { validateClustersDefault: true })),
+          cluster: (n) => this.clusters.get(n),
+          warn: (m) => this.warnOnce(m),
+          httpStats: (prefix) => {
+            const h = new HttpConnStats(this.stats.scope(`http.${prefix}.`), listenerScope());
+            set.http.push(h);
+            return h;
+          },
+          tcpStats: (prefix) => {
+            set.tcpPrefixes.push(prefix);
+            return this.tcpStatsFor(prefix);
+          },
+        });
+        compiled.push({ l, entry, stats: set });
       } catch (e) {
+        set.remove(this.releaseTcpStats);
         errors.push(messageOf(e));
+        this.rejected(this.dumped.listeners, name, entry, messageOf(e));
       }
     }
-    const rdsNames = compiled.map((l) => l.hcm.rdsName).filter((n) => n !== '');
+    const rdsNames = compiled.map((c) => c.l.rdsName).filter((n) => n !== '');
     if (rdsNames.length) this.client.subscribe(TypeUrl.RouteConfiguration, rdsNames);
-    for (const l of compiled) {
+    for (const { l, entry, stats } of compiled) {
       try {
         await this.listeners.apply(l);
+        this.listenerStats.get(l.name)?.remove(this.releaseTcpStats);
+        this.listenerStats.set(l.name, stats);
+        this.accepted(this.dumped.listeners, l.name, entry);
       } catch (e) {
+        stats.remove(this.releaseTcpStats);
         errors.push(messageOf(e));
+        this.rejected(this.dumped.listeners, l.name, entry, messageOf(e));
       }
     }
-    for (const name of u.removed) this.listeners.remove(name);
+    for (const name of u.removed) {
+      this.listeners.remove(name);
+      this.listenerStats.get(name)?.remove(this.releaseTcpStats);
+      this.listenerStats.delete(name);
+      this.dumped.listeners.delete(name);
+    }
     this.applied.lds++;
     throwIfErrors(errors);
   }
@@ -267,8 +407,10 @@ export class XdsConfig {
         const rc = compileRouteConfiguration(entry.message);
         for (const w of rc.warnings) this.warnOnce(`route_config ${JSON.stringify(name)}: ${w}`);
         compiled.push([name, rc]);
+        this.accepted(this.dumped.routes, name, entry);
       } catch (e) {
         errors.push(messageOf(e));
+        this.rejected(this.dumped.routes, name, entry, messageOf(e));
       }
     }
     for (const [name, rc] of compiled) this.rdsHolder(name).current = rc;
@@ -280,5 +422,19 @@ export class XdsConfig {
   close(): void {
     for (const c of this.clusters.values()) c.close();
     this.clusters.clear();
+    for (const s of this.listenerStats.values()) s.remove(this.releaseTcpStats);
+    this.listenerStats.clear();
   }
+}
+
+/** Envoy's listener stats prefix: stat_prefix, else the address as `<ip>_<port>` (the store sanitizes `:`). */
+function listenerStatName(l: Listener): string {
+  if (l.statPrefix !== '') return l.statPrefix;
+  const a = l.address?.address;
+  if (a?.case === 'socketAddress') {
+    const sa = a.value;
+    const port = sa.portSpecifier.case === 'portValue' ? sa.portSpecifier.value : 0;
+    return sa.address.includes(':') ? `[${sa.address}]:${port}` : `${sa.address}:${port}`;
+  }
+  return l.name;
 }

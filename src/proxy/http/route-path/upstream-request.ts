@@ -27,8 +27,9 @@
  * x-envoy-attempt-count (virtual host include_request_attempt_count); hop-by-hop fields are removed both ways.
  * The response gets x-envoy-upstream-service-time (ms from the upstream request's start to its response head)
  * and x-envoy-attempt-count when include_attempt_count_in_response, then the route's response header mutations.
- * Stats: cluster upstream_rq_total/_active/_<code>/_<n>xx/_retry/_retry_success/_timeout/_per_try_timeout/
- * _cancelled, host rq_*; outlier results are reported for every attempt.
+ * Stats: cluster upstream_rq_total/_active/_retry/_retry_success/_timeout/_per_try_timeout/_cancelled (runtime
+ * ClusterStats), upstream_rq_completed/_<code>/_<n>xx and upstream_rq_time (UpstreamCluster.stats, preallocated),
+ * host rq_*; outlier results are reported for every attempt.
  */
 import {
   CHUNK_END,
@@ -48,11 +49,14 @@ import type { ClusterRuntime } from '../../upstream/cluster/cluster.js';
 import type { Host } from '../../upstream/cluster/host.js';
 import type { H1Connection, H1Pool, PoolFailure, PoolRequest, ResponseSink } from '../../upstream/pool/h1-pool.js';
 import type { DownstreamStream, RequestBodySink } from '../server/connection.js';
+import type { ClusterRequestStats } from '../../stats/request-stats.js';
 import { NO_HEALTHY_UPSTREAM, resetBody, resetFlag, UPSTREAM_TIMEOUT, type ResetReason } from '../server/local-reply.js';
 
-/** A cluster as the request path uses it: the runtime and a pool per host. */
+/** A cluster as the request path uses it: the runtime, a pool per host, and its response-code and timing stats. */
 export interface UpstreamCluster {
   readonly runtime: ClusterRuntime;
+  /** Response-code counters and upstream_rq_time (absent: not kept, e.g. in unit tests). */
+  readonly stats?: ClusterRequestStats;
   pool(host: Host): H1Pool;
 }
 
@@ -312,6 +316,8 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
       // The upstream answered before the whole request was sent: that connection cannot be reused.
       conn.abort();
     }
+    const st = this.upstream.stats;
+    if (st !== undefined) st.upstream_rq_time.record(Date.now() - this.attemptStartMs);
     this.stream.sendEnd(trailers);
     this.cleanup();
   }
@@ -448,10 +454,8 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
   }
 
   private countStatus(status: number): void {
-    const st = this.cluster.stats;
-    st.inc(`upstream_rq_${status}`);
-    st.inc(`upstream_rq_${Math.floor(status / 100)}xx`);
-    st.inc('upstream_rq_completed');
+    const st = this.upstream.stats;
+    if (st !== undefined) st.chargeCode(status);
   }
 
   private cleanup(): void {

@@ -39,6 +39,7 @@ import {
 } from '../codec/h1/index.js';
 import { hasHeader, type HeaderList, type RequestHead, type ResponseHead } from '../headers.js';
 import { DEBUG_HEADER, DETAILS_HEADER, FLAGS_HEADER } from './local-reply.js';
+import type { HttpConnStats } from '../../stats/request-stats.js';
 
 export interface RequestBodySink {
   onRequestBody(chunk: Buffer): void;
@@ -47,6 +48,8 @@ export interface RequestBodySink {
 
 export interface StreamHandler {
   onRequest(stream: DownstreamStream): void;
+  /** The connection manager's stats (stats/request-stats.ts), updated by the connection; null: none kept. */
+  readonly stats?: HttpConnStats | null;
 }
 
 /** What a local reply or the response head adds besides the upstream's headers. */
@@ -129,6 +132,8 @@ export class DownstreamStream {
     if (this.responseStarted || this.reset) return;
     this.responseStarted = true;
     this.status = resp.status;
+    const st = this.conn.stats;
+    if (st !== null) st.responseHead(resp.status);
     const h = resp.headers;
     const policy = this.conn.policy;
     if (policy.serverName !== '' && policy.serverHeader !== 'PASS_THROUGH') {
@@ -254,6 +259,8 @@ export class H1ServerConnection implements H1RequestHandler {
   closeAfterResponse = false;
   private closed = false;
   requests = 0;
+  /** The connection manager's stats (null: none kept). */
+  readonly stats: HttpConnStats | null;
 
   constructor(
     readonly socket: Socket,
@@ -263,6 +270,8 @@ export class H1ServerConnection implements H1RequestHandler {
     private readonly onClosed: (c: H1ServerConnection) => void,
   ) {
     this.parser = new H1RequestParser(this, parserOptions);
+    this.stats = handler.stats ?? null;
+    if (this.stats !== null) this.stats.connectionOpen();
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
@@ -311,7 +320,11 @@ export class H1ServerConnection implements H1RequestHandler {
     }
     if (cur !== null) cur.onDownstreamReset();
     const body = STATUS_CODES[status] ?? '';
-    const stream = cur ?? new DownstreamStream(this, { method: 'GET', path: '', authority: '', scheme: 'http', headers: [], httpVersion: '1.1' });
+    let stream = cur;
+    if (stream === null) {
+      stream = new DownstreamStream(this, { method: 'GET', path: '', authority: '', scheme: 'http', headers: [], httpVersion: '1.1' });
+      if (this.stats !== null) this.stats.requestStart();
+    }
     stream.requestComplete = true;
     (stream as { responseStarted: boolean }).responseStarted = false;
     stream.reset = false;
@@ -333,7 +346,12 @@ export class H1ServerConnection implements H1RequestHandler {
   private onClose(): void {
     if (this.closed) return;
     this.closed = true;
-    this.current?.onDownstreamReset();
+    const cur = this.current;
+    if (cur !== null) {
+      cur.onDownstreamReset();
+      if (this.stats !== null) this.stats.requestEnd(cur.startMs);
+    }
+    if (this.stats !== null) this.stats.connectionClose();
     this.onClosed(this);
   }
 
@@ -341,6 +359,7 @@ export class H1ServerConnection implements H1RequestHandler {
   onResponseComplete(s: DownstreamStream): void {
     if (this.current !== s) return;
     this.current = null;
+    if (this.stats !== null) this.stats.requestEnd(s.startMs);
     if (this.closeAfterResponse || !s.requestComplete || !this.parser.keepAlive) {
       this.closeAfterResponse = true;
       this.socket.end();
@@ -360,6 +379,7 @@ export class H1ServerConnection implements H1RequestHandler {
   onRequestHead(head: RequestHead): void {
     this.requests++;
     const s = new DownstreamStream(this, head);
+    if (this.stats !== null) this.stats.requestStart();
     // A request without a body is complete with its head (Envoy: decodeHeaders with end_stream).
     s.requestComplete = !this.parser.hasBody;
     this.current = s;

@@ -35,6 +35,7 @@ import { hasHeader } from '../headers.js';
 import { applyRequestHeaders, localReplyLocation, rewritePath, type CompiledRouteConfig } from '../router/index.js';
 import { RouterRequest, type UpstreamCluster } from '../route-path/upstream-request.js';
 import type { DownstreamStream, ServerHeaderPolicy, StreamHandler } from './connection.js';
+import type { HttpConnStats } from '../../stats/request-stats.js';
 
 /** Where the connection manager finds its routes: a fixed (inline) configuration or the latest RDS version. */
 export interface RouteSource {
@@ -53,6 +54,11 @@ export interface HcmContext {
   cluster(name: string): UpstreamCluster | undefined;
   /** Warnings for fields accepted without effect (reported once by the caller). */
   warn(message: string): void;
+  /**
+   * The stats of this connection manager (`http.<stat_prefix>.`), created when it is compiled; called once, after
+   * the configuration compiled. Absent: no stats are kept.
+   */
+  httpStats?(statPrefix: string): HttpConnStats;
 }
 
 const ROUTER = 'envoy.filters.http.router';
@@ -77,6 +83,8 @@ export class HttpConnectionManagerImpl implements StreamHandler {
     private readonly preserveExternalRequestId: boolean,
     parserOptions: H1RequestParserOptions,
     serverPolicy: ServerHeaderPolicy,
+    /** `http.<stat_prefix>.` stats, updated by the downstream connections (null: none kept). */
+    readonly stats: HttpConnStats | null = null,
   ) {
     this.rdsName = rdsName;
     this.parserOptions = parserOptions;
@@ -221,5 +229,6 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
     p.preserveExternalRequestId,
     parserOptions,
     serverPolicy,
+    ctx.httpStats?.(p.statPrefix) ?? null,
   );
 }

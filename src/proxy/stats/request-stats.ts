@@ -1,0 +1,163 @@
+/**
+ * The stats the request path updates, created once when a cluster or listener is compiled (never per request) and
+ * removed with it. Each object owns one store scope; `remove()` drops its stats from the store (objects still held
+ * by in-flight requests keep working, they are just no longer listed).
+ *
+ *   const cs = new ClusterRequestStats(store.scope(`cluster.${rt.statName}.`));
+ *   cs.chargeCode(503);                   // upstream_rq_completed, upstream_rq_5xx, upstream_rq_503
+ *   cs.upstream_rq_time.record(ms);       // response complete
+ *
+ *   const ls = new ListenerStats(store.scope(`listener.${address}_${port}.`));
+ *   const hs = new HttpConnStats(store.scope(`http.${statPrefix}.`), ls);
+ *   hs.connectionOpen(); hs.requestStart(); hs.responseHead(200); hs.requestEnd(startMs); hs.connectionClose();
+ *
+ * Names and meanings are Envoy's:
+ * - cluster (CodeStatsImpl::chargeBasicResponseStat): `upstream_rq_completed`, `upstream_rq_<class>xx`,
+ *   `upstream_rq_<code>` for every response (upstream or local) of a request routed to the cluster;
+ *   `upstream_rq_time` (ms, upstream request start to response end). The rest of the cluster's stats
+ *   (upstream_rq_total, upstream_rq_retry, upstream_rq_timeout, upstream_cx_total, upstream_cx_active, ...) are the
+ *   runtime's plain-field ClusterStats, listed through `scope.addSource`.
+ * - HTTP connection manager, `http.<stat_prefix>.`: downstream_cx_total / _active, downstream_cx_http1_total /
+ *   _active, downstream_cx_destroy, downstream_rq_total, downstream_rq_http1_total, downstream_rq_active,
+ *   downstream_rq_completed and downstream_rq_<class>xx (charged when the response head is written, as
+ *   ConnectionManagerImpl::ActiveStream::chargeStats), downstream_rq_time (ms, request head to stream end).
+ * - listener, `listener.<address>_<port>.` (or `listener.<stat_prefix>.`): downstream_cx_total / _active,
+ *   downstream_cx_destroy.
+ *
+ * Per-code counters (`upstream_rq_503`) are created the first time a cluster sees that code and kept in an array
+ * indexed by the code: one creation per code per cluster, an array read afterwards.
+ */
+import type { Counter, Gauge } from './metric.js';
+import { HistogramUnit, type Histogram } from './histogram.js';
+import type { Scope } from './store.js';
+
+function classCounters(scope: Scope, prefix: string): Counter[] {
+  // Index 1..5 → <prefix>1xx..<prefix>5xx; index 0 unused.
+  const out: Counter[] = [];
+  for (let i = 1; i <= 5; i++) out[i] = scope.counter(`${prefix}${i}xx`);
+  out[0] = out[1]!;
+  return out;
+}
+
+export class ClusterRequestStats {
+  readonly upstream_rq_completed: Counter;
+  readonly upstream_rq_time: Histogram;
+  private readonly classes: Counter[];
+  private readonly codes: Array<Counter | undefined> = new Array<Counter | undefined>(600).fill(undefined);
+
+  constructor(readonly scope: Scope) {
+    this.upstream_rq_completed = scope.counter('upstream_rq_completed');
+    this.upstream_rq_time = scope.histogram('upstream_rq_time', HistogramUnit.Milliseconds);
+    this.classes = classCounters(scope, 'upstream_rq_');
+  }
+
+  /** A response to a request routed to this cluster (from the upstream or a local reply). */
+  chargeCode(status: number): void {
+    this.upstream_rq_completed.inc();
+    if (status < 100 || status >= 600) return;
+    const cls = (status / 100) | 0;
+    this.classes[cls]!.inc();
+    let c = this.codes[status];
+    if (c === undefined) this.codes[status] = c = this.scope.counter(`upstream_rq_${status}`);
+    c.inc();
+  }
+
+  remove(): void {
+    this.scope.remove();
+  }
+}
+
+export class ListenerStats {
+  readonly downstream_cx_total: Counter;
+  readonly downstream_cx_active: Gauge;
+  readonly downstream_cx_destroy: Counter;
+
+  constructor(readonly scope: Scope) {
+    this.downstream_cx_total = scope.counter('downstream_cx_total');
+    this.downstream_cx_active = scope.gauge('downstream_cx_active');
+    this.downstream_cx_destroy = scope.counter('downstream_cx_destroy');
+  }
+
+  remove(): void {
+    this.scope.remove();
+  }
+}
+
+/** The HTTP connection manager's stats (and its listener's connection counts). */
+export class HttpConnStats {
+  readonly downstream_cx_total: Counter;
+  readonly downstream_cx_active: Gauge;
+  readonly downstream_cx_http1_total: Counter;
+  readonly downstream_cx_http1_active: Gauge;
+  readonly downstream_cx_destroy: Counter;
+  readonly downstream_rq_total: Counter;
+  readonly downstream_rq_http1_total: Counter;
+  readonly downstream_rq_active: Gauge;
+  readonly downstream_rq_completed: Counter;
+  readonly downstream_rq_time: Histogram;
+  private readonly classes: Counter[];
+
+  constructor(
+    readonly scope: Scope,
+    /** The listener the connection manager runs in (its connection counts are kept here too); null: none. */
+    readonly listener: ListenerStats | null,
+  ) {
+    this.downstream_cx_total = scope.counter('downstream_cx_total');
+    this.downstream_cx_active = scope.gauge('downstream_cx_active');
+    this.downstream_cx_http1_total = scope.counter('downstream_cx_http1_total');
+    this.downstream_cx_http1_active = scope.gauge('downstream_cx_http1_active');
+    this.downstream_cx_destroy = scope.counter('downstream_cx_destroy');
+    this.downstream_rq_total = scope.counter('downstream_rq_total');
+    this.downstream_rq_http1_total = scope.counter('downstream_rq_http1_total');
+    this.downstream_rq_active = scope.gauge('downstream_rq_active');
+    this.downstream_rq_completed = scope.counter('downstream_rq_completed');
+    this.downstream_rq_time = scope.histogram('downstream_rq_time', HistogramUnit.Milliseconds);
+    this.classes = classCounters(scope, 'downstream_rq_');
+  }
+
+  connectionOpen(): void {
+    this.downstream_cx_total.inc();
+    this.downstream_cx_active.inc();
+    this.downstream_cx_http1_total.inc();
+    this.downstream_cx_http1_active.inc();
+    const l = this.listener;
+    if (l !== null) {
+      l.downstream_cx_total.inc();
+      l.downstream_cx_active.inc();
+    }
+  }
+
+  connectionClose(): void {
+    this.downstream_cx_active.dec();
+    this.downstream_cx_http1_active.dec();
+    this.downstream_cx_destroy.inc();
+    const l = this.listener;
+    if (l !== null) {
+      l.downstream_cx_active.dec();
+      l.downstream_cx_destroy.inc();
+    }
+  }
+
+  /** A request head arrived (or a codec error created a stream for its local reply). */
+  requestStart(): void {
+    this.downstream_rq_total.inc();
+    this.downstream_rq_http1_total.inc();
+    this.downstream_rq_active.inc();
+  }
+
+  /** The response head is written. */
+  responseHead(status: number): void {
+    this.downstream_rq_completed.inc();
+    if (status >= 100 && status < 600) this.classes[(status / 100) | 0]!.inc();
+  }
+
+  /** The stream is over (response complete, or the connection closed under it). */
+  requestEnd(startMs: number): void {
+    this.downstream_rq_active.dec();
+    this.downstream_rq_time.record(Date.now() - startMs);
+  }
+
+  remove(): void {
+    this.scope.remove();
+  }
+}
