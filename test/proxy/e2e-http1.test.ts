@@ -314,7 +314,7 @@ ${set}`;
     adminPort = await freePort();
     proxyUrl = `http://127.0.0.1:${outbound}`;
     await proxy.start(
-      ['proxy', '--xds', m[1]!, '--id', NODE_ID, '--namespace', 'default', '--labels', 'app=client', '--outbound-port', String(outbound), '--health-port', String(healthPort), '--admin-port', String(adminPort)],
+      ['proxy', '--xds', m[1]!, '--id', NODE_ID, '--namespace', 'default', '--labels', 'app=client', '--outbound-port', String(outbound), '--health-port', String(healthPort), '--admin-port', String(adminPort), '--stats-port', '0'],
       /weft proxy .* started/,
       'proxy',
     );

@@ -1,6 +1,6 @@
 /**
  * `weft proxy --xds HOST:PORT --id ID [--namespace NS] [--service-account SA] [--labels k=v,...]
- * [--workload-port PORT[:TARGET][/PROTOCOL]...] [--admin-port 15000] [--outbound-port 15001] [--inbound-port 15006]
+ * [--workload-port PORT[:TARGET][/PROTOCOL]...] [--upstream HOST:PORT=LOCALPORT...] [--admin-port 15000] [--outbound-port 15001] [--inbound-port 15006]
  * [--health-port 15021] [--stats-port 15090] [--locality r/z/s] [--drain-timeout 5] [--xds-protocol auto]`:
  * runs the xDS-driven sidecar (src/proxy/proxy.ts) until SIGINT / SIGTERM / POST /quitquitquit, then drains and
  * exits 0. Where it listens goes to stdout (one line per port, then `ready` once the first full config is in
@@ -9,9 +9,12 @@
  * Node metadata sent to the control plane (Istio keys, see src/controlplane/proxy.ts): NAMESPACE, LABELS,
  * SERVICE_ACCOUNT, WEFT_MODE `explicit`, WEFT_OUTBOUND_PORT, and WEFT_INBOUND from `--workload-port` (the sidecar
  * listens on PORT and forwards to the application on 127.0.0.1:TARGET, TARGET defaulting to PORT; PROTOCOL is an
- * Istio protocol name such as http or tcp). `--inbound-port` is the transparent-mode capture port and
- * `--stats-port` the Prometheus port; both are announced in the metadata (ISTIO_META-style `WEFT_INBOUND_CAPTURE_PORT`
- * and `WEFT_STATS_PORT`) and served once those parts of the proxy exist.
+ * Istio protocol name such as http or tcp), and WEFT_UPSTREAMS from `--upstream` (explicit-mode TCP upstreams: the
+ * control plane gives the sidecar a listener `127.0.0.1_<LOCALPORT>` that proxies to service HOST port PORT, so an
+ * application reaches a TCP service at 127.0.0.1:LOCALPORT). `--inbound-port` is the transparent-mode capture port and
+ * `--stats-port` the Prometheus port (served on 0.0.0.0, as Istio's sidecar does, so Prometheus can scrape it); both
+ * are announced in the metadata (`WEFT_INBOUND_CAPTURE_PORT`, `WEFT_STATS_PORT`). The capture port is served once
+ * transparent mode exists.
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
@@ -28,6 +31,7 @@ export interface ProxyCliOptions {
   serviceAccount: string;
   labels: Record<string, string>;
   workloadPort: WorkloadPort[];
+  upstream: UpstreamPort[];
   adminPort: number;
   outboundPort: number;
   inboundPort: number;
@@ -43,6 +47,25 @@ export interface WorkloadPort {
   port: number;
   targetPort: number;
   protocol?: string;
+}
+
+/** An explicit TCP upstream: service `host` port `port`, reached at 127.0.0.1:`localPort`. */
+export interface UpstreamPort {
+  host: string;
+  port: number;
+  localPort: number;
+}
+
+/** `HOST:PORT=LOCALPORT`. */
+export function parseUpstream(v: string, prev: UpstreamPort[] = []): UpstreamPort[] {
+  const m = /^([A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d+)=(\d+)$/.exec(v.trim());
+  const port = m ? Number(m[2]) : NaN;
+  const localPort = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535 || localPort < 1 || localPort > 65535) {
+    throw new InvalidArgumentError('expected HOST:PORT=LOCALPORT, e.g. redis:6379=16379');
+  }
+  if (prev.some((u) => u.localPort === localPort)) throw new InvalidArgumentError(`local port ${localPort} is used twice`);
+  return [...prev, { host: m[1]!, port, localPort }];
 }
 
 function portArg(v: string): number {
@@ -71,7 +94,9 @@ function secondsArg(v: string): number {
 }
 
 /** The node metadata `weft proxy` announces. */
-export function proxyMetadata(o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort'>): JsonObject {
+export function proxyMetadata(
+  o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort'> & { upstream?: UpstreamPort[] },
+): JsonObject {
   const md: JsonObject = {
     NAMESPACE: o.namespace,
     LABELS: o.labels,
@@ -82,6 +107,7 @@ export function proxyMetadata(o: Pick<ProxyCliOptions, 'namespace' | 'serviceAcc
     WEFT_STATS_PORT: o.statsPort,
   };
   if (o.workloadPort.length) md.WEFT_INBOUND = o.workloadPort.map((w) => ({ ...w }) as JsonObject);
+  if (o.upstream?.length) md.WEFT_UPSTREAMS = o.upstream.map((u) => ({ host: u.host, port: u.port, localPort: u.localPort }));
   return md;
 }
 
@@ -103,6 +129,8 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
     },
     healthPort: opts.healthPort,
     adminPort: opts.adminPort,
+    statsPort: opts.statsPort,
+    version: '0.1.0',
     drainTimeoutMs: drainMs,
     protocol: opts.xdsProtocol,
     logger,
@@ -115,7 +143,7 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
     await proxy.shutdown().catch(() => undefined);
     return 1;
   }
-  out(`weft proxy ${opts.id} started\n  xDS: ${opts.xds}\n  health: http://0.0.0.0:${proxy.healthPort}/healthz/ready\n  admin: http://127.0.0.1:${proxy.adminPort}\n  outbound: 127.0.0.1:${opts.outboundPort} (from the control plane's listener)\n`);
+  out(`weft proxy ${opts.id} started\n  xDS: ${opts.xds}\n  health: http://0.0.0.0:${proxy.healthPort}/healthz/ready\n  admin: http://127.0.0.1:${proxy.adminPort}\n  stats: http://0.0.0.0:${proxy.statsPort}/stats/prometheus\n  outbound: 127.0.0.1:${opts.outboundPort} (from the control plane's listener)\n`);
   proxy.client.on('nack', (e) => logger.warn({ typeUrl: e.typeUrl, version: e.version, error: e.message }, 'config rejected (NACK)'));
   proxy.client.on('ack', (e) => logger.debug({ typeUrl: e.typeUrl, version: e.version }, 'config applied'));
   proxy.ready.then(
@@ -160,11 +188,12 @@ export function register(program: Command): void {
     .option('--service-account <sa>', 'service account of the workload', parseServiceAccount, 'default')
     .option('--labels <k=v,...>', 'labels of the workload', parseLabels, {})
     .option('--workload-port <PORT[:TARGET][/PROTOCOL]...>', 'inbound ports: listen on PORT, forward to 127.0.0.1:TARGET', parseWorkloadPort, [])
+    .option('--upstream <HOST:PORT=LOCALPORT...>', 'explicit TCP upstreams: 127.0.0.1:LOCALPORT proxies to service HOST port PORT', parseUpstream, [])
     .option('--admin-port <port>', 'admin port (127.0.0.1)', portArg, 15000)
     .option('--outbound-port <port>', 'outbound HTTP listener port on 127.0.0.1 (WEFT_OUTBOUND_PORT)', portArg, 15001)
     .option('--inbound-port <port>', 'transparent-mode inbound capture port (announced only)', portArg, 15006)
     .option('--health-port <port>', 'health port: /healthz/ready', portArg, 15021)
-    .option('--stats-port <port>', 'Prometheus stats port (announced only)', portArg, 15090)
+    .option('--stats-port <port>', 'Prometheus stats port: /stats/prometheus on 0.0.0.0, as Istio (0 = any free port)', portArg, 15090)
     .option('--locality <region/zone/subzone>', 'locality of the workload', parseLocality)
     .option('--drain-timeout <seconds>', 'how long connections may take to drain on shutdown and listener changes', secondsArg, 5)
     .addOption(new Option('--xds-protocol <protocol>', 'xDS variant').choices(['auto', 'delta', 'sotw']).default('auto'))
