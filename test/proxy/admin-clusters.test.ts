@@ -2,19 +2,15 @@
 // JSON, for cluster views built from the Cluster / ClusterLoadAssignment messages the control plane translates.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
-import { create, fromJson, type JsonValue } from '@bufbuild/protobuf';
-import { buildModel } from '../../src/api/build.js';
-import { parseConfigText } from '../../src/api/source.js';
-import { proxyFromNode } from '../../src/controlplane/proxy.js';
-import { ServiceRegistry } from '../../src/controlplane/registry/registry.js';
-import { translateProxy } from '../../src/controlplane/translate/translate.js';
+import { fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { registry } from '../../src/xds/index.js';
 import { ClustersSchema } from '../../src/xds/gen/envoy/admin/v3/clusters_pb.js';
 import type { Cluster } from '../../src/xds/gen/envoy/config/cluster/v3/cluster_pb.js';
-import { NodeSchema, RoutingPriority } from '../../src/xds/gen/envoy/config/core/v3/base_pb.js';
+import { RoutingPriority } from '../../src/xds/gen/envoy/config/core/v3/base_pb.js';
 import { HealthStatus } from '../../src/xds/gen/envoy/config/core/v3/health_check_pb.js';
 import type { ClusterLoadAssignment } from '../../src/xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
+import { adminGet } from '../helpers/admin-http.js';
+import { translateYaml } from '../helpers/translate.js';
 import { healthFlagsToString, hostAddressString, startAdmin, type AdminServer, type CircuitBreakerView, type ClusterStatusView } from '../../src/proxy/admin/index.js';
 
 const CONFIG = `
@@ -101,27 +97,8 @@ function viewOf(c: Cluster, cla: ClusterLoadAssignment | undefined): ClusterStat
 }
 
 function views(): ClusterStatusView[] {
-  const parsed = parseConfigText(CONFIG, 'admin-clusters.yaml');
-  assert.deepEqual(parsed.diagnostics, []);
-  const built = buildModel(parsed.resources);
-  assert.deepEqual(built.diagnostics.filter((d) => d.severity === 'Error'), []);
-  const reg = new ServiceRegistry();
-  reg.setModel(built.model);
-  const node = create(NodeSchema, { id: 'sidecar~shop', metadata: { NAMESPACE: 'shop', LABELS: { app: 'client' } }, locality: { region: 'us-east', zone: 'zone-1', subZone: 'a' } });
-  const out = translateProxy({ model: built.model, registry: reg, proxy: proxyFromNode(node) });
+  const out = translateYaml(CONFIG, 'admin-clusters.yaml', { id: 'sidecar~shop', metadata: { NAMESPACE: 'shop', LABELS: { app: 'client' } }, locality: { region: 'us-east', zone: 'zone-1', subZone: 'a' } });
   return out.clusters.map((c) => viewOf(c, out.endpoints.find((e) => e.clusterName === (c.edsClusterConfig?.serviceName || c.name))));
-}
-
-function get(port: number, path: string): Promise<{ status: number; type: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body: Buffer.concat(chunks).toString('utf8') }));
-    })
-      .on('error', reject)
-      .end();
-  });
 }
 
 describe('/clusters', () => {
@@ -144,7 +121,7 @@ describe('/clusters', () => {
   after(() => admin.close());
 
   test('text: Envoy lines per cluster and per host', async () => {
-    const r = await get(admin.port, '/clusters');
+    const r = await adminGet(admin.port, '/clusters');
     assert.equal(r.status, 200);
     assert.equal(r.type, 'text/plain; charset=UTF-8');
     const lines = r.body.split('\n').filter((l) => l.startsWith(`${REVIEWS}::`));
@@ -199,7 +176,7 @@ describe('/clusters', () => {
   });
 
   test('json: envoy.admin.v3.Clusters with proto field names', async () => {
-    const r = await get(admin.port, '/clusters?format=json');
+    const r = await adminGet(admin.port, '/clusters?format=json');
     assert.equal(r.status, 200);
     assert.equal(r.type, 'application/json');
     const doc = JSON.parse(r.body) as { cluster_statuses: Array<Record<string, unknown>> };
@@ -261,11 +238,11 @@ describe('/clusters', () => {
     });
     const a = await startAdmin({ port: 0, handlers: { clusters: () => [mk({ failedEdsHealth: true })] } });
     try {
-      const doc = JSON.parse((await get(a.port, '/clusters?format=json')).body) as { cluster_statuses: Array<{ added_via_api?: boolean; host_statuses: Array<{ health_status: Record<string, unknown>; priority: number }> }> };
+      const doc = JSON.parse((await adminGet(a.port, '/clusters?format=json')).body) as { cluster_statuses: Array<{ added_via_api?: boolean; host_statuses: Array<{ health_status: Record<string, unknown>; priority: number }> }> };
       assert.deepEqual(doc.cluster_statuses[0]!.host_statuses[0]!.health_status, { eds_health_status: 'UNHEALTHY' });
       assert.equal(doc.cluster_statuses[0]!.host_statuses[0]!.priority, 1);
       assert.equal(doc.cluster_statuses[0]!.added_via_api, undefined, 'false is omitted in proto3 JSON');
-      const text = (await get(a.port, '/clusters')).body;
+      const text = (await adminGet(a.port, '/clusters')).body;
       assert.match(text, /^c::10\.0\.0\.9:80::health_flags::\/failed_eds_health$/m);
       assert.match(text, /^c::added_via_api::false$/m);
     } finally {

@@ -3,21 +3,16 @@
 // NACKed updates.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { create, equals, fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
-import { buildModel } from '../../src/api/build.js';
-import { parseConfigText } from '../../src/api/source.js';
-import { proxyFromNode } from '../../src/controlplane/proxy.js';
-import { ServiceRegistry } from '../../src/controlplane/registry/registry.js';
-import { translateProxy } from '../../src/controlplane/translate/translate.js';
 import type { ProxyResources } from '../../src/controlplane/translate/index.js';
 import { registry } from '../../src/xds/index.js';
 import { ConfigDumpSchema } from '../../src/xds/gen/envoy/admin/v3/config_dump_pb.js';
 import { ClustersConfigDumpSchema, ListenersConfigDumpSchema } from '../../src/xds/gen/envoy/admin/v3/config_dump_shared_pb.js';
 import { ClusterSchema } from '../../src/xds/gen/envoy/config/cluster/v3/cluster_pb.js';
-import { NodeSchema } from '../../src/xds/gen/envoy/config/core/v3/base_pb.js';
 import { ListenerSchema } from '../../src/xds/gen/envoy/config/listener/v3/listener_pb.js';
+import { adminGet } from '../helpers/admin-http.js';
+import { translateYaml } from '../helpers/translate.js';
 import { ClientResourceStatus, startAdmin, trimMessage, type AdminServer, type ConfigSnapshot } from '../../src/proxy/admin/index.js';
 
 const CONFIG = `
@@ -51,14 +46,7 @@ const REVIEWS = 'outbound|9080||reviews.shop.svc.cluster.local';
 const T0 = Date.parse('2026-01-02T03:04:05.678Z');
 
 function translate(): ProxyResources {
-  const parsed = parseConfigText(CONFIG, 'admin-config-dump.yaml');
-  assert.deepEqual(parsed.diagnostics, []);
-  const built = buildModel(parsed.resources);
-  assert.deepEqual(built.diagnostics.filter((d) => d.severity === 'Error'), []);
-  const reg = new ServiceRegistry();
-  reg.setModel(built.model);
-  const node = create(NodeSchema, { id: 'sidecar~shop', metadata: { NAMESPACE: 'shop', LABELS: { app: 'client' } } });
-  const out = translateProxy({ model: built.model, registry: reg, proxy: proxyFromNode(node) });
+  const out = translateYaml(CONFIG, 'admin-config-dump.yaml', { id: 'sidecar~shop', metadata: { NAMESPACE: 'shop', LABELS: { app: 'client' } } });
   assert.deepEqual(out.errors, []);
   return out;
 }
@@ -72,22 +60,10 @@ function snapshotOf(res: ProxyResources): ConfigSnapshot {
   };
 }
 
-function get(port: number, path: string): Promise<{ status: number; type: string; body: string }> {
-  return new Promise((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body: Buffer.concat(chunks).toString('utf8') }));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
-
 type Json = Record<string, unknown>;
 
 async function dump(port: number, query = ''): Promise<Json[]> {
-  const r = await get(port, `/config_dump${query}`);
+  const r = await adminGet(port, `/config_dump${query}`);
   assert.equal(r.status, 200, r.body);
   assert.equal(r.type, 'application/json');
   return (JSON.parse(r.body) as { configs: Json[] }).configs;
@@ -134,7 +110,7 @@ describe('/config_dump', () => {
   });
 
   test('the JSON reads back into the same messages', async () => {
-    const r = await get(admin.port, '/config_dump');
+    const r = await adminGet(admin.port, '/config_dump');
     const msg = fromJson(ConfigDumpSchema, JSON.parse(r.body) as JsonValue, { registry });
     const cd = anyUnpack(msg.configs[0]!, ClustersConfigDumpSchema)!;
     for (const [i, c] of res.clusters.entries()) assert.ok(equals(ClusterSchema, anyUnpack(cd.dynamicActiveClusters[i]!.cluster!, ClusterSchema)!, c), `cluster ${c.name} round-trips`);
@@ -164,17 +140,17 @@ describe('/config_dump', () => {
       configs.map((c) => (c.cluster as Json).name),
       res.clusters.map((c) => c.name),
     );
-    const eds = await get(admin.port, '/config_dump?resource=dynamic_endpoint_configs');
+    const eds = await adminGet(admin.port, '/config_dump?resource=dynamic_endpoint_configs');
     assert.deepEqual([eds.status, eds.body], [404, 'dynamic_endpoint_configs not found in config dump']);
     assert.equal((await dump(admin.port, '?resource=dynamic_endpoint_configs&include_eds')).length, 1);
   });
 
   test('resource= errors: not repeated (400), unknown (404)', async () => {
-    const notRepeated = await get(admin.port, '/config_dump?resource=version_info');
+    const notRepeated = await adminGet(admin.port, '/config_dump?resource=version_info');
     assert.equal(notRepeated.status, 400);
     assert.equal(notRepeated.body, 'version_info is not a repeated field. Use ?mask=version_info to get only this field');
     assert.equal(notRepeated.type, 'text/plain; charset=UTF-8');
-    const unknown = await get(admin.port, '/config_dump?resource=bogus');
+    const unknown = await adminGet(admin.port, '/config_dump?resource=bogus');
     assert.deepEqual([unknown.status, unknown.body], [404, 'bogus not found in config dump']);
   });
 
@@ -191,7 +167,7 @@ describe('/config_dump', () => {
       version_info: '7',
       cluster: { '@type': 'type.googleapis.com/envoy.config.cluster.v3.Cluster', outlier_detection: { consecutive_5xx: 3 } },
     });
-    const bad = await get(admin.port, '/config_dump?resource=dynamic_active_clusters&mask=cluster.nosuch');
+    const bad = await adminGet(admin.port, '/config_dump?resource=dynamic_active_clusters&mask=cluster.nosuch');
     assert.equal(bad.status, 400);
     assert.match(bad.body, /could not be successfully used/);
   });
@@ -202,7 +178,7 @@ describe('/config_dump', () => {
       { '@type': 'type.googleapis.com/envoy.admin.v3.ClustersConfigDump', version_info: '7' },
       { '@type': 'type.googleapis.com/envoy.admin.v3.ListenersConfigDump', version_info: '7' },
     ]);
-    const none = await get(admin.port, '/config_dump?mask=bogus');
+    const none = await adminGet(admin.port, '/config_dump?mask=bogus');
     assert.deepEqual([none.status, none.body], [400, 'FieldMask bogus could not be successfully applied to any configs.']);
   });
 
@@ -215,7 +191,7 @@ describe('/config_dump', () => {
     );
     const listeners = configs[1] as { dynamic_listeners?: unknown[] };
     assert.equal(listeners.dynamic_listeners, undefined, 'listener "outbound" does not fully match');
-    const bad = await get(admin.port, '/config_dump?name_regex=(');
+    const bad = await adminGet(admin.port, '/config_dump?name_regex=(');
     assert.equal(bad.status, 400);
     assert.match(bad.body, /Error while parsing name_regex from \(/);
   });
@@ -284,7 +260,7 @@ describe('/config_dump', () => {
   test('without a provider the dump is empty (no configs field, as proto3 JSON omits empty lists)', async () => {
     const a = await startAdmin({ port: 0, handlers: {} });
     try {
-      const r = await get(a.port, '/config_dump');
+      const r = await adminGet(a.port, '/config_dump');
       assert.deepEqual([r.status, JSON.parse(r.body)], [200, {}]);
     } finally {
       await a.close();

@@ -5,17 +5,14 @@
 // admin, POST-only endpoints, and /quitquitquit. No timing is asserted.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { startAdmin } from '../../src/proxy/admin/index.js';
+import { freePort, MeshWorkDir, ROOT, run, serviceYaml, sleep, startControlPlane, syncStatus, waitProxyReady, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const WEFT = join(ROOT, 'bin', 'weft.js');
 const NODE_ID = 'e2e-admin';
 const OK_CLUSTER = 'outbound|9080||ok.default.svc.cluster.local';
 const ERR_CLUSTER = 'outbound|9081||err.default.svc.cluster.local';
@@ -41,73 +38,11 @@ await proxy.closed;
 process.exit(0);
 `;
 
-class Proc {
-  proc?: ChildProcessWithoutNullStreams;
-  stdout = '';
-  stderr = '';
-
-  start(cmd: string[], ready: RegExp, what: string): Promise<RegExpExecArray> {
-    const p = spawn(process.execPath, cmd, { cwd: ROOT });
-    this.proc = p;
-    p.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${what} not ready after 20 s:\n${this.stdout}\n${this.stderr}`)), 20_000);
-      p.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${what} exited with ${code}:\n${this.stdout}\n${this.stderr}`));
-      });
-      p.stdout.on('data', (d: Buffer) => {
-        this.stdout += d.toString();
-        const m = ready.exec(this.stdout);
-        if (m) {
-          clearTimeout(timer);
-          p.removeAllListeners('exit');
-          resolve(m);
-        }
-      });
-    });
-  }
-
-  exited(): Promise<number | null> {
-    const p = this.proc!;
-    if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode);
-    return new Promise((r) => p.once('exit', (code) => r(code)));
-  }
-
-  async stop(): Promise<void> {
-    const p = this.proc;
-    if (p && p.exitCode === null && p.signalCode === null) {
-      const done = this.exited();
-      p.kill('SIGTERM');
-      await done;
-    }
-  }
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-function run(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args);
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('close', (status) => resolve({ status, stdout: out, stderr: err }));
-  });
-}
-
 /** curl over one keep-alive connection for a URL range; returns the status codes. */
 async function curlCodes(proxyUrl: string, url: string): Promise<string[]> {
   const r = await run('curl', ['-s', '-S', '-o', '/dev/null', '-w', '%{http_code}\\n', '--max-time', '20', '-x', proxyUrl, url]);
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout.trim().split('\n');
+  assert.equal(r.status, 0, r.stderr.toString());
+  return r.stdout.toString().trim().split('\n');
 }
 
 /** Prometheus text → `name{sorted labels}` → value. */
@@ -133,11 +68,9 @@ function key(name: string, labels: Record<string, string>): string {
 type Json = Record<string, unknown>;
 
 describe('weft proxy: admin API and stats end to end', () => {
-  const work = mkdtempSync(join(tmpdir(), 'weft-admin-e2e-'));
-  const dir = join(work, 'config');
-  mkdirSync(dir);
-  const cp = new Proc();
-  const proxy = new Proc();
+  const mesh = new MeshWorkDir('weft-admin-e2e-');
+  const cp = new WeftProcess();
+  const proxy = new WeftProcess();
   let cpHttp = '';
   let proxyUrl = '';
   let outboundPort = 0;
@@ -161,23 +94,16 @@ describe('weft proxy: admin API and stats end to end', () => {
   }
 
   function meshYaml(): string {
-    const svc = (name: string, port: number) =>
-      `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}, namespace: default}\nspec:\n  selector: {app: ${name}}\n  ports: [{name: http, port: ${port}}]\n`;
-    const we = (name: string, port: number) =>
-      `apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: ${name}-1, namespace: default}\nspec: {address: 127.0.0.1, labels: {app: ${name}}, ports: {http: ${port}}}\n`;
-    return [svc('ok', 9080), we('ok', okPort), svc('err', 9081), we('err', errPort)].join('---\n');
+    const svc = (name: string, port: number) => serviceYaml(name, { name: 'http', port });
+    const we = (name: string, port: number) => workloadEntryYaml(`${name}-1`, { app: name }, 'http', port);
+    return yamlDocuments([svc('ok', 9080), we('ok', okPort), svc('err', 9081), we('err', errPort)]);
   }
 
   function okVs(headerValue: string): string {
     return `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ok, namespace: default}\nspec:\n  hosts: [ok]\n  http:\n  - route: [{destination: {host: ok}}]\n    headers:\n      request:\n        set: {x-extra: "${headerValue}"}\n`;
   }
 
-  type TypeStatus = { state: string; ackedVersion?: string; sentVersion?: string };
-  async function rdsStatus(): Promise<TypeStatus | undefined> {
-    const res = await fetch(`${cpHttp}/debug/syncz`);
-    const list = (await res.json()) as Array<{ id: string; xds: Record<string, TypeStatus | undefined> }>;
-    return list.find((p) => p.id === NODE_ID)?.xds.RDS;
-  }
+  const rdsStatus = async () => (await syncStatus(cpHttp, NODE_ID))?.RDS;
 
   async function promFrom(port: number): Promise<Map<string, number>> {
     const res = await fetch(`http://127.0.0.1:${port}/stats/prometheus`);
@@ -198,23 +124,18 @@ describe('weft proxy: admin API and stats end to end', () => {
   before(async () => {
     okPort = await upstream(200);
     errPort = await upstream(500);
-    writeFileSync(join(dir, 'mesh.yaml'), meshYaml());
-    writeFileSync(join(dir, 'ok-vs.yaml'), okVs('v1'));
-    const m = await cp.start([WEFT, 'control-plane', '--config', dir, '--xds-port', '0', '--http-port', '0'], /xDS \(ADS over plaintext gRPC\): (\S+)[\s\S]*HTTP: (http:\/\/\S+)/, 'control plane');
-    cpHttp = m[2]!;
+    mesh.writeConfig('mesh.yaml', meshYaml());
+    mesh.writeConfig('ok-vs.yaml', okVs('v1'));
+    const cpAddr = await startControlPlane(cp, mesh.config);
+    cpHttp = cpAddr.http;
     outboundPort = await freePort();
     proxyUrl = `http://127.0.0.1:${outboundPort}`;
-    const args = { xds: m[1]!, id: NODE_ID, outbound: outboundPort, admin: 0, health: 0, stats: 0 };
+    const args = { xds: cpAddr.xds, id: NODE_ID, outbound: outboundPort, admin: 0, health: 0, stats: 0 };
     const proxyJs = pathToFileURL(join(ROOT, 'dist', 'src', 'proxy', 'proxy.js')).href;
     const cliJs = pathToFileURL(join(ROOT, 'dist', 'src', 'cli', 'commands', 'proxy.js')).href;
-    const started = await proxy.start(['--input-type=module', '-e', LAUNCHER, proxyJs, cliJs, JSON.stringify(args)], /STARTED (\{.*\})\n/, 'proxy');
+    const started = await proxy.startNode(['--input-type=module', '-e', LAUNCHER, proxyJs, cliJs, JSON.stringify(args)], /STARTED (\{.*\})\n/, 'proxy');
     ports = JSON.parse(started[1]!) as typeof ports;
-    for (let i = 0; i < 200; i++) {
-      const r = await fetch(`http://127.0.0.1:${ports.health}/healthz/ready`).catch(() => undefined);
-      if (r?.status === 200) return;
-      await new Promise((res) => setTimeout(res, 50));
-    }
-    throw new Error(`proxy never ready:\n${proxy.stderr}`);
+    await waitProxyReady(ports.health, proxy);
   });
 
   after(async () => {
@@ -224,7 +145,7 @@ describe('weft proxy: admin API and stats end to end', () => {
       s.closeAllConnections();
       await new Promise<void>((r) => s.close(() => r()));
     }
-    rmSync(work, { recursive: true, force: true });
+    mesh.remove();
   });
 
   test('/ready, /server_info and /healthz/ready agree: LIVE', async () => {
@@ -358,10 +279,10 @@ describe('weft proxy: admin API and stats end to end', () => {
     type RouteDump = { configs: Array<{ version_info: string; route_config: Json }> };
     const goodDump = (await (await admin('/config_dump?resource=dynamic_route_configs')).json()) as RouteDump;
     const goodVersion = goodDump.configs.find((c) => c.route_config.name === 'outbound')!.version_info;
-    writeFileSync(join(dir, 'ok-vs.yaml'), okVs('%NOT_A_COMMAND%'));
+    mesh.writeConfig('ok-vs.yaml', okVs('%NOT_A_COMMAND%'));
     let st = good;
     for (let i = 0; i < 400 && !(st && st.state === 'NACKED' && st.sentVersion !== good?.sentVersion); i++) {
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
       st = await rdsStatus();
     }
     assert.equal(st?.state, 'NACKED', JSON.stringify(st));
@@ -382,9 +303,9 @@ describe('weft proxy: admin API and stats end to end', () => {
 
     // Fixed: the error goes away.
     const nacked = st?.sentVersion;
-    writeFileSync(join(dir, 'ok-vs.yaml'), okVs('v2'));
+    mesh.writeConfig('ok-vs.yaml', okVs('v2'));
     for (let i = 0; i < 400 && !(st && st.state === 'SYNCED' && st.sentVersion !== nacked && st.ackedVersion === st.sentVersion); i++) {
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
       st = await rdsStatus();
     }
     const fixed = (await (await admin('/config_dump?resource=dynamic_route_configs')).json()) as typeof dump;

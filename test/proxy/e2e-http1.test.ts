@@ -6,17 +6,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { freePort, MeshWorkDir, proxyArgs, run, serviceYaml, sleep, startControlPlane, syncStatus, waitProxyReady, WeftProcess, workloadEntryYaml, yamlDocuments, type TypeStatus } from '../helpers/mesh-processes.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const WEFT = join(ROOT, 'bin', 'weft.js');
 const NODE_ID = 'e2e-client';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -87,71 +83,6 @@ class Upstream {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Processes
-
-class Proc {
-  proc?: ChildProcessWithoutNullStreams;
-  stdout = '';
-  stderr = '';
-
-  start(args: string[], ready: RegExp, what: string): Promise<RegExpExecArray> {
-    const p = spawn(process.execPath, [WEFT, ...args], { cwd: ROOT });
-    this.proc = p;
-    p.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${what} not ready after 20 s:\n${this.stdout}\n${this.log()}`)), 20_000);
-      p.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${what} exited with ${code}:\n${this.stdout}\n${this.log()}`));
-      });
-      p.stdout.on('data', (d: Buffer) => {
-        this.stdout += d.toString();
-        const m = ready.exec(this.stdout);
-        if (m) {
-          clearTimeout(timer);
-          p.removeAllListeners('exit');
-          resolve(m);
-        }
-      });
-    });
-  }
-
-  log(lines = 30): string {
-    return this.stderr.trim().split('\n').slice(-lines).join('\n');
-  }
-
-  exited(): Promise<number | null> {
-    const p = this.proc!;
-    if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve(p.exitCode);
-    return new Promise((r) => p.once('exit', (code) => r(code)));
-  }
-
-  async stop(): Promise<void> {
-    const p = this.proc;
-    if (p && p.exitCode === null && p.signalCode === null) {
-      const done = this.exited();
-      p.kill('SIGTERM');
-      await done;
-    }
-  }
-}
-
-interface TypeStatus {
-  state: string;
-  ackedVersion?: string;
-  sentVersion?: string;
-  nack?: { message: string };
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // curl
 
 interface CurlResult {
@@ -165,18 +96,6 @@ async function curl(url: string, args: string[] = []): Promise<CurlResult> {
   const r = await run('curl', ['-s', '-S', '-i', '--max-time', '20', ...args, url]);
   assert.equal(r.status, 0, `curl failed: ${r.stderr.toString()}`);
   return parseCurl(r.stdout);
-}
-
-/** Runs a command without blocking the event loop (the upstream servers live in this process). */
-function run(cmd: string, args: string[]): Promise<{ status: number | null; stdout: Buffer; stderr: Buffer }> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d: Buffer) => err.push(d));
-    p.on('close', (status) => resolve({ status, stdout: Buffer.concat(out), stderr: Buffer.concat(err) }));
-  });
 }
 
 function parseCurl(out: Buffer): CurlResult {
@@ -202,11 +121,10 @@ function parseCurl(out: Buffer): CurlResult {
 // ---------------------------------------------------------------------------------------------------------------
 
 describe('weft proxy: HTTP/1.1 end to end', () => {
-  const work = mkdtempSync(join(tmpdir(), 'weft-proxy-e2e-'));
-  const dir = join(work, 'config');
-  mkdirSync(dir);
-  const cp = new Proc();
-  const proxy = new Proc();
+  const mesh = new MeshWorkDir('weft-proxy-e2e-');
+  const work = mesh.work;
+  const cp = new WeftProcess();
+  const proxy = new WeftProcess();
   let cpHttp = '';
   let proxyUrl = '';
   let healthPort = 0;
@@ -235,16 +153,12 @@ describe('weft proxy: HTTP/1.1 end to end', () => {
   });
   const upstreams = [v1, v2, flaky, slow, held];
 
-  function writeConfig(name: string, text: string): void {
-    writeFileSync(join(dir, name), text);
-  }
+  const writeConfig = (name: string, text: string) => mesh.writeConfig(name, text);
 
   function meshYaml(): string {
-    const svc = (name: string, port: number) =>
-      `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}, namespace: default}\nspec:\n  selector: {app: ${name}}\n  ports: [{name: http, port: ${port}}]\n`;
-    const we = (name: string, app: string, version: string, port: number) =>
-      `apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: ${name}, namespace: default}\nspec: {address: 127.0.0.1, labels: {app: ${app}, version: ${version}}, ports: {http: ${port}}}\n`;
-    return [
+    const svc = (name: string, port: number) => serviceYaml(name, { name: 'http', port });
+    const we = (name: string, app: string, version: string, port: number) => workloadEntryYaml(name, { app, version }, 'http', port);
+    return yamlDocuments([
       svc('reviews', 9080),
       we('reviews-v1', 'reviews', 'v1', v1.port),
       we('reviews-v2', 'reviews', 'v2', v2.port),
@@ -258,7 +172,7 @@ describe('weft proxy: HTTP/1.1 end to end', () => {
       `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews, namespace: default}\nspec:\n  host: reviews\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n`,
       `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: flaky, namespace: default}\nspec:\n  hosts: [flaky]\n  http:\n  - match: [{uri: {prefix: /urx}}]\n    route: [{destination: {host: flaky}}]\n    retries: {attempts: 1, retryOn: 5xx}\n  - route: [{destination: {host: flaky}}]\n    retries: {attempts: 3, retryOn: 5xx}\n`,
       `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: slow, namespace: default}\nspec:\n  hosts: [slow]\n  http:\n  - route: [{destination: {host: slow}}]\n    timeout: 0.5s\n`,
-    ].join('---\n');
+    ]);
   }
 
   function reviewsVs(extraHeaderSet = ''): string {
@@ -283,11 +197,7 @@ ${set}`;
     return `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: held, namespace: default}\nspec:\n  hosts: [held]\n  http:\n  - route: [{destination: {host: ${subsetless}, port: {number: ${subsetless === 'held' ? 9083 : 9080}}}}]\n`;
   }
 
-  async function status(): Promise<Record<string, TypeStatus | undefined> | undefined> {
-    const res = await fetch(`${cpHttp}/debug/syncz`);
-    const list = (await res.json()) as Array<{ id: string; xds: Record<string, TypeStatus | undefined> }>;
-    return list.find((p) => p.id === NODE_ID)?.xds;
-  }
+  const status = () => syncStatus(cpHttp, NODE_ID);
 
   /** Waits until the proxy answered (ACK or NACK) an RDS version other than `previous`. */
   async function nextRds(previous: string | undefined, want: 'ack' | 'nack'): Promise<TypeStatus> {
@@ -297,7 +207,7 @@ ${set}`;
         if (want === 'ack' && rds.state === 'SYNCED' && rds.ackedVersion === rds.sentVersion) return rds;
         if (want === 'nack' && rds.state === 'NACKED') return rds;
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     throw new Error(`RDS never ${want}ed a new version: ${JSON.stringify(await status())}\n${proxy.log()}`);
   }
@@ -307,23 +217,15 @@ ${set}`;
     writeConfig('mesh.yaml', meshYaml());
     writeConfig('reviews-vs.yaml', reviewsVs());
     writeConfig('held-vs.yaml', heldVs('held'));
-    const m = await cp.start(['control-plane', '--config', dir, '--xds-port', '0', '--http-port', '0'], /xDS \(ADS over plaintext gRPC\): (\S+)[\s\S]*HTTP: (http:\/\/\S+)/, 'control plane');
-    cpHttp = m[2]!;
+    const cpAddr = await startControlPlane(cp, mesh.config);
+    cpHttp = cpAddr.http;
     const outbound = await freePort();
     healthPort = await freePort();
     adminPort = await freePort();
     proxyUrl = `http://127.0.0.1:${outbound}`;
-    await proxy.start(
-      ['proxy', '--xds', m[1]!, '--id', NODE_ID, '--namespace', 'default', '--labels', 'app=client', '--outbound-port', String(outbound), '--health-port', String(healthPort), '--admin-port', String(adminPort), '--stats-port', '0'],
-      /weft proxy .* started/,
-      'proxy',
-    );
-    for (let i = 0; i < 200; i++) {
-      const r = await fetch(`http://127.0.0.1:${healthPort}/healthz/ready`).catch(() => undefined);
-      if (r?.status === 200) return;
-      await new Promise((res) => setTimeout(res, 50));
-    }
-    throw new Error(`proxy never ready:\n${proxy.log()}`);
+    const ports = ['--outbound-port', String(outbound), '--health-port', String(healthPort), '--admin-port', String(adminPort), '--stats-port', '0'];
+    await proxy.start(proxyArgs(cpAddr.xds, NODE_ID, ports), /weft proxy .* started/, 'proxy');
+    await waitProxyReady(healthPort, proxy);
   });
 
   after(async () => {
@@ -331,7 +233,7 @@ ${set}`;
     await proxy.stop();
     await cp.stop();
     for (const u of upstreams) await u.stop();
-    rmSync(work, { recursive: true, force: true });
+    mesh.remove();
   });
 
   test('routes by host: absolute-form (HTTP_PROXY) and Host header; Envoy headers both ways', async () => {

@@ -6,15 +6,9 @@
 // client's FIN on and kept the other direction open (half-close). No timing is asserted.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { freePort, MeshWorkDir, proxyArgs, serviceYaml, startControlPlane, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const WEFT = join(ROOT, 'bin', 'weft.js');
 const NODE_ID = 'e2e-tcp-client';
 
 /** A TCP echo server that names itself in a trailer after the client's FIN. */
@@ -46,55 +40,6 @@ class EchoServer {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((r) => this.server.close(() => r()));
   }
-}
-
-class Proc {
-  proc?: ChildProcessWithoutNullStreams;
-  stdout = '';
-  stderr = '';
-
-  start(args: string[], ready: RegExp, what: string): Promise<RegExpExecArray> {
-    const p = spawn(process.execPath, [WEFT, ...args], { cwd: ROOT });
-    this.proc = p;
-    p.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${what} not ready after 20 s:\n${this.stdout}\n${this.log()}`)), 20_000);
-      p.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`${what} exited with ${code}:\n${this.stdout}\n${this.log()}`));
-      });
-      p.stdout.on('data', (d: Buffer) => {
-        this.stdout += d.toString();
-        const m = ready.exec(this.stdout);
-        if (m) {
-          clearTimeout(timer);
-          p.removeAllListeners('exit');
-          resolve(m);
-        }
-      });
-    });
-  }
-
-  log(lines = 30): string {
-    return this.stderr.trim().split('\n').slice(-lines).join('\n');
-  }
-
-  async stop(): Promise<void> {
-    const p = this.proc;
-    if (p && p.exitCode === null && p.signalCode === null) {
-      const done = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await done;
-    }
-  }
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 interface Conversation {
@@ -135,40 +80,37 @@ function converse(port: number, message: string, expectEcho = true): Promise<Con
 }
 
 describe('weft proxy: TCP end to end', () => {
-  const work = mkdtempSync(join(tmpdir(), 'weft-proxy-tcp-e2e-'));
-  const dir = join(work, 'config');
-  mkdirSync(dir);
-  const cp = new Proc();
-  const proxy = new Proc();
+  const mesh = new MeshWorkDir('weft-proxy-tcp-e2e-');
+  const cp = new WeftProcess();
+  const proxy = new WeftProcess();
   const v1 = new EchoServer('echo-v1');
   const v2 = new EchoServer('echo-v2');
   const local = { echo: 0, split: 0, empty: 0 };
 
   function meshYaml(): string {
-    const we = (name: string, version: string, port: number) =>
-      `apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: ${name}, namespace: default}\nspec: {address: 127.0.0.1, labels: {app: echo, version: ${version}}, ports: {tcp-echo: ${port}}}\n`;
-    return [
-      `apiVersion: v1\nkind: Service\nmetadata: {name: echo, namespace: default}\nspec:\n  selector: {app: echo}\n  ports: [{name: tcp-echo, port: 9000}]\n`,
+    const we = (name: string, version: string, port: number) => workloadEntryYaml(name, { app: 'echo', version }, 'tcp-echo', port);
+    return yamlDocuments([
+      serviceYaml('echo', { name: 'tcp-echo', port: 9000 }),
       we('echo-v1', 'v1', v1.port),
       we('echo-v2', 'v2', v2.port),
-      `apiVersion: v1\nkind: Service\nmetadata: {name: tcp-split, namespace: default}\nspec:\n  selector: {app: tcp-split}\n  ports: [{name: data, port: 9001, appProtocol: tcp}]\n`,
-      `apiVersion: v1\nkind: Service\nmetadata: {name: empty, namespace: default}\nspec:\n  selector: {app: nothing}\n  ports: [{name: tcp, port: 9002}]\n`,
+      serviceYaml('tcp-split', { name: 'data', port: 9001, appProtocol: 'tcp' }),
+      serviceYaml('empty', { name: 'tcp', port: 9002 }, 'nothing'),
       `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: echo, namespace: default}\nspec:\n  host: echo\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n`,
       `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: tcp-split, namespace: default}\nspec:\n  hosts: [tcp-split]\n  tcp:\n  - route:\n    - {destination: {host: echo, subset: v1, port: {number: 9000}}, weight: 75}\n    - {destination: {host: echo, subset: v2, port: {number: 9000}}, weight: 25}\n`,
-    ].join('---\n');
+    ]);
   }
 
   before(async () => {
     await v1.start();
     await v2.start();
-    writeFileSync(join(dir, 'mesh.yaml'), meshYaml());
-    const m = await cp.start(['control-plane', '--config', dir, '--xds-port', '0', '--http-port', '0'], /xDS \(ADS over plaintext gRPC\): (\S+)[\s\S]*HTTP: (http:\/\/\S+)/, 'control plane');
+    mesh.writeConfig('mesh.yaml', meshYaml());
+    const cpAddr = await startControlPlane(cp, mesh.config);
     local.echo = await freePort();
     local.split = await freePort();
     local.empty = await freePort();
     const ports = ['--outbound-port', String(await freePort()), '--health-port', String(await freePort()), '--admin-port', String(await freePort()), '--stats-port', '0'];
     const upstreams = ['--upstream', `echo:9000=${local.echo}`, '--upstream', `tcp-split.default:9001=${local.split}`, '--upstream', `empty:9002=${local.empty}`];
-    await proxy.start(['proxy', '--xds', m[1]!, '--id', NODE_ID, '--namespace', 'default', '--labels', 'app=client', ...ports, ...upstreams], /ready \(listeners: [^)]*\)/, 'proxy');
+    await proxy.start(proxyArgs(cpAddr.xds, NODE_ID, [...ports, ...upstreams]), /ready \(listeners: [^)]*\)/, 'proxy');
     for (const [name, port] of Object.entries(local)) {
       assert.match(proxy.stdout, new RegExp(`127\\.0\\.0\\.1_${port}=${port}\\b`), `listener for ${name} on ${port}:\n${proxy.stdout}\n${proxy.log()}`);
     }
@@ -179,7 +121,7 @@ describe('weft proxy: TCP end to end', () => {
     await cp.stop();
     await v1.stop();
     await v2.stop();
-    rmSync(work, { recursive: true, force: true });
+    mesh.remove();
   });
 
   test('echo through 127.0.0.1_<localPort>; the FIN is passed on and the reply after it still arrives', async () => {
