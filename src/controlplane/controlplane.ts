@@ -15,9 +15,16 @@
  *   connected proxy; an endpoint-only change regenerates only the ClusterLoadAssignments of the clusters of the
  *   affected hosts (the other types are shared with the proxy's current snapshot), and since resource versions
  *   are content hashes only proxies whose assignments changed are sent anything.
+ * - Config changes are classified as istiod classifies its updates (see onConfigChange): a change that touches
+ *   only WorkloadEntries (or only the inline endpoints of ServiceEntries) is an endpoint change, pushed as EDS
+ *   only; for WorkloadEntry-only changes the model is rebuilt from the last one (only the changed entries are
+ *   validated and translated) and translation keeps its model, so nothing cached is lost.
  * - Translation is memoized per proxy *shape* (everything translation reads of a proxy: type, namespace,
- *   labels, service account, locality, mode, ports and upstreams; not its id or addresses), so proxies with the
- *   same shape share one translation, one encoding and one immutable Snapshot object.
+ *   labels, service account, locality, mode, ports and upstreams, network, IPv6-only; not its id or
+ *   addresses), so proxies with the same shape share one translation and one immutable Snapshot object. Across
+ *   shapes, the translation cache (translate/cache.ts) shares every piece two shapes have in common (clusters,
+ *   assignments, routes, whole stage outputs) and encodes each once, so identical resources are one packed
+ *   object in every snapshot; it is valid for one translation model and registry service list.
  * - A proxy that connects gets its snapshot immediately (no debounce).
  * - A translation error drops the resource concerned; it is logged, counted and shown in /debug/syncz, and
  *   everything else is pushed.
@@ -30,15 +37,15 @@ import type { Server as HttpServer } from 'node:http';
 import { create } from '@bufbuild/protobuf';
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import { timestampFromMs } from '@bufbuild/protobuf/wkt';
-import type { Any } from '@bufbuild/protobuf/wkt';
 import { buildModel } from '../api/build.js';
 import type { BuildResult } from '../api/build.js';
 import type { Diagnostic } from '../api/diagnostics.js';
-import type { MeshModel } from '../api/model.js';
+import type { MeshModel, Workload } from '../api/model.js';
 import { emptyModel } from '../api/defaults.js';
 import type { RawResource } from '../api/source.js';
 import { DirectorySource } from '../config/directory.js';
 import { resourceKey } from '../config/store.js';
+import { splitApiVersion } from '../api/kinds/kind.js';
 import type { ConfigChange } from '../config/store.js';
 import { pack, TypeUrl } from '../xds/index.js';
 import type { Node } from '../xds/gen/envoy/config/core/v3/base_pb.js';
@@ -61,7 +68,7 @@ import { AdsServer } from './ads/server.js';
 import { SnapshotCache, syncState } from './cache/cache.js';
 import type { SyncState, TypeStatus } from './cache/cache.js';
 import { Snapshot } from './cache/snapshot.js';
-import type { VersionedResource } from './cache/snapshot.js';
+import type { ResourceMap, VersionedResource } from './cache/snapshot.js';
 import { createHttpServer } from './http.js';
 import { createLogger } from './log.js';
 import type { Logger } from './log.js';
@@ -71,8 +78,9 @@ import type { ProxyInfo } from './proxy.js';
 import { PushDebouncer, pushRequest } from './push.js';
 import type { PushReason, PushRequest } from './push.js';
 import { ServiceRegistry } from './registry/registry.js';
-import type { Endpoint, RegisteredWorkload } from './registry/registry.js';
+import type { Endpoint, RegisteredWorkload, RegistryChange } from './registry/registry.js';
 import type { ProxyResources, TranslateError, TranslateInput } from './translate/index.js';
+import { TranslationCache } from './translate/cache.js';
 import { buildEndpoints } from './translate/endpoint.js';
 import { parseClusterName } from './translate/names.js';
 import { computeScope } from './translate/scope.js';
@@ -88,9 +96,10 @@ export const WEFT_VERSION: string = (() => {
   }
 })();
 
-export type TranslateFn = (input: TranslateInput) => ProxyResources;
+/** Translates for one proxy; `cache` is the control plane's translation cache (see translate/cache.ts). */
+export type TranslateFn = (input: TranslateInput, cache?: TranslationCache) => ProxyResources;
 /** Builds the ClusterLoadAssignments of the named clusters for a proxy (an EDS-only push). */
-export type EndpointsFn = (input: TranslateInput, clusterNames: readonly string[]) => { endpoints: ClusterLoadAssignment[]; errors: TranslateError[] };
+export type EndpointsFn = (input: TranslateInput, clusterNames: readonly string[], cache?: TranslationCache) => { endpoints: ClusterLoadAssignment[]; errors: TranslateError[] };
 
 export interface ControlPlaneOptions {
   /** Config files and directories (watched). */
@@ -121,6 +130,8 @@ export interface ControlPlaneOptions {
   configRescanMs?: number;
   /** How often heartbeat deadlines of registered workloads are checked (default 1000 ms). */
   expiryIntervalMs?: number;
+  /** Bound of the bytes of ADS responses written and not yet sent (default 128 MiB; see SendBudget). */
+  sendBudgetBytes?: number;
 }
 
 /** The state of one xDS type of one proxy, as /debug/syncz reports it. */
@@ -204,6 +215,17 @@ interface Generated {
   errors: TranslateError[];
 }
 
+/** An EDS-only push's change of one assignment map (see patchEndpoints). */
+interface EdsPatch {
+  /** The patched map; undefined when no assignment changed. */
+  map?: ResourceMap;
+  /** The assignments rebuilt (their previous errors are replaced by `errors`). */
+  rebuilt: Set<string>;
+  errors: TranslateError[];
+  /** Translation failed: the proxies keep their current assignments. */
+  failed: boolean;
+}
+
 /** Short names of the xDS types, as status pages and metrics show them. */
 export const SHORT_TYPE: Record<string, string> = {
   [TypeUrl.Cluster]: 'CDS',
@@ -229,10 +251,16 @@ function canonicalJson(v: unknown): string {
   });
 }
 
-/** The part of a proxy's identity that translation reads: proxies with equal shapes get equal resources. */
+/**
+ * The part of a proxy's identity that translation reads: proxies with equal shapes get equal resources. Of the
+ * addresses, only whether they are all IPv6 (DNS clusters' lookup family); of the metadata, only NETWORK
+ * (failover priorities compare the proxy's network label).
+ */
 export function proxyShape(info: ProxyInfo): string {
-  const { id: _id, ipAddresses: _ip, workloadName: _w, metadata: _m, ...rest } = info;
-  return canonicalJson(rest);
+  const { id: _id, ipAddresses, workloadName: _w, metadata, ...rest } = info;
+  const network = typeof metadata.NETWORK === 'string' ? metadata.NETWORK : '';
+  const ipv6Only = ipAddresses.length > 0 && ipAddresses.every((ip) => ip.includes(':'));
+  return canonicalJson({ ...rest, network, ipv6Only });
 }
 
 function proxyVersionOf(node: Node): string {
@@ -256,9 +284,21 @@ function diagKey(d: Diagnostic): string {
   return [d.code, d.pos?.file ?? '', d.pos?.line ?? '', d.resource ? `${d.resource.kind}/${d.resource.namespace}/${d.resource.name}` : '', d.message].join('|');
 }
 
-/** `Kind/namespace/name` of a raw resource, matching a diagnostic's ResourceRef. */
+/** Whether a raw resource is an Istio networking resource of this kind. */
+function isKind(raw: RawResource, kind: 'WorkloadEntry' | 'ServiceEntry'): boolean {
+  return raw.kind === kind && splitApiVersion(raw.apiVersion).group === 'networking.istio.io';
+}
+
+const refKeys = new WeakMap<RawResource, string>();
+
+/** `Kind/namespace/name` of a raw resource, matching a diagnostic's ResourceRef (computed once per resource). */
 function refKeyOfRaw(raw: RawResource): string {
-  return resourceKey(raw).split('/').slice(1).join('/');
+  let k = refKeys.get(raw);
+  if (k === undefined) {
+    k = resourceKey(raw).split('/').slice(1).join('/');
+    refKeys.set(raw, k);
+  }
+  return k;
 }
 
 export class ControlPlane extends EventEmitter {
@@ -274,13 +314,28 @@ export class ControlPlane extends EventEmitter {
   private readonly opts: Required<Pick<ControlPlaneOptions, 'xdsPort' | 'httpPort' | 'bind' | 'domain' | 'debounceMs' | 'debounceMaxMs' | 'expiryIntervalMs'>>;
   private readonly translateFn: TranslateFn;
   private readonly endpointsFn: EndpointsFn;
+  /**
+   * Built-in translation: proxies holding the same assignment map got it from the same inputs (the translation
+   * cache shares a map only then), so an EDS-only push patches each map once.
+   */
+  private readonly defaultTranslator: boolean;
   private readonly debouncer: PushDebouncer;
 
   private currentModel: MeshModel = emptyModel();
+  /**
+   * The model translation reads. It is `currentModel`, except after changes that touched only WorkloadEntries:
+   * those change nothing translation reads of the model (WorkloadEntries reach it through the registry), so the
+   * previous model object stays, and with it everything the translation cache holds.
+   */
+  private translationModel: MeshModel = this.currentModel;
+  /** Translation pieces shared by every proxy (valid for one translation model and registry service list). */
+  private readonly translationCache = new TranslationCache();
   private diagnostics: Diagnostic[] = [];
   private configRevision = 0;
   private configLoaded = false;
   private lastGood = new Map<string, RawResource>();
+  /** The last model built and its diagnostics (what a WorkloadEntry-only change starts from). */
+  private lastBuild?: { model: MeshModel; diagnostics: Diagnostic[] };
   private knownDiagnostics = new Set<string>();
 
   private readonly proxies = new Map<string, ProxyEntry>();
@@ -290,7 +345,12 @@ export class ControlPlane extends EventEmitter {
   private versionLabel = '0';
   private pushCtx?: { start: number; types: Record<string, number> };
   /** Proxies with pushed changes not yet ACKed: start of the change, and type → version sent. */
-  private readonly converging = new Map<string, { start: number; sent: Map<string, string>; sealed: boolean }>();
+  /**
+   * Proxies with pushed changes not yet ACKed: start of the change, type → version sent, whether the push is
+   * over (`sealed`), and whether some of its responses wait for the ADS send budget (`awaiting`: they are sent
+   * after the push, and still count).
+   */
+  private readonly converging = new Map<string, { start: number; sent: Map<string, string>; sealed: boolean; awaiting: boolean }>();
   private loggedTranslationErrors = new Set<string>();
   /** Set while the registry is changed for a known cause (so its change event is attributed to it). */
   private registryCause?: PushReason | 'suppress';
@@ -316,17 +376,21 @@ export class ControlPlane extends EventEmitter {
       expiryIntervalMs: opts.expiryIntervalMs ?? 1000,
     };
     this.translateFn = opts.translate ?? translateProxy;
+    this.defaultTranslator = !opts.translate && !opts.endpoints;
     const translate = this.translateFn;
     this.endpointsFn =
       opts.endpoints ??
       (opts.translate
         ? // A custom translator without its own endpoint builder: translate and keep the assignments asked for.
-          (input, names) => {
+          (input, names, cache) => {
             const want = new Set(names);
-            const r = translate(input);
+            const r = translate(input, cache);
             return { endpoints: r.endpoints.filter((c) => want.has(c.clusterName)), errors: r.errors.filter((e) => e.typeUrl === TypeUrl.ClusterLoadAssignment && want.has(e.resource)) };
           }
-        : (input, names) => buildEndpoints(input, computeScope(input.model, input.registry, input.proxy), [...names]));
+        : (input, names, cache) => {
+            cache?.bind(input.model, input.registry.services());
+            return buildEndpoints(input, computeScope(input.model, input.registry, input.proxy), [...names], cache);
+          });
     this.source = new DirectorySource(opts.configPaths, {
       debounceMs: opts.configDebounceMs ?? 100,
       rescanIntervalMs: opts.configRescanMs ?? 2000,
@@ -350,12 +414,14 @@ export class ControlPlane extends EventEmitter {
     });
     this.ads = new AdsServer({
       cache: this.cache,
+      ...(opts.sendBudgetBytes !== undefined ? { sendBudgetBytes: opts.sendBudgetBytes } : {}),
       hooks: {
         onConnect: (node, protocol) => this.onConnect(node, protocol),
         onDisconnect: (nodeId, protocol) => this.onDisconnect(nodeId, protocol),
         onPush: (e) => this.onPushSent(e),
         onAck: (e) => this.onAck(e),
         onNack: (e) => this.onNack(e),
+        onResumed: (nodeId) => this.onResumed(nodeId),
       },
       onError: (err, nodeId) => {
         this.metrics.internalErrors.inc();
@@ -477,47 +543,77 @@ export class ControlPlane extends EventEmitter {
   // ---------------------------------------------------------------------------------------------------------
   // Config
 
+  /**
+   * A config change pushes according to what it touched, as istiod classifies its updates:
+   * - only WorkloadEntries: the registry's endpoints changed, nothing else translation reads; the hosts whose
+   *   endpoints changed get an EDS-only push (none when no endpoint changed);
+   * - only WorkloadEntries and ServiceEntries, and the registry finds no service definition changed (only
+   *   ServiceEntry inline endpoints did): an EDS-only push too;
+   * - no resource at all (only diagnostics changed: the model is the same): no push;
+   * - anything else: a full push.
+   * Endpoint changes of DNS services still make the push full (their endpoints are in their clusters).
+   */
   private onConfigChange(change: ConfigChange): void {
     this.metrics.inboundUpdates.inc({ type: 'config' });
     this.configRevision = change.revision;
-    const rebuilt = this.rebuild(change.diagnostics);
-    if (rebuilt && this.xdsBound !== undefined) this.debouncer.enqueue(pushRequest('config', { full: true }));
+    const changed = [...change.added, ...change.updated, ...change.removed];
+    const workloadsOnly = changed.every((r) => isKind(r, 'WorkloadEntry'));
+    const endpointsOnly = changed.every((r) => isKind(r, 'WorkloadEntry') || isKind(r, 'ServiceEntry'));
+    const reg = this.rebuild(change, workloadsOnly);
+    if (!reg || this.xdsBound === undefined || changed.length === 0) return;
+    if (endpointsOnly && !reg.services) {
+      if (reg.endpointHosts.size > 0) this.debouncer.enqueue(pushRequest('endpoint', { full: false, hosts: reg.endpointHosts }));
+      return;
+    }
+    this.debouncer.enqueue(pushRequest('config', { full: true }));
   }
 
-  /** Rebuilds the model from the store; false when the build failed and the last good model stays. */
-  private rebuild(storeDiagnostics: Diagnostic[]): boolean {
+  /**
+   * Rebuilds the model from the store and hands it to the registry; returns what the registry found changed, or
+   * undefined when the build failed and the last good model stays. `keepTranslationModel`: the change touched
+   * nothing translation reads of the model (see `translationModel`).
+   */
+  private rebuild(change: ConfigChange, keepTranslationModel: boolean): RegistryChange | undefined {
+    const storeDiagnostics = change.diagnostics;
     const raws = this.source.store.snapshot().resources;
     let result: { model: MeshModel; diagnostics: Diagnostic[] };
     try {
-      result = this.build(raws);
+      const changed = change.added.length + change.updated.length + change.removed.length;
+      result = (keepTranslationModel && changed > 0 ? this.buildWorkloadChange(raws, change) : undefined) ?? this.build(raws);
+      this.lastBuild = result;
     } catch (e) {
       this.metrics.internalErrors.inc();
       this.logger.error({ err: (e as Error)?.stack ?? String(e) }, 'building the mesh model failed; the last good model stays in effect');
       this.setDiagnostics([...storeDiagnostics, { severity: 'Error', code: 'WFT0001', message: `internal error building the mesh model: ${(e as Error)?.message ?? String(e)}`, hint: 'the last good configuration stays in effect; this is a bug in Weft, please report it' }]);
-      return false;
+      return undefined;
     }
     this.currentModel = result.model;
+    if (!keepTranslationModel) this.translationModel = result.model;
     this.setDiagnostics([...storeDiagnostics, ...result.diagnostics]);
     this.registryCause = 'suppress';
+    let registryChange: RegistryChange;
     try {
-      this.registry.setModel(result.model);
+      registryChange = this.registry.setModel(result.model);
     } finally {
       this.registryCause = undefined;
     }
     this.logger.info({ revision: this.configRevision, resources: raws.length, services: result.model.services.length, errors: this.diagnostics.filter((d) => d.severity === 'Error').length }, 'config loaded');
-    return true;
+    return registryChange;
   }
 
   /**
    * buildModel, keeping the last valid version of a resource whose new version has errors (when there is one):
    * the broken version is reported, the valid one stays in the model.
    */
-  private build(raws: readonly RawResource[]): { model: MeshModel; diagnostics: Diagnostic[] } {
+  private build(raws: readonly RawResource[], all = true): { model: MeshModel; diagnostics: Diagnostic[] } {
     const first: BuildResult = buildModel(raws, { domain: this.opts.domain });
     const failedRefs = new Set<string>();
     for (const d of first.diagnostics) if (d.severity === 'Error' && d.resource) failedRefs.add(`${d.resource.kind}/${d.resource.namespace}/${d.resource.name}`);
-    const present = new Set(raws.map((r) => resourceKey(r)));
-    for (const k of [...this.lastGood.keys()]) if (!present.has(k)) this.lastGood.delete(k);
+    if (all) {
+      // `raws` is the whole configuration: forget the last valid versions of resources that are gone.
+      const present = new Set(raws.map((r) => resourceKey(r)));
+      for (const k of [...this.lastGood.keys()]) if (!present.has(k)) this.lastGood.delete(k);
+    }
     const kept = new Map<string, RawResource>();
     const effective = raws.map((raw) => {
       if (!failedRefs.has(refKeyOfRaw(raw))) return raw;
@@ -545,6 +641,57 @@ export class ControlPlane extends EventEmitter {
     for (const d of final.diagnostics) if (d.severity === 'Error' && d.resource) failedNow.add(`${d.resource.kind}/${d.resource.namespace}/${d.resource.name}`);
     for (const raw of effective) if (!failedNow.has(refKeyOfRaw(raw))) this.lastGood.set(resourceKey(raw), raw);
     return { model: final.model, diagnostics };
+  }
+
+  /**
+   * The model after a change that touched only WorkloadEntries, made from the last build instead of building
+   * every resource again: only the changed WorkloadEntries are validated and translated (keeping a last valid
+   * version as `build` does); everything else, their diagnostics included, is the last build's. The result is the
+   * full build's: WorkloadEntries only add workloads, which the model lists in configuration order among the
+   * other workload kinds of their translation rank (LocalWorkload templates), and nothing else reads them while
+   * building. Undefined (build everything) when the last build's workloads cannot be matched to the
+   * configuration.
+   */
+  private buildWorkloadChange(raws: readonly RawResource[], change: ConfigChange): { model: MeshModel; diagnostics: Diagnostic[] } | undefined {
+    const prev = this.lastBuild;
+    if (!prev) return undefined;
+    const keyOf = (o: { kind: string; namespace: string; name: string }) => `${o.kind}/${o.namespace}/${o.name}`;
+    const old = new Map<string, Workload>();
+    for (const w of prev.model.workloads) {
+      if (!w.origin || (w.kind !== 'WorkloadEntry' && w.kind !== 'LocalWorkload') || w.origin.kind !== w.kind) return undefined;
+      old.set(keyOf(w.origin), w);
+    }
+    const changedRaws = [...change.added, ...change.updated];
+    const changedKeys = new Set([...changedRaws, ...change.removed].map(refKeyOfRaw));
+    const part = this.build(changedRaws, false);
+    for (const r of change.removed) this.lastGood.delete(resourceKey(r));
+    const fresh = new Map<string, Workload>();
+    for (const w of part.model.workloads) if (w.origin) fresh.set(keyOf(w.origin), w);
+    const workloads: Workload[] = [];
+    let kept = 0;
+    for (const raw of raws) {
+      if (raw.kind !== 'WorkloadEntry' && raw.kind !== 'LocalWorkload') continue;
+      const k = refKeyOfRaw(raw);
+      if (changedKeys.has(k)) {
+        const w = fresh.get(k);
+        if (w) workloads.push(w);
+        continue;
+      }
+      const w = old.get(k);
+      if (w) {
+        workloads.push(w);
+        kept++;
+      }
+    }
+    // Every workload of the last build that did not change must still be there (else: build everything).
+    let unchanged = 0;
+    for (const k of old.keys()) if (!changedKeys.has(k)) unchanged++;
+    if (kept !== unchanged) return undefined;
+    const diagnostics = [
+      ...prev.diagnostics.filter((d) => !(d.resource && changedKeys.has(keyOf(d.resource)))),
+      ...part.diagnostics,
+    ];
+    return { model: { ...prev.model, workloads }, diagnostics };
   }
 
   private setDiagnostics(diags: Diagnostic[]): void {
@@ -643,14 +790,14 @@ export class ControlPlane extends EventEmitter {
   // Translation and pushes
 
   private input(info: ProxyInfo): TranslateInput {
-    return { model: this.currentModel, registry: this.registry, proxy: info };
+    return { model: this.translationModel, registry: this.registry, proxy: info };
   }
 
   /** Translates for one proxy and encodes the result; undefined when translation threw. */
   private generate(entry: ProxyEntry, version: string): Generated | undefined {
     let res: ProxyResources;
     try {
-      res = this.translateFn(this.input(entry.info));
+      res = this.translateFn(this.input(entry.info), this.translationCache);
     } catch (e) {
       this.metrics.internalErrors.inc();
       this.logger.error({ proxy: entry.info.id, err: (e as Error)?.stack ?? String(e) }, 'translation failed; the proxy keeps its current configuration');
@@ -658,29 +805,14 @@ export class ControlPlane extends EventEmitter {
       return undefined;
     }
     const errors = [...res.errors];
+    // Encoded through the translation cache: a message (or a whole list) shared with other proxies is packed and
+    // hashed once, and proxies with the same list share its map.
     const encode = <D extends DescMessage>(typeUrl: string, schema: D, list: ReadonlyArray<MessageShape<D>>, nameOf: (m: MessageShape<D>) => string) => {
-      const out: Array<{ name: string; resource: Any }> = [];
-      const seen = new Set<string>();
-      for (const m of list) {
-        const name = nameOf(m);
-        if (!name) {
-          errors.push({ typeUrl, resource: '', message: 'a resource without a name was dropped' });
-          continue;
-        }
-        if (seen.has(name)) {
-          errors.push({ typeUrl, resource: name, message: 'a second resource with this name was dropped' });
-          continue;
-        }
-        try {
-          out.push({ name, resource: pack(schema, m) });
-          seen.add(name);
-        } catch (e) {
-          errors.push({ typeUrl, resource: name, message: `cannot encode: ${(e as Error)?.message ?? String(e)}` });
-        }
-      }
-      return out;
+      const enc = this.translationCache.encodeList(typeUrl, schema, list, nameOf);
+      errors.push(...enc.errors);
+      return enc.resources;
     };
-    const snapshot = new Snapshot(version, [
+    const snapshot = Snapshot.of(version, [
       [TypeUrl.Cluster, encode(TypeUrl.Cluster, ClusterSchema, res.clusters, (c) => c.name)],
       [TypeUrl.ClusterLoadAssignment, encode(TypeUrl.ClusterLoadAssignment, ClusterLoadAssignmentSchema, res.endpoints, (c) => c.clusterName)],
       [TypeUrl.Listener, encode(TypeUrl.Listener, ListenerSchema, res.listeners, (l) => l.name)],
@@ -705,31 +837,61 @@ export class ControlPlane extends EventEmitter {
     return false;
   }
 
-  /** The proxy's current snapshot with the assignments of the affected hosts' clusters rebuilt. */
-  private patchEndpoints(entry: ProxyEntry, cur: Snapshot, hosts: ReadonlySet<string>, version: string): Snapshot {
+  /**
+   * The proxy's current snapshot with the assignments of the affected hosts' clusters rebuilt. Proxies whose
+   * snapshots share an assignment map (the same translation) share the patch: it is computed for the first one
+   * (`memo`, per push) and the patched map is shared too.
+   */
+  private patchEndpoints(entry: ProxyEntry, cur: Snapshot, hosts: ReadonlySet<string>, version: string, memo: Map<ResourceMap, EdsPatch>): Snapshot {
     const eds = cur.resources(TypeUrl.ClusterLoadAssignment);
-    const names = [...eds.keys()].filter((n) => {
-      const p = parseClusterName(n);
-      return p !== undefined && hosts.has(p.host);
-    });
-    if (names.length === 0) return cur;
+    let p = this.defaultTranslator ? memo.get(eds) : undefined;
+    if (!p) {
+      p = this.edsPatch(entry, cur, hosts, version);
+      memo.set(eds, p);
+    }
+    if (p.failed) return cur;
+    if (p.rebuilt.size > 0) {
+      const rebuilt = p.rebuilt;
+      entry.errors = [...entry.errors.filter((e) => e.typeUrl !== TypeUrl.ClusterLoadAssignment || !rebuilt.has(e.resource)), ...p.errors];
+    }
+    return p.map ? cur.withTypeMap(version, TypeUrl.ClusterLoadAssignment, p.map) : cur;
+  }
+
+  private edsPatch(entry: ProxyEntry, cur: Snapshot, hosts: ReadonlySet<string>, version: string): EdsPatch {
+    const eds = cur.resources(TypeUrl.ClusterLoadAssignment);
+    const names: string[] = [];
+    for (const n of eds.keys()) {
+      // The host is the last field of a cluster name: parse only the names that end with an affected host.
+      if (hosts.has(n.slice(n.lastIndexOf('|') + 1)) && parseClusterName(n)) names.push(n);
+    }
+    const out: EdsPatch = { rebuilt: new Set(names), errors: [], failed: false };
+    if (names.length === 0) return out;
     let clas: ClusterLoadAssignment[];
     try {
-      const r = this.endpointsFn(this.input(entry.info), names);
+      // Through the translation cache: an assignment shared by proxies is rebuilt (and encoded) once.
+      const r = this.endpointsFn(this.input(entry.info), names, this.translationCache);
       clas = r.endpoints;
-      const patched = new Set(names);
-      entry.errors = [...entry.errors.filter((e) => e.typeUrl !== TypeUrl.ClusterLoadAssignment || !patched.has(e.resource)), ...r.errors];
-      for (const e of r.errors) this.metrics.translationErrors.inc({ type: metricType(e.typeUrl) });
+      out.errors.push(...r.errors);
     } catch (e) {
       this.metrics.internalErrors.inc();
       this.logger.error({ proxy: entry.info.id, err: (e as Error)?.stack ?? String(e) }, 'endpoint translation failed; the proxy keeps its current endpoints');
-      return cur;
+      out.failed = true;
+      return out;
     }
     const got = new Map(clas.map((c) => [c.clusterName, c]));
-    const upserts = names.map((n) => ({ name: n, resource: pack(ClusterLoadAssignmentSchema, got.get(n) ?? create(ClusterLoadAssignmentSchema, { clusterName: n })) }));
-    const next = cur.withResources(version, TypeUrl.ClusterLoadAssignment, upserts);
-    const after = next.resources(TypeUrl.ClusterLoadAssignment);
-    return names.every((n) => after.get(n)!.version === eds.get(n)!.version) ? cur : next;
+    const upserts: VersionedResource[] = [];
+    for (const n of names) {
+      // A cluster that no longer has an assignment for this proxy gets an empty one (it has no endpoints).
+      const e = this.translationCache.encode(ClusterLoadAssignmentSchema, got.get(n) ?? create(ClusterLoadAssignmentSchema, { clusterName: n }), n);
+      if (e.ok) {
+        if (e.resource.version !== eds.get(n)!.version) upserts.push(e.resource);
+      } else {
+        out.errors.push({ typeUrl: TypeUrl.ClusterLoadAssignment, resource: n, message: `cannot encode: ${e.message}; the proxy keeps its previous endpoints` });
+      }
+    }
+    for (const e of out.errors) this.metrics.translationErrors.inc({ type: metricType(e.typeUrl) });
+    if (upserts.length) out.map = cur.withResources(version, TypeUrl.ClusterLoadAssignment, upserts).resources(TypeUrl.ClusterLoadAssignment);
+    return out;
   }
 
   private push(req: PushRequest, debouncedMs: number): void {
@@ -741,6 +903,7 @@ export class ControlPlane extends EventEmitter {
     const version = String(++this.pushCounter);
     this.versionLabel = version;
     const memo = new Map<string, { base?: Snapshot; gen?: Generated }>();
+    const edsMemo = new Map<ResourceMap, EdsPatch>();
     const errs = new Map<string, { error: TranslateError; proxy: string }>();
     let translations = 0;
     let changed = 0;
@@ -768,7 +931,7 @@ export class ControlPlane extends EventEmitter {
           next = m.gen.snapshot;
           entry.errors = m.gen.errors;
         } else {
-          next = this.patchEndpoints(entry, cur, req.endpointHosts, version);
+          next = this.patchEndpoints(entry, cur, req.endpointHosts, version, edsMemo);
           if (!m) memo.set(entry.shape, { base: cur, gen: { snapshot: next, errors: entry.errors } });
         }
         for (const e of entry.errors) errs.set(`${e.typeUrl}|${e.resource}|${e.message}`, { error: e, proxy: id });
@@ -776,7 +939,7 @@ export class ControlPlane extends EventEmitter {
         if (next && next !== cur) {
           changed++;
           const conv = this.converging.get(id);
-          this.converging.set(id, { start: conv ? Math.min(conv.start, req.start) : req.start, sent: conv?.sent ?? new Map(), sealed: false });
+          this.converging.set(id, { start: conv ? Math.min(conv.start, req.start) : req.start, sent: conv?.sent ?? new Map(), sealed: false, awaiting: conv?.awaiting ?? false });
           this.cache.setSnapshot(id, next);
           this.seal(id);
         }
@@ -878,7 +1041,7 @@ export class ControlPlane extends EventEmitter {
       if (entry?.firstResponse.delete(e.typeUrl)) this.metrics.pushTime.observe({ type }, (now - entry.connectedAt) / 1000);
     }
     const conv = this.converging.get(e.nodeId);
-    if (conv && !conv.sealed) conv.sent.set(e.typeUrl, e.version);
+    if (conv && (!conv.sealed || conv.awaiting)) conv.sent.set(e.typeUrl, e.version);
   }
 
   /** After a snapshot's responses went out: nothing sent means nothing to converge. */
@@ -886,14 +1049,23 @@ export class ControlPlane extends EventEmitter {
     const conv = this.converging.get(nodeId);
     if (!conv) return;
     conv.sealed = true;
-    if (conv.sent.size === 0) this.converging.delete(nodeId);
+    conv.awaiting = (this.cache.status(nodeId)?.waiting ?? 0) > 0;
+    if (conv.sent.size === 0 && !conv.awaiting) this.converging.delete(nodeId);
+  }
+
+  /** A stream of the proxy sent what waited for the send budget. */
+  private onResumed(nodeId: string): void {
+    const conv = this.converging.get(nodeId);
+    if (!conv?.awaiting || (this.cache.status(nodeId)?.waiting ?? 0) > 0) return;
+    conv.awaiting = false;
+    if (conv.sealed && conv.sent.size === 0) this.converging.delete(nodeId);
   }
 
   private onAck(e: { nodeId: string; typeUrl: string; version: string; latencyMs: number }): void {
     const conv = this.converging.get(e.nodeId);
     if (!conv || !conv.sealed) return;
     if (conv.sent.get(e.typeUrl) === e.version) conv.sent.delete(e.typeUrl);
-    if (conv.sent.size === 0) {
+    if (conv.sent.size === 0 && !conv.awaiting) {
       this.converging.delete(e.nodeId);
       this.metrics.convergence.observe(undefined, (Date.now() - conv.start) / 1000);
     }

@@ -17,7 +17,7 @@ import {
   file_google_protobuf_timestamp,
   file_google_protobuf_wrappers,
 } from '@bufbuild/protobuf/wkt';
-import type { DescMessage, JsonValue, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
+import type { DescMessage, JsonValue, JsonWriteOptions, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import type { Any } from '@bufbuild/protobuf/wkt';
 import { registry as generatedRegistry } from './gen/registry.js';
 
@@ -95,9 +95,12 @@ export function decode<D extends DescMessage>(schema: D, bytes: Uint8Array): Mes
   return fromBinary(schema, bytes);
 }
 
-/** Proto3 canonical JSON (what `config_dump` prints); `Any` values are expanded through the registry. */
-export function toProtoJson<D extends DescMessage>(schema: D, msg: MessageShape<D>): JsonValue {
-  return toJson(schema, msg, { registry });
+/**
+ * Proto3 canonical JSON; `Any` values are expanded through the registry. `opts` passes writer options through, e.g.
+ * `{ useProtoFieldName: true }` for the snake_case field names Envoy's admin output (`/config_dump`) uses.
+ */
+export function toProtoJson<D extends DescMessage>(schema: D, msg: MessageShape<D>, opts?: Partial<Omit<JsonWriteOptions, 'registry'>>): JsonValue {
+  return toJson(schema, msg, opts ? { ...opts, registry } : { registry });
 }
 
 /** Parses proto3 canonical JSON; unknown fields are an error. */

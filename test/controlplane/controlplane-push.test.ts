@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { mergePush, PushDebouncer, pushRequest } from '../../src/controlplane/push.js';
 import type { PushRequest } from '../../src/controlplane/push.js';
 import { Counter, Gauge, Histogram, MetricsRegistry } from '../../src/controlplane/metrics.js';
-import { Snapshot } from '../../src/controlplane/cache/snapshot.js';
+import { derivationOf, setVersion, Snapshot } from '../../src/controlplane/cache/snapshot.js';
+import { Coverage, Held, namePool } from '../../src/controlplane/ads/held.js';
 import { proxyShape } from '../../src/controlplane/controlplane.js';
 import { proxyFromNode } from '../../src/controlplane/proxy.js';
 import { pack, TypeUrl } from '../../src/xds/index.js';
@@ -100,6 +101,59 @@ test('Snapshot.withResources replaces, adds and removes one type and shares the 
   assert.throws(() => s1.withResources('4', TypeUrl.ClusterLoadAssignment, [{ name: 'x', resource: pack(ClusterSchema, { name: 'x' }) }]), /type .*Cluster in the .*ClusterLoadAssignment list/);
 });
 
+test('a patched type map records how it was derived; set versions are order-independent and incremental', () => {
+  const cla = (n: string, port: number) => ({ name: n, resource: pack(ClusterLoadAssignmentSchema, { clusterName: n, endpoints: [{ lbEndpoints: [{ hostIdentifier: { case: 'endpoint', value: { address: { address: { case: 'socketAddress', value: { address: '10.0.0.1', portSpecifier: { case: 'portValue', value: port } } } } } } }] }] }) });
+  const s1 = new Snapshot('1', [[TypeUrl.ClusterLoadAssignment, [cla('a', 1), cla('b', 2), cla('c', 3)]]]);
+  const m1 = s1.resources(TypeUrl.ClusterLoadAssignment);
+  const v1 = s1.typeVersion(TypeUrl.ClusterLoadAssignment);
+  const s2 = s1.withResources('2', TypeUrl.ClusterLoadAssignment, [cla('a', 9), cla('d', 4)], ['b']);
+  const m2 = s2.resources(TypeUrl.ClusterLoadAssignment);
+  const d = derivationOf(m2)!;
+  assert.equal(d.from, m1);
+  assert.deepEqual([...d.changed].sort(), ['a', 'd']);
+  assert.deepEqual(d.added, ['d']);
+  assert.deepEqual(d.removed, ['b']);
+  // The derived version (from the parent's sum) equals the version of the same set computed from scratch, in any order.
+  const v2 = s2.typeVersion(TypeUrl.ClusterLoadAssignment);
+  assert.equal(v2, setVersion([...m2.values()].reverse()));
+  assert.notEqual(v2, v1);
+  assert.equal(setVersion([...m1.values()].reverse()), v1);
+  // Back to the first set: the first version.
+  const s3 = s2.withResources('3', TypeUrl.ClusterLoadAssignment, [m1.get('a')!, m1.get('b')!], ['d']);
+  assert.equal(s3.typeVersion(TypeUrl.ClusterLoadAssignment), v1);
+  // withTypeMap shares the map it is given.
+  assert.equal(s1.withTypeMap('4', TypeUrl.ClusterLoadAssignment, m2).resources(TypeUrl.ClusterLoadAssignment), m2);
+});
+
+test('what a stream holds: a shared type map, and the changes from its derivation', () => {
+  const cla = (n: string, port: number) => ({ name: n, resource: pack(ClusterLoadAssignmentSchema, { clusterName: n, endpoints: [{ lbEndpoints: [{ hostIdentifier: { case: 'endpoint', value: { address: { address: { case: 'socketAddress', value: { address: '10.0.0.2', portSpecifier: { case: 'portValue', value: port } } } } } } }] }] }) });
+  const s1 = new Snapshot('1', [[TypeUrl.ClusterLoadAssignment, [cla('a', 1), cla('b', 2)]]]);
+  const m1 = s1.resources(TypeUrl.ClusterLoadAssignment);
+  const held = new Held();
+  held.reset(m1);
+  assert.ok(held.is(m1));
+  assert.equal(held.size, 2);
+  assert.equal(held.digest(), s1.typeVersion(TypeUrl.ClusterLoadAssignment));
+  const m2 = s1.withResources('2', TypeUrl.ClusterLoadAssignment, [cla('b', 7)]).resources(TypeUrl.ClusterLoadAssignment);
+  assert.deepEqual(held.changesTo(m2)?.changed, ['b'], 'holding the parent map: only the derivation matters');
+  held.set(m2.get('b')!);
+  assert.equal(held.changesTo(m2), undefined, 'no longer exactly the parent');
+  assert.equal(held.digest(), setVersion(m2.values()), 'the running version follows each change');
+  held.delete('a');
+  assert.deepEqual([...held.names()], ['b']);
+  assert.equal(held.digest(), setVersion([m2.get('b')!]));
+  // Subscriptions cover a map when they name all of it.
+  const cov = new Coverage();
+  assert.equal(cov.covers({ wildcard: false, names: new Set(['a']) }, m2), false);
+  const all = new Set(['a', 'b', 'zzz']);
+  assert.equal(cov.covers({ wildcard: false, names: all }, m2), true);
+  assert.equal(cov.covers({ wildcard: false, names: all }, m1), true);
+  assert.equal(cov.covers({ wildcard: true, names: new Set() }, m2), true);
+  // Equal subscriptions are one shared set.
+  assert.equal(namePool.intern(new Set(['x', 'y'])), namePool.intern(new Set(['x', 'y'])));
+  assert.notEqual(namePool.intern(new Set(['x', 'y'])), namePool.intern(new Set(['y', 'x'])));
+});
+
 test('the Prometheus text writer: labels escaped, histograms cumulative, collected gauges', () => {
   const reg = new MetricsRegistry();
   const c = reg.add(new Counter('x_total', 'A counter.\nSecond line'));
@@ -149,4 +203,10 @@ test('proxy shape: what translation reads, not the id or the addresses', () => {
   const c = node('a-3.shop', '10.0.0.3', { app: 'a', version: 'v2' });
   assert.equal(proxyShape(a), proxyShape(b), 'same labels in another order, other id and address');
   assert.notEqual(proxyShape(a), proxyShape(c));
+  // What translation reads of the metadata and addresses: the network (failover priorities) and whether every
+  // address is IPv6 (the lookup family of DNS clusters).
+  const withNetwork = proxyFromNode(create(NodeSchema, { id: 'a-4.shop', metadata: { NAMESPACE: 'shop', LABELS: { app: 'a', version: 'v1' }, INSTANCE_IPS: '10.0.0.4', NETWORK: 'net-2' }, locality: { region: 'r', zone: 'z' } }));
+  assert.notEqual(proxyShape(withNetwork), proxyShape(a));
+  const v6 = proxyFromNode(create(NodeSchema, { id: 'a-5.shop', metadata: { NAMESPACE: 'shop', LABELS: { app: 'a', version: 'v1' }, INSTANCE_IPS: 'fd00::5', WORKLOAD_NAME: 'x' }, locality: { region: 'r', zone: 'z' } }));
+  assert.notEqual(proxyShape(v6), proxyShape(a));
 });

@@ -111,3 +111,49 @@ test('a config change that only moves endpoints reports the host, not a service 
   const svc = reg.setModel(model(CONFIG.replace('port: 9080', 'port: 9090')));
   assert.equal(svc.services, true);
 });
+
+test('what did not change keeps its identity: the service list and unchanged endpoint lists', () => {
+  const reg = new ServiceRegistry();
+  reg.setModel(model());
+  const services = reg.services();
+  const db = reg.endpoints('db.example.com', 5432);
+  const reviews = reg.endpoints('reviews.bookinfo.svc.cluster.local', 9080);
+  const c = reg.setModel(model(CONFIG.replace('address: 10.1.0.5', 'address: 10.1.0.6')));
+  assert.deepEqual(c.endpointHosts, new Set(['reviews.bookinfo.svc.cluster.local']));
+  assert.equal(reg.services(), services, 'services equal to the last ones (a new model of the same config): the same list');
+  assert.equal(reg.endpoints('db.example.com', 5432), db, 'unchanged endpoints: the same list');
+  assert.notEqual(reg.endpoints('reviews.bookinfo.svc.cluster.local', 9080), reviews, 'changed endpoints: a new list');
+  assert.deepEqual(reg.endpoints('reviews.bookinfo.svc.cluster.local', 9080).map((e) => e.address), ['10.1.0.6']);
+});
+
+test('a ServiceEntry whose inline endpoints change is an endpoint change, unless it gains its first or loses its last', () => {
+  const reg = new ServiceRegistry();
+  reg.setModel(model());
+  const moved = reg.setModel(model(CONFIG.replace('address: 192.0.2.11', 'address: 192.0.2.12')));
+  assert.equal(moved.services, false, 'only endpoints changed');
+  assert.deepEqual(moved.endpointHosts, new Set(['db.example.com']));
+  assert.deepEqual(reg.endpoints('db.example.com', 5432).map((e) => e.address), ['192.0.2.10', '192.0.2.12']);
+  const none = CONFIG.replace(/ {2}endpoints:\n.*\n.*\n/, '');
+  assert.ok(!none.includes('192.0.2.10'));
+  const gone = reg.setModel(model(none));
+  assert.equal(gone.services, true, 'losing the last inline endpoint is a service change (with resolution NONE the clusters would change)');
+});
+
+test('a model whose workload entries alone changed: only the hosts selecting a changed entry are looked at', () => {
+  const reg = new ServiceRegistry();
+  const m1 = model();
+  reg.setModel(m1);
+  const db = reg.endpoints('db.example.com', 5432);
+  const admin = reg.endpoints('reviews.bookinfo.svc.cluster.local', 7000);
+  // The same services (as the control plane's rebuild for WorkloadEntry changes keeps them), one entry moved.
+  const m2 = { ...m1, workloads: m1.workloads.map((w) => (w.name === 'reviews-vm-1' ? { ...w, address: '10.1.0.7' } : w)) };
+  const c = reg.setModel(m2);
+  assert.equal(c.services, false);
+  assert.deepEqual(c.endpointHosts, new Set(['reviews.bookinfo.svc.cluster.local']));
+  assert.equal(reg.endpoints('db.example.com', 5432), db, 'a host that selects no changed entry keeps its list');
+  assert.notEqual(reg.endpoints('reviews.bookinfo.svc.cluster.local', 7000), admin);
+  assert.deepEqual(reg.endpoints('reviews.bookinfo.svc.cluster.local', 9080).map((e) => e.address), ['10.1.0.7']);
+  // An entry of another namespace changed: no host selects it.
+  const m3 = { ...m2, workloads: m2.workloads.map((w) => (w.name === 'other-ns' ? { ...w, address: '10.1.0.99' } : w)) };
+  assert.equal(reg.setModel(m3).endpointHosts.size, 0);
+});

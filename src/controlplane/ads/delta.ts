@@ -12,21 +12,28 @@
  * - a NACK (error_detail) is recorded; the refused versions are not re-sent (that would loop), only a newer
  *   version of a resource is.
  */
-import { create } from '@bufbuild/protobuf';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { DeltaDiscoveryResponseSchema } from '../../xds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from '../../xds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import type { SnapshotCache } from '../cache/cache.js';
 import type { Snapshot, VersionedResource } from '../cache/snapshot.js';
-import { isFullStateType, setVersion } from '../cache/snapshot.js';
+import { isFullStateType } from '../cache/snapshot.js';
+import { Coverage, Held, namePool } from './held.js';
+import type { Subscription } from './held.js';
 import type { AdsHooks } from './stream.js';
 import { AdsStreamBase } from './stream.js';
+import type { SendBudget } from './stream.js';
+import type { ServerResponse } from './service.js';
+import { encodeDeltaResponse } from './encode.js';
 
-interface DeltaTypeState {
+interface DeltaTypeState extends Subscription {
   wildcard: boolean;
-  names: Set<string>;
-  /** name → version the client has (or will have once it ACKs what is in flight). */
-  client: Map<string, string>;
+  /** Shared with other streams (see namePool): replaced, never modified. */
+  names: ReadonlySet<string>;
+  /** What the client has (or will have once it ACKs what is in flight). */
+  held: Held;
+  coverage: Coverage;
+  /** The subscription changed since the last push (the not-found names must be looked at again). */
+  namesChanged: boolean;
   /** Names already reported as not existing. */
   notFound: Set<string>;
   /** In-flight responses: nonce → the version label they carry. */
@@ -35,15 +42,21 @@ interface DeltaTypeState {
   answerEmpty: boolean;
 }
 
+/** A resource the client says it has (initial_resource_versions): only its name and version are known. */
+function claimed(name: string, version: string): VersionedResource {
+  return { name, version, resource: { $typeName: 'google.protobuf.Any', typeUrl: '', value: new Uint8Array(0) } };
+}
+
 export class DeltaStream extends AdsStreamBase {
   private readonly types = new Map<string, DeltaTypeState>();
 
   constructor(
     cache: SnapshotCache,
     hooks: AdsHooks,
-    private readonly call: Pick<ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>, 'write'>,
+    private readonly call: Pick<ServerDuplexStream<DeltaDiscoveryRequest, ServerResponse<DeltaDiscoveryResponse>>, 'write'>,
+    budget?: SendBudget,
   ) {
-    super(cache, hooks, 'delta');
+    super(cache, hooks, 'delta', budget);
   }
 
   onRequest(req: DeltaDiscoveryRequest): void {
@@ -51,11 +64,12 @@ export class DeltaStream extends AdsStreamBase {
     const typeUrl = req.typeUrl;
     if (!typeUrl) return;
     let st = this.types.get(typeUrl);
+    const first = !st;
     if (!st) {
-      st = { wildcard: false, names: new Set(), client: new Map(), notFound: new Set(), pending: new Map(), answerEmpty: false };
+      st = { wildcard: false, names: new Set(), held: new Held(), coverage: new Coverage(), namesChanged: true, notFound: new Set(), pending: new Map(), answerEmpty: false };
       this.types.set(typeUrl, st);
       this.requested.add(typeUrl);
-      for (const [n, v] of Object.entries(req.initialResourceVersions)) st.client.set(n, v);
+      for (const [n, v] of Object.entries(req.initialResourceVersions)) st.held.set(claimed(n, v));
       if (req.resourceNamesSubscribe.length === 0 && isFullStateType(typeUrl)) st.wildcard = true;
       st.answerEmpty = st.wildcard || req.resourceNamesSubscribe.includes('*');
     }
@@ -67,55 +81,97 @@ export class DeltaStream extends AdsStreamBase {
         else this.recordAck(typeUrl, version);
       }
     }
-    for (const n of req.resourceNamesSubscribe) {
-      if (n === '*') st.wildcard = true;
-      else st.names.add(n);
-    }
-    for (const n of req.resourceNamesUnsubscribe) {
-      if (n === '*') st.wildcard = false;
-      else {
-        st.names.delete(n);
-        st.notFound.delete(n);
-        if (!st.wildcard) st.client.delete(n);
+    const all = this.snapshot()?.resources(typeUrl);
+    const subscribe = req.resourceNamesSubscribe;
+    const unsubscribe = req.resourceNamesUnsubscribe;
+    if (subscribe.length > 0 || unsubscribe.length > 0) {
+      st.namesChanged = true;
+      // A new set (the current one may be shared with other streams, see namePool).
+      const names = new Set(st.names);
+      for (const n of subscribe) {
+        if (n === '*') st.wildcard = true;
+        // The snapshot's own name strings where they exist (clients share them).
+        else names.add(all?.get(n)?.name ?? n);
       }
+      for (const n of unsubscribe) {
+        if (n === '*') st.wildcard = false;
+        else {
+          names.delete(n);
+          st.notFound.delete(n);
+          if (!st.wildcard) st.held.delete(n);
+        }
+      }
+      st.names = namePool.intern(names);
     }
-    if (!st.wildcard) for (const n of [...st.client.keys()]) if (!st.names.has(n)) st.client.delete(n);
-    const snap = this.snapshot();
-    if (snap) this.push(typeUrl, snap);
+    // Without a wildcard the client holds only what it subscribes to (it may have claimed more on reconnect).
+    if ((first || subscribe.length > 0 || unsubscribe.length > 0) && !st.wildcard) {
+      for (const n of [...st.held.names()]) if (!st.names.has(n)) st.held.delete(n);
+    }
+    this.schedule(typeUrl);
   }
 
   protected push(typeUrl: string, snap: Snapshot): void {
     const st = this.types.get(typeUrl);
     if (!st) return;
     const all = snap.resources(typeUrl);
+    const held = st.held;
     const send: VersionedResource[] = [];
     const removed: string[] = [];
-    const consider = (r: VersionedResource) => { if (st.client.get(r.name) !== r.version) send.push(r); };
-    if (st.wildcard) for (const r of all.values()) consider(r);
-    for (const n of st.names) {
-      const r = all.get(n);
-      if (r) { if (!st.wildcard) consider(r); st.notFound.delete(n); }
-      else if (!st.client.has(n) && !st.notFound.has(n)) { removed.push(n); st.notFound.add(n); }
+    const covers = st.coverage.covers(st, all);
+    const changes = covers && !st.namesChanged ? held.changesTo(all) : undefined;
+    if (covers && !st.namesChanged && held.is(all)) {
+      // Nothing changed for this client.
+    } else if (changes) {
+      // The client holds the map this one was derived from: only the derivation's names can differ.
+      for (const n of changes.changed) {
+        const r = all.get(n)!;
+        if (held.get(n)?.version !== r.version) send.push(r);
+      }
+      for (const n of changes.added) st.notFound.delete(n);
+      for (const n of changes.removed) {
+        removed.push(n);
+        if (st.names.has(n)) st.notFound.add(n);
+      }
+    } else {
+      const consider = (r: VersionedResource) => {
+        if (held.get(r.name)?.version !== r.version) send.push(r);
+      };
+      if (st.wildcard) for (const r of all.values()) consider(r);
+      for (const n of st.names) {
+        const r = all.get(n);
+        if (r) {
+          if (!st.wildcard) consider(r);
+          st.notFound.delete(n);
+        } else if (!st.notFound.has(n)) {
+          // Reported once: as removed when the client had it, as not existing otherwise.
+          if (!held.has(n)) removed.push(n);
+          st.notFound.add(n);
+        }
+      }
+      for (const n of held.names()) if (!all.has(n)) removed.push(n);
+      st.namesChanged = false;
     }
-    for (const n of st.client.keys()) if (!all.has(n)) removed.push(n);
-    if (send.length === 0 && removed.length === 0 && !st.answerEmpty) return;
+    if (send.length === 0 && removed.length === 0 && !st.answerEmpty) {
+      if (covers && !held.is(all) && held.size === all.size && held.digest() === snap.typeVersion(typeUrl)) held.reset(all);
+      return;
+    }
     st.answerEmpty = false;
-    for (const r of send) st.client.set(r.name, r.version);
-    for (const n of removed) st.client.delete(n);
-    const version = setVersion([...st.client].map(([name, version]) => ({ name, version }) as VersionedResource));
+    if (covers) {
+      // With a covering subscription the client now holds exactly this map.
+      held.reset(all);
+    } else {
+      for (const r of send) held.set(r);
+      for (const n of removed) held.delete(n);
+    }
+    const version = held.digest();
     const nonce = this.nextNonce();
     st.pending.set(nonce, version);
-    const res = create(DeltaDiscoveryResponseSchema, {
-      systemVersionInfo: snap.version,
-      typeUrl,
-      nonce,
-      removedResources: removed,
-      resources: send.map((r) => ({ name: r.name, version: r.version, resource: r.resource })),
-    });
     this.recordSent(typeUrl, version, nonce);
     let bytes = 0;
     for (const r of send) bytes += r.resource.value.length;
     this.hooks.onPush?.({ nodeId: this.nodeId!, typeUrl, version, resources: send.length, removed: removed.length, bytes, snapshot: snap.version });
-    this.call.write(res);
+    // Serialized from the resources' packed bytes into the scratch buffer, and handed to gRPC at once (encode.ts).
+    const res = encodeDeltaResponse({ systemVersionInfo: snap.version, typeUrl, nonce, resources: send, removedResources: removed }, true);
+    this.send(res, (b, done) => this.call.write(b, done));
   }
 }

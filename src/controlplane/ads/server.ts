@@ -3,21 +3,27 @@ import { Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { SnapshotCache } from '../cache/cache.js';
 import { DeltaStream } from './delta.js';
-import { aggregatedDiscoveryService } from '../../xds/ads-service.js';
+import { serverAdsService } from './service.js';
 import { SotwStream } from './sotw.js';
 import type { AdsHooks } from './stream.js';
-import { StreamError } from './stream.js';
+import { SendBudget, StreamError } from './stream.js';
 import type { AdsStreamBase } from './stream.js';
+
+/** Default bound of the bytes of responses handed to gRPC and not yet sent (see SendBudget). */
+export const DEFAULT_SEND_BUDGET_BYTES = 128 * 1024 * 1024;
 
 export interface AdsServerOptions {
   cache: SnapshotCache;
   hooks?: AdsHooks;
+  /** Bound of the bytes of responses written and not yet sent, over all streams (default 128 MiB). */
+  sendBudgetBytes?: number;
   /** Called with every stream-level error (bad first request, internal errors). */
   onError?(err: Error, nodeId: string | undefined): void;
 }
 
 export class AdsServer {
   readonly server: Server;
+  readonly budget: SendBudget;
   private readonly streams = new Set<ServerDuplexStream<unknown, unknown>>();
 
   constructor(private readonly opts: AdsServerOptions) {
@@ -28,11 +34,12 @@ export class AdsServer {
       'grpc.keepalive_permit_without_calls': 1,
     });
     const hooks = opts.hooks ?? {};
-    this.server.addService(aggregatedDiscoveryService, {
+    const budget = (this.budget = new SendBudget(opts.sendBudgetBytes ?? DEFAULT_SEND_BUDGET_BYTES));
+    this.server.addService(serverAdsService, {
       StreamAggregatedResources: (call: ServerDuplexStream<any, any>) =>
-        this.serve(call, new SotwStream(opts.cache, hooks, call)),
+        this.serve(call, new SotwStream(opts.cache, hooks, call, budget)),
       DeltaAggregatedResources: (call: ServerDuplexStream<any, any>) =>
-        this.serve(call, new DeltaStream(opts.cache, hooks, call)),
+        this.serve(call, new DeltaStream(opts.cache, hooks, call, budget)),
     });
   }
 

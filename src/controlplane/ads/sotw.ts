@@ -11,26 +11,34 @@
  *   RDS, SDS) the protocol lets the server send only what changed, so only resources whose version differs from
  *   what this stream last sent go out (an endpoint change sends one ClusterLoadAssignment, not all of them).
  */
-import { create } from '@bufbuild/protobuf';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { DiscoveryResponseSchema } from '../../xds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import type { DiscoveryRequest, DiscoveryResponse } from '../../xds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import type { SnapshotCache } from '../cache/cache.js';
-import type { Snapshot, VersionedResource } from '../cache/snapshot.js';
+import type { ResourceMap, Snapshot, VersionedResource } from '../cache/snapshot.js';
 import { isFullStateType, setVersion } from '../cache/snapshot.js';
+import { bytesPool, Coverage, Held, internNames, namePool, sameNames, subscribed } from './held.js';
+import type { Subscription } from './held.js';
 import type { AdsHooks } from './stream.js';
 import { AdsStreamBase } from './stream.js';
+import type { SendBudget } from './stream.js';
+import type { ServerResponse } from './service.js';
+import { encodeSotwResponse } from './encode.js';
+import type { SotwRequest } from './encode.js';
 
-interface SotwTypeState {
+interface SotwTypeState extends Subscription {
   wildcard: boolean;
-  names: Set<string>;
+  /** Shared with other streams (see namePool): replaced, never modified. */
+  names: ReadonlySet<string>;
   /** Version (set hash) of the last response sent, or the version the client resumed with. */
   sentVersion?: string;
   sentNonce?: string;
   /** version_info of the client's first request on this stream (resumption after a reconnect). */
   resumeVersion?: string;
-  /** For types that are not full-state: name → version last sent on this stream. */
-  sent: Map<string, string>;
+  /** For types that are not full-state: what this stream last sent of each name (what the client holds). */
+  held: Held;
+  coverage: Coverage;
+  /** The serialized names of the request `names` was made from (see SotwRequest.resourceNamesBytes). */
+  namesBytes?: Uint8Array;
 }
 
 export class SotwStream extends AdsStreamBase {
@@ -39,19 +47,20 @@ export class SotwStream extends AdsStreamBase {
   constructor(
     cache: SnapshotCache,
     hooks: AdsHooks,
-    private readonly call: Pick<ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>, 'write'>,
+    private readonly call: Pick<ServerDuplexStream<DiscoveryRequest, ServerResponse<DiscoveryResponse>>, 'write'>,
+    budget?: SendBudget,
   ) {
-    super(cache, hooks, 'sotw');
+    super(cache, hooks, 'sotw', budget);
   }
 
-  onRequest(req: DiscoveryRequest): void {
+  onRequest(req: SotwRequest): void {
     this.identify(req.node);
     const typeUrl = req.typeUrl;
     if (!typeUrl) return; // nothing to answer (Envoy never sends this on ADS)
     let st = this.types.get(typeUrl);
     const first = !st;
     if (!st) {
-      st = { wildcard: false, names: new Set(), sent: new Map() };
+      st = { wildcard: false, names: new Set(), held: new Held(), coverage: new Coverage() };
       this.types.set(typeUrl, st);
       this.requested.add(typeUrl);
     }
@@ -65,72 +74,94 @@ export class SotwStream extends AdsStreamBase {
     } else if (first && req.versionInfo) {
       st.resumeVersion = req.versionInfo;
     }
-    // Every SotW request carries the complete subscription for its type.
+    // Every SotW request carries the complete subscription for its type. An ACK repeats it: when its bytes are
+    // those of the request the set was made from, the set is kept without reading the names.
+    const namesBytes = req.resourceNamesBytes;
+    if (namesBytes && st.namesBytes && Buffer.compare(namesBytes, st.namesBytes) === 0) {
+      this.schedule(typeUrl);
+      return;
+    }
+    // Shared with the streams that sent the same bytes (a copy: the request's buffer may be a slice of a larger one).
+    st.namesBytes = namesBytes ? bytesPool.intern(Buffer.from(namesBytes)) : undefined;
     const names = req.resourceNames;
+    const all = this.snapshot()?.resources(typeUrl);
+    // Otherwise the set is kept when it is the same; a new one uses the snapshot's own name strings where they
+    // exist, and is shared with the streams subscribing to the same names.
+    const keepOrNew = (list: readonly string[]) => (sameNames(list, st.names) ? st.names : namePool.intern(internNames(list, all)));
     if (names.includes('*')) {
       st.wildcard = true;
-      st.names = new Set(names.filter((n) => n !== '*'));
+      st.names = keepOrNew(names.filter((n) => n !== '*'));
     } else if (names.length === 0 && isFullStateType(typeUrl) && (first || st.wildcard)) {
       st.wildcard = true;
-      st.names = new Set();
+      st.names = keepOrNew([]);
     } else {
       st.wildcard = false;
-      st.names = new Set(names);
+      st.names = keepOrNew(names);
     }
-    const snap = this.snapshot();
-    if (snap) this.push(typeUrl, snap);
+    this.schedule(typeUrl);
   }
 
   protected push(typeUrl: string, snap: Snapshot): void {
     const st = this.types.get(typeUrl);
     if (!st) return;
     const all = snap.resources(typeUrl);
-    let items: VersionedResource[];
-    let version: string;
-    if (st.wildcard && st.names.size === 0) {
-      items = [...all.values()];
-      version = snap.typeVersion(typeUrl);
-    } else {
-      items = [];
-      if (st.wildcard) items.push(...all.values());
-      else for (const n of st.names) { const r = all.get(n); if (r) items.push(r); }
-      // A subscription naming every resource of the type (Envoy's EDS after CDS) shares the snapshot's version.
-      version = items.length === all.size ? snap.typeVersion(typeUrl) : setVersion(items);
-    }
-    if (version === st.sentVersion) return;
     const fullState = isFullStateType(typeUrl);
+    // A subscription covering every resource of the type (wildcard, or Envoy's EDS after CDS naming every
+    // cluster) shares the snapshot's version; otherwise the version is the subscribed set's.
+    const covers = st.coverage.covers(st, all);
+    const items = covers ? undefined : subscribed(st, all);
+    const version = items ? setVersion(items) : snap.typeVersion(typeUrl);
+    if (version === st.sentVersion) {
+      // The same set as sent (possibly another map object with the same resources): the client holds this map.
+      if (!fullState && covers && !st.held.is(all)) st.held.reset(all);
+      return;
+    }
     if (st.sentNonce === undefined && st.resumeVersion === version) {
       // The client reconnected holding exactly this set: nothing to send.
       st.sentVersion = version;
       st.sentNonce = '';
-      if (!fullState) for (const r of items) st.sent.set(r.name, r.version);
+      if (!fullState) this.hold(st, all, items);
       this.recordSent(typeUrl, version, '');
       this.recordAck(typeUrl, version);
       return;
     }
-    let out = items;
-    if (!fullState) {
-      out = items.filter((r) => st.sent.get(r.name) !== r.version);
-      for (const r of out) st.sent.set(r.name, r.version);
-      if (st.sent.size > items.length) {
-        const keep = new Set(items.map((r) => r.name));
-        for (const n of st.sent.keys()) if (!keep.has(n)) st.sent.delete(n);
-      }
+    let out: VersionedResource[];
+    if (fullState) out = items ?? [...all.values()];
+    else {
+      // Only what the client does not hold yet (an EDS-only push sends the changed assignments).
+      const held = st.held;
+      const changes = items ? undefined : held.changesTo(all);
+      const candidates = changes ? changes.changed.map((n) => all.get(n)!) : (items ?? all.values());
+      out = [];
+      for (const r of candidates) if (held.get(r.name)?.version !== r.version) out.push(r);
+      this.hold(st, all, items, out);
     }
     st.sentVersion = version;
     if (out.length === 0 && !fullState) return; // the set shrank: nothing the client needs to hear
     const nonce = this.nextNonce();
-    const res = create(DiscoveryResponseSchema, {
-      versionInfo: version,
-      typeUrl,
-      nonce,
-      resources: out.map((r) => r.resource),
-    });
     st.sentNonce = nonce;
     this.recordSent(typeUrl, version, nonce);
     let bytes = 0;
     for (const r of out) bytes += r.resource.value.length;
     this.hooks.onPush?.({ nodeId: this.nodeId!, typeUrl, version, resources: out.length, removed: 0, bytes, snapshot: snap.version });
-    this.call.write(res);
+    // Serialized from the resources' packed bytes into the scratch buffer, and handed to gRPC at once (encode.ts).
+    this.send(encodeSotwResponse({ versionInfo: version, typeUrl, nonce, resources: out }, true), (b, done) => this.call.write(b, done));
+  }
+
+  /**
+   * Records that the client now holds the subscribed resources: the whole map when the subscription covers it
+   * (`items` undefined), else `items` (of which `sent` went out now; all of them when not given).
+   */
+  private hold(st: SotwTypeState, all: ResourceMap, items: VersionedResource[] | undefined, sent?: VersionedResource[]): void {
+    const held = st.held;
+    if (!items) {
+      held.reset(all);
+      return;
+    }
+    for (const r of sent ?? items) held.set(r);
+    if (held.size > items.length) {
+      const keep = new Set(items.map((r) => r.name));
+      for (const n of [...held.names()]) if (!keep.has(n)) held.delete(n);
+    }
   }
 }

@@ -4,6 +4,7 @@ import type { Node } from '../../xds/gen/envoy/config/core/v3/base_pb.js';
 import type { ProxyStatus, SnapshotCache, TypeStatus } from '../cache/cache.js';
 import type { Snapshot } from '../cache/snapshot.js';
 import { PUSH_ORDER } from '../cache/snapshot.js';
+import { ScratchResponse } from './encode.js';
 
 /** Events the ADS server reports (for logs, metrics and the control plane's lazy snapshot generation). */
 export interface AdsHooks {
@@ -13,6 +14,8 @@ export interface AdsHooks {
   onPush?(e: { nodeId: string; typeUrl: string; version: string; resources: number; removed: number; bytes: number; snapshot: string }): void;
   onAck?(e: { nodeId: string; typeUrl: string; version: string; latencyMs: number }): void;
   onNack?(e: { nodeId: string; typeUrl: string; version: string; message: string }): void;
+  /** A stream sent what waited for the send budget (its node's status counts streams still waiting). */
+  onResumed?(nodeId: string): void;
 }
 
 export class StreamError extends Error {
@@ -23,17 +26,77 @@ export class StreamError extends Error {
 
 let nonceCounter = 0;
 
+/**
+ * Bounds the bytes of responses handed to gRPC but not yet sent (istiod bounds concurrent pushes the same way,
+ * PILOT_PUSH_THROTTLE): while the bound is reached, streams that have something to send wait their turn (first
+ * come, first served) and send once earlier responses went out, with the snapshot current at that time. Without
+ * it, a thousand proxies connecting at once would each have megabytes of responses queued in memory, waiting
+ * for their slow readers. A response is counted until gRPC reports it written (or its stream closes).
+ */
+export class SendBudget {
+  private inFlight = 0;
+  private readonly waiting = new Set<AdsStreamBase>();
+
+  /** @param limitBytes the bound (a response is sent whenever less than this is in flight). */
+  constructor(readonly limitBytes: number) {}
+
+  /** Whether a response may be sent now. */
+  get open(): boolean {
+    return this.inFlight < this.limitBytes;
+  }
+
+  /** Bytes handed to gRPC and not yet written. */
+  get bytesInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Streams waiting to send. */
+  get streamsWaiting(): number {
+    return this.waiting.size;
+  }
+
+  take(bytes: number): void {
+    this.inFlight += bytes;
+  }
+
+  give(bytes: number): void {
+    this.inFlight -= bytes;
+    while (this.open && this.waiting.size > 0) {
+      const next = this.waiting.values().next().value!;
+      this.waiting.delete(next);
+      next.resume();
+    }
+  }
+
+  wait(stream: AdsStreamBase): void {
+    this.waiting.add(stream);
+  }
+
+  cancel(stream: AdsStreamBase): void {
+    this.waiting.delete(stream);
+  }
+}
+
+/** No bound (streams made outside an AdsServer, and tests). */
+const UNBOUNDED = new SendBudget(Number.POSITIVE_INFINITY);
+
 export abstract class AdsStreamBase {
   nodeId?: string;
   protected status?: ProxyStatus;
   private unwatch?: () => void;
   /** Types the client has asked for, in the order first asked. */
   protected readonly requested = new Set<string>();
+  /** Types with something to send, waiting for the send budget. */
+  private readonly deferred = new Set<string>();
+  /** Responses written and not yet reported sent, with their sizes. */
+  private readonly unsent = new Set<{ bytes: number }>();
+  private closed = false;
 
   constructor(
     protected readonly cache: SnapshotCache,
     protected readonly hooks: AdsHooks,
     readonly protocol: 'sotw' | 'delta',
+    private readonly budget: SendBudget = UNBOUNDED,
   ) {}
 
   /** Binds the stream to its node on the first request (which must carry node.id). */
@@ -62,9 +125,53 @@ export abstract class AdsStreamBase {
   }
 
   /** Pushes every requested type, in CDS → EDS → LDS → RDS → SDS order, then any other type. */
-  private onSnapshot(snap: Snapshot): void {
-    const ordered = [...PUSH_ORDER.filter((t) => this.requested.has(t)), ...[...this.requested].filter((t) => !PUSH_ORDER.includes(t))];
-    for (const t of ordered) this.push(t, snap);
+  private onSnapshot(_snap: Snapshot): void {
+    for (const t of ordered(this.requested)) this.schedule(t);
+  }
+
+  /**
+   * Sends what the client is missing of a type now, or, while the send budget is used up (or earlier pushes of
+   * this stream wait), once it is its turn: pushes keep their CDS → EDS → LDS → RDS order either way.
+   */
+  protected schedule(typeUrl: string): void {
+    if (this.closed) return;
+    if (this.deferred.size > 0 || !this.budget.open) {
+      if (this.deferred.size === 0 && this.status) this.status.waiting++;
+      this.deferred.add(typeUrl);
+      this.budget.wait(this);
+      return;
+    }
+    const snap = this.snapshot();
+    if (snap) this.push(typeUrl, snap);
+  }
+
+  /** The send budget's turn: pushes the waiting types with the current snapshot. */
+  resume(): void {
+    if (this.closed || this.deferred.size === 0) return;
+    const types = ordered(this.deferred);
+    this.deferred.clear();
+    if (this.status) this.status.waiting--;
+    const snap = this.snapshot();
+    if (snap) for (const t of types) this.push(t, snap);
+    if (this.nodeId !== undefined) this.hooks.onResumed?.(this.nodeId);
+  }
+
+  /**
+   * Writes a response serialized in the scratch buffer (see ScratchResponse), counted against the send budget
+   * until gRPC reports it written.
+   */
+  protected send(response: Buffer, write: (response: ScratchResponse, done: () => void) => void): void {
+    const rec = { bytes: response.length };
+    this.unsent.add(rec);
+    this.budget.take(rec.bytes);
+    const r = new ScratchResponse(response);
+    write(r, () => this.sent(rec));
+    r.detach();
+  }
+
+  private sent(rec: { bytes: number }): void {
+    if (!this.unsent.delete(rec)) return;
+    this.budget.give(rec.bytes);
   }
 
   protected recordSent(typeUrl: string, version: string, nonce: string): void {
@@ -91,6 +198,12 @@ export abstract class AdsStreamBase {
   protected abstract push(typeUrl: string, snap: Snapshot): void;
 
   close(): void {
+    this.closed = true;
+    this.budget.cancel(this);
+    if (this.deferred.size > 0 && this.status) this.status.waiting--;
+    this.deferred.clear();
+    // gRPC does not report writes of a cancelled call: whatever is still counted is released here.
+    for (const rec of [...this.unsent]) this.sent(rec);
     if (this.nodeId === undefined) return;
     this.unwatch?.();
     this.unwatch = undefined;
@@ -98,6 +211,11 @@ export abstract class AdsStreamBase {
     this.hooks.onDisconnect?.(this.nodeId, this.protocol);
     this.nodeId = undefined;
   }
+}
+
+/** Types in push order: CDS → EDS → LDS → RDS → SDS, then any other type in the order given. */
+function ordered(types: ReadonlySet<string>): string[] {
+  return [...PUSH_ORDER.filter((t) => types.has(t)), ...[...types].filter((t) => !PUSH_ORDER.includes(t))];
 }
 
 function nodeMetadata(node: Node): Record<string, unknown> {

@@ -28,6 +28,8 @@ export interface ProxyStatus {
   /** The snapshot version currently set for the node. */
   snapshotVersion?: string;
   types: Map<string, TypeStatus>;
+  /** Streams of the node with responses waiting for the ADS send budget (see SendBudget). */
+  waiting: number;
 }
 
 export function syncState(t: TypeStatus | undefined): SyncState {
@@ -79,7 +81,7 @@ export class SnapshotCache {
   openStream(nodeId: string, metadata: Record<string, unknown>): ProxyStatus {
     let st = this.statuses.get(nodeId);
     if (!st) {
-      st = { nodeId, metadata, connectedAt: Date.now(), streams: 0, types: new Map() };
+      st = { nodeId, metadata, connectedAt: Date.now(), streams: 0, types: new Map(), waiting: 0 };
       this.statuses.set(nodeId, st);
     }
     st.metadata = metadata;

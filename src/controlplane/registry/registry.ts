@@ -54,7 +54,11 @@ export interface RegisteredWorkload {
 export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
 
 export interface RegistryChange {
-  /** Services were added, removed or changed (needs a full push). */
+  /**
+   * Service definitions were added, removed or changed (needs a full push). A ServiceEntry whose inline
+   * endpoints changed, and nothing else, is an endpoint change (its hosts are in `endpointHosts`), unless the
+   * change gives it its first endpoints or takes its last (that changes how its clusters find endpoints).
+   */
   services: boolean;
   /** Hosts whose endpoints changed (an EDS push suffices when `services` is false). */
   endpointHosts: Set<string>;
@@ -80,9 +84,12 @@ export class ServiceRegistry {
   /** WorkloadEntries by `namespace\0label=value`, so selection does not scan every workload. */
   private entryIndex = new Map<string, Workload[]>();
   private readonly registered = new Map<string, RegisteredWorkload>();
-  private readonly endpointCache = new Map<string, Endpoint[]>();
+  private readonly endpointCache = new Map<string, readonly Endpoint[]>();
   private readonly listeners = new Set<ChangeListener>();
+  /** The services as last set (without their origins), and their definitions without inline endpoints. */
   private fingerprint = '';
+  private definitions = '';
+  private modelServices?: readonly Service[];
 
   /** Called on every change with what changed. */
   onChange(l: ChangeListener): () => void {
@@ -95,20 +102,40 @@ export class ServiceRegistry {
     for (const l of this.listeners) l(c);
   }
 
-  /** Replaces the config-derived part (services, WorkloadEntries) from a new model; returns what changed. */
+  /**
+   * Replaces the config-derived part (services, WorkloadEntries) from a new model; returns what changed.
+   *
+   * What did not change keeps its identity: when the services are equal to the current ones (apart from where
+   * they were defined) the current list and objects stay, and a service port whose endpoints are equal keeps its
+   * endpoint list, so whatever was computed from them (translation caches) stays valid.
+   */
   setModel(model: MeshModel): RegistryChange {
-    const fp = JSON.stringify(model.services.map(({ origin: _o, ...s }) => s));
-    const servicesChanged = fp !== this.fingerprint;
-    const before = new Map<string, string>();
-    for (const s of this.svcs) for (const p of s.ports) before.set(`${s.hostname}|${p.port}`, JSON.stringify(this.endpoints(s.hostname, p.port)));
-    this.fingerprint = fp;
-    this.svcs = model.services;
-    this.byHost = new Map();
+    // The same list as last time (a model rebuilt for WorkloadEntry changes keeps it): no need to compare it.
+    const same = model.services === this.modelServices;
+    const full = same ? this.fingerprint : JSON.stringify(model.services.map(({ origin: _o, ...s }) => s));
+    const defs = same ? this.definitions : JSON.stringify(model.services.map(({ origin: _o, endpoints, ...s }) => ({ ...s, hasEndpoints: endpoints.length > 0 })));
+    this.modelServices = model.services;
+    const servicesChanged = defs !== this.definitions;
+    const entries = model.workloads.filter((w) => w.kind === 'WorkloadEntry' && w.address);
+    // Only the workload entries changed (the same services): only the hosts that select a changed entry (by its
+    // old or new labels) can have other endpoints.
+    const affected = same ? this.hostsSelectingChanged(this.entries, entries) : undefined;
+    const before = new Map<string, readonly Endpoint[]>();
     for (const s of this.svcs) {
-      const list = this.byHost.get(s.hostname);
-      if (list) list.push(s); else this.byHost.set(s.hostname, [s]);
+      if (affected && !affected.has(s.hostname)) continue;
+      for (const p of s.ports) before.set(`${s.hostname}|${p.port}`, this.endpoints(s.hostname, p.port));
     }
-    this.entries = model.workloads.filter((w) => w.kind === 'WorkloadEntry' && w.address);
+    this.definitions = defs;
+    if (full !== this.fingerprint) {
+      this.fingerprint = full;
+      this.svcs = model.services;
+      this.byHost = new Map();
+      for (const s of this.svcs) {
+        const list = this.byHost.get(s.hostname);
+        if (list) list.push(s); else this.byHost.set(s.hostname, [s]);
+      }
+    }
+    this.entries = entries;
     this.entryIndex = new Map();
     for (const w of this.entries) {
       for (const [k, v] of Object.entries(w.labels)) {
@@ -117,12 +144,23 @@ export class ServiceRegistry {
         if (list) list.push(w); else this.entryIndex.set(key, [w]);
       }
     }
-    this.endpointCache.clear();
+    if (affected) {
+      for (const k of [...this.endpointCache.keys()]) if (affected.has(k.slice(0, k.indexOf('|')))) this.endpointCache.delete(k);
+    } else {
+      this.endpointCache.clear();
+    }
     const endpointHosts = new Set<string>();
+    const seen = new Set<string>();
     for (const s of this.svcs) {
+      if (affected && !affected.has(s.hostname)) continue;
       for (const p of s.ports) {
         const k = `${s.hostname}|${p.port}`;
-        if (before.get(k) !== JSON.stringify(this.endpoints(s.hostname, p.port))) endpointHosts.add(s.hostname);
+        if (seen.has(k)) continue;
+        seen.add(k);
+        const now = this.endpoints(s.hostname, p.port);
+        const old = before.get(k);
+        if (old && sameEndpoints(old, now)) this.endpointCache.set(k, old);
+        else endpointHosts.add(s.hostname);
         before.delete(k);
       }
     }
@@ -130,6 +168,19 @@ export class ServiceRegistry {
     const change = { services: servicesChanged, endpointHosts };
     this.emit(change);
     return change;
+  }
+
+  /**
+   * Hosts whose selector picks, in its namespace, a workload entry of one list and not of the other (entries are
+   * compared by identity: a model rebuilt for WorkloadEntry changes keeps the unchanged entries' objects).
+   */
+  private hostsSelectingChanged(before: readonly Workload[], after: readonly Workload[]): Set<string> {
+    const a = new Set(before);
+    const b = new Set(after);
+    const hosts = new Set<string>();
+    for (const w of before) if (!b.has(w)) for (const h of this.hostsSelecting(w.namespace, w.labels)) hosts.add(h);
+    for (const w of after) if (!a.has(w)) for (const h of this.hostsSelecting(w.namespace, w.labels)) hosts.add(h);
+    return hosts;
   }
 
   services(): readonly Service[] {
@@ -295,6 +346,40 @@ export class ServiceRegistry {
     }
     return { unhealthy, removed };
   }
+}
+
+function sameLabels(a: Labels, b: Labels): boolean {
+  if (a === b) return true;
+  const ak = Object.keys(a);
+  if (ak.length !== Object.keys(b).length) return false;
+  for (const k of ak) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+/** Whether two endpoint lists are equal, field by field and in order. */
+function sameEndpoints(a: readonly Endpoint[], b: readonly Endpoint[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (
+      x.address !== y.address ||
+      x.port !== y.port ||
+      x.locality !== y.locality ||
+      x.weight !== y.weight ||
+      x.network !== y.network ||
+      x.serviceAccount !== y.serviceAccount ||
+      x.namespace !== y.namespace ||
+      x.workload !== y.workload ||
+      x.healthy !== y.healthy ||
+      x.tlsMode !== y.tlsMode ||
+      !sameLabels(x.labels, y.labels)
+    ) {
+      return false;
+    }
+  }
+  return true;
 }
 
 function numericTarget(sp: ServicePort): number | undefined {

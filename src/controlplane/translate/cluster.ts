@@ -103,7 +103,8 @@ import { pack, TypeUrl } from '../../xds/index.js';
 import type { Endpoint } from '../registry/registry.js';
 import type { TranslateError, TranslateInput } from './index.js';
 import { BLACKHOLE_CLUSTER, inboundClusterName, outboundClusterName, PASSTHROUGH_CLUSTER } from './names.js';
-import { clusterTrafficPolicy, type ClusterTrafficPolicy, type ProxyScope } from './scope.js';
+import { baseService, clusterTrafficPolicy, type ClusterTrafficPolicy, type ProxyScope } from './scope.js';
+import type { CachedCluster, TranslationCache } from './cache.js';
 import { applyLocalityLb, discoveryKind, localityGroups, localitySetting, subsetEndpoints, type DiscoveryKind } from './endpoint.js';
 
 /** Istio MeshConfig.connectTimeout default. */
@@ -217,6 +218,7 @@ class ClusterBuilder {
   constructor(
     private readonly input: TranslateInput,
     private readonly scope: ProxyScope,
+    private readonly cache?: TranslationCache,
   ) {}
 
   private error(resource: string, message: string, source?: string): void {
@@ -246,23 +248,72 @@ class ClusterBuilder {
       const dp = this.scope.destinationPolicy(svc.hostname);
       for (const sp of svc.ports) {
         if (sp.protocol === 'UDP') continue; // Istio builds no clusters for UDP ports.
-        this.outbound(svc, sp, dp, undefined);
-        for (const subset of dp?.subsets ?? []) this.outbound(svc, sp, dp, subset);
+        this.addOutbound(svc, sp, dp, undefined);
+        for (const subset of dp?.subsets ?? []) this.addOutbound(svc, sp, dp, subset);
       }
     }
     if (proxy.type === 'grpc') return;
-    this.add(this.blackHole());
+    this.add(this.shared('special|blackhole', () => this.blackHole()));
     if (proxy.type === 'router') return;
-    this.add(this.passthrough());
+    this.add(this.shared('special|passthrough', () => this.passthrough()));
     for (const c of this.inbound()) this.add(c);
   }
 
-  private outbound(svc: Service, sp: ServicePort, dp: DestinationPolicy | undefined, subset: Subset | undefined): void {
+  /** A cluster that depends on nothing but its key (special and inbound clusters), from the cache when there is one. */
+  private shared(key: string, build: () => Cluster): Cluster {
+    if (!this.cache) return build();
+    const hit = this.cache.clusters.get(key);
+    if (hit?.cluster) {
+      this.cache.stats.hits++;
+      return hit.cluster;
+    }
+    this.cache.stats.misses++;
+    const cluster = build();
+    this.cache.clusters.set(key, { cluster, errors: [] });
+    return cluster;
+  }
+
+  /**
+   * Adds an outbound cluster (with its errors). With a cache, a cluster that does not depend on endpoints (every
+   * kind but DNS) is keyed by what it reads: the proxy type, the cluster name, the registry's service and the
+   * DestinationRule's content.
+   */
+  private addOutbound(svc: Service, sp: ServicePort, dp: DestinationPolicy | undefined, subset: Subset | undefined): void {
+    const cache = this.cache;
+    const proxy = this.input.proxy;
+    let key: string | undefined;
+    if (cache) {
+      const kind = discoveryKind(svc, clusterTrafficPolicy(dp, sp.port, subset?.name), proxy);
+      if (kind !== 'STRICT_DNS' && kind !== 'LOGICAL_DNS') {
+        key = `${proxy.type}|${outboundClusterName(sp.port, subset?.name, svc.hostname)}|${cache.id(baseService(svc))}|${cache.policyKey(dp)}`;
+      }
+    }
+    if (cache && key !== undefined) {
+      const hit = cache.clusters.get(key);
+      if (hit) {
+        cache.stats.hits++;
+        this.errors.push(...hit.errors);
+        if (hit.cluster) this.add(hit.cluster);
+        return;
+      }
+      cache.stats.misses++;
+    }
+    const before = this.errors.length;
+    const cluster = this.outbound(svc, sp, dp, subset);
+    if (cache && key !== undefined) {
+      const entry: CachedCluster = { errors: this.errors.slice(before) };
+      if (cluster) entry.cluster = cluster;
+      cache.clusters.set(key, entry);
+    }
+    if (cluster) this.add(cluster);
+  }
+
+  private outbound(svc: Service, sp: ServicePort, dp: DestinationPolicy | undefined, subset: Subset | undefined): Cluster | undefined {
     const proxy = this.input.proxy;
     const name = outboundClusterName(sp.port, subset?.name, svc.hostname);
     const policy = clusterTrafficPolicy(dp, sp.port, subset?.name);
     const kind = discoveryKind(svc, policy, proxy);
-    if (!kind) return; // proxyless gRPC: not an EDS service.
+    if (!kind) return undefined; // proxyless gRPC: not an EDS service.
     try {
       const c = create(ClusterSchema, { name, clusterDiscoveryType: { case: 'type', value: DISCOVERY[kind] }, commonLbConfig: {} });
       if (kind === 'STRICT_DNS' || kind === 'LOGICAL_DNS') {
@@ -272,7 +323,7 @@ class ClusterBuilder {
         let eps = this.dnsEndpoints(svc, sp, subset);
         // Envoy accepts a single endpoint in a LOGICAL_DNS cluster (Istio's validation allows at most one).
         if (kind === 'LOGICAL_DNS') eps = eps.slice(0, 1);
-        if (eps.length === 0) return; // Istio builds no DNS cluster without endpoints.
+        if (eps.length === 0) return undefined; // Istio builds no DNS cluster without endpoints.
         c.loadAssignment = create(ClusterLoadAssignmentSchema, { clusterName: name, endpoints: localityGroups(eps).map((w) => w.group) });
       } else if (kind === 'EDS') {
         c.edsClusterConfig = create(Cluster_EdsClusterConfigSchema, { serviceName: name, edsConfig: adsSource(true) });
@@ -281,7 +332,7 @@ class ClusterBuilder {
       // Istio setUpstreamProtocol: HTTP/2 ports use HTTP/2; sniffed ports follow the downstream protocol (sidecars).
       if (isHttp2Protocol(sp.protocol)) http.upstream = 'h2';
       else if (proxy.type === 'sidecar' && sp.protocol === 'UNKNOWN') http.upstream = 'downstream';
-      if (!this.applyPolicy(c, http, policy, sp.protocol, svc, dp, name)) return;
+      if (!this.applyPolicy(c, http, policy, sp.protocol, svc, dp, name)) return undefined;
       if (c.clusterDiscoveryType.value === Cluster_DiscoveryType.ORIGINAL_DST) {
         c.lbPolicy = Cluster_LbPolicy.CLUSTER_PROVIDED;
         c.lbConfig = { case: undefined };
@@ -294,9 +345,10 @@ class ClusterBuilder {
       if (subset) md['subset'] = subset.name;
       c.metadata = create(MetadataSchema, { filterMetadata: { istio: md } });
       if (hasHttpOptions(http)) c.typedExtensionProtocolOptions[HTTP_PROTOCOL_OPTIONS_KEY] = pack(HttpProtocolOptionsSchema, httpOptionsMessage(http));
-      this.add(c);
+      return c;
     } catch (e) {
       this.error(name, `cannot build cluster: ${(e as Error).message}`, sourceOf(dp) ?? sourceOf(svc));
+      return undefined;
     }
   }
 
@@ -559,31 +611,35 @@ class ClusterBuilder {
     for (const p of this.input.proxy.inbound ?? []) {
       if (seen.has(p.targetPort)) continue;
       seen.add(p.targetPort);
-      const name = inboundClusterName(p.targetPort);
-      const c = create(ClusterSchema, {
-        name,
-        clusterDiscoveryType: { case: 'type', value: Cluster_DiscoveryType.STATIC },
-        connectTimeout: duration(DEFAULT_CONNECT_TIMEOUT_MS),
-        commonLbConfig: {},
-        circuitBreakers: { thresholds: [defaultThresholds()] },
-        loadAssignment: {
-          clusterName: name,
-          endpoints: [
-            {
-              lbEndpoints: [
-                { hostIdentifier: { case: 'endpoint', value: { address: { address: { case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { case: 'portValue', value: p.targetPort } } } } } } },
-              ],
-            },
-          ],
-        },
-      });
-      const http: HttpOptions = {};
-      if (isHttp2Protocol(p.protocol)) http.upstream = 'h2';
-      else if (p.protocol === 'UNKNOWN') http.upstream = 'downstream';
-      if (hasHttpOptions(http)) c.typedExtensionProtocolOptions[HTTP_PROTOCOL_OPTIONS_KEY] = pack(HttpProtocolOptionsSchema, httpOptionsMessage(http));
-      out.push(c);
+      out.push(this.shared(`inbound|${p.targetPort}|${p.protocol}`, () => this.inboundCluster(p)));
     }
     return out;
+  }
+
+  private inboundCluster(p: { targetPort: number; protocol: Protocol }): Cluster {
+    const name = inboundClusterName(p.targetPort);
+    const c = create(ClusterSchema, {
+      name,
+      clusterDiscoveryType: { case: 'type', value: Cluster_DiscoveryType.STATIC },
+      connectTimeout: duration(DEFAULT_CONNECT_TIMEOUT_MS),
+      commonLbConfig: {},
+      circuitBreakers: { thresholds: [defaultThresholds()] },
+      loadAssignment: {
+        clusterName: name,
+        endpoints: [
+          {
+            lbEndpoints: [
+              { hostIdentifier: { case: 'endpoint', value: { address: { address: { case: 'socketAddress', value: { address: '127.0.0.1', portSpecifier: { case: 'portValue', value: p.targetPort } } } } } } },
+            ],
+          },
+        ],
+      },
+    });
+    const http: HttpOptions = {};
+    if (isHttp2Protocol(p.protocol)) http.upstream = 'h2';
+    else if (p.protocol === 'UNKNOWN') http.upstream = 'downstream';
+    if (hasHttpOptions(http)) c.typedExtensionProtocolOptions[HTTP_PROTOCOL_OPTIONS_KEY] = pack(HttpProtocolOptionsSchema, httpOptionsMessage(http));
+    return c;
   }
 }
 
@@ -591,8 +647,8 @@ class ClusterBuilder {
  * The clusters of a proxy (see the module comment). A cluster that cannot be built is left out and reported;
  * the others are still returned.
  */
-export function buildClusters(input: TranslateInput, scope: ProxyScope): { clusters: Cluster[]; errors: TranslateError[] } {
-  const b = new ClusterBuilder(input, scope);
+export function buildClusters(input: TranslateInput, scope: ProxyScope, cache?: TranslationCache): { clusters: Cluster[]; errors: TranslateError[] } {
+  const b = new ClusterBuilder(input, scope, cache);
   b.build();
   return { clusters: b.clusters, errors: b.errors };
 }

@@ -44,6 +44,8 @@ import type { Endpoint } from '../registry/registry.js';
 import { parseClusterName } from './names.js';
 import type { TranslateError, TranslateInput } from './index.js';
 import { clusterTrafficPolicy, labelsSubsetOf, type ClusterTrafficPolicy, type ProxyScope } from './scope.js';
+import { labelsKey } from './cache.js';
+import type { TranslationCache } from './cache.js';
 
 /** How a cluster finds its endpoints. */
 export type DiscoveryKind = 'EDS' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'ORIGINAL_DST';
@@ -134,14 +136,26 @@ function lbEndpoint(ep: Endpoint): LbEndpoint {
   });
 }
 
+function sharedLbEndpoint(ep: Endpoint, cache: TranslationCache): LbEndpoint {
+  let e = cache.lbEndpoints.get(ep);
+  if (!e) {
+    e = lbEndpoint(ep);
+    cache.lbEndpoints.set(ep, e);
+  }
+  return e;
+}
+
 /** A locality group and the registry endpoints behind its lb_endpoints (same order), for label-based priorities. */
 export interface WrappedLocality {
   group: LocalityLbEndpoints;
   endpoints: Endpoint[];
 }
 
-/** Groups endpoints by locality (sorted), each group weighted by the sum of its endpoint weights. */
-export function localityGroups(eps: readonly Endpoint[]): WrappedLocality[] {
+/**
+ * Groups endpoints by locality (sorted), each group weighted by the sum of its endpoint weights. With a cache,
+ * the LbEndpoint of a registry endpoint is built once and shared.
+ */
+export function localityGroups(eps: readonly Endpoint[], cache?: TranslationCache): WrappedLocality[] {
   const byLocality = new Map<string, Endpoint[]>();
   for (const ep of eps) {
     const k = ep.locality ?? '';
@@ -151,7 +165,7 @@ export function localityGroups(eps: readonly Endpoint[]): WrappedLocality[] {
   }
   return [...byLocality.keys()].sort().map((k) => {
     const members = byLocality.get(k)!;
-    const lbEndpoints = members.map(lbEndpoint);
+    const lbEndpoints = cache ? members.map((ep) => sharedLbEndpoint(ep, cache)) : members.map(lbEndpoint);
     let weight = 0;
     for (const e of lbEndpoints) weight = Math.min(weight + (e.loadBalancingWeight ?? 0), 0xffffffff);
     const group = create(LocalityLbEndpointsSchema, { lbEndpoints, loadBalancingWeight: weight });
@@ -333,10 +347,26 @@ export function subsetEndpoints(input: TranslateInput, host: string, port: numbe
 }
 
 /**
+ * What of the proxy an assignment depends on, for the translation cache: its locality when locality load
+ * balancing reads it (distribute, or failover with outlier detection), and its labels (with locality and network)
+ * when failover priorities compare them; nothing otherwise.
+ */
+function proxyDependence(proxy: ProxyInfo, setting: LocalitySetting | undefined, enableFailover: boolean): string {
+  if (!setting) return '';
+  const l = proxy.locality;
+  const loc = `${l?.region ?? ''}/${l?.zone ?? ''}/${l?.subZone ?? ''}`;
+  if (setting.distribute.length) return loc;
+  if (!enableFailover) return '';
+  return setting.failoverPriority.length ? `${loc}|${labelsKey(proxyMatchLabels(proxy))}` : loc;
+}
+
+/**
  * A ClusterLoadAssignment for each of `clusterNames` that is an EDS cluster of this proxy (outbound, visible
  * service and port, known subset, EDS discovery); other names are skipped, as they have no EDS resource.
+ * With a cache, an assignment is built once per endpoint list, subset, locality setting and (when it matters)
+ * proxy locality, and shared by every proxy with the same key.
  */
-export function buildEndpoints(input: TranslateInput, scope: ProxyScope, clusterNames: string[]): { endpoints: ClusterLoadAssignment[]; errors: TranslateError[] } {
+export function buildEndpoints(input: TranslateInput, scope: ProxyScope, clusterNames: string[], cache?: TranslationCache): { endpoints: ClusterLoadAssignment[]; errors: TranslateError[] } {
   const endpoints: ClusterLoadAssignment[] = [];
   const errors: TranslateError[] = [];
   for (const name of clusterNames) {
@@ -354,10 +384,27 @@ export function buildEndpoints(input: TranslateInput, scope: ProxyScope, cluster
     const policy = clusterTrafficPolicy(dp, parsed.port, parsed.subset);
     if (discoveryKind(svc, policy, input.proxy) !== 'EDS') continue;
     try {
+      const setting = localitySetting(policy);
+      const enableFailover = policy?.outlierDetection !== undefined;
+      let key: string | undefined;
+      let from: readonly Endpoint[] | undefined;
+      if (cache) {
+        from = input.registry.endpoints(parsed.host, parsed.port);
+        key = `${name}|${cache.id(subsetLabels)}|${cache.id(setting)}|${enableFailover ? 1 : 0}|${proxyDependence(input.proxy, setting, enableFailover)}`;
+        const hit = cache.assignments.get(key);
+        if (hit && hit.from === from) {
+          cache.stats.hits++;
+          endpoints.push(hit.cla);
+          continue;
+        }
+        cache.stats.misses++;
+      }
       const eps = subsetEndpoints(input, parsed.host, parsed.port, subsetLabels).filter((ep) => isIP(ep.address) !== 0);
-      const wrapped = localityGroups(eps);
-      const groups = applyLocalityLb(wrapped, input.proxy, localitySetting(policy), policy?.outlierDetection !== undefined);
-      endpoints.push(create(ClusterLoadAssignmentSchema, { clusterName: name, endpoints: groups }));
+      const wrapped = localityGroups(eps, cache);
+      const groups = applyLocalityLb(wrapped, input.proxy, setting, enableFailover);
+      const cla = create(ClusterLoadAssignmentSchema, { clusterName: name, endpoints: groups });
+      if (cache && key !== undefined && from !== undefined) cache.assignments.set(key, { from, cla });
+      endpoints.push(cla);
     } catch (e) {
       errors.push({ typeUrl: TypeUrl.ClusterLoadAssignment, resource: name, message: `cannot build endpoints: ${(e as Error).message}` });
     }

@@ -1,6 +1,8 @@
 /**
  * Translation: pure functions from (model + registry + proxy) to the Envoy resources that proxy should have.
- * Nothing here does I/O or keeps state; the control plane calls `translateProxy` per proxy and caches results.
+ * Nothing here does I/O, and no memo kept here changes a result. The control plane calls `translateProxy` per
+ * proxy shape, passing its TranslationCache (cache.ts) explicitly: pieces shared by proxies are built once, and
+ * the output is the same as without the cache.
  *
  *   clusters  (CDS) ─ cluster.ts   services × ports × subsets, DestinationRule policies, special clusters
  *   endpoints (EDS) ─ endpoint.ts  ClusterLoadAssignments with locality, weight, health, priorities

@@ -65,7 +65,9 @@ import {
 import type { TcpProxy } from '../../xds/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy_pb.js';
 import { UuidRequestIdConfigSchema } from '../../xds/gen/envoy/extensions/request_id/uuid/v3/uuid_pb.js';
 import type { InboundPort, ProxyInfo } from '../proxy.js';
+import type { TranslationCache } from './cache.js';
 import type { TranslateError } from './index.js';
+import { baseService } from './scope.js';
 import { inboundClusterName, outboundClusterName, OUTBOUND_LISTENER } from './names.js';
 import { inboundRouteConfig, proxyRoutes, tablesFor, usesFault } from './route.js';
 import type { GrpcTarget, RoutingScope } from './route.js';
@@ -198,6 +200,15 @@ export function grpcApiListener(t: GrpcTarget): Listener {
   });
 }
 
+/** `grpcApiListener`, shared through the cache by the clients that get the same target. */
+function grpcListener(t: GrpcTarget, cache: TranslationCache | undefined): Listener {
+  if (!cache) return grpcApiListener(t);
+  const key = `grpc|${t.name}|${t.port}|${cache.id(baseService(t.service))}|${usesFault(t.route) ? 'fault' : ''}`;
+  let l = cache.listeners.get(key);
+  if (!l) cache.listeners.set(key, (l = grpcApiListener(t)));
+  return l;
+}
+
 /** Whether an L4 match holds for the proxy on `port` in explicit mode. */
 function l4MatchHolds(m: L4Match, port: number, client: RouteClient): boolean {
   if (m.port !== undefined && m.port !== port) return false;
@@ -209,7 +220,10 @@ class ListenerBuilder {
   readonly errors: TranslateError[] = [];
   private readonly client: RouteClient;
 
-  constructor(private readonly input: ListenerInput) {
+  constructor(
+    private readonly input: ListenerInput,
+    private readonly cache?: TranslationCache,
+  ) {
     this.client = { namespace: input.proxy.namespace, labels: input.proxy.labels };
   }
 
@@ -270,9 +284,18 @@ class ListenerBuilder {
     });
   }
 
+  /** A listener that depends on nothing but its key, from the cache when there is one. */
+  private shared(key: string, build: () => Listener): Listener {
+    const cache = this.cache;
+    if (!cache) return build();
+    let l = cache.listeners.get(key);
+    if (!l) cache.listeners.set(key, (l = build()));
+    return l;
+  }
+
   sidecar(): Listener[] {
     const p = this.input.proxy;
-    const out: Listener[] = [outboundListener(p)];
+    const out: Listener[] = [this.shared(`outbound|${p.outboundPort}`, () => outboundListener(p))];
     const eff = proxyRoutes(this.input.model, p, this.input.scope);
     const localPorts = new Set<number>([p.outboundPort]);
     for (const u of p.upstreams) {
@@ -287,7 +310,7 @@ class ListenerBuilder {
       }
     }
     for (const i of p.inbound) {
-      const l = this.guard(`inbound|${i.port}`, () => inboundListener(i, p.inboundBind));
+      const l = this.guard(`inbound|${i.port}`, () => this.shared(`inbound|${i.port}|${i.targetPort}|${i.protocol}|${p.inboundBind}`, () => inboundListener(i, p.inboundBind)));
       if (l) out.push(l);
     }
     return out;
@@ -295,9 +318,9 @@ class ListenerBuilder {
 }
 
 /** Every listener served over LDS to this proxy; `grpcTargets` come from buildRoutes (proxyless gRPC). */
-export function buildListeners(input: ListenerInput, grpcTargets: readonly GrpcTarget[]): ListenerResult {
+export function buildListeners(input: ListenerInput, grpcTargets: readonly GrpcTarget[], cache?: TranslationCache): ListenerResult {
   if (input.proxy.type === 'router') return { listeners: [], errors: [] };
-  if (input.proxy.type === 'grpc') return { listeners: grpcTargets.map(grpcApiListener), errors: [] };
-  const b = new ListenerBuilder(input);
+  if (input.proxy.type === 'grpc') return { listeners: grpcTargets.map((t) => grpcListener(t, cache)), errors: [] };
+  const b = new ListenerBuilder(input, cache);
   return { listeners: b.sidecar(), errors: b.errors };
 }

@@ -37,6 +37,8 @@ import {
 import type { Route, VirtualHost } from '../../xds/gen/envoy/config/route/v3/route_components_pb.js';
 import type { InboundPort, ProxyInfo } from '../proxy.js';
 import type { TranslateError } from './index.js';
+import { labelsKey } from './cache.js';
+import type { TranslationCache } from './cache.js';
 import { inboundClusterName, outboundClusterName, OUTBOUND_LISTENER, PASSTHROUGH_CLUSTER } from './names.js';
 import { aliasAuthorities, virtualHostDomains } from './route/domains.js';
 import { defaultRoute, DEFAULT_ROUTE_NAME, RouteError, translateHttpRoute } from './route/http.js';
@@ -134,7 +136,10 @@ class RouteBuilder {
   readonly services: Service[];
   private readonly byHost = new Map<string, Service>();
 
-  constructor(private readonly input: RouteInput) {
+  constructor(
+    private readonly input: RouteInput,
+    private readonly cache?: TranslationCache,
+  ) {
     const grpc = input.proxy.type === 'grpc';
     for (const s of input.scope.services) if (!this.byHost.has(s.hostname)) this.byHost.set(s.hostname, s);
     this.services = [...this.byHost.values()].sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
@@ -189,12 +194,63 @@ class RouteBuilder {
   }
 
   virtualHost(svc: Service, port: number, domains: string[], resource: string): VirtualHost {
-    return create(VirtualHostSchema, {
-      name: hostPort(svc.hostname, port),
-      domains,
-      routes: this.routesFor(svc, port, resource),
-      includeRequestAttemptCount: true,
-    });
+    const cache = this.cache;
+    if (!cache) {
+      return create(VirtualHostSchema, {
+        name: hostPort(svc.hostname, port),
+        domains,
+        routes: this.routesFor(svc, port, resource),
+        includeRequestAttemptCount: true,
+      });
+    }
+    const routesKey = this.routesKey(cache, svc, port);
+    let cached = cache.routes.get(routesKey);
+    if (cached) cache.stats.hits++;
+    else {
+      cache.stats.misses++;
+      const errors: TranslateError[] = [];
+      const saved = this.errors.length;
+      const routes = this.routesFor(svc, port, resource);
+      for (const e of this.errors.splice(saved)) errors.push(e);
+      cached = { routes, errors: errors.map((e) => (e.source !== undefined ? { message: e.message, source: e.source } : { message: e.message })) };
+      cache.routes.set(routesKey, cached);
+    }
+    for (const e of cached.errors) this.errors.push({ typeUrl: TypeUrl.RouteConfiguration, resource, ...e });
+    const vhKey = `${routesKey}#${domains.join(',')}`;
+    let vh = cache.virtualHosts.get(vhKey);
+    if (!vh) {
+      vh = create(VirtualHostSchema, { name: hostPort(svc.hostname, port), domains, routes: cached.routes, includeRequestAttemptCount: true });
+      cache.virtualHosts.set(vhKey, vh);
+    }
+    return vh;
+  }
+
+  /**
+   * What the routes of a service port depend on (see cache.ts): the route tables that apply, the client's
+   * namespace and labels when a match reads them, and for every host routed or mirrored to (and the port's own
+   * host, for the default route): the visible service's port count and the DestinationRule that applies.
+   */
+  private routesKey(cache: TranslationCache, svc: Service, port: number): string {
+    const tables = tablesFor(this.eff, svc.hostname, port);
+    const parts: string[] = [this.ctx.grpc ? 'g' : 's', String(port), svc.hostname];
+    const hosts = new Set<string>([svc.hostname]);
+    let labels = false;
+    let ns = false;
+    for (const t of tables) {
+      parts.push(String(cache.id(t)));
+      const f = cache.tableFacts(t);
+      for (const h of f.hosts) hosts.add(h);
+      labels ||= f.sourceLabels;
+      ns ||= f.sourceNamespace;
+    }
+    if (ns) parts.push(`ns=${this.input.proxy.namespace}`);
+    if (labels) parts.push(`labels=${labelsKey(this.input.proxy.labels)}`);
+    for (const h of hosts) {
+      const s = this.byHost.get(h);
+      const ports = s ? (s.ports.length === 1 ? String(s.ports[0]!.port) : '*') : '-';
+      parts.push(`${h}=${ports}=${cache.policyKey(this.input.scope.destinationPolicy(h))}`);
+    }
+    return parts.join('|');
   }
 
   /** The sidecar's `outbound` RouteConfiguration. */
@@ -220,13 +276,35 @@ class RouteBuilder {
       }
     }
     vhosts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    vhosts.push(catchAllVirtualHost(this.input.scope.outboundTrafficPolicy));
-    return create(RouteConfigurationSchema, {
-      name: OUTBOUND_LISTENER,
-      virtualHosts: vhosts,
-      validateClusters: false,
-      maxDirectResponseBodySizeBytes: MAX_DIRECT_RESPONSE_BODY_BYTES,
-    });
+    const policy = this.input.scope.outboundTrafficPolicy;
+    const cache = this.cache;
+    if (!cache) {
+      vhosts.push(catchAllVirtualHost(policy));
+      return outboundRouteConfig(vhosts);
+    }
+    let catchAll = cache.virtualHosts.get(`catch-all|${policy}`);
+    if (!catchAll) cache.virtualHosts.set(`catch-all|${policy}`, (catchAll = catchAllVirtualHost(policy)));
+    vhosts.push(catchAll);
+    // Proxies that get the same virtual hosts share one RouteConfiguration (and its encoding).
+    const key = `outbound|${vhosts.map((v) => cache.id(v)).join(',')}`;
+    let rc = cache.routeConfigs.get(key);
+    if (rc) cache.stats.hits++;
+    else {
+      cache.stats.misses++;
+      rc = outboundRouteConfig(vhosts);
+      cache.routeConfigs.set(key, rc);
+    }
+    return rc;
+  }
+
+  /** A proxyless gRPC client's RouteConfiguration for one authority (shared through the cache). */
+  private grpcRouteConfig(name: string, vhost: VirtualHost): RouteConfiguration {
+    const cache = this.cache;
+    if (!cache) return create(RouteConfigurationSchema, { name, virtualHosts: [vhost], validateClusters: false });
+    const key = `grpc|${name}|${cache.id(vhost)}`;
+    let rc = cache.routeConfigs.get(key);
+    if (!rc) cache.routeConfigs.set(key, (rc = create(RouteConfigurationSchema, { name, virtualHosts: [vhost], validateClusters: false })));
+    return rc;
   }
 
   /** Proxyless gRPC: one RouteConfiguration per authority of every visible service port. */
@@ -247,18 +325,21 @@ class RouteBuilder {
         const first = names.find((n) => n.includes(':')) ?? names[0]!;
         const vhost = this.guard(svc, p.port, first, () => this.virtualHost(svc, p.port, virtualHostDomains(svc, p.port, this.input.proxy.namespace), first));
         if (!vhost) continue;
-        for (const name of names) {
-          out.push({
-            name,
-            service: svc,
-            port: p.port,
-            route: create(RouteConfigurationSchema, { name, virtualHosts: [vhost], validateClusters: false }),
-          });
-        }
+        for (const name of names) out.push({ name, service: svc, port: p.port, route: this.grpcRouteConfig(name, vhost) });
       }
     }
     return out;
   }
+}
+
+/** The sidecar's `outbound` RouteConfiguration with these virtual hosts. */
+function outboundRouteConfig(vhosts: VirtualHost[]): RouteConfiguration {
+  return create(RouteConfigurationSchema, {
+    name: OUTBOUND_LISTENER,
+    virtualHosts: vhosts,
+    validateClusters: false,
+    maxDirectResponseBodySizeBytes: MAX_DIRECT_RESPONSE_BODY_BYTES,
+  });
 }
 
 /** Istio `buildCatchAllVirtualHost`. */
@@ -322,9 +403,9 @@ export function usesFault(rc: RouteConfiguration): boolean {
 }
 
 /** Every RouteConfiguration served over RDS to this proxy. Routers (gateways) get none here. */
-export function buildRoutes(input: RouteInput): RouteResult {
+export function buildRoutes(input: RouteInput, cache?: TranslationCache): RouteResult {
   if (input.proxy.type === 'router') return { routes: [], grpcTargets: [], errors: [] };
-  const b = new RouteBuilder(input);
+  const b = new RouteBuilder(input, cache);
   if (input.proxy.type === 'grpc') {
     const grpcTargets = b.grpc();
     return { routes: grpcTargets.map((t) => t.route), grpcTargets, errors: b.errors };

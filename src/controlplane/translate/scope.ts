@@ -45,6 +45,11 @@ import type { RegistryView } from './index.js';
 export interface ProxyScope {
   /** The proxy this scope was computed for. */
   proxy: ProxyInfo;
+  /**
+   * What the scope depends on of the proxy (type, namespace, and which label selectors of its namespace select
+   * it): proxies with equal keys get equal scopes from the same model and registry services.
+   */
+  key?: string;
   /** Every service the proxy can reach, one per hostname, with only the ports its Sidecar imports. */
   services: Service[];
   /** Whether a visible service has exactly this hostname. */
@@ -216,11 +221,29 @@ function egressListeners(sidecar: SidecarScope | undefined, proxyNs: string): Eg
   });
 }
 
+/** Registry services behind the copies a scope makes of them (with fewer or merged ports). */
+const baseServices = new WeakMap<Service, Service>();
+
+/** A copy of a service with other ports (the copy remembers the registry's service). */
+function withPorts(s: Service, ports: ServicePort[]): Service {
+  const copy = { ...s, ports };
+  baseServices.set(copy, baseService(s));
+  return copy;
+}
+
+/**
+ * The registry's service a scope service stands for: scopes trim services to the ports a Sidecar imports, and
+ * such a copy differs from the registry's service in its `ports` only.
+ */
+export function baseService(s: Service): Service {
+  return baseServices.get(s) ?? s;
+}
+
 /** The service trimmed to the listener's port (undefined when it has no such port), or as is. */
 function forListener(s: Service, l: EgressListener): Service | undefined {
   if (l.port === undefined) return s;
   const p = s.ports.find((x) => x.port === l.port);
-  return p ? { ...s, ports: [p] } : undefined;
+  return p ? withPorts(s, [p]) : undefined;
 }
 
 function selectServices(candidates: Service[], l: EgressListener, proxyNs: string): Service[] {
@@ -457,23 +480,49 @@ export function clusterTrafficPolicy(dp: DestinationPolicy | undefined, port: nu
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
- * Scopes already computed, per model and registry service list, keyed by what a scope depends on of a proxy (its
- * type, namespace and labels): EDS-only pushes recompute scopes for every proxy and get them from here.
+ * Scopes already computed, per model and registry service list, keyed by what a scope depends on of a proxy (see
+ * `scopeKey`): EDS-only pushes recompute scopes for every proxy and get them from here.
  */
 const scopeCache = new WeakMap<MeshModel, WeakMap<readonly Service[], Map<string, ProxyScope>>>();
 
-function scopeKey(proxy: ProxyInfo): string {
-  const labels = Object.keys(proxy.labels)
-    .sort()
-    .map((k) => `${k}=${proxy.labels[k]}`)
-    .join('\u0001');
-  return `${proxy.type}\u0000${proxy.namespace}\u0000${labels}`;
+/**
+ * Per namespace, the label selectors that can make a scope depend on a proxy's labels: the workloadSelectors of
+ * the namespace's Sidecars (which one applies) and of its DestinationRules (which rule applies to the proxy).
+ */
+const selectorIndex = new WeakMap<MeshModel, Map<string, Labels[]>>();
+
+function labelSelectors(model: MeshModel, ns: string): readonly Labels[] {
+  let idx = selectorIndex.get(model);
+  if (!idx) {
+    idx = new Map();
+    const add = (n: string, sel: Labels) => {
+      const l = idx!.get(n);
+      if (l) l.push(sel);
+      else idx!.set(n, [sel]);
+    };
+    for (const sc of model.sidecars) if (sc.workloadSelector) add(sc.namespace, sc.workloadSelector);
+    for (const dr of model.destinationPolicies) if (dr.workloadSelector) add(dr.namespace, dr.workloadSelector);
+    selectorIndex.set(model, idx);
+  }
+  return idx.get(ns) ?? [];
+}
+
+/**
+ * What a scope depends on of a proxy: its type, its namespace, and which of the label selectors of its namespace
+ * select it (its labels matter through nothing else), so proxies of one namespace whose labels no selector tells
+ * apart share a scope.
+ */
+function scopeKey(model: MeshModel, proxy: ProxyInfo): string {
+  const bits = labelSelectors(model, proxy.namespace)
+    .map((sel) => (labelsSubsetOf(sel, proxy.labels) ? '1' : '0'))
+    .join('');
+  return `${proxy.type}\u0000${proxy.namespace}\u0000${bits}`;
 }
 
 /**
  * Computes what `proxy` can see. Pure: the result depends only on the model, the registry's services and the
- * proxy's type, namespace and labels, and is cached on those (the indexes it builds are cached per model and per
- * service list too).
+ * proxy's type, namespace and the label selectors that select it, and is cached on those (the indexes it builds
+ * are cached per model and per service list too).
  */
 export function computeScope(model: MeshModel, registry: RegistryView, proxy: ProxyInfo): ProxyScope {
   const services = registry.services();
@@ -481,15 +530,15 @@ export function computeScope(model: MeshModel, registry: RegistryView, proxy: Pr
   if (!byServices) scopeCache.set(model, (byServices = new WeakMap()));
   let byKey = byServices.get(services);
   if (!byKey) byServices.set(services, (byKey = new Map()));
-  const key = scopeKey(proxy);
+  const key = scopeKey(model, proxy);
   const cached = byKey.get(key);
   if (cached) return cached.proxy === proxy ? cached : { ...cached, proxy };
-  const scope = buildScope(model, registry, proxy);
+  const scope = buildScope(model, registry, proxy, key);
   byKey.set(key, scope);
   return scope;
 }
 
-function buildScope(model: MeshModel, registry: RegistryView, proxy: ProxyInfo): ProxyScope {
+function buildScope(model: MeshModel, registry: RegistryView, proxy: ProxyInfo, key: string): ProxyScope {
   const ns = proxy.namespace;
   const sidecar = selectSidecar(model, proxy);
   const idx = serviceIndex(registry.services());
@@ -509,7 +558,7 @@ function buildScope(model: MeshModel, registry: RegistryView, proxy: ProxyInfo):
       // Istio merges the ports each listener imported when both come from the same namespace.
       if (found.namespace !== s.namespace) return;
       const extra = s.ports.filter((p) => !found.ports.some((q) => q.port === p.port));
-      if (extra.length) byHost.set(s.hostname, { ...found, ports: [...found.ports, ...extra] as ServicePort[] });
+      if (extra.length) byHost.set(s.hostname, withPorts(found, [...found.ports, ...extra]));
     } else if (!isKubernetesService(found) && isKubernetesService(s)) {
       // Default scope: the oldest service wins, except that a Kubernetes Service beats a ServiceEntry.
       byHost.set(s.hostname, s);
@@ -553,6 +602,7 @@ function buildScope(model: MeshModel, registry: RegistryView, proxy: ProxyInfo):
 
   const scope: ProxyScope = {
     proxy,
+    key,
     services,
     hostVisible: (host) => byHost.has(host),
     serviceFor: (host) => byHost.get(host),

@@ -28,8 +28,10 @@ import { RouteConfigurationSchema } from '../../xds/gen/envoy/config/route/v3/ro
 import type { RouteConfiguration } from '../../xds/gen/envoy/config/route/v3/route_pb.js';
 import { HttpConnectionManagerSchema } from '../../xds/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
 import { TcpProxySchema } from '../../xds/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy_pb.js';
+import { labelsKey } from './cache.js';
+import type { CachedSection, EndpointSource, TranslationCache } from './cache.js';
 import { buildClusters } from './cluster.js';
-import { buildEndpoints } from './endpoint.js';
+import { buildEndpoints, proxyMatchLabels } from './endpoint.js';
 import type { ProxyResources, TranslateError, TranslateInput } from './index.js';
 import { buildListeners } from './listener.js';
 import { buildRoutes } from './route.js';
@@ -52,42 +54,60 @@ function guarded<T>(errors: TranslateError[], typeUrl: string, what: string, emp
   }
 }
 
+/**
+ * Whether a message encodes (`toBinary` enforces field ranges and types); the error message when it does not.
+ * With a cache the encoding is kept (see TranslationCache.encode), so it is done once per shared message.
+ */
+function encodeError<D extends DescMessage>(schema: D, m: MessageShape<D>, name: string, cache: TranslationCache | undefined): string | undefined {
+  if (cache) {
+    const e = cache.encode(schema, m, name);
+    return e.ok ? undefined : e.message;
+  }
+  try {
+    toBinary(schema, m);
+    return undefined;
+  } catch (e) {
+    return messageOf(e);
+  }
+}
+
 /** The messages that encode; the others are reported and left out. */
-function encodable<D extends DescMessage>(schema: D, typeUrl: string, items: Array<MessageShape<D>>, nameOf: (m: MessageShape<D>) => string, errors: TranslateError[]): Array<MessageShape<D>> {
+function encodable<D extends DescMessage>(
+  schema: D,
+  typeUrl: string,
+  items: Array<MessageShape<D>>,
+  nameOf: (m: MessageShape<D>) => string,
+  errors: TranslateError[],
+  cache: TranslationCache | undefined,
+): Array<MessageShape<D>> {
   return items.filter((m) => {
-    try {
-      toBinary(schema, m);
-      return true;
-    } catch (e) {
-      errors.push({ typeUrl, resource: nameOf(m), message: `invalid resource, not sent: ${messageOf(e)}` });
-      return false;
-    }
+    const err = encodeError(schema, m, nameOf(m), cache);
+    if (err === undefined) return true;
+    errors.push({ typeUrl, resource: nameOf(m), message: `invalid resource, not sent: ${err}` });
+    return false;
   });
 }
 
 /** A RouteConfiguration that encodes, dropping the virtual hosts that do not (undefined when none is left). */
-function validRoute(rc: RouteConfiguration, errors: TranslateError[]): RouteConfiguration | undefined {
-  try {
-    toBinary(RouteConfigurationSchema, rc);
-    return rc;
-  } catch (e) {
-    const kept: VirtualHost[] = [];
-    for (const vh of rc.virtualHosts) {
-      try {
-        toBinary(VirtualHostSchema, vh);
-        kept.push(vh);
-      } catch (err) {
-        errors.push({ typeUrl: TypeUrl.RouteConfiguration, resource: rc.name, message: `virtual host ${vh.name} is invalid and was left out: ${messageOf(err)}` });
-      }
-    }
-    const out = { ...rc, virtualHosts: kept };
+function validRoute(rc: RouteConfiguration, errors: TranslateError[], cache: TranslationCache | undefined): RouteConfiguration | undefined {
+  const err = encodeError(RouteConfigurationSchema, rc, rc.name, cache);
+  if (err === undefined) return rc;
+  const kept: VirtualHost[] = [];
+  for (const vh of rc.virtualHosts) {
     try {
-      toBinary(RouteConfigurationSchema, out);
-      return out;
-    } catch {
-      errors.push({ typeUrl: TypeUrl.RouteConfiguration, resource: rc.name, message: `invalid resource, not sent: ${messageOf(e)}` });
-      return undefined;
+      toBinary(VirtualHostSchema, vh);
+      kept.push(vh);
+    } catch (vhErr) {
+      errors.push({ typeUrl: TypeUrl.RouteConfiguration, resource: rc.name, message: `virtual host ${vh.name} is invalid and was left out: ${messageOf(vhErr)}` });
     }
+  }
+  const out = { ...rc, virtualHosts: kept };
+  try {
+    toBinary(RouteConfigurationSchema, out);
+    return out;
+  } catch {
+    errors.push({ typeUrl: TypeUrl.RouteConfiguration, resource: rc.name, message: `invalid resource, not sent: ${err}` });
+    return undefined;
   }
 }
 
@@ -125,7 +145,18 @@ function listenerClusters(l: Listener): Set<string> {
 
 const MISSING = 'which this proxy does not have: requests sent there fail with 503 (NC, no cluster) until it exists';
 
-function reportMissingClusters(clusters: readonly Cluster[], routes: readonly RouteConfiguration[], listeners: readonly Listener[], errors: TranslateError[]): void {
+/** `f(x)`, memoized in `memo` when there is one. */
+function memoized<K extends object, V>(memo: WeakMap<K, V> | undefined, x: K, f: (x: K) => V): V {
+  if (!memo) return f(x);
+  let v = memo.get(x);
+  if (v === undefined) {
+    v = f(x);
+    memo.set(x, v);
+  }
+  return v;
+}
+
+function reportMissingClusters(clusters: readonly Cluster[], routes: readonly RouteConfiguration[], listeners: readonly Listener[], errors: TranslateError[], cache: TranslationCache | undefined): void {
   const have = new Set(clusters.map((c) => c.name));
   const seen = new WeakSet<VirtualHost>();
   for (const rc of routes) {
@@ -133,20 +164,35 @@ function reportMissingClusters(clusters: readonly Cluster[], routes: readonly Ro
       // Proxyless gRPC configurations share one virtual host per service port: report it once.
       if (seen.has(vh)) continue;
       seen.add(vh);
-      for (const c of vhostClusters(vh)) {
+      for (const c of memoized(cache?.vhostClusters, vh, vhostClusters)) {
         if (!have.has(c)) errors.push({ typeUrl: TypeUrl.RouteConfiguration, resource: rc.name, message: `virtual host ${vh.name} routes to cluster ${c}, ${MISSING}` });
       }
     }
   }
   for (const l of listeners) {
-    for (const c of listenerClusters(l)) {
+    for (const c of memoized(cache?.listenerClusters, l, listenerClusters)) {
       if (!have.has(c)) errors.push({ typeUrl: TypeUrl.Listener, resource: l.name, message: `listener forwards to cluster ${c}, ${MISSING}` });
     }
   }
 }
 
-/** Everything `input.proxy` should get (see the module comment). */
-export function translateProxy(input: TranslateInput): ProxyResources {
+/**
+ * Everything `input.proxy` should get (see the module comment). With a `cache` (see cache.ts), the pieces other
+ * proxies share with this one are taken from it and the new ones are added to it; the output is the same as
+ * without it (it may share arrays and messages with other proxies' output: treat them as read-only).
+ *
+ * With a cache, each stage's output (with its errors) is also kept whole, keyed by what the stage reads of the
+ * proxy, so proxies that differ only in what a stage ignores share that stage's output:
+ * - clusters: the scope (see `ProxyScope.key`), the proxy type and its inbound target ports; not kept when a DNS
+ *   service is in scope (DNS clusters hold endpoints, and read the proxy's addresses and locality);
+ * - endpoints: the clusters' key, the proxy's locality (and, when some DestinationRule sets failoverPriority, its
+ *   labels); checked against the registry's current endpoint lists before use;
+ * - routes: the scope, the proxy type, and its labels when a route matches on source labels;
+ * - listeners: the routes' key, the outbound port, upstreams, inbound ports and bind address (and the labels,
+ *   when the proxy has upstreams: TCP route matches may name source labels).
+ */
+export function translateProxy(input: TranslateInput, cache?: TranslationCache): ProxyResources {
+  cache?.bind(input.model, input.registry.services());
   const errors: TranslateError[] = [];
   const out: ProxyResources = { clusters: [], endpoints: [], listeners: [], routes: [], errors };
   let scope: ProxyScope;
@@ -156,43 +202,137 @@ export function translateProxy(input: TranslateInput): ProxyResources {
     errors.push({ typeUrl: TypeUrl.Listener, resource: '*', message: `cannot compute what proxy ${input.proxy.id} can see, nothing generated: ${messageOf(e)}` });
     return out;
   }
+  const keys = cache && scope.key !== undefined ? sectionKeys(input, scope, cache) : undefined;
 
-  const cds = guarded(errors, TypeUrl.Cluster, '*', { clusters: [] as Cluster[], errors: [] as TranslateError[] }, () => buildClusters(input, scope));
-  errors.push(...cds.errors);
-  out.clusters = encodable(ClusterSchema, TypeUrl.Cluster, cds.clusters, (c) => c.name, errors);
+  const cds = section(cache, keys?.clusters, errors, (errs) => {
+    const built = guarded(errs, TypeUrl.Cluster, '*', { clusters: [] as Cluster[], errors: [] as TranslateError[] }, () => buildClusters(input, scope, cache));
+    errs.push(...built.errors);
+    return encodable(ClusterSchema, TypeUrl.Cluster, built.clusters, (c) => c.name, errs, cache);
+  });
+  out.clusters = cds;
 
-  const eds = guarded(errors, TypeUrl.ClusterLoadAssignment, '*', { endpoints: [] as ClusterLoadAssignment[], errors: [] as TranslateError[] }, () =>
-    buildEndpoints(input, scope, out.clusters.map((c) => c.name)),
-  );
-  errors.push(...eds.errors);
-  out.endpoints = encodable(ClusterLoadAssignmentSchema, TypeUrl.ClusterLoadAssignment, eds.endpoints, (e) => e.clusterName, errors);
-
-  const rds = guarded(errors, TypeUrl.RouteConfiguration, '*', { routes: [] as RouteConfiguration[], grpcTargets: [] as GrpcTarget[], errors: [] as TranslateError[] }, () =>
-    buildRoutes({ model: input.model, proxy: input.proxy, scope }),
-  );
-  errors.push(...rds.errors);
-  const routes: RouteConfiguration[] = [];
-  const routeByName = new Map<string, RouteConfiguration>();
-  for (const rc of rds.routes) {
-    const ok = validRoute(rc, errors);
-    if (ok) {
-      routes.push(ok);
-      routeByName.set(ok.name, ok);
-    }
-  }
-  // gRPC api_listeners follow the (validated) route configurations they refer to.
-  const grpcTargets = rds.grpcTargets.flatMap((t) => {
-    const rc = routeByName.get(t.name);
-    return rc ? [{ ...t, route: rc }] : [];
+  out.endpoints = endpointsSection(input, cache, keys?.endpoints, errors, (inp, errs) => {
+    const built = guarded(errs, TypeUrl.ClusterLoadAssignment, '*', { endpoints: [] as ClusterLoadAssignment[], errors: [] as TranslateError[] }, () =>
+      buildEndpoints(inp, scope, cds.map((c) => c.name), cache),
+    );
+    errs.push(...built.errors);
+    return encodable(ClusterLoadAssignmentSchema, TypeUrl.ClusterLoadAssignment, built.endpoints, (e) => e.clusterName, errs, cache);
   });
 
-  const lds = guarded(errors, TypeUrl.Listener, '*', { listeners: [] as Listener[], errors: [] as TranslateError[] }, () =>
-    buildListeners({ model: input.model, proxy: input.proxy, scope }, grpcTargets),
-  );
-  errors.push(...lds.errors);
-  out.listeners = encodable(ListenerSchema, TypeUrl.Listener, lds.listeners, (l) => l.name, errors);
-  out.routes = routes;
+  const rds = section(cache, keys?.routes, errors, (errs) => {
+    const built = guarded(errs, TypeUrl.RouteConfiguration, '*', { routes: [] as RouteConfiguration[], grpcTargets: [] as GrpcTarget[], errors: [] as TranslateError[] }, () =>
+      buildRoutes({ model: input.model, proxy: input.proxy, scope }, cache),
+    );
+    errs.push(...built.errors);
+    const routes: RouteConfiguration[] = [];
+    const routeByName = new Map<string, RouteConfiguration>();
+    for (const rc of built.routes) {
+      const ok = validRoute(rc, errs, cache);
+      if (ok) {
+        routes.push(ok);
+        routeByName.set(ok.name, ok);
+      }
+    }
+    // gRPC api_listeners follow the (validated) route configurations they refer to.
+    const grpcTargets = built.grpcTargets.flatMap((t) => {
+      const rc = routeByName.get(t.name);
+      return rc ? [{ ...t, route: rc }] : [];
+    });
+    return { routes, grpcTargets };
+  });
 
-  reportMissingClusters(out.clusters, out.routes, out.listeners, errors);
+  out.listeners = section(cache, keys?.listeners, errors, (errs) => {
+    const built = guarded(errs, TypeUrl.Listener, '*', { listeners: [] as Listener[], errors: [] as TranslateError[] }, () =>
+      buildListeners({ model: input.model, proxy: input.proxy, scope }, rds.grpcTargets, cache),
+    );
+    errs.push(...built.errors);
+    return encodable(ListenerSchema, TypeUrl.Listener, built.listeners, (l) => l.name, errs, cache);
+  });
+  out.routes = rds.routes;
+
+  const missingKey = keys?.clusters !== undefined ? `missing|${keys.clusters}|${keys.listeners}` : undefined;
+  section(cache, missingKey, errors, (errs) => reportMissingClusters(out.clusters, out.routes, out.listeners, errs, cache));
   return out;
+}
+
+interface SectionKeys {
+  clusters?: string;
+  endpoints?: string;
+  routes: string;
+  listeners: string;
+}
+
+/** The keys of the stages' outputs for this proxy (see translateProxy). */
+function sectionKeys(input: TranslateInput, scope: ProxyScope, cache: TranslationCache): SectionKeys {
+  const proxy = input.proxy;
+  const facts = cache.modelFacts(input.model);
+  const routes = `rds|${scope.key}|${proxy.type}|${facts.sourceLabels ? labelsKey(proxy.labels) : ''}`;
+  const listeners =
+    `lds|${routes}|${proxy.outboundPort}|${proxy.inboundBind}|${JSON.stringify(proxy.upstreams)}|${JSON.stringify(proxy.inbound)}` +
+    `|${proxy.upstreams.length ? labelsKey(proxy.labels) : ''}`;
+  const keys: SectionKeys = { routes, listeners };
+  if (scope.services.some((s) => s.resolution === 'DNS' || s.resolution === 'DNS_ROUND_ROBIN')) return keys;
+  keys.clusters = `cds|${scope.key}|${proxy.type}|${proxy.inbound.map((p) => `${p.targetPort}/${p.protocol}`).join(',')}`;
+  const l = proxy.locality;
+  keys.endpoints =
+    `eds|${keys.clusters}|${l?.region ?? ''}/${l?.zone ?? ''}/${l?.subZone ?? ''}` + `|${facts.failoverPriority ? labelsKey(proxyMatchLabels(proxy)) : ''}`;
+  return keys;
+}
+
+/** A stage's output, from the cache when `key` is given and the stage was kept; its errors are added to `errors`. */
+function section<T>(cache: TranslationCache | undefined, key: string | undefined, errors: TranslateError[], build: (errs: TranslateError[]) => T): T {
+  if (!cache || key === undefined) return build(errors);
+  const hit = cache.sections.get(key) as CachedSection<T> | undefined;
+  if (hit) {
+    cache.stats.hits++;
+    errors.push(...hit.errors);
+    return hit.value;
+  }
+  cache.stats.misses++;
+  const errs: TranslateError[] = [];
+  const value = build(errs);
+  cache.sections.set(key, { value, errors: errs });
+  errors.push(...errs);
+  return value;
+}
+
+/**
+ * The endpoints stage: like `section`, but a kept output is used only while every endpoint list it was built
+ * from is still the registry's current one (the registry replaces a list when its endpoints change).
+ */
+function endpointsSection(
+  input: TranslateInput,
+  cache: TranslationCache | undefined,
+  key: string | undefined,
+  errors: TranslateError[],
+  build: (input: TranslateInput, errs: TranslateError[]) => ClusterLoadAssignment[],
+): ClusterLoadAssignment[] {
+  if (!cache || key === undefined) return build(input, errors);
+  const registry = input.registry;
+  const hit = cache.sections.get(key) as CachedSection<ClusterLoadAssignment[]> | undefined;
+  if (hit?.from && hit.from.every((d) => registry.endpoints(d.host, d.port) === d.list)) {
+    cache.stats.hits++;
+    errors.push(...hit.errors);
+    return hit.value;
+  }
+  cache.stats.misses++;
+  // Records the endpoint lists the stage reads.
+  const from = new Map<string, EndpointSource>();
+  const recording: TranslateInput = {
+    ...input,
+    registry: {
+      services: () => registry.services(),
+      servicesByHost: (host) => registry.servicesByHost(host),
+      endpoints: (host, port) => {
+        const list = registry.endpoints(host, port);
+        from.set(`${host}|${port}`, { host, port, list });
+        return list;
+      },
+    },
+  };
+  const errs: TranslateError[] = [];
+  const value = build(recording, errs);
+  cache.sections.set(key, { value, errors: errs, from: [...from.values()] });
+  errors.push(...errs);
+  return value;
 }

@@ -1,0 +1,348 @@
+/**
+ * Wire encoding of ADS responses from resources that are already packed (a snapshot's VersionedResources), so a
+ * response costs one buffer and a copy of each resource's serialized bytes (made once per resource and shared by
+ * every response that carries it) instead of a full protobuf encoding of every resource for every proxy. The
+ * output is byte-for-byte what `toBinary` gives for the same message (fields in field-number order, proto3
+ * defaults left out); a test holds that. Also a lazy reader of SotW requests (LazyDiscoveryRequest).
+ *
+ *   DiscoveryResponse:      version_info = 1, resources = 2 (Any), type_url = 4, nonce = 5
+ *   DeltaDiscoveryResponse: system_version_info = 1, resources = 2 (Resource), type_url = 4, nonce = 5,
+ *                           removed_resources = 6
+ *   Resource:               version = 1, resource = 2 (Any), name = 3
+ *   Any:                    type_url = 1, value = 2
+ */
+import { fromBinary } from '@bufbuild/protobuf';
+import type { Any } from '@bufbuild/protobuf/wkt';
+import { NodeSchema } from '../../xds/gen/envoy/config/core/v3/base_pb.js';
+import type { Node } from '../../xds/gen/envoy/config/core/v3/base_pb.js';
+import { StatusSchema } from '../../xds/gen/google/rpc/status_pb.js';
+import type { Status } from '../../xds/gen/google/rpc/status_pb.js';
+import type { VersionedResource } from '../cache/snapshot.js';
+
+/** Wire type 2 (length-delimited) tags. */
+const TAG1 = (1 << 3) | 2;
+const TAG2 = (2 << 3) | 2;
+const TAG3 = (3 << 3) | 2;
+const TAG4 = (4 << 3) | 2;
+const TAG5 = (5 << 3) | 2;
+const TAG6 = (6 << 3) | 2;
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+/** Size of a length-delimited field (tag, length, body) of `len` bytes; 0 for an empty one (not written). */
+function fieldSize(len: number): number {
+  return len === 0 ? 0 : 1 + varintSize(len) + len;
+}
+
+/** Size of an embedded message field: written even when empty (a repeated element always is). */
+function messageFieldSize(len: number): number {
+  return 1 + varintSize(len) + len;
+}
+
+function anySize(a: Any, typeUrlLen: number): number {
+  return fieldSize(typeUrlLen) + fieldSize(a.value.length);
+}
+
+/**
+ * The buffer responses are serialized into when the caller hands them to gRPC at once (see ScratchResponse):
+ * gRPC copies a response into its own frame buffer, so one buffer serves every response, instead of a new
+ * multi-megabyte buffer per response, each of which counts towards the external memory that makes V8 run full
+ * garbage collections.
+ */
+let scratch = Buffer.allocUnsafe(0);
+
+function scratchBuffer(size: number): Buffer {
+  if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.max(size, Math.min(2 * scratch.length, 64 * 1024 * 1024)));
+  return scratch.subarray(0, size);
+}
+
+class Writer {
+  readonly buf: Buffer;
+  pos = 0;
+
+  constructor(size: number, useScratch = false) {
+    this.buf = useScratch ? scratchBuffer(size) : Buffer.allocUnsafe(size);
+  }
+
+  byte(b: number): void {
+    this.buf[this.pos++] = b;
+  }
+
+  varint(n: number): void {
+    while (n >= 0x80) {
+      this.buf[this.pos++] = (n & 0x7f) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    this.buf[this.pos++] = n;
+  }
+
+  /** A string field (left out when empty). */
+  string(tag: number, s: string, len: number): void {
+    if (len === 0) return;
+    this.byte(tag);
+    this.varint(len);
+    this.pos += this.buf.write(s, this.pos, len, 'utf8');
+  }
+
+  /** A bytes field (left out when empty). */
+  bytes(tag: number, b: Uint8Array): void {
+    if (b.length === 0) return;
+    this.byte(tag);
+    this.varint(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  /** An embedded message field from the message's bytes (written even when empty). */
+  message(tag: number, b: Uint8Array): void {
+    this.byte(tag);
+    this.varint(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  done(): Buffer {
+    if (this.pos !== this.buf.length) throw new Error(`ADS response encoding: wrote ${this.pos} of ${this.buf.length} bytes`);
+    return this.buf;
+  }
+}
+
+const utf8 = (s: string): number => Buffer.byteLength(s, 'utf8');
+
+/**
+ * The serialized `Any` of a resource, and (for Delta) its serialized `Resource`, made once per VersionedResource
+ * (snapshots share them): a response then copies one buffer per resource.
+ */
+const anyBytes = new WeakMap<VersionedResource, Buffer>();
+const deltaBytes = new WeakMap<VersionedResource, Buffer>();
+
+function serializedAny(vr: VersionedResource): Buffer {
+  let b = anyBytes.get(vr);
+  if (!b) {
+    const a = vr.resource;
+    const tl = utf8(a.typeUrl);
+    const w = new Writer(anySize(a, tl));
+    w.string(TAG1, a.typeUrl, tl);
+    w.bytes(TAG2, a.value);
+    b = w.done();
+    anyBytes.set(vr, b);
+  }
+  return b;
+}
+
+function serializedDeltaResource(vr: VersionedResource): Buffer {
+  let b = deltaBytes.get(vr);
+  if (!b) {
+    const any = serializedAny(vr);
+    const vl = utf8(vr.version);
+    const nl = utf8(vr.name);
+    const w = new Writer(fieldSize(vl) + messageFieldSize(any.length) + fieldSize(nl));
+    w.string(TAG1, vr.version, vl);
+    w.message(TAG2, any);
+    w.string(TAG3, vr.name, nl);
+    b = w.done();
+    deltaBytes.set(vr, b);
+  }
+  return b;
+}
+
+export interface SotwResponse {
+  versionInfo: string;
+  typeUrl: string;
+  nonce: string;
+  resources: readonly VersionedResource[];
+}
+
+/**
+ * A serialized envoy.service.discovery.v3.DiscoveryResponse. With `useScratch`, the bytes are in the shared
+ * scratch buffer: valid until the next encoding (hand them to gRPC as a ScratchResponse right away).
+ */
+export function encodeSotwResponse(r: SotwResponse, useScratch = false): Buffer {
+  const versionLen = utf8(r.versionInfo);
+  const typeUrlLen = utf8(r.typeUrl);
+  const nonceLen = utf8(r.nonce);
+  const parts = r.resources.map(serializedAny);
+  let size = fieldSize(versionLen) + fieldSize(typeUrlLen) + fieldSize(nonceLen);
+  for (const b of parts) size += messageFieldSize(b.length);
+  const w = new Writer(size, useScratch);
+  w.string(TAG1, r.versionInfo, versionLen);
+  for (const b of parts) w.message(TAG2, b);
+  w.string(TAG4, r.typeUrl, typeUrlLen);
+  w.string(TAG5, r.nonce, nonceLen);
+  return w.done();
+}
+
+export interface DeltaResponse {
+  systemVersionInfo: string;
+  typeUrl: string;
+  nonce: string;
+  resources: readonly VersionedResource[];
+  removedResources: readonly string[];
+}
+
+/** A serialized envoy.service.discovery.v3.DeltaDiscoveryResponse (`useScratch`: see encodeSotwResponse). */
+export function encodeDeltaResponse(r: DeltaResponse, useScratch = false): Buffer {
+  const versionLen = utf8(r.systemVersionInfo);
+  const typeUrlLen = utf8(r.typeUrl);
+  const nonceLen = utf8(r.nonce);
+  const parts = r.resources.map(serializedDeltaResource);
+  let size = fieldSize(versionLen) + fieldSize(typeUrlLen) + fieldSize(nonceLen);
+  for (const b of parts) size += messageFieldSize(b.length);
+  const removedLens = r.removedResources.map(utf8);
+  // Repeated strings are written even when empty.
+  for (const l of removedLens) size += 1 + varintSize(l) + l;
+  const w = new Writer(size, useScratch);
+  w.string(TAG1, r.systemVersionInfo, versionLen);
+  for (const b of parts) w.message(TAG2, b);
+  w.string(TAG4, r.typeUrl, typeUrlLen);
+  w.string(TAG5, r.nonce, nonceLen);
+  for (let i = 0; i < r.removedResources.length; i++) {
+    const len = removedLens[i]!;
+    w.byte(TAG6);
+    w.varint(len);
+    w.pos += w.buf.write(r.removedResources[i]!, w.pos, len, 'utf8');
+  }
+  return w.done();
+}
+
+/**
+ * A response serialized in the scratch buffer, as handed to gRPC: the server's serializer (service.ts) marks it
+ * consumed when gRPC takes its bytes (gRPC copies them into its frame). gRPC serializes as soon as the call is
+ * free, which is at once unless an earlier message of the call is still being written; `detach` then copies the
+ * bytes out of the scratch buffer before anything else is encoded into it.
+ */
+export class ScratchResponse {
+  consumed = false;
+
+  constructor(public bytes: Uint8Array) {}
+
+  /** Takes the bytes (the serializer). */
+  take(): Uint8Array {
+    this.consumed = true;
+    return this.bytes;
+  }
+
+  /** After handing the response to gRPC: makes sure it no longer refers to the scratch buffer. */
+  detach(): void {
+    if (!this.consumed) this.bytes = Buffer.from(this.bytes);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Requests
+
+/** What a SotW stream reads of a DiscoveryRequest. */
+export interface SotwRequest {
+  node?: Node;
+  versionInfo: string;
+  resourceNames: readonly string[];
+  typeUrl: string;
+  responseNonce: string;
+  errorDetail?: Pick<Status, 'code' | 'message'>;
+  /**
+   * The serialized resource_names fields, when they are contiguous in the request: a request naming the same
+   * resources as the previous one (every SotW ACK repeats the subscription) is recognised by comparing bytes.
+   */
+  readonly resourceNamesBytes?: Uint8Array;
+}
+
+function readVarint(b: Uint8Array, pos: { p: number }): number {
+  let result = 0;
+  let shift = 1;
+  for (;;) {
+    if (pos.p >= b.length) throw new Error('truncated varint');
+    const byte = b[pos.p++]!;
+    result += (byte & 0x7f) * shift;
+    if (byte < 0x80) return result;
+    shift *= 128;
+    if (shift > 2 ** 63) throw new Error('varint too long');
+  }
+}
+
+/**
+ * A DiscoveryRequest read field by field: scalar fields decoded at once, the node and error_detail with the
+ * generated decoders, and resource_names only when asked for (a SotW ACK of two thousand assignments repeats
+ * two thousand names the stream usually already has).
+ */
+export class LazyDiscoveryRequest implements SotwRequest {
+  versionInfo = '';
+  typeUrl = '';
+  responseNonce = '';
+  node?: Node;
+  errorDetail?: Status;
+  private readonly spans: number[] = [];
+  private namesStart = -1;
+  private namesEnd = -1;
+  private contiguous = true;
+  private names?: string[];
+
+  constructor(private readonly buf: Buffer) {
+    const pos = { p: 0 };
+    while (pos.p < buf.length) {
+      const tagStart = pos.p;
+      const tag = readVarint(buf, pos);
+      const field = Math.floor(tag / 8);
+      const wire = tag & 7;
+      if (wire !== 2) {
+        if (wire === 0) readVarint(buf, pos);
+        else if (wire === 1) pos.p += 8;
+        else if (wire === 5) pos.p += 4;
+        else throw new Error(`unsupported wire type ${wire} (field ${field})`);
+        continue;
+      }
+      const len = readVarint(buf, pos);
+      const start = pos.p;
+      const end = start + len;
+      if (end > buf.length) throw new Error('truncated field');
+      switch (field) {
+        case 1:
+          this.versionInfo = buf.toString('utf8', start, end);
+          break;
+        case 2:
+          this.node = fromBinary(NodeSchema, buf.subarray(start, end));
+          break;
+        case 3:
+          if (this.namesStart < 0) this.namesStart = tagStart;
+          else if (tagStart !== this.namesEnd) this.contiguous = false;
+          this.namesEnd = end;
+          this.spans.push(start, end);
+          break;
+        case 4:
+          this.typeUrl = buf.toString('utf8', start, end);
+          break;
+        case 5:
+          this.responseNonce = buf.toString('utf8', start, end);
+          break;
+        case 6:
+          this.errorDetail = fromBinary(StatusSchema, buf.subarray(start, end));
+          break;
+        default:
+          break;
+      }
+      pos.p = end;
+    }
+  }
+
+  get resourceNames(): string[] {
+    if (!this.names) {
+      const out: string[] = [];
+      for (let i = 0; i < this.spans.length; i += 2) out.push(this.buf.toString('utf8', this.spans[i]!, this.spans[i + 1]!));
+      this.names = out;
+    }
+    return this.names;
+  }
+
+  get resourceNamesBytes(): Uint8Array | undefined {
+    if (!this.contiguous) return undefined;
+    return this.namesStart < 0 ? EMPTY_BYTES : this.buf.subarray(this.namesStart, this.namesEnd);
+  }
+}
+
+const EMPTY_BYTES = new Uint8Array(0);

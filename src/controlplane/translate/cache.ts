@@ -1,0 +1,303 @@
+/**
+ * The translation cache: pieces of translation shared by every proxy translated against one model and one
+ * registry service list, keyed by exactly what each piece depends on (Istio does the same with its XdsCache:
+ * CDS, EDS and RDS entries keyed by the DestinationRules, services, endpoints and proxy attributes they read).
+ *
+ * - Clusters: by proxy type, cluster name, the (original) service and the DestinationRule that applies to the
+ *   proxy for the host (by content: the same rule seen through another namespace's lookup is the same key).
+ *   DNS clusters carry their endpoints and are not cached.
+ * - ClusterLoadAssignments: by cluster name, the subset's labels, the locality load-balancing setting, whether
+ *   outlier detection enables failover, and the proxy's locality (and labels) only when locality load balancing
+ *   uses them; an entry also remembers the registry's endpoint list it was built from and is rebuilt when the
+ *   registry hands out another one (the registry replaces a host's list when its endpoints change).
+ * - Routes of a service port: by the route tables that apply, the client attributes their matches read
+ *   (namespace, labels: only when a match names source namespaces or labels), and, for every host a route
+ *   sends traffic to, the visible service's port and the DestinationRule (hash policies). Virtual hosts add
+ *   their domains; RouteConfigurations are shared when made of the same virtual hosts.
+ * - Encoding: every message is packed and hashed once (`encode`), so identical resources are one `Any`, one
+ *   hash and one VersionedResource in every snapshot that holds them.
+ *
+ * Entries are valid for one (model, service list) pair: `bind` clears everything when either changes. Cached
+ * messages are shared: nothing may modify a message after it was handed out.
+ *
+ * Translation stays pure: the cache is an explicit argument, and output with a cache is byte-for-byte the output
+ * without one.
+ */
+import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
+import type { DestinationPolicy, Labels, MeshModel, RouteTable, Service } from '../../api/model.js';
+import { pack } from '../../xds/index.js';
+import type { Cluster } from '../../xds/gen/envoy/config/cluster/v3/cluster_pb.js';
+import type { ClusterLoadAssignment } from '../../xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
+import type { LbEndpoint } from '../../xds/gen/envoy/config/endpoint/v3/endpoint_components_pb.js';
+import type { Listener } from '../../xds/gen/envoy/config/listener/v3/listener_pb.js';
+import type { Route, VirtualHost } from '../../xds/gen/envoy/config/route/v3/route_components_pb.js';
+import type { RouteConfiguration } from '../../xds/gen/envoy/config/route/v3/route_pb.js';
+import { versioned } from '../cache/snapshot.js';
+import type { VersionedResource } from '../cache/snapshot.js';
+import type { Endpoint } from '../registry/registry.js';
+import type { TranslateError } from './index.js';
+
+/** An error of a cached piece, replayed for every proxy that gets the piece (the resource name is the proxy's). */
+export interface CachedError {
+  message: string;
+  source?: string;
+}
+
+export interface CachedCluster {
+  cluster?: Cluster;
+  errors: TranslateError[];
+}
+
+export interface CachedAssignment {
+  /** The registry's endpoint list the assignment was built from. */
+  from: readonly Endpoint[];
+  cla: ClusterLoadAssignment;
+}
+
+export interface CachedRoutes {
+  routes: Route[];
+  errors: CachedError[];
+}
+
+/** An endpoint list a kept stage output was built from. */
+export interface EndpointSource {
+  host: string;
+  port: number;
+  list: readonly Endpoint[];
+}
+
+/** A translation stage's output for the proxies with one key (see translateProxy), with its errors. */
+export interface CachedSection<T> {
+  value: T;
+  errors: TranslateError[];
+  /** The endpoint lists it was built from (endpoints stage). */
+  from?: EndpointSource[];
+}
+
+/** What the section keys need to know about the model. */
+export interface ModelFacts {
+  /** Some HTTP route match names sourceLabels. */
+  sourceLabels: boolean;
+  /** Some DestinationRule sets a locality failoverPriority. */
+  failoverPriority: boolean;
+}
+
+/** The outcome of encoding a message: the packed, versioned resource, or why it does not encode. */
+export type Encoded = { ok: true; resource: VersionedResource } | { ok: false; message: string };
+
+/** What translation reads of a route table, computed once per table. */
+export interface TableFacts {
+  /** Hosts its HTTP routes send or mirror traffic to. */
+  hosts: string[];
+  /** A match names sourceLabels (the client's labels matter). */
+  sourceLabels: boolean;
+  /** A match names a sourceNamespace (the client's namespace matters). */
+  sourceNamespace: boolean;
+}
+
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  encodes: number;
+}
+
+/**
+ * A Map that stays below a size: past it, the oldest quarter of its entries (in insertion order) is dropped.
+ * Entries are only ever rebuilt from their key, so dropping one costs a rebuild, never correctness; the bound
+ * keeps a long-lived control plane whose proxies come and go (each leaving entries of its own) from growing
+ * without end between configuration changes (which clear everything).
+ */
+export class BoundedMap<K, V> extends Map<K, V> {
+  constructor(readonly limit: number) {
+    super();
+  }
+
+  override set(key: K, value: V): this {
+    if (this.size >= this.limit && !this.has(key)) {
+      let drop = Math.max(1, Math.floor(this.limit / 4));
+      for (const k of this.keys()) {
+        if (drop-- <= 0) break;
+        this.delete(k);
+      }
+    }
+    return super.set(key, value);
+  }
+}
+
+/** Bounds of the caches (see BoundedMap): far above what one configuration needs for thousands of proxies. */
+const PIECE_LIMIT = 1_000_000;
+const SECTION_LIMIT = 20_000;
+
+export class TranslationCache {
+  private model?: MeshModel;
+  private services?: readonly Service[];
+  private readonly ids = new WeakMap<object, number>();
+  private nextId = 1;
+  private readonly policyKeys = new WeakMap<DestinationPolicy, string>();
+  private readonly tableFactsMemo = new WeakMap<RouteTable, TableFacts>();
+  private readonly encodedMessages = new WeakMap<object, Encoded>();
+  private readonly encodedLists = new WeakMap<readonly object[], EncodedList>();
+
+  readonly clusters = new BoundedMap<string, CachedCluster>(PIECE_LIMIT);
+  readonly assignments = new BoundedMap<string, CachedAssignment>(PIECE_LIMIT);
+  readonly routes = new BoundedMap<string, CachedRoutes>(PIECE_LIMIT);
+  readonly virtualHosts = new BoundedMap<string, VirtualHost>(PIECE_LIMIT);
+  readonly routeConfigs = new BoundedMap<string, RouteConfiguration>(SECTION_LIMIT);
+  readonly listeners = new BoundedMap<string, Listener>(PIECE_LIMIT);
+  /** Whole stage outputs (see translateProxy). */
+  readonly sections = new BoundedMap<string, CachedSection<unknown>>(SECTION_LIMIT);
+  private boundModelFacts?: ModelFacts;
+  /** LbEndpoint per registry endpoint (registry endpoints are immutable and replaced when they change). */
+  readonly lbEndpoints = new WeakMap<Endpoint, LbEndpoint>();
+  /** Clusters a virtual host routes to. */
+  readonly vhostClusters = new WeakMap<VirtualHost, Set<string>>();
+  /** Clusters a listener forwards to. */
+  readonly listenerClusters = new WeakMap<Listener, Set<string>>();
+  readonly stats: CacheStats = { hits: 0, misses: 0, encodes: 0 };
+
+  /**
+   * Makes the cache serve translations against this model and service list; when either is not the one the
+   * entries were made for, every entry is dropped first. Returns whether the entries were kept.
+   */
+  bind(model: MeshModel, services: readonly Service[]): boolean {
+    if (this.model === model && this.services === services) return true;
+    this.model = model;
+    this.services = services;
+    this.clear();
+    return false;
+  }
+
+  /** Drops every entry. */
+  clear(): void {
+    this.clusters.clear();
+    this.assignments.clear();
+    this.routes.clear();
+    this.virtualHosts.clear();
+    this.routeConfigs.clear();
+    this.listeners.clear();
+    this.sections.clear();
+    this.boundModelFacts = undefined;
+  }
+
+  /** Facts about the bound model (computed once per model). */
+  modelFacts(model: MeshModel): ModelFacts {
+    if (this.boundModelFacts && this.model === model) return this.boundModelFacts;
+    const sourceLabels = model.routes.some((t) => this.tableFacts(t).sourceLabels);
+    const failoverPriority = model.destinationPolicies.some((dp) => {
+      const policies = [dp.trafficPolicy, ...dp.subsets.map((s) => s.trafficPolicy)];
+      return policies.some((tp) => !!tp && [tp.loadBalancer, ...tp.portLevelSettings.map((p) => p.loadBalancer)].some((lb) => (lb?.locality?.failoverPriority.length ?? 0) > 0));
+    });
+    const facts = { sourceLabels, failoverPriority };
+    if (this.model === model) this.boundModelFacts = facts;
+    return facts;
+  }
+
+  /** A number identifying an object (never reused; 0 for none). */
+  id(o: object | undefined): number {
+    if (o === undefined) return 0;
+    let n = this.ids.get(o);
+    if (n === undefined) {
+      n = this.nextId++;
+      this.ids.set(o, n);
+    }
+    return n;
+  }
+
+  /**
+   * The identity of a DestinationRule's content. Merged rules are copies made per lookup pool (the same rule is
+   * one object for proxies of its namespace and another for the others) that share their parts; the key is made
+   * of those parts, so both give the same key.
+   */
+  policyKey(dp: DestinationPolicy | undefined): string {
+    if (!dp) return '-';
+    let k = this.policyKeys.get(dp);
+    if (k === undefined) {
+      k = `${this.id(dp.origin)}.${this.id(dp.trafficPolicy)}.${this.id(dp.workloadSelector)}.${dp.subsets.map((s) => this.id(s)).join(':')}`;
+      this.policyKeys.set(dp, k);
+    }
+    return k;
+  }
+
+  /** What translation reads of a route table (see TableFacts). */
+  tableFacts(t: RouteTable): TableFacts {
+    let f = this.tableFactsMemo.get(t);
+    if (!f) {
+      const hosts = new Set<string>();
+      let sourceLabels = false;
+      let sourceNamespace = false;
+      for (const r of t.http) {
+        if (r.action.kind === 'route') for (const d of r.action.destinations) hosts.add(d.host);
+        for (const m of r.mirrors) hosts.add(m.host);
+        for (const m of r.matches) {
+          if (m.sourceLabels && Object.keys(m.sourceLabels).length) sourceLabels = true;
+          if (m.sourceNamespace) sourceNamespace = true;
+        }
+      }
+      f = { hosts: [...hosts], sourceLabels, sourceNamespace };
+      this.tableFactsMemo.set(t, f);
+    }
+    return f;
+  }
+
+  /**
+   * Encodes a list of resources of one type for a snapshot (see `encode`), dropping (and reporting) resources
+   * without a name, second resources with a name, and resources that do not encode. Done once per list object:
+   * proxies that get the same list (translation shares stage outputs) share the resulting map.
+   */
+  encodeList<D extends DescMessage>(typeUrl: string, schema: D, list: ReadonlyArray<MessageShape<D>>, nameOf: (m: MessageShape<D>) => string): EncodedList {
+    const found = this.encodedLists.get(list);
+    if (found) return found;
+    const resources = new Map<string, VersionedResource>();
+    const errors: TranslateError[] = [];
+    for (const m of list) {
+      const name = nameOf(m);
+      if (!name) {
+        errors.push({ typeUrl, resource: '', message: 'a resource without a name was dropped' });
+        continue;
+      }
+      if (resources.has(name)) {
+        errors.push({ typeUrl, resource: name, message: 'a second resource with this name was dropped' });
+        continue;
+      }
+      const e = this.encode(schema, m, name);
+      if (e.ok) resources.set(name, e.resource);
+      else errors.push({ typeUrl, resource: name, message: `cannot encode: ${e.message}` });
+    }
+    const out = { resources, errors };
+    this.encodedLists.set(list, out);
+    return out;
+  }
+
+  /**
+   * Packs and hashes a message once: the same message object always gives the same VersionedResource (or the
+   * same encoding error), so resources shared between proxies are shared in every snapshot too.
+   */
+  encode<D extends DescMessage>(schema: D, msg: MessageShape<D>, name: string): Encoded {
+    const found = this.encodedMessages.get(msg);
+    if (found && (!found.ok ? true : found.resource.name === name)) return found;
+    let e: Encoded;
+    try {
+      e = { ok: true, resource: versioned(name, pack(schema, msg)) };
+    } catch (err) {
+      e = { ok: false, message: err instanceof Error ? err.message : String(err) };
+    }
+    this.stats.encodes++;
+    this.encodedMessages.set(msg, e);
+    return e;
+  }
+}
+
+/** A list of messages encoded for a snapshot: the resources by name, and what was dropped. */
+export interface EncodedList {
+  resources: ReadonlyMap<string, VersionedResource>;
+  errors: TranslateError[];
+}
+
+/** `k=v` pairs of labels, sorted: equal label sets give equal strings. */
+export function labelsKey(labels: Labels | undefined): string {
+  if (!labels) return '';
+  return Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join('\u0001');
+}
