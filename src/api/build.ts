@@ -14,6 +14,21 @@ import { normalizeModel } from './normalize.js';
 import { issuesToDiagnostics } from './schema/common.js';
 import type { JsonPath, RawResource } from './source.js';
 
+/**
+ * Real upstream kinds of groups Weft reads that Weft does not (yet) support: ignored with a Warning (WFT1010), like
+ * kinds of unknown groups, instead of the Error a misspelt kind of a known group gets.
+ */
+const UNSUPPORTED_KINDS = new Set([
+  'gateway.networking.k8s.io/ReferenceGrant',
+  'gateway.networking.k8s.io/TCPRoute',
+  'gateway.networking.k8s.io/TLSRoute',
+  'gateway.networking.k8s.io/UDPRoute',
+  'gateway.networking.k8s.io/BackendTLSPolicy',
+  'gateway.networking.k8s.io/BackendLBPolicy',
+  'networking.istio.io/EnvoyFilter',
+  'networking.istio.io/ProxyConfig',
+]);
+
 export interface BuildResult {
   model: MeshModel;
   /** Every resource that passed validation (and so was translated). */
@@ -38,7 +53,7 @@ export function validateResources(raws: readonly RawResource[]): { resources: Ar
     const refNs = ns0 ?? (def && !def.namespaced ? '' : 'default');
     const ref = { kind: raw.kind, namespace: refNs, name: raw.metadata.name };
     if (!def) {
-      const known = kindsOfGroup(group);
+      const known = UNSUPPORTED_KINDS.has(`${group}/${raw.kind}`) ? [] : kindsOfGroup(group);
       diagnostics.push({
         severity: known.length ? 'Error' : 'Warning',
         code: known.length ? 'WFT0106' : 'WFT1010',

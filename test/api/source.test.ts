@@ -107,6 +107,30 @@ ${svc('same')}`;
   assert.match(diagnostics[2]!.message, /also defined at v\.yaml:10/);
 });
 
+test('real upstream kinds Weft does not support are ignored with a Warning, misspelt kinds are Errors', () => {
+  const text = `apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: rg}
+spec: {}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: {name: ef}
+spec: {}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualServic
+metadata: {name: typo}
+spec: {}
+`;
+  const { diagnostics } = validateResources(parseConfigText(text, 'u.yaml').resources);
+  assert.deepEqual(diagnostics.map((d) => [d.code, d.severity, d.pos?.line]), [
+    ['WFT1010', 'Warning', 2],
+    ['WFT1010', 'Warning', 7],
+    ['WFT0106', 'Error', 12],
+  ]);
+});
+
 test('Istio short-name resolution', () => {
   assert.equal(resolveHost('reviews', 'bookinfo', 'cluster.local'), 'reviews.bookinfo.svc.cluster.local');
   assert.equal(resolveHost('Reviews.Other', 'bookinfo', 'cluster.local'), 'reviews.other');
