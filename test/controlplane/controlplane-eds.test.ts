@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildModel } from '../../src/api/build.js';
 import { TypeUrl } from '../../src/xds/index.js';
-import { ConfigDir, FakeEnvoy, nextPush, sidecarNode, startControlPlane, until } from './controlplane-helpers.js';
+import { ConfigDir, FakeEnvoy, nextPush, sidecarNode, startControlPlane, until, REVIEWS, reviewsVirtualService } from './controlplane-helpers.js';
 import type { TestControlPlane } from './controlplane-helpers.js';
 
 const SERVICES = `
@@ -47,18 +47,6 @@ spec:
 ${endpoints.map((a) => `  - address: ${a}`).join('\n')}
 `;
 
-const vs = (subset: string) => `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews, namespace: default}
-spec:
-  hosts: [reviews]
-  http:
-  - route:
-    - destination: {host: reviews, subset: ${subset}}
-`;
-
-const REVIEWS = 'reviews.default.svc.cluster.local';
 
 function addresses(env: FakeEnvoy, cluster: string): string[] {
   const cla = env.endpoints().find((c) => c.clusterName === cluster);
@@ -76,7 +64,7 @@ describe('endpoint-only config changes', () => {
   before(async () => {
     cfg.write('services.yaml', SERVICES);
     cfg.write('payments.yaml', se(['192.0.2.10']));
-    cfg.write('vs.yaml', vs('v1'));
+    cfg.write('vs.yaml', reviewsVirtualService('v1'));
     cfg.write('we-1.yaml', we('reviews-1', '10.0.0.1'));
     cfg.write('we-2.yaml', we('reviews-2', '10.0.0.2'));
     t = await startControlPlane(cfg.dir);
@@ -182,7 +170,7 @@ describe('endpoint-only config changes', () => {
 
   test('a change touching a WorkloadEntry and a VirtualService is a full push', async () => {
     const pushed = nextPush(t.cp, (s) => s.reasons.config !== undefined);
-    cfg.write('we-1.yaml', we('reviews-1', '10.0.0.13') + '---\n' + vs('v1').replace('subset: v1', 'subset: v1, port: {number: 9080}'));
+    cfg.write('we-1.yaml', we('reviews-1', '10.0.0.13') + '---\n' + reviewsVirtualService('v1').replace('subset: v1', 'subset: v1, port: {number: 9080}'));
     cfg.write('vs.yaml', '');
     await t.cp.reloadConfig();
     const summary = await pushed;

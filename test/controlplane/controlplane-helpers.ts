@@ -20,6 +20,21 @@ import type { DiscoveryResponse } from '../../src/xds/gen/envoy/service/discover
 import { AdsTestClient } from '../helpers/ads-client.js';
 import type { SotwTestStream } from '../helpers/ads-client.js';
 
+/** The FQDN of the `reviews` service most control-plane tests use. */
+export const REVIEWS = 'reviews.default.svc.cluster.local';
+
+/** A VirtualService sending all `reviews` traffic to one subset. */
+export const reviewsVirtualService = (subset: string) => `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: ${subset}}
+`;
+
 export class ConfigDir {
   readonly dir = mkdtempSync(join(tmpdir(), 'weft-cp-'));
   write(name: string, text: string): void {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { TypeUrl } from '../../src/xds/index.js';
 import { runProxyStatus } from '../../src/cli/commands/proxy-status.js';
 import { AdsTestClient } from '../helpers/ads-client.js';
-import { ConfigDir, FakeEnvoy, nextPush, runWeft, sidecarNode, startControlPlane, until } from './controlplane-helpers.js';
+import { ConfigDir, FakeEnvoy, nextPush, runWeft, sidecarNode, startControlPlane, until, REVIEWS, reviewsVirtualService } from './controlplane-helpers.js';
 import type { TestControlPlane } from './controlplane-helpers.js';
 
 const SERVICES = `
@@ -51,18 +51,6 @@ spec:
   - hosts: ["./*"]
 `;
 
-const vs = (subset: string) => `
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews, namespace: default}
-spec:
-  hosts: [reviews]
-  http:
-  - route:
-    - destination: {host: reviews, subset: ${subset}}
-`;
-
-const REVIEWS = 'reviews.default.svc.cluster.local';
 const RATINGS = 'ratings.default.svc.cluster.local';
 
 /** The clusters a route configuration sends traffic to (single and weighted). */
@@ -98,7 +86,7 @@ describe('control plane', () => {
 
   before(async () => {
     cfg.write('services.yaml', SERVICES);
-    cfg.write('vs.yaml', vs('v1'));
+    cfg.write('vs.yaml', reviewsVirtualService('v1'));
     t = await startControlPlane(cfg.dir);
     envoy = new FakeEnvoy(t.xds, productpage);
   });
@@ -134,7 +122,7 @@ describe('control plane', () => {
 
   test('changing a VirtualService file pushes a new RDS and nothing else', async () => {
     const pushed = nextPush(t.cp, (s) => s.reasons.config !== undefined);
-    cfg.write('vs.yaml', vs('v2'));
+    cfg.write('vs.yaml', reviewsVirtualService('v2'));
     await t.cp.reloadConfig();
     const summary = await pushed;
     assert.equal(summary.full, true);
@@ -179,7 +167,7 @@ describe('control plane', () => {
   test('a NACK is visible in /debug/syncz and weft proxy-status with its error', async () => {
     envoy.nack(TypeUrl.RouteConfiguration, 'route config rejected: invalid regex in route reviews: missing )');
     const pushed = nextPush(t.cp, (s) => s.reasons.config !== undefined);
-    cfg.write('vs.yaml', vs('v1'));
+    cfg.write('vs.yaml', reviewsVirtualService('v1'));
     await t.cp.reloadConfig();
     await pushed;
     const r = await envoy.next();
@@ -211,7 +199,7 @@ describe('control plane', () => {
   test('an invalid config file is logged and counted, and proxies keep the last good config', async () => {
     // A schema error in the VirtualService: the last valid version stays in effect.
     const pushed = nextPush(t.cp, (s) => s.reasons.config !== undefined);
-    cfg.write('vs.yaml', vs('v2').replace('subset: v2', 'subset: v2, weight: "heavy"'));
+    cfg.write('vs.yaml', reviewsVirtualService('v2').replace('subset: v2', 'subset: v2, weight: "heavy"'));
     await t.cp.reloadConfig();
     const summary = await pushed;
     assert.deepEqual(summary.types, {}, 'nothing was pushed');
@@ -236,7 +224,7 @@ describe('control plane', () => {
 
     // Fixing the file applies it.
     const fixed = nextPush(t.cp, (s) => s.reasons.config !== undefined && s.types.RDS === 1);
-    cfg.write('vs.yaml', vs('v2'));
+    cfg.write('vs.yaml', reviewsVirtualService('v2'));
     await t.cp.reloadConfig();
     await fixed;
     await envoy.expect(TypeUrl.RouteConfiguration);
@@ -256,7 +244,7 @@ describe('control plane', () => {
     const connect = t.logs.find('push').filter((l) => (l.cause as string[]).includes('proxyrequest')).at(-1)!;
     assert.equal(connect.translations, 0, 'the delta proxy reused the productpage translation');
     const pushed = nextPush(t.cp, (s) => s.reasons.config !== undefined);
-    cfg.write('vs.yaml', vs('v1'));
+    cfg.write('vs.yaml', reviewsVirtualService('v1'));
     await t.cp.reloadConfig();
     const s = await pushed;
     assert.equal(s.proxies, 2);

@@ -402,25 +402,20 @@ export const httpPathMatch = z
     }
   });
 
-export const httpHeaderMatch = z
-  .strictObject({
-    type: z.enum(['Exact', 'RegularExpression']).default('Exact'),
-    name: headerName(),
-    value: z.string().min(1, 'value must not be empty').max(4096, 'value must be at most 4096 characters'),
-  })
-  .superRefine((v, ctx) => {
-    if (v.type === 'RegularExpression') regexIssue(ctx, v.value, ['value']);
-  });
+/** A header or query parameter match: the two differ only in the longest value upstream allows. */
+const nameValueMatch = (maxValue: number) =>
+  z
+    .strictObject({
+      type: z.enum(['Exact', 'RegularExpression']).default('Exact'),
+      name: headerName(),
+      value: z.string().min(1, 'value must not be empty').max(maxValue, `value must be at most ${maxValue} characters`),
+    })
+    .superRefine((v, ctx) => {
+      if (v.type === 'RegularExpression') regexIssue(ctx, v.value, ['value']);
+    });
 
-export const httpQueryParamMatch = z
-  .strictObject({
-    type: z.enum(['Exact', 'RegularExpression']).default('Exact'),
-    name: headerName(),
-    value: z.string().min(1, 'value must not be empty').max(1024, 'value must be at most 1024 characters'),
-  })
-  .superRefine((v, ctx) => {
-    if (v.type === 'RegularExpression') regexIssue(ctx, v.value, ['value']);
-  });
+export const httpHeaderMatch = nameValueMatch(4096);
+export const httpQueryParamMatch = nameValueMatch(1024);
 
 export const httpRouteMatch = z
   .strictObject({
