@@ -15,9 +15,11 @@
  *   is read per request, so an RDS update applies to the next request and never to one in flight);
  *   no route → 404 NR; redirect / direct response → local answer; unknown cluster → cluster_not_found_response_code
  *   (503) NC; otherwise header mutations, path rewrite, then the upstream request (route-path/upstream-request.ts).
- * HTTP filters: `envoy.filters.http.router` (required, last); `envoy.filters.http.fault` and
- * `envoy.filters.http.cors` are accepted and pass requests through unchanged in this version (their per-route
- * configurations are reported once, see `warnings`); any other filter is a ConfigError unless is_optional.
+ * HTTP filters (filters/registry.ts): `http_filters` compiles into the filters that run before the router, which
+ * must be last; an unknown filter is a ConfigError naming `http_filters[i]` unless is_optional (skipped, reported
+ * once). Per request, after route selection, each filter's decodeHeaders runs in order (no route: they run with no
+ * decision, then 404 NR): one may answer (fault abort, CORS preflight) or hold the request and resume the chain
+ * later (fault delay). With no filters (or none that applies) nothing is allocated.
  * Only HTTP/1.1 downstreams are served: codec_type HTTP2/HTTP3 is a ConfigError; with AUTO an HTTP/2 preface is
  * refused by closing the connection.
  */
@@ -33,7 +35,10 @@ import { ConfigError } from '../../config-error.js';
 import type { H1RequestParserOptions } from '../codec/h1/index.js';
 import { hasHeader } from '../headers.js';
 import { applyRequestHeaders, localReplyLocation, rewritePath, type CompiledRouteConfig } from '../router/index.js';
-import { RouterRequest, type UpstreamCluster } from '../route-path/upstream-request.js';
+import { DEFAULT_BUFFER_LIMIT_BYTES, RouterRequest, type UpstreamCluster } from '../route-path/upstream-request.js';
+import { startMirrors } from '../route-path/mirror.js';
+import { compileHttpFilters, STOP, type FilterChainCallbacks, type HeldBody, type HttpFilter } from '../filters/index.js';
+import type { RouteDecision } from '../router/decision.js';
 import type { DownstreamStream, ServerHeaderPolicy, StreamHandler } from './connection.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
 
@@ -61,14 +66,7 @@ export interface HcmContext {
   httpStats?(statPrefix: string): HttpConnStats;
 }
 
-const ROUTER = 'envoy.filters.http.router';
-const PASS_THROUGH_FILTERS = new Map([
-  ['envoy.filters.http.fault', 'envoy.extensions.filters.http.fault.v3.HTTPFault'],
-  ['envoy.filters.http.cors', 'envoy.extensions.filters.http.cors.v3.Cors'],
-]);
-const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
-
-export class HttpConnectionManagerImpl implements StreamHandler {
+export class HttpConnectionManagerImpl implements StreamHandler, FilterChainCallbacks {
   readonly parserOptions: H1RequestParserOptions;
   readonly serverPolicy: ServerHeaderPolicy;
   /** RDS name, '' for an inline route configuration. */
@@ -85,6 +83,8 @@ export class HttpConnectionManagerImpl implements StreamHandler {
     serverPolicy: ServerHeaderPolicy,
     /** `http.<stat_prefix>.` stats, updated by the downstream connections (null: none kept). */
     readonly stats: HttpConnStats | null = null,
+    /** The HTTP filters before the router, in order. */
+    private readonly filters: readonly HttpFilter[] = [],
   ) {
     this.rdsName = rdsName;
     this.parserOptions = parserOptions;
@@ -101,8 +101,27 @@ export class HttpConnectionManagerImpl implements StreamHandler {
       if (!hasHeader(h, 'x-request-id')) h.push('x-request-id', randomUUID());
       else if (external && !this.preserveExternalRequestId) setFirst(h, 'x-request-id', randomUUID());
     }
-    const rc = this.routes.current;
-    const d = rc?.route(head);
+    const d = this.routes.current?.route(head);
+    const filters = this.filters;
+    for (let i = 0; i < filters.length; i++) {
+      if (filters[i]!.decodeHeaders(stream, d, i, this) === STOP) return;
+    }
+    this.route(stream, d, null);
+  }
+
+  /** FilterChainCallbacks: a filter that held the request lets it go on, from filter `next`. */
+  resume(stream: DownstreamStream, d: RouteDecision | undefined, next: number, held: HeldBody | null): void {
+    if (stream.reset || stream.responseStarted) return;
+    const filters = this.filters;
+    for (let i = next; i < filters.length; i++) {
+      if (filters[i]!.decodeHeaders(stream, d, i, this) === STOP) return;
+    }
+    this.route(stream, d, held);
+  }
+
+  /** The router filter: local answers, or the upstream request. */
+  private route(stream: DownstreamStream, d: RouteDecision | undefined, held: HeldBody | null): void {
+    const head = stream.head;
     if (d === undefined) {
       stream.localReply(404, '', 'NR', 'route_not_found');
       return;
@@ -121,7 +140,10 @@ export class HttpConnectionManagerImpl implements StreamHandler {
     }
     applyRequestHeaders(d, head);
     rewritePath(d, head, true);
-    new RouterRequest(stream, d, cluster).start();
+    const rr = new RouterRequest(stream, d, cluster);
+    if (held !== null) rr.holdBody(held);
+    if (d.mirrorPolicies.length > 0) rr.mirrorTo(startMirrors(d, head, this.clusters, Math.random, d.perRequestBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES));
+    rr.start();
   }
 }
 
@@ -161,25 +183,9 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
   if (p.codecType === HttpConnectionManager_CodecType.HTTP2 || p.codecType === HttpConnectionManager_CodecType.HTTP3) {
     fail('codec_type', `${HttpConnectionManager_CodecType[p.codecType]} downstreams are not supported yet (HTTP/1.1 only)`);
   }
-  // HTTP filters: router last; fault and cors pass through.
-  const filters = p.httpFilters;
-  if (filters.length === 0) fail('http_filters', 'must end with envoy.filters.http.router');
-  filters.forEach((f, i) => {
-    const type = f.configType.case === 'typedConfig' ? typeNameOf(f.configType.value.typeUrl) : undefined;
-    const last = i === filters.length - 1;
-    if (f.name === ROUTER || type === ROUTER_TYPE) {
-      if (!last) fail(`http_filters[${i}]`, 'the router filter must be the last HTTP filter');
-      return;
-    }
-    if (last) fail(`http_filters[${i}]`, `the last HTTP filter must be ${ROUTER}, got ${f.name}`);
-    const known = PASS_THROUGH_FILTERS.get(f.name);
-    if (known !== undefined && (type === undefined || type === known)) return;
-    if (f.isOptional) {
-      ctx.warn(`${ctx.field}.http_filters[${i}]: optional filter ${f.name} is not supported and is skipped`);
-      return;
-    }
-    fail(`http_filters[${i}]`, `HTTP filter ${f.name}${type ? ` (${type})` : ''} is not supported`);
-  });
+  // HTTP filters: the router last, the others from the registry. Their stats live under http.<stat_prefix>.
+  const httpStats = ctx.httpStats?.(p.statPrefix) ?? null;
+  const filters = compileHttpFilters(p.httpFilters, { listener: ctx.listener, field: ctx.field, stats: httpStats?.scope, warn: ctx.warn });
   let routes: RouteSource;
   let rdsName = '';
   const rs = p.routeSpecifier;
@@ -229,6 +235,7 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
     p.preserveExternalRequestId,
     parserOptions,
     serverPolicy,
-    ctx.httpStats?.(p.statPrefix) ?? null,
+    httpStats,
+    filters,
   );
 }
