@@ -57,6 +57,7 @@ import type { ClusterRequestStats } from '../../stats/request-stats.js';
 import type { HeldBody } from '../filters/registry.js';
 import { requestHash } from './hash.js';
 import type { RequestMirrors } from './mirror.js';
+import type { StreamVars } from './stream-vars.js';
 import { NO_HEALTHY_UPSTREAM, resetBody, resetFlag, UPSTREAM_TIMEOUT, type ResetReason } from '../server/local-reply.js';
 
 /** A cluster as the request path uses it: the runtime, a pool per host, and its response-code and timing stats. */
@@ -88,6 +89,8 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
   private hash: bigint | undefined;
   /** Set-Cookie values of generated hash cookies, for the response. */
   private setCookies: string[] | null = null;
+  /** Header formatting variables (only for routes with header mutations). */
+  private vars: StreamVars | undefined;
   // Attempt state.
   private attempt = 0;
   private retriesLeft: number;
@@ -133,6 +136,11 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
   holdBody(held: HeldBody): void {
     this.held = held;
     this.headOnly = held.headOnly;
+  }
+
+  /** The variables the route's response header mutations format with (the upstream is filled in here). */
+  formatVars(vars: StreamVars): void {
+    this.vars = vars;
   }
 
   /** Tee the request body to these mirrors (sent when the request is complete). */
@@ -342,7 +350,12 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     h.push('x-envoy-upstream-service-time', String(Date.now() - this.attemptStartMs));
     if (this.decision.virtualHost.includeAttemptCountInResponse) h.push('x-envoy-attempt-count', String(this.attempt));
     if (this.setCookies !== null) for (const c of this.setCookies) h.push('set-cookie', c);
-    applyResponseHeaders(this.decision, head, this.stream.head);
+    const vars = this.vars;
+    if (vars !== undefined) {
+      vars.host = host;
+      vars.upstreamSocket = conn.socket;
+    }
+    applyResponseHeaders(this.decision, head, this.stream.head, vars);
     const end = !conn.responseHasBody;
     this.stream.onResponseDrain = end ? null : () => conn.resumeResponse();
     this.stream.sendHead(head, end);

@@ -37,6 +37,7 @@ import { hasHeader } from '../headers.js';
 import { applyRequestHeaders, localReplyLocation, rewritePath, type CompiledRouteConfig } from '../router/index.js';
 import { DEFAULT_BUFFER_LIMIT_BYTES, RouterRequest, type UpstreamCluster } from '../route-path/upstream-request.js';
 import { startMirrors } from '../route-path/mirror.js';
+import { StreamVars } from '../route-path/stream-vars.js';
 import { compileHttpFilters, STOP, type FilterChainCallbacks, type HeldBody, type HttpFilter } from '../filters/index.js';
 import type { RouteDecision } from '../router/decision.js';
 import type { DownstreamStream, ServerHeaderPolicy, StreamHandler } from './connection.js';
@@ -138,10 +139,12 @@ export class HttpConnectionManagerImpl implements StreamHandler, FilterChainCall
       stream.localReply(d.clusterNotFoundStatus, '', 'NC', 'cluster_not_found');
       return;
     }
-    applyRequestHeaders(d, head);
+    const vars = d.hasRequestMutations || d.hasResponseMutations ? new StreamVars(stream, this.useRemoteAddress) : undefined;
+    applyRequestHeaders(d, head, vars);
     rewritePath(d, head, true);
     const rr = new RouterRequest(stream, d, cluster);
     if (held !== null) rr.holdBody(held);
+    if (vars !== undefined) rr.formatVars(vars);
     if (d.mirrorPolicies.length > 0) rr.mirrorTo(startMirrors(d, head, this.clusters, Math.random, d.perRequestBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES));
     rr.start();
   }
