@@ -61,8 +61,8 @@ export interface HcmContext {
   /** Warnings for fields accepted without effect (reported once by the caller). */
   warn(message: string): void;
   /**
-   * The stats of this connection manager (`http.<stat_prefix>.`), created when it is compiled; called once, after
-   * the configuration compiled. Absent: no stats are kept.
+   * The stats of this connection manager (`http.<stat_prefix>.`; its HTTP filters' stats live under it), called
+   * once while it is compiled (the caller removes them when compiling fails). Absent: no stats are kept.
    */
   httpStats?(statPrefix: string): HttpConnStats;
 }
