@@ -166,6 +166,8 @@ export class RouteDecision {
   readonly hasRequestMutations: boolean;
   /** @internal */
   readonly hasResponseMutations: boolean;
+  /** Whether any header mutation has a command (%...%) that reads FormatVars. */
+  readonly needsFormatVars: boolean;
 
   constructor(f: DecisionInit) {
     this.kind = f.kind;
@@ -215,6 +217,11 @@ export class RouteDecision {
       f.hostRewriteHeader !== '' ||
       f.hostRewriteRegex !== null;
     this.hasResponseMutations = f.clusterResponseParser !== null || f.responseParsers.length > 0;
+    this.needsFormatVars =
+      f.clusterRequestParser?.dynamic === true ||
+      f.clusterResponseParser?.dynamic === true ||
+      f.requestParsers.some((p) => p.dynamic) ||
+      f.responseParsers.some((p) => p.dynamic);
   }
 
   /** The most specific typed_per_filter_config of a filter (undefined when none). */

@@ -139,7 +139,7 @@ export class HttpConnectionManagerImpl implements StreamHandler, FilterChainCall
       stream.localReply(d.clusterNotFoundStatus, '', 'NC', 'cluster_not_found');
       return;
     }
-    const vars = d.hasRequestMutations || d.hasResponseMutations ? new StreamVars(stream, this.useRemoteAddress) : undefined;
+    const vars = d.needsFormatVars ? new StreamVars(stream, this.useRemoteAddress) : undefined;
     applyRequestHeaders(d, head, vars);
     rewritePath(d, head, true);
     const rr = new RouterRequest(stream, d, cluster);
