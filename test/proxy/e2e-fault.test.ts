@@ -18,7 +18,7 @@ import { pack, TypeUrl } from '../../src/xds/index.js';
 import { ClusterSchema, Cluster_DiscoveryType } from '../../src/xds/gen/envoy/config/cluster/v3/cluster_pb.js';
 import { ListenerSchema } from '../../src/xds/gen/envoy/config/listener/v3/listener_pb.js';
 import { RouteConfigurationSchema } from '../../src/xds/gen/envoy/config/route/v3/route_pb.js';
-import { RouteSchema } from '../../src/xds/gen/envoy/config/route/v3/route_components_pb.js';
+import { FilterConfigSchema, RouteSchema } from '../../src/xds/gen/envoy/config/route/v3/route_components_pb.js';
 import { HttpConnectionManagerSchema } from '../../src/xds/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
 import { HTTPFaultSchema } from '../../src/xds/gen/envoy/extensions/filters/http/fault/v3/fault_pb.js';
 import { RouterSchema } from '../../src/xds/gen/envoy/extensions/filters/http/router/v3/router_pb.js';
@@ -128,12 +128,12 @@ type RouteInit = MessageInitShape<typeof RouteSchema>;
 
 const pct = (n: number) => ({ numerator: n, denominator: FractionalPercent_DenominatorType.HUNDRED });
 
-function listener(port: number, filters: Array<{ name: string; any?: ReturnType<typeof pack>; optional?: boolean }>) {
+function listener(port: number, filters: Array<{ name: string; any?: ReturnType<typeof pack>; optional?: boolean; disabled?: boolean }>) {
   const hcm = pack(HttpConnectionManagerSchema, {
     statPrefix: 'faults',
     routeSpecifier: { case: 'rds', value: { routeConfigName: 'local', configSource: { configSourceSpecifier: { case: 'ads', value: {} } } } },
     httpFilters: [
-      ...filters.map((f) => ({ name: f.name, isOptional: f.optional ?? false, ...(f.any ? { configType: { case: 'typedConfig' as const, value: f.any } } : {}) })),
+      ...filters.map((f) => ({ name: f.name, isOptional: f.optional ?? false, disabled: f.disabled ?? false, ...(f.any ? { configType: { case: 'typedConfig' as const, value: f.any } } : {}) })),
       { name: 'envoy.filters.http.router', configType: { case: 'typedConfig' as const, value: pack(RouterSchema, {}) } },
     ],
   });
@@ -195,6 +195,7 @@ describe('weft proxy: fault filter with exact Envoy configs', () => {
           toBackend('/matched', { abort: { errorType: { case: 'httpStatus', value: 451 }, percentage: pct(100) }, headers: [{ name: 'x-fault', headerMatchSpecifier: { case: 'exactMatch', value: 'yes' } }] }),
           toBackend('/node', { abort: { errorType: { case: 'httpStatus', value: 452 }, percentage: pct(100) }, downstreamNodes: ['canary'] }),
           toBackend('/held', { delay: { faultDelaySecifier: { case: 'fixedDelay', value: { seconds: 2n } }, percentage: pct(100) }, maxActiveFaults: 1 }),
+          { ...toBackend('/nofault'), typedPerFilterConfig: { 'envoy.filters.http.fault': pack(FilterConfigSchema, { disabled: true }) } },
           toBackend('/'),
         ]),
       ],
@@ -255,6 +256,12 @@ describe('weft proxy: fault filter with exact Envoy configs', () => {
     assert.equal(h.body.toString(), 'fault filter abort');
   });
 
+  test('a route’s FilterConfig disabled: true turns the filter off for that route', async () => {
+    const r = await get('/nofault/1', { 'x-envoy-fault-abort-request': '418', 'x-envoy-fault-delay-request': '5000' });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-weft-response-flags'], undefined);
+  });
+
   test('headers and downstream_nodes restrict which requests get the fault', async () => {
     assert.equal((await get('/matched/1')).status, 200);
     assert.equal((await get('/matched/2', { 'x-fault': 'yes' })).status, 451);
@@ -299,11 +306,12 @@ describe('weft proxy: fault filter with exact Envoy configs', () => {
     assert.equal(lres.acked, false);
     assert.match(lres.nack!, /http_filters\[0\]: HTTP filter envoy\.filters\.http\.unknown is not supported/);
 
-    // An optional unknown filter is skipped.
+    // An optional unknown filter is skipped; a filter disabled by default runs only where a route configures it.
     const l2 = ads.set(TypeUrl.Listener, ListenerSchema, [
-      listener(port, [{ name: 'envoy.filters.http.unknown', optional: true }, { name: 'envoy.filters.http.fault', any: pack(HTTPFaultSchema, filterFault) }]),
+      listener(port, [{ name: 'envoy.filters.http.unknown', optional: true }, { name: 'envoy.filters.http.fault', any: pack(HTTPFaultSchema, filterFault), disabled: true }]),
     ]);
     assert.deepEqual(await ads.settled(TypeUrl.Listener, l2), { acked: true });
-    assert.equal((await get('/h/after', { 'x-envoy-fault-abort-request': '409' })).status, 409);
+    await eventually(async () => (await get('/h/after', { 'x-envoy-fault-abort-request': '409' })).status === 200, 'the new listener to serve');
+    assert.equal((await get('/override/3')).status, 500, 'the route with its own fault config enables the filter');
   });
 });

@@ -124,6 +124,7 @@ function setHeaderValue(h: HeaderList, lower: string, value: string): void {
 }
 
 class CorsFilter implements HttpFilter {
+  disabledByDefault = false;
   constructor(
     readonly name: string,
     private readonly originValid: Counter | null,

@@ -141,6 +141,7 @@ class FaultStats {
 }
 
 class FaultFilter implements HttpFilter {
+  disabledByDefault = false;
   /** Requests currently inside a fault (the gauge's value, kept even without stats). */
   private active = 0;
 

@@ -10,7 +10,8 @@
  * Lookup is by the typed_config's type URL first and by the filter name when there is no typed_config, as Envoy
  * does (`Config::Utility::getAndCheckFactory`). An unknown filter is a ConfigError naming the field, unless the
  * entry is `is_optional` (then it is skipped and reported once). The router filter is not a factory here: the
- * connection manager runs it itself, last.
+ * connection manager runs it itself, last. A filter with `disabled: true` runs only on routes that enable it
+ * (the connection manager decides per request, with the route's FilterConfig).
  *
  * Per-route configuration (typed_per_filter_config) is compiled when the RouteConfiguration is compiled, by the
  * factory that owns the Any's type (Envoy resolves the factory by the per-route config's type URL too), so a bad
@@ -55,6 +56,8 @@ export interface HeldBody {
 export interface HttpFilter {
   /** The http_filters entry's name (the key of its typed_per_filter_config). */
   readonly name: string;
+  /** http_filters[i].disabled: the filter runs only on routes that enable it (set by compileHttpFilters). */
+  disabledByDefault: boolean;
   decodeHeaders(stream: DownstreamStream, decision: RouteDecision | undefined, index: number, chain: FilterChainCallbacks): FilterStatus;
 }
 
@@ -154,19 +157,15 @@ export function compileHttpFilters(filters: readonly HttpFilterProto[], ctx: Cha
       }
       return fail(field, `HTTP filter ${f.name}${type ? ` (${type})` : ''} is not supported`);
     }
-    if (f.disabled) {
-      // Disabled by default: only routes that enable it (FilterConfig) would run it; not supported yet.
-      return fail(`${field}.disabled`, 'filters disabled by default are not supported');
-    }
-    out.push(
-      factory.create(any, {
-        name: f.name,
-        field: `${ctx.field}.${field}.typed_config`,
-        compile: new ListenerCompileContext(ctx.listener),
-        stats: ctx.stats,
-        warn: ctx.warn,
-      }),
-    );
+    const filter = factory.create(any, {
+      name: f.name,
+      field: `${ctx.field}.${field}.typed_config`,
+      compile: new ListenerCompileContext(ctx.listener),
+      stats: ctx.stats,
+      warn: ctx.warn,
+    });
+    filter.disabledByDefault = f.disabled;
+    out.push(filter);
   });
   return out;
 }

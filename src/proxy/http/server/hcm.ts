@@ -68,6 +68,7 @@ export interface HcmContext {
 }
 
 export class HttpConnectionManagerImpl implements StreamHandler, FilterChainCallbacks {
+  private readonly someDisabledByDefault: boolean;
   readonly parserOptions: H1RequestParserOptions;
   readonly serverPolicy: ServerHeaderPolicy;
   /** RDS name, '' for an inline route configuration. */
@@ -86,7 +87,10 @@ export class HttpConnectionManagerImpl implements StreamHandler, FilterChainCall
     readonly stats: HttpConnStats | null = null,
     /** The HTTP filters before the router, in order. */
     private readonly filters: readonly HttpFilter[] = [],
+    /** Per filter: http_filters[i].disabled (off unless a route enables it). */
+    private readonly disabledByDefault: readonly boolean[] = [],
   ) {
+    this.someDisabledByDefault = disabledByDefault.includes(true);
     this.rdsName = rdsName;
     this.parserOptions = parserOptions;
     this.serverPolicy = serverPolicy;
@@ -103,21 +107,35 @@ export class HttpConnectionManagerImpl implements StreamHandler, FilterChainCall
       else if (external && !this.preserveExternalRequestId) setFirst(h, 'x-request-id', randomUUID());
     }
     const d = this.routes.current?.route(head);
+    if (this.filters.length === 0 || this.runFilters(stream, d, 0)) this.route(stream, d, null);
+  }
+
+  /**
+   * Runs the filters from `from`; false when one stopped the request. A route's FilterConfig `disabled: true`
+   * skips a filter; a filter disabled by default (http_filters[i].disabled) runs only on routes that enable it
+   * (FilterConfig `disabled: false`, or a per-route config of its own), as Envoy's FilterChainUtility.
+   */
+  private runFilters(stream: DownstreamStream, d: RouteDecision | undefined, from: number): boolean {
     const filters = this.filters;
-    for (let i = 0; i < filters.length; i++) {
-      if (filters[i]!.decodeHeaders(stream, d, i, this) === STOP) return;
+    const check = this.someDisabledByDefault || (d !== undefined && d.disabledFilters.size > 0);
+    for (let i = from; i < filters.length; i++) {
+      const f = filters[i]!;
+      if (check && !this.filterEnabled(i, f.name, d)) continue;
+      if (f.decodeHeaders(stream, d, i, this) === STOP) return false;
     }
-    this.route(stream, d, null);
+    return true;
+  }
+
+  private filterEnabled(i: number, name: string, d: RouteDecision | undefined): boolean {
+    const routeSays = d?.filterDisabled(name);
+    if (routeSays !== undefined) return !routeSays;
+    return !this.disabledByDefault[i] || d?.filterConfig(name) !== undefined;
   }
 
   /** FilterChainCallbacks: a filter that held the request lets it go on, from filter `next`. */
   resume(stream: DownstreamStream, d: RouteDecision | undefined, next: number, held: HeldBody | null): void {
     if (stream.reset || stream.responseStarted) return;
-    const filters = this.filters;
-    for (let i = next; i < filters.length; i++) {
-      if (filters[i]!.decodeHeaders(stream, d, i, this) === STOP) return;
-    }
-    this.route(stream, d, held);
+    if (this.runFilters(stream, d, next)) this.route(stream, d, held);
   }
 
   /** The router filter: local answers, or the upstream request. */
@@ -189,6 +207,7 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
   // HTTP filters: the router last, the others from the registry. Their stats live under http.<stat_prefix>.
   const httpStats = ctx.httpStats?.(p.statPrefix) ?? null;
   const filters = compileHttpFilters(p.httpFilters, { listener: ctx.listener, field: ctx.field, stats: httpStats?.scope, warn: ctx.warn });
+  const disabledByDefault = filters.map((f) => f.disabledByDefault);
   let routes: RouteSource;
   let rdsName = '';
   const rs = p.routeSpecifier;
@@ -240,5 +259,6 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
     serverPolicy,
     httpStats,
     filters,
+    disabledByDefault,
   );
 }
