@@ -120,12 +120,12 @@ export function compileFault(ctx: CompileContext, field: string, p: HTTPFault): 
 function headerNumerator(stream: DownstreamStream, name: string, configured: number): number {
   const v = listHeaderFirst(stream.head.headers, name);
   if (v === undefined) return configured;
-  const n = parseUint32(v);
+  const n = parseUnsigned(v);
   return n < 0 ? configured : Math.min(n, configured);
 }
 
-/** absl::SimpleAtoi for uint32/uint64 header values: optional surrounding whitespace, digits; -1 when invalid. */
-function parseUint32(v: string): number {
+/** absl::SimpleAtoi for an unsigned header value: optional surrounding whitespace and +, digits; -1 when invalid. */
+function parseUnsigned(v: string): number {
   const t = v.trim();
   if (t.length === 0 || t.length > 15 || !/^\+?\d+$/.test(t)) return -1;
   return Number(t);
@@ -196,7 +196,7 @@ class FaultFilter implements HttpFilter {
     if (s.delayMs >= 0) return s.delayMs;
     const v = listHeaderFirst(stream.head.headers, H_DELAY);
     if (v === undefined) return 0;
-    const n = parseUint32(v);
+    const n = parseUnsigned(v);
     return n > 0 ? n : 0;
   }
 
@@ -210,13 +210,13 @@ class FaultFilter implements HttpFilter {
     if (http < 0) {
       // header_abort: an http status in [200, 600) wins over a gRPC status.
       const h = listHeaderFirst(stream.head.headers, H_ABORT);
-      const n = h === undefined ? -1 : parseUint32(h);
+      const n = h === undefined ? -1 : parseUnsigned(h);
       if (n >= 200 && n < 600) {
         http = n;
         grpc = undefined;
       } else {
         const g = listHeaderFirst(stream.head.headers, H_ABORT_GRPC);
-        const gn = g === undefined ? -1 : parseUint32(g);
+        const gn = g === undefined ? -1 : parseUnsigned(g);
         if (gn < 0) return false;
         http = 200;
         grpc = gn;
