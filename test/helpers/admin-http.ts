@@ -19,3 +19,11 @@ export function adminGet(port: number, path: string): Promise<AdminResponse> {
       .end();
   });
 }
+
+/** The value of one stat from the admin's /stats (undefined when the proxy does not have it). */
+export async function statValue(port: number, name: string): Promise<number | undefined> {
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const r = await adminGet(port, `/stats?filter=${encodeURIComponent(`^${escaped}$`)}`);
+  const m = new RegExp(`^${escaped}: (-?\\d+)$`, 'm').exec(r.body);
+  return m ? Number(m[1]) : undefined;
+}

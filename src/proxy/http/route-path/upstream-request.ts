@@ -27,6 +27,10 @@
  * x-envoy-attempt-count (virtual host include_request_attempt_count); hop-by-hop fields are removed both ways.
  * The response gets x-envoy-upstream-service-time (ms from the upstream request's start to its response head)
  * and x-envoy-attempt-count when include_attempt_count_in_response, then the route's response header mutations.
+ * Hooks (the connection manager's): `holdBody(held)` — the request body an HTTP filter kept while it held the
+ * request is sent first; `mirrorTo(mirrors)` — the request body is teed to the request mirrors (route-path/
+ * mirror.ts); the route's hash policies give RING_HASH / MAGLEV clusters the request hash (route-path/hash.ts),
+ * and generated hash cookies are returned in Set-Cookie.
  * Stats: cluster upstream_rq_total/_active/_retry/_retry_success/_timeout/_per_try_timeout/_cancelled (runtime
  * ClusterStats), upstream_rq_completed/_<code>/_<n>xx and upstream_rq_time (UpstreamCluster.stats, preallocated),
  * host rq_*; outlier results are reported for every attempt.
@@ -50,6 +54,10 @@ import type { Host } from '../../upstream/cluster/host.js';
 import type { H1Connection, H1Pool, PoolFailure, PoolRequest, ResponseSink } from '../../upstream/pool/h1-pool.js';
 import type { DownstreamStream, RequestBodySink } from '../server/connection.js';
 import type { ClusterRequestStats } from '../../stats/request-stats.js';
+import type { HeldBody } from '../filters/registry.js';
+import { requestHash } from './hash.js';
+import type { RequestMirrors } from './mirror.js';
+import type { StreamVars } from './stream-vars.js';
 import { NO_HEALTHY_UPSTREAM, resetBody, resetFlag, UPSTREAM_TIMEOUT, type ResetReason } from '../server/local-reply.js';
 
 /** A cluster as the request path uses it: the runtime, a pool per host, and its response-code and timing stats. */
@@ -74,7 +82,15 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
   private body: Buffer[] | null = [];
   private bodyBytes = 0;
   private trailers: HeaderList | null = null;
-  private readonly headOnly: boolean;
+  private headOnly: boolean;
+  private held: HeldBody | null = null;
+  private mirrors: RequestMirrors | null = null;
+  /** The request hash for RING_HASH / MAGLEV (route hash policies); undefined: random. */
+  private hash: bigint | undefined;
+  /** Set-Cookie values of generated hash cookies, for the response. */
+  private setCookies: string[] | null = null;
+  /** Header formatting variables (only for routes with header mutations). */
+  private vars: StreamVars | undefined;
   // Attempt state.
   private attempt = 0;
   private retriesLeft: number;
@@ -116,9 +132,33 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.bufferLimit = decision.perRequestBufferLimitBytes ?? bufferLimitBytes;
   }
 
+  /** The request body a filter kept while it held the request (sent before what arrives next). */
+  holdBody(held: HeldBody): void {
+    this.held = held;
+    this.headOnly = held.headOnly;
+  }
+
+  /** The variables the route's response header mutations format with (the upstream is filled in here). */
+  formatVars(vars: StreamVars): void {
+    this.vars = vars;
+  }
+
+  /** Tee the request body to these mirrors (sent when the request is complete). */
+  mirrorTo(mirrors: RequestMirrors | null): void {
+    this.mirrors = mirrors;
+  }
+
   start(): void {
     const s = this.stream;
     const head = s.head;
+    const lbPolicy = this.cluster.lbPolicy;
+    if (this.decision.hashPolicies.length > 0 && (lbPolicy === 'RING_HASH' || lbPolicy === 'MAGLEV')) {
+      // Envoy computes the hash only for load balancers that use one (so only they generate cookies).
+      const sock = s.conn.socket;
+      const cookies: string[] = [];
+      this.hash = requestHash(this.decision.hashPolicies, head, { remoteAddress: sock.remoteAddress ?? '', remotePort: sock.remotePort ?? 0, localAddress: sock.localAddress ?? '', localPort: sock.localPort ?? 0 }, cookies);
+      if (cookies.length > 0) this.setCookies = cookies;
+    }
     removeHopByHopHeaders(head.headers, false);
     if (this.retriable && (this.policy!.retryOnMask & RetryOn['retriable-status-codes']) !== 0) {
       const extra = getHeader(head.headers, 'x-envoy-retriable-status-codes');
@@ -134,7 +174,16 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     else removeHeader(head.headers, 'x-envoy-expected-rq-timeout-ms');
     s.setBodySink(this);
     s.onReset = () => this.onDownstreamReset();
-    if (s.requestComplete) this.startGlobalTimer();
+    const held = this.held;
+    if (held !== null) {
+      this.held = null;
+      for (const c of held.chunks) this.onRequestBody(c);
+      if (s.requestComplete && !held.headOnly) this.onRequestEnd(held.trailers);
+    }
+    if (s.requestComplete) {
+      if (this.headOnly) this.mirrors?.onEnd();
+      this.startGlobalTimer();
+    }
     this.cluster.stats.upstream_rq_total++;
     this.startAttempt();
   }
@@ -146,6 +195,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.attempt++;
     const rt = this.cluster;
     const host = rt.lb.choose({
+      hash: this.hash,
       previousHosts: this.triedHosts,
       attempt: this.attempt,
       hostSelectionRetries: this.policy?.hostSelectionMaxAttempts,
@@ -238,6 +288,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
   // ------------------------------------------------------------------------------------------------ request body
 
   onRequestBody(chunk: Buffer): void {
+    if (this.mirrors !== null) this.mirrors.onBody(chunk);
     if (this.done) return;
     const sending = this.conn !== null && !this.requestSent;
     if (this.body !== null) {
@@ -260,6 +311,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
   }
 
   onRequestEnd(trailers: HeaderList | null): void {
+    if (this.mirrors !== null) this.mirrors.onEnd();
     if (this.done) return;
     this.trailers = trailers;
     this.startGlobalTimer();
@@ -297,7 +349,13 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     removeHopByHopHeaders(h, false);
     h.push('x-envoy-upstream-service-time', String(Date.now() - this.attemptStartMs));
     if (this.decision.virtualHost.includeAttemptCountInResponse) h.push('x-envoy-attempt-count', String(this.attempt));
-    applyResponseHeaders(this.decision, head, this.stream.head);
+    if (this.setCookies !== null) for (const c of this.setCookies) h.push('set-cookie', c);
+    const vars = this.vars;
+    if (vars !== undefined) {
+      vars.host = host;
+      vars.upstreamSocket = conn.socket;
+    }
+    applyResponseHeaders(this.decision, head, this.stream.head, vars);
     const end = !conn.responseHasBody;
     this.stream.onResponseDrain = end ? null : () => conn.resumeResponse();
     this.stream.sendHead(head, end);

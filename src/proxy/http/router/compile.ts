@@ -44,8 +44,9 @@ import type {
   WeightedCluster,
 } from '../../../xds/gen/envoy/config/route/v3/route_components_pb.js';
 import type { RequestHead } from '../headers.js';
-import { NO_DISABLED_FILTERS, NO_FILTER_CONFIG, NO_UPGRADES, RedirectSpec, RouteDecision, VirtualHostInfo } from './decision.js';
+import { NO_COMPILED_FILTER_CONFIG, NO_DISABLED_FILTERS, NO_FILTER_CONFIG, NO_UPGRADES, RedirectSpec, RouteDecision, VirtualHostInfo } from './decision.js';
 import type { DecisionInit } from './decision.js';
+import { compilePerRouteFilterConfig, mergePerRouteFilterConfig } from '../filters/index.js';
 import type { FormatterOptions } from './formatter.js';
 import { compileHeaderParser } from './header-ops.js';
 import type { HeaderParser } from './header-ops.js';
@@ -160,7 +161,8 @@ function pathEnd(path: string, ignoreParams: boolean): number {
   return n;
 }
 
-function isGrpcRequest(head: RequestHead): boolean {
+/** content-type application/grpc or application/grpc+… (Envoy's Grpc::Common::isGrpcRequestHeaders). */
+export function isGrpcRequest(head: RequestHead): boolean {
   if (!head.path) return false;
   const ct = listHeaderFirst(head.headers, 'content-type');
   return ct !== undefined && ct.startsWith('application/grpc') && (ct.length === 16 || ct.charCodeAt(16) === 43 /* + */);
@@ -350,6 +352,7 @@ interface Parent {
   vhResponse: HeaderParser;
   /** Merged filter configs of the route configuration and the virtual host. */
   filterConfig: ReadonlyMap<string, Any>;
+  compiledFilters: ReadonlyMap<string, unknown>;
   disabledFilters: ReadonlyMap<string, boolean>;
   vhRetry: RetryPolicy | undefined;
   vhHedge: HedgePolicy | undefined;
@@ -365,15 +368,18 @@ function mergeFilterConfigs(
   field: string,
   own: { [key: string]: Any },
   baseConfig: ReadonlyMap<string, Any>,
+  baseCompiled: ReadonlyMap<string, unknown>,
   baseDisabled: ReadonlyMap<string, boolean>,
-): [ReadonlyMap<string, Any>, ReadonlyMap<string, boolean>] {
+): [ReadonlyMap<string, Any>, ReadonlyMap<string, unknown>, ReadonlyMap<string, boolean>] {
   const names = Object.keys(own);
-  if (names.length === 0) return [baseConfig, baseDisabled];
+  if (names.length === 0) return [baseConfig, baseCompiled, baseDisabled];
   const config = new Map(baseConfig);
+  let compiled: Map<string, unknown> | undefined;
   let disabled: Map<string, boolean> | undefined;
   for (const name of names) {
-    const any = own[name]!;
+    let any = own[name]!;
     const f = `${field ? `${field}.` : ''}typed_per_filter_config[${JSON.stringify(name)}]`;
+    let inner = f;
     if (typeNameOf(any.typeUrl) === FILTER_CONFIG_TYPE) {
       let fc;
       try {
@@ -382,14 +388,20 @@ function mergeFilterConfigs(
         return ctx.fail(f, e instanceof Error ? e.message : String(e));
       }
       if (!fc.config && !fc.disabled) ctx.fail(f, `empty per-filter configuration for filter ${name}`);
-      if (fc.config) config.set(name, fc.config);
       disabled ??= new Map(baseDisabled);
       disabled.set(name, fc.disabled);
-    } else {
-      config.set(name, any);
+      if (!fc.config) continue;
+      any = fc.config;
+      inner = `${f}.config`;
     }
+    config.set(name, any);
+    // Compiled by the filter that owns the type (a bad config NACKs the route configuration here).
+    const c = mergePerRouteFilterConfig(any, compilePerRouteFilterConfig(ctx, inner, name, any), baseCompiled.get(name));
+    compiled ??= new Map(baseCompiled);
+    if (c === undefined) compiled.delete(name);
+    else compiled.set(name, c);
   }
-  return [config, disabled ?? baseDisabled];
+  return [config, compiled ?? baseCompiled, disabled ?? baseDisabled];
 }
 
 function hedgeCheck(ctx: CompileContext, field: string, h: HedgePolicy | undefined): void {
@@ -486,7 +498,7 @@ function compileRedirect(ctx: CompileContext, field: string, r: RedirectAction):
 }
 
 /** Common decision fields of a route (before its action). */
-function baseInit(parent: Parent, routeName: string, filterConfig: ReadonlyMap<string, Any>, disabled: ReadonlyMap<string, boolean>, routeReq: HeaderParser, routeResp: HeaderParser, bufferLimit: number | undefined): DecisionInit {
+function baseInit(parent: Parent, routeName: string, filterConfig: ReadonlyMap<string, Any>, compiled: ReadonlyMap<string, unknown>, disabled: ReadonlyMap<string, boolean>, routeReq: HeaderParser, routeResp: HeaderParser, bufferLimit: number | undefined): DecisionInit {
   const order = (rc: HeaderParser, vh: HeaderParser, rt: HeaderParser): HeaderParser[] =>
     (parent.mostSpecificWins ? [rc, vh, rt] : [rt, vh, rc]).filter((p) => !p.empty);
   return {
@@ -514,6 +526,7 @@ function baseInit(parent: Parent, routeName: string, filterConfig: ReadonlyMap<s
     status: 0,
     body: undefined,
     perFilterConfig: filterConfig,
+    compiledFilterConfig: compiled,
     disabledFilters: disabled,
     perRequestBufferLimitBytes: bufferLimit,
     clusterRequestParser: null,
@@ -735,7 +748,7 @@ function compileWeighted(ctx: CompileContext, field: string, w: WeightedCluster,
     cumulative.push(total);
     const req = compileHeaderParser(ctx, `${f}.request`, c.requestHeadersToAdd, c.requestHeadersToRemove, opts);
     const resp = compileHeaderParser(ctx, `${f}.response`, c.responseHeadersToAdd, c.responseHeadersToRemove, opts);
-    const [config, disabled] = mergeFilterConfigs(ctx, f, c.typedPerFilterConfig, init.perFilterConfig, init.disabledFilters);
+    const [config, compiled, disabled] = mergeFilterConfigs(ctx, f, c.typedPerFilterConfig, init.perFilterConfig, init.compiledFilterConfig, init.disabledFilters);
     let hostRewrite = '';
     if (c.hostRewriteSpecifier.case === 'hostRewriteLiteral') {
       checkHeaderValue(ctx, `${f}.host_rewrite_literal`, c.hostRewriteSpecifier.value);
@@ -749,6 +762,7 @@ function compileWeighted(ctx: CompileContext, field: string, w: WeightedCluster,
         cluster: c.name,
         clusterHeader: asciiLower(c.clusterHeader),
         perFilterConfig: config,
+        compiledFilterConfig: compiled,
         disabledFilters: disabled,
         clusterRequestParser: req.empty ? null : req,
         clusterResponseParser: resp.empty ? null : resp,
@@ -777,11 +791,11 @@ function compileRoute(ctx: CompileContext, field: string, r: Route, parent: Pare
   const match = compileMatch(ctx, `${field}.match`, r.match);
   const req = compileHeaderParser(ctx, `${field}.request`, r.requestHeadersToAdd, r.requestHeadersToRemove, opts);
   const resp = compileHeaderParser(ctx, `${field}.response`, r.responseHeadersToAdd, r.responseHeadersToRemove, opts);
-  const [config, disabled] = mergeFilterConfigs(ctx, field, r.typedPerFilterConfig, parent.filterConfig, parent.disabledFilters);
+  const [config, compiled, disabled] = mergeFilterConfigs(ctx, field, r.typedPerFilterConfig, parent.filterConfig, parent.compiledFilters, parent.disabledFilters);
   if (r.decorator) ctx.warn(`${field}.decorator`, 'tracing decorators are ignored');
   if (r.tracing) ctx.warn(`${field}.tracing`, 'route tracing settings are ignored');
   if (r.statPrefix) ctx.warn(`${field}.stat_prefix`, 'per-route stats are not emitted');
-  const init = baseInit(parent, r.name, config, disabled, req, resp, r.perRequestBufferLimitBytes ?? parent.vhInfo.perRequestBufferLimitBytes);
+  const init = baseInit(parent, r.name, config, compiled, disabled, req, resp, r.perRequestBufferLimitBytes ?? parent.vhInfo.perRequestBufferLimitBytes);
   let res: ActionResult;
   const a = r.action;
   switch (a.case) {
@@ -834,6 +848,7 @@ interface RcLevel {
   rcRequest: HeaderParser;
   rcResponse: HeaderParser;
   filterConfig: ReadonlyMap<string, Any>;
+  compiledFilters: ReadonlyMap<string, unknown>;
   disabledFilters: ReadonlyMap<string, boolean>;
   mirrors: readonly MirrorPolicy[];
   clusters: Set<string>;
@@ -847,7 +862,7 @@ function compileVirtualHost(ctx: CompileContext, field: string, vh: VirtualHost,
   if (vh.rateLimits.length > 0) ctx.warn(`${field}.rate_limits`, 'global rate limit actions are not supported and are ignored');
   if (vh.cors) ctx.warn(`${field}.cors`, 'the deprecated virtual host cors field is ignored (the CORS filter reads typed_per_filter_config)');
   const info = new VirtualHostInfo(vh.name, vh.includeRequestAttemptCount, vh.includeAttemptCountInResponse, vh.includeIsTimeoutRetryHeader, vh.perRequestBufferLimitBytes);
-  const [filterConfig, disabledFilters] = mergeFilterConfigs(ctx, field, vh.typedPerFilterConfig, rc.filterConfig, rc.disabledFilters);
+  const [filterConfig, compiledFilters, disabledFilters] = mergeFilterConfigs(ctx, field, vh.typedPerFilterConfig, rc.filterConfig, rc.compiledFilters, rc.disabledFilters);
   const parent: Parent = {
     rcName: rc.rcName,
     mostSpecificWins: rc.mostSpecificWins,
@@ -858,6 +873,7 @@ function compileVirtualHost(ctx: CompileContext, field: string, vh: VirtualHost,
     vhRequest: compileHeaderParser(ctx, `${field}.request`, vh.requestHeadersToAdd, vh.requestHeadersToRemove, opts),
     vhResponse: compileHeaderParser(ctx, `${field}.response`, vh.responseHeadersToAdd, vh.responseHeadersToRemove, opts),
     filterConfig,
+    compiledFilters,
     disabledFilters,
     vhRetry: vh.retryPolicy ? compileRetryPolicy(ctx, `${field}.retry_policy`, vh.retryPolicy) : undefined,
     vhHedge: vh.hedgePolicy,
@@ -870,7 +886,7 @@ function compileVirtualHost(ctx: CompileContext, field: string, vh: VirtualHost,
   if (vh.requireTls === VirtualHost_TlsRequirementType.EXTERNAL_ONLY) requireTls = 1;
   else if (vh.requireTls === VirtualHost_TlsRequirementType.ALL) requireTls = 2;
   if (requireTls !== 0) {
-    const init = baseInit(parent, '', NO_FILTER_CONFIG, NO_DISABLED_FILTERS, parent.vhRequest, parent.vhResponse, info.perRequestBufferLimitBytes);
+    const init = baseInit(parent, '', NO_FILTER_CONFIG, NO_COMPILED_FILTER_CONFIG, NO_DISABLED_FILTERS, parent.vhRequest, parent.vhResponse, info.perRequestBufferLimitBytes);
     init.kind = 'redirect';
     init.status = 301;
     init.requestParsers = [];
@@ -894,7 +910,7 @@ export function compileRouteConfiguration(rc: RouteConfiguration, opts: CompileO
     return asciiLower(h);
   });
   const clusters = new Set<string>();
-  const [filterConfig, disabledFilters] = mergeFilterConfigs(ctx, '', rc.typedPerFilterConfig, NO_FILTER_CONFIG, NO_DISABLED_FILTERS);
+  const [filterConfig, compiledFilters, disabledFilters] = mergeFilterConfigs(ctx, '', rc.typedPerFilterConfig, NO_FILTER_CONFIG, NO_COMPILED_FILTER_CONFIG, NO_DISABLED_FILTERS);
   const level: RcLevel = {
     rcName: rc.name,
     mostSpecificWins: rc.mostSpecificHeaderMutationsWins,
@@ -902,6 +918,7 @@ export function compileRouteConfiguration(rc: RouteConfiguration, opts: CompileO
     rcRequest: compileHeaderParser(ctx, 'request', rc.requestHeadersToAdd, rc.requestHeadersToRemove, opts),
     rcResponse: compileHeaderParser(ctx, 'response', rc.responseHeadersToAdd, rc.responseHeadersToRemove, opts),
     filterConfig,
+    compiledFilters,
     disabledFilters,
     mirrors: compileMirrors(ctx, 'request_mirror_policies', rc.requestMirrorPolicies, clusters),
     clusters,

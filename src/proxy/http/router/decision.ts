@@ -65,6 +65,7 @@ export interface DecisionInit {
   status: number;
   body: Buffer | undefined;
   perFilterConfig: ReadonlyMap<string, Any>;
+  compiledFilterConfig: ReadonlyMap<string, unknown>;
   disabledFilters: ReadonlyMap<string, boolean>;
   perRequestBufferLimitBytes: number | undefined;
   clusterRequestParser: HeaderParser | null;
@@ -129,6 +130,11 @@ export class RouteDecision {
    * route configuration): the raw Any for the filter to read (FilterConfig wrappers are unwrapped).
    */
   readonly perFilterConfig: ReadonlyMap<string, Any>;
+  /**
+   * typed_per_filter_config compiled by the filter that owns its type (filters/registry.ts) at RDS compile time,
+   * merged across levels by that filter's rules; by filter name.
+   */
+  readonly compiledFilterConfigs: ReadonlyMap<string, unknown>;
   /** FilterConfig.disabled by filter name, most specific level that says. */
   readonly disabledFilters: ReadonlyMap<string, boolean>;
   readonly perRequestBufferLimitBytes: number | undefined;
@@ -160,6 +166,8 @@ export class RouteDecision {
   readonly hasRequestMutations: boolean;
   /** @internal */
   readonly hasResponseMutations: boolean;
+  /** Whether any header mutation has a command (%...%) that reads FormatVars. */
+  readonly needsFormatVars: boolean;
 
   constructor(f: DecisionInit) {
     this.kind = f.kind;
@@ -186,6 +194,7 @@ export class RouteDecision {
     this.status = f.status;
     this.body = f.body;
     this.perFilterConfig = f.perFilterConfig;
+    this.compiledFilterConfigs = f.compiledFilterConfig;
     this.disabledFilters = f.disabledFilters;
     this.perRequestBufferLimitBytes = f.perRequestBufferLimitBytes;
     this.clusterRequestParser = f.clusterRequestParser;
@@ -208,11 +217,21 @@ export class RouteDecision {
       f.hostRewriteHeader !== '' ||
       f.hostRewriteRegex !== null;
     this.hasResponseMutations = f.clusterResponseParser !== null || f.responseParsers.length > 0;
+    this.needsFormatVars =
+      f.clusterRequestParser?.dynamic === true ||
+      f.clusterResponseParser?.dynamic === true ||
+      f.requestParsers.some((p) => p.dynamic) ||
+      f.responseParsers.some((p) => p.dynamic);
   }
 
   /** The most specific typed_per_filter_config of a filter (undefined when none). */
   filterConfig(name: string): Any | undefined {
     return this.perFilterConfig.get(name);
+  }
+
+  /** The compiled typed_per_filter_config of a filter (undefined when none, or no filter understands it). */
+  compiledFilterConfig(name: string): unknown {
+    return this.compiledFilterConfigs.size === 0 ? undefined : this.compiledFilterConfigs.get(name);
   }
 
   /** Whether a filter is disabled for this route (FilterConfig.disabled); undefined when no level says. */
@@ -222,10 +241,11 @@ export class RouteDecision {
 
   /** @internal a copy for a cluster named by the request (cluster_header). */
   withCluster(cluster: string): RouteDecision {
-    return new RouteDecision({ ...this, cluster });
+    return new RouteDecision({ ...this, compiledFilterConfig: this.compiledFilterConfigs, cluster });
   }
 }
 
 export const NO_FILTER_CONFIG: ReadonlyMap<string, Any> = EMPTY_MAP;
+export const NO_COMPILED_FILTER_CONFIG: ReadonlyMap<string, unknown> = EMPTY_MAP;
 export const NO_DISABLED_FILTERS: ReadonlyMap<string, boolean> = EMPTY_MAP;
 export const NO_UPGRADES: ReadonlyMap<string, boolean> = EMPTY_MAP;

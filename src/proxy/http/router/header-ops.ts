@@ -80,6 +80,8 @@ export function setOne(h: HeaderList, lower: string, value: string): void {
 }
 
 export class HeaderParser {
+  /** Whether a value has commands (formatted per request; the caller may pass FormatVars). */
+  readonly dynamic: boolean;
   private readonly mode: Uint8Array;
   private readonly values: string[];
 
@@ -90,6 +92,7 @@ export class HeaderParser {
   ) {
     this.mode = new Uint8Array(add.length);
     this.values = new Array<string>(add.length).fill('');
+    this.dynamic = add.some((e) => e.value.constant === null);
   }
 
   get empty(): boolean {

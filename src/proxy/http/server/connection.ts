@@ -46,6 +46,11 @@ export interface RequestBodySink {
   onRequestEnd(trailers: HeaderList | null): void;
 }
 
+/** Sees (and may change) a response head before it is written: upstream responses and local replies alike. */
+export interface ResponseHeadersHook {
+  onResponseHeaders(resp: ResponseHead): void;
+}
+
 export interface StreamHandler {
   onRequest(stream: DownstreamStream): void;
   /** The connection manager's stats (stats/request-stats.ts), updated by the connection; null: none kept. */
@@ -83,6 +88,8 @@ export class DownstreamStream {
   onReset: (() => void) | null = null;
   /** Set by the consumer: called when a full socket buffer has drained. */
   onResponseDrain: (() => void) | null = null;
+  /** Set by an HTTP filter (CORS): runs on the response head before it is written (Envoy's encodeHeaders). */
+  responseHeadersHook: ResponseHeadersHook | null = null;
   readonly startMs = Date.now();
   readonly debug: boolean;
   private sink: RequestBodySink | null = null;
@@ -132,6 +139,7 @@ export class DownstreamStream {
     if (this.responseStarted || this.reset) return;
     this.responseStarted = true;
     this.status = resp.status;
+    if (this.responseHeadersHook !== null) this.responseHeadersHook.onResponseHeaders(resp);
     const st = this.conn.stats;
     if (st !== null) st.responseHead(resp.status);
     const h = resp.headers;

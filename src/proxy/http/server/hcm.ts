@@ -15,9 +15,11 @@
  *   is read per request, so an RDS update applies to the next request and never to one in flight);
  *   no route → 404 NR; redirect / direct response → local answer; unknown cluster → cluster_not_found_response_code
  *   (503) NC; otherwise header mutations, path rewrite, then the upstream request (route-path/upstream-request.ts).
- * HTTP filters: `envoy.filters.http.router` (required, last); `envoy.filters.http.fault` and
- * `envoy.filters.http.cors` are accepted and pass requests through unchanged in this version (their per-route
- * configurations are reported once, see `warnings`); any other filter is a ConfigError unless is_optional.
+ * HTTP filters (filters/registry.ts): `http_filters` compiles into the filters that run before the router, which
+ * must be last; an unknown filter is a ConfigError naming `http_filters[i]` unless is_optional (skipped, reported
+ * once). Per request, after route selection, each filter's decodeHeaders runs in order (no route: they run with no
+ * decision, then 404 NR): one may answer (fault abort, CORS preflight) or hold the request and resume the chain
+ * later (fault delay). With no filters (or none that applies) nothing is allocated.
  * Only HTTP/1.1 downstreams are served: codec_type HTTP2/HTTP3 is a ConfigError; with AUTO an HTTP/2 preface is
  * refused by closing the connection.
  */
@@ -33,7 +35,11 @@ import { ConfigError } from '../../config-error.js';
 import type { H1RequestParserOptions } from '../codec/h1/index.js';
 import { hasHeader } from '../headers.js';
 import { applyRequestHeaders, localReplyLocation, rewritePath, type CompiledRouteConfig } from '../router/index.js';
-import { RouterRequest, type UpstreamCluster } from '../route-path/upstream-request.js';
+import { DEFAULT_BUFFER_LIMIT_BYTES, RouterRequest, type UpstreamCluster } from '../route-path/upstream-request.js';
+import { startMirrors } from '../route-path/mirror.js';
+import { StreamVars } from '../route-path/stream-vars.js';
+import { compileHttpFilters, STOP, type FilterChainCallbacks, type HeldBody, type HttpFilter } from '../filters/index.js';
+import type { RouteDecision } from '../router/decision.js';
 import type { DownstreamStream, ServerHeaderPolicy, StreamHandler } from './connection.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
 
@@ -55,20 +61,14 @@ export interface HcmContext {
   /** Warnings for fields accepted without effect (reported once by the caller). */
   warn(message: string): void;
   /**
-   * The stats of this connection manager (`http.<stat_prefix>.`), created when it is compiled; called once, after
-   * the configuration compiled. Absent: no stats are kept.
+   * The stats of this connection manager (`http.<stat_prefix>.`; its HTTP filters' stats live under it), called
+   * once while it is compiled (the caller removes them when compiling fails). Absent: no stats are kept.
    */
   httpStats?(statPrefix: string): HttpConnStats;
 }
 
-const ROUTER = 'envoy.filters.http.router';
-const PASS_THROUGH_FILTERS = new Map([
-  ['envoy.filters.http.fault', 'envoy.extensions.filters.http.fault.v3.HTTPFault'],
-  ['envoy.filters.http.cors', 'envoy.extensions.filters.http.cors.v3.Cors'],
-]);
-const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
-
-export class HttpConnectionManagerImpl implements StreamHandler {
+export class HttpConnectionManagerImpl implements StreamHandler, FilterChainCallbacks {
+  private readonly someDisabledByDefault: boolean;
   readonly parserOptions: H1RequestParserOptions;
   readonly serverPolicy: ServerHeaderPolicy;
   /** RDS name, '' for an inline route configuration. */
@@ -85,7 +85,12 @@ export class HttpConnectionManagerImpl implements StreamHandler {
     serverPolicy: ServerHeaderPolicy,
     /** `http.<stat_prefix>.` stats, updated by the downstream connections (null: none kept). */
     readonly stats: HttpConnStats | null = null,
+    /** The HTTP filters before the router, in order. */
+    private readonly filters: readonly HttpFilter[] = [],
+    /** Per filter: http_filters[i].disabled (off unless a route enables it). */
+    private readonly disabledByDefault: readonly boolean[] = [],
   ) {
+    this.someDisabledByDefault = disabledByDefault.includes(true);
     this.rdsName = rdsName;
     this.parserOptions = parserOptions;
     this.serverPolicy = serverPolicy;
@@ -101,8 +106,41 @@ export class HttpConnectionManagerImpl implements StreamHandler {
       if (!hasHeader(h, 'x-request-id')) h.push('x-request-id', randomUUID());
       else if (external && !this.preserveExternalRequestId) setFirst(h, 'x-request-id', randomUUID());
     }
-    const rc = this.routes.current;
-    const d = rc?.route(head);
+    const d = this.routes.current?.route(head);
+    if (this.filters.length === 0 || this.runFilters(stream, d, 0)) this.route(stream, d, null);
+  }
+
+  /**
+   * Runs the filters from `from`; false when one stopped the request. A route's FilterConfig `disabled: true`
+   * skips a filter; a filter disabled by default (http_filters[i].disabled) runs only on routes that enable it
+   * (FilterConfig `disabled: false`, or a per-route config of its own), as Envoy's FilterChainUtility.
+   */
+  private runFilters(stream: DownstreamStream, d: RouteDecision | undefined, from: number): boolean {
+    const filters = this.filters;
+    const check = this.someDisabledByDefault || (d !== undefined && d.disabledFilters.size > 0);
+    for (let i = from; i < filters.length; i++) {
+      const f = filters[i]!;
+      if (check && !this.filterEnabled(i, f.name, d)) continue;
+      if (f.decodeHeaders(stream, d, i, this) === STOP) return false;
+    }
+    return true;
+  }
+
+  private filterEnabled(i: number, name: string, d: RouteDecision | undefined): boolean {
+    const routeSays = d?.filterDisabled(name);
+    if (routeSays !== undefined) return !routeSays;
+    return !this.disabledByDefault[i] || d?.filterConfig(name) !== undefined;
+  }
+
+  /** FilterChainCallbacks: a filter that held the request lets it go on, from filter `next`. */
+  resume(stream: DownstreamStream, d: RouteDecision | undefined, next: number, held: HeldBody | null): void {
+    if (stream.reset || stream.responseStarted) return;
+    if (this.runFilters(stream, d, next)) this.route(stream, d, held);
+  }
+
+  /** The router filter: local answers, or the upstream request. */
+  private route(stream: DownstreamStream, d: RouteDecision | undefined, held: HeldBody | null): void {
+    const head = stream.head;
     if (d === undefined) {
       stream.localReply(404, '', 'NR', 'route_not_found');
       return;
@@ -119,9 +157,14 @@ export class HttpConnectionManagerImpl implements StreamHandler {
       stream.localReply(d.clusterNotFoundStatus, '', 'NC', 'cluster_not_found');
       return;
     }
-    applyRequestHeaders(d, head);
+    const vars = d.needsFormatVars ? new StreamVars(stream, this.useRemoteAddress) : undefined;
+    applyRequestHeaders(d, head, vars);
     rewritePath(d, head, true);
-    new RouterRequest(stream, d, cluster).start();
+    const rr = new RouterRequest(stream, d, cluster);
+    if (held !== null) rr.holdBody(held);
+    if (vars !== undefined) rr.formatVars(vars);
+    if (d.mirrorPolicies.length > 0) rr.mirrorTo(startMirrors(d, head, this.clusters, Math.random, d.perRequestBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES));
+    rr.start();
   }
 }
 
@@ -161,25 +204,10 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
   if (p.codecType === HttpConnectionManager_CodecType.HTTP2 || p.codecType === HttpConnectionManager_CodecType.HTTP3) {
     fail('codec_type', `${HttpConnectionManager_CodecType[p.codecType]} downstreams are not supported yet (HTTP/1.1 only)`);
   }
-  // HTTP filters: router last; fault and cors pass through.
-  const filters = p.httpFilters;
-  if (filters.length === 0) fail('http_filters', 'must end with envoy.filters.http.router');
-  filters.forEach((f, i) => {
-    const type = f.configType.case === 'typedConfig' ? typeNameOf(f.configType.value.typeUrl) : undefined;
-    const last = i === filters.length - 1;
-    if (f.name === ROUTER || type === ROUTER_TYPE) {
-      if (!last) fail(`http_filters[${i}]`, 'the router filter must be the last HTTP filter');
-      return;
-    }
-    if (last) fail(`http_filters[${i}]`, `the last HTTP filter must be ${ROUTER}, got ${f.name}`);
-    const known = PASS_THROUGH_FILTERS.get(f.name);
-    if (known !== undefined && (type === undefined || type === known)) return;
-    if (f.isOptional) {
-      ctx.warn(`${ctx.field}.http_filters[${i}]: optional filter ${f.name} is not supported and is skipped`);
-      return;
-    }
-    fail(`http_filters[${i}]`, `HTTP filter ${f.name}${type ? ` (${type})` : ''} is not supported`);
-  });
+  // HTTP filters: the router last, the others from the registry. Their stats live under http.<stat_prefix>.
+  const httpStats = ctx.httpStats?.(p.statPrefix) ?? null;
+  const filters = compileHttpFilters(p.httpFilters, { listener: ctx.listener, field: ctx.field, stats: httpStats?.scope, warn: ctx.warn });
+  const disabledByDefault = filters.map((f) => f.disabledByDefault);
   let routes: RouteSource;
   let rdsName = '';
   const rs = p.routeSpecifier;
@@ -229,6 +257,8 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
     p.preserveExternalRequestId,
     parserOptions,
     serverPolicy,
-    ctx.httpStats?.(p.statPrefix) ?? null,
+    httpStats,
+    filters,
+    disabledByDefault,
   );
 }
