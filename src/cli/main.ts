@@ -10,6 +10,7 @@ import { register as registerUp } from './commands/up.js';
 import { register as registerStatus } from './commands/status.js';
 import { register as registerLogs } from './commands/logs.js';
 import { register as registerDown } from './commands/down.js';
+import { register as registerDemo } from './commands/demo.js';
 
 // Output piped into a command that stops reading (`weft analyze . | head`) is not an error.
 for (const stream of [process.stdout, process.stderr]) {
@@ -38,6 +39,7 @@ registerUp(program);
 registerStatus(program);
 registerLogs(program);
 registerDown(program);
+registerDemo(program);
 
 try {
   await program.parseAsync(process.argv);
