@@ -183,12 +183,14 @@ class LocalRuntime implements Runtime {
       }
       desired.set(`${w.namespace}/${w.name}`, w);
     }
+    const removed: Replica[] = [];
     for (const [key, g] of [...this.groups]) {
       if (desired.has(key)) continue;
       this.groups.delete(key);
       this.event({ kind: 'removed', workload: g.spec.name, message: `workload ${key} removed: stopping ${g.replicas.length} replica(s)` });
-      await this.stopReplicas(g.replicas);
+      removed.push(...g.replicas);
     }
+    await this.stopReplicas(removed);
     for (const [key, w] of desired) {
       if (this.stopping) return;
       const g = this.groups.get(key);

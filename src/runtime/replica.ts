@@ -228,7 +228,6 @@ export class Replica {
     this.setHealthy(false);
     if (this.stableTimer) clearTimeout(this.stableTimer);
     log.note(message);
-    this.ctx.event('error', this.label, message);
     this.settle();
   }
 
@@ -236,7 +235,7 @@ export class Replica {
   private async backoffWait(): Promise<boolean> {
     const delay = this.backoff.next();
     if (this.stopRequested) return false;
-    this.ctx.event('restarting', this.label, this.msg(`restarting in ${(delay / 1000).toFixed(1)} s`));
+    this.ctx.event('restarting', this.label, `${this.lastError ?? this.msg('failed')}; restarting in ${(delay / 1000).toFixed(1)} s`);
     await this.sleepOrStop(delay);
     if (this.stopRequested) return false;
     this.restarts++;
