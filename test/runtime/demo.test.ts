@@ -12,18 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RuntimeStatus } from '../../src/runtime/status.js';
 import type { MeshView } from '../../src/dashboard/index.js';
-import { ROOT, run, sleep, WEFT } from '../helpers/mesh-processes.js';
+import { ROOT, sleep, WEFT } from '../helpers/mesh-processes.js';
+import { pidAlive, waitGone, weft } from './runtime-helpers.js';
 
 const TASKS = join(ROOT, 'examples/bookinfo/tasks');
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   const res = await fetch(url, { headers, signal: AbortSignal.timeout(15_000) });
@@ -43,7 +35,6 @@ describe('weft demo', () => {
 
   const runtimeApi = (): string => (JSON.parse(readFileSync(join(stateDir, 'runtime.json'), 'utf8')) as { api: string }).api;
   const status = async (): Promise<RuntimeStatus> => (await (await fetch(`${runtimeApi()}/v1/status`)).json()) as RuntimeStatus;
-  const weft = (...args: string[]) => run(process.execPath, [WEFT, ...args]);
 
   before(async () => {
     demo = spawn(process.execPath, [WEFT, 'demo', '--state-dir', stateDir, '--rps', '5'], { cwd: ROOT });
@@ -65,7 +56,7 @@ describe('weft demo', () => {
       demo.kill('SIGTERM');
       await new Promise((r) => demo.once('exit', r));
     }
-    for (const p of pids) if (alive(p)) process.kill(p, 'SIGKILL');
+    for (const p of pids) if (pidAlive(p)) process.kill(p, 'SIGKILL');
     rmSync(stateDir, { recursive: true, force: true });
   });
 
@@ -113,9 +104,9 @@ describe('weft demo', () => {
   });
 
   test('--apply virtual-service-all-v1 leaves only reviews v1; --apply reviews-jason-v2 sends only jason to v2', async () => {
-    const a = await weft('demo', '--apply', join(TASKS, 'virtual-service-all-v1.yaml'), '--state-dir', stateDir);
-    assert.equal(a.status, 0, a.stderr.toString());
-    assert.match(a.stdout.toString(), /applied .*virtual-service-all-v1\.yaml .*VirtualService bookinfo\/reviews/);
+    const a = await weft(['demo', '--apply', join(TASKS, 'virtual-service-all-v1.yaml'), '--state-dir', stateDir]);
+    assert.equal(a.status, 0, a.stderr);
+    assert.match(a.stdout, /applied .*virtual-service-all-v1\.yaml .*VirtualService bookinfo\/reviews/);
     // Until the change is in force, versions may differ; then 10 v1 in a row (1 chance in 59,049 by luck).
     let streak = 0;
     for (let i = 0; i < 300 && streak < 10; i++) {
@@ -125,9 +116,9 @@ describe('weft demo', () => {
     assert.equal(streak, 10, 'the all-v1 routes came into force');
     for (let i = 0; i < 20; i++) assert.equal(reviewsVersion((await get(productPage)).body), 'v1', `request ${i} after all-v1`);
 
-    const j = await weft('demo', '--apply', join(TASKS, 'reviews-jason-v2.yaml'), '--state-dir', stateDir);
-    assert.equal(j.status, 0, j.stderr.toString());
-    assert.match(j.stdout.toString(), /replaced: VirtualService bookinfo\/reviews \(from virtual-service-all-v1\.yaml\)/);
+    const j = await weft(['demo', '--apply', join(TASKS, 'reviews-jason-v2.yaml'), '--state-dir', stateDir]);
+    assert.equal(j.status, 0, j.stderr);
+    assert.match(j.stdout, /replaced: VirtualService bookinfo\/reviews \(from virtual-service-all-v1\.yaml\)/);
     const jason = { cookie: 'user=jason' };
     let seen = '';
     for (let i = 0; i < 300 && seen !== 'v2'; i++) {
@@ -145,20 +136,19 @@ describe('weft demo', () => {
   });
 
   test('--apply refuses a file that is not valid config', async () => {
-    const r = await weft('demo', '--apply', join(ROOT, 'package.json'), '--state-dir', stateDir);
+    const r = await weft(['demo', '--apply', join(ROOT, 'package.json'), '--state-dir', stateDir]);
     assert.equal(r.status, 1);
-    assert.match(r.stderr.toString(), /package\.json defines no resources|is not valid/);
+    assert.match(r.stderr, /package\.json defines no resources|is not valid/);
   });
 
   test('SIGINT stops everything: exit 0, every app and sidecar gone, runtime.json removed', async () => {
     const exited = new Promise<number | null>((r) => demo.once('exit', (code) => r(code)));
     demo.kill('SIGINT');
     assert.equal(await exited, 0, stderr);
-    for (let i = 0; i < 100 && pids.some(alive); i++) await sleep(100);
-    assert.deepEqual(pids.filter(alive), [], 'no process left behind');
+    assert.deepEqual(await waitGone(pids), [], 'no process left behind');
     assert.ok(!existsSync(join(stateDir, 'runtime.json')));
-    const r = await weft('demo', '--apply', join(TASKS, 'reviews-50-v3.yaml'), '--state-dir', stateDir);
+    const r = await weft(['demo', '--apply', join(TASKS, 'reviews-50-v3.yaml'), '--state-dir', stateDir]);
     assert.equal(r.status, 1);
-    assert.match(r.stderr.toString(), /no demo is running in /);
+    assert.match(r.stderr, /no demo is running in /);
   });
 });
