@@ -1,5 +1,5 @@
 /**
- * `weft demo [--state-dir DIR] [--rps N] [--dashboard-port N]`: the whole mesh on this machine in one command —
+ * `weft demo [--state-dir .weft] [--rps N] [--dashboard-port N]`: the whole mesh on this machine in one command —
  * the Bookinfo sample application (examples/bookinfo), the local runtime, live traffic and the dashboard.
  *
  * 1. Copies examples/bookinfo into `<state-dir>/bookinfo` (afresh each time, so applied tasks never touch the
@@ -29,9 +29,8 @@ import { startDashboard, type Dashboard } from '../../dashboard/index.js';
 import { RuntimeAlreadyRunningError, startRuntime, type Runtime, type RuntimeEvent } from '../../runtime/index.js';
 import { liveRuntime } from '../../runtime/api.js';
 import { startTraffic, type TrafficGenerator } from '../../runtime/traffic.js';
-import { portArg } from './up.js';
+import { DEFAULT_STATE_DIR, portArg } from './up.js';
 
-export const DEFAULT_DEMO_STATE_DIR = '.weft-demo';
 /** The sample application shipped with Weft (dist/src/cli/commands → the package root). */
 const BOOKINFO = fileURLToPath(new URL('../../../../examples/bookinfo', import.meta.url));
 const APPLIED_DIR = 'applied';
@@ -69,7 +68,7 @@ export function prepareBookinfo(stateDir: string): string {
 }
 
 function commandFor(args: string, stateDir: string): string {
-  const sd = stateDir === DEFAULT_DEMO_STATE_DIR ? '' : ` --state-dir ${stateDir}`;
+  const sd = stateDir === DEFAULT_STATE_DIR ? '' : ` --state-dir ${stateDir}`;
   return `weft ${args}${sd}`;
 }
 
@@ -245,7 +244,7 @@ export function register(program: Command): void {
   program
     .command('demo')
     .description('run the Bookinfo sample mesh with live traffic and the dashboard (foreground; Ctrl-C stops); --apply FILE applies a task to it')
-    .option('--state-dir <dir>', 'where the copy of the sample, runtime.json and logs/ go', DEFAULT_DEMO_STATE_DIR)
+    .option('--state-dir <dir>', 'where the copy of the sample, runtime.json and logs/ go (the default of weft status, logs and down too)', DEFAULT_STATE_DIR)
     .option('--rps <n>', 'requests per second the traffic generator sends to the product page (0 = none)', rpsArg, 3)
     .option('--dashboard-port <port>', 'dashboard port on 127.0.0.1 (0 = any free port)', portArg, 0)
     .option('--apply <file>', 'apply a task file (e.g. examples/bookinfo/tasks/reviews-50-v3.yaml) to the running demo, then exit')
