@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RuntimeStatus } from '../../src/runtime/status.js';
@@ -135,10 +135,16 @@ describe('weft demo', () => {
     assert.ok(!existsSync(join(ROOT, 'examples/bookinfo/mesh/applied')));
   });
 
-  test('--apply refuses a file that is not valid config', async () => {
+  test('--apply refuses a file that is not valid config, naming the problem and where', async () => {
     const r = await weft(['demo', '--apply', join(ROOT, 'package.json'), '--state-dir', stateDir]);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /package\.json defines no resources|is not valid/);
+    const bad = join(stateDir, 'bad-task.yaml');
+    writeFileSync(bad, 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: bookinfo}\nspec:\n  hosts: [reviews]\n  htp: []\n');
+    const b = await weft(['demo', '--apply', bad, '--state-dir', stateDir]);
+    assert.equal(b.status, 1);
+    assert.match(b.stderr, /bad-task\.yaml is not valid:\n {2}\S+bad-task\.yaml:6:3: unknown field "htp" in VirtualService/);
+    assert.ok(!existsSync(join(stateDir, 'bookinfo/mesh/applied/bad-task.yaml')), 'not applied');
   });
 
   test('SIGINT stops everything: exit 0, every app and sidecar gone, runtime.json removed', async () => {

@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { parseAllDocuments } from 'yaml';
+import { validateResources } from '../../api/build.js';
 import { parseConfigText } from '../../api/source.js';
 import { startDashboard, type Dashboard } from '../../dashboard/index.js';
 import { RuntimeAlreadyRunningError, startRuntime, type Runtime, type RuntimeEvent } from '../../runtime/index.js';
@@ -178,7 +179,9 @@ function resourceKeys(text: string, file: string): { keys: Map<string, number>; 
     const group = r.apiVersion.includes('/') ? r.apiVersion.slice(0, r.apiVersion.indexOf('/')) : '';
     keys.set(`${group}/${r.kind}/${r.metadata.namespace ?? ''}/${r.metadata.name ?? ''}`, r.doc);
   }
-  const errors = parsed.diagnostics.filter((d) => d.severity === 'Error').map((d) => (d.pos ? `${d.pos.file}:${d.pos.line}:${d.pos.column}: ${d.message}` : d.message));
+  // Syntax and schema errors (unknown fields, bad values): the control plane would ignore such a resource.
+  const diagnostics = [...parsed.diagnostics, ...validateResources(parsed.resources).diagnostics];
+  const errors = diagnostics.filter((d) => d.severity === 'Error').map((d) => (d.pos ? `${d.pos.file}:${d.pos.line}:${d.pos.column}: ${d.message}` : d.message));
   return { keys, errors };
 }
 
