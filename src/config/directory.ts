@@ -19,7 +19,7 @@
  * watchers: it stops reporting a file once the file is replaced by a rename (atomic saves; seen on Node 20.20)
  * and has known races and ENOENT errors (nodejs/node#48437, #52018, #53350).
  */
-import { watch } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
 import type { FSWatcher, Stats } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
@@ -256,7 +256,7 @@ export class DirectorySource {
 
   // --- reloading --------------------------------------------------------------------------------------------
 
-  /** Which root a path belongs to, and whether it lies under an ignored (dot) name. */
+  /** Which root a path belongs to, and whether it lies under an ignored (dot) name; undefined when not followed. */
   #classify(p: string): { root: string; isRoot: boolean; ignoredIn?: string } | undefined {
     for (const root of this.#roots) {
       if (p === root) return { root, isRoot: true };
@@ -264,6 +264,8 @@ export class DirectorySource {
       if (!rel || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) continue;
       const segments = rel.split(sep);
       const i = segments.findIndex(isIgnoredName);
+      // Inside a subdirectory skipped for its IGNORE_MARKER (as #walk skips it): not followed.
+      for (let j = 1; j < segments.length; j++) if (existsSync(join(root, ...segments.slice(0, j), IGNORE_MARKER))) return undefined;
       if (i >= 0) return { root, isRoot: false, ignoredIn: join(root, ...segments.slice(0, i)) };
       return { root, isRoot: false };
     }

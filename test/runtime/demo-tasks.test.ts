@@ -4,13 +4,14 @@
 // and in the runtime's directory source alike — while naming it directly still reads it.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzePaths } from '../../src/analyze/index.js';
 import { formatText } from '../../src/analyze/format.js';
 import { listConfigFiles } from '../../src/api/source.js';
-import { loadOnce } from '../../src/config/directory.js';
-import { ROOT } from '../helpers/mesh-processes.js';
+import { DirectorySource, loadOnce } from '../../src/config/directory.js';
+import { ROOT, sleep } from '../helpers/mesh-processes.js';
 
 const BOOKINFO = join(ROOT, 'examples/bookinfo');
 const MESH = join(BOOKINFO, 'mesh');
@@ -58,5 +59,26 @@ describe('bookinfo sample config', () => {
     assert.ok(parent.resources.some((r) => r.kind === 'LocalWorkload'));
     const named = await loadOnce(TASKS);
     assert.ok(named.resources.some((r) => r.kind === 'TrafficSplit'));
+  });
+
+  test('a watching directory source ignores files written into a .weftignore directory later', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-weftignore-'));
+    const svc = (name: string) => `apiVersion: v1\nkind: Service\nmetadata: {name: ${name}, namespace: default}\nspec:\n  ports: [{name: http, port: 80}]\n`;
+    const source = new DirectorySource([dir], { debounceMs: 20, maxWaitMs: 200, rescanIntervalMs: 100 });
+    try {
+      mkdirSync(join(dir, 'tasks'));
+      writeFileSync(join(dir, 'tasks', '.weftignore'), '');
+      writeFileSync(join(dir, 'a.yaml'), svc('a'));
+      await source.start();
+      writeFileSync(join(dir, 'tasks', 't.yaml'), svc('t'));
+      writeFileSync(join(dir, 'b.yaml'), svc('b'));
+      const names = () => source.store.snapshot().resources.map((r) => r.metadata.name).sort();
+      for (let i = 0; i < 200 && !names().includes('b'); i++) await sleep(25);
+      await sleep(300); // a few rescans more
+      assert.deepEqual(names(), ['a', 'b']);
+    } finally {
+      await source.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -64,7 +64,7 @@ export function prepareBookinfo(stateDir: string): string {
   rmSync(dest, { recursive: true, force: true });
   mkdirSync(stateDir, { recursive: true });
   cpSync(BOOKINFO, dest, { recursive: true, filter: (src) => basename(src) !== 'node_modules' });
-  symlinkSync(dependenciesDir(), join(dest, 'node_modules'), 'dir');
+  symlinkSync(dependenciesDir(), join(dest, 'node_modules'), 'junction'); // 'junction': no privilege needed on Windows; a plain link elsewhere
   return join(dest, 'mesh');
 }
 
