@@ -87,6 +87,7 @@ class LocalRuntime implements Runtime {
     readonly opts: RuntimeOptions & { stateDir: string },
     readonly cp: ControlPlane,
   ) {
+    this.controlPlane = { xdsPort: cp.xdsPort!, httpPort: cp.httpPort! };
     this.ctx = {
       cp,
       xds: `127.0.0.1:${cp.xdsPort}`,
@@ -98,13 +99,9 @@ class LocalRuntime implements Runtime {
     };
   }
 
-  get apiPort(): number {
-    return this.api ? serverPort(this.api) : 0;
-  }
-
-  get controlPlane(): { xdsPort: number; httpPort: number } {
-    return { xdsPort: this.cp.xdsPort!, httpPort: this.cp.httpPort! };
-  }
+  /** The ports stay known (and in the status) after stop. */
+  apiPort = 0;
+  readonly controlPlane: { xdsPort: number; httpPort: number };
 
   event(e: RuntimeEvent): void {
     try {
@@ -116,6 +113,7 @@ class LocalRuntime implements Runtime {
 
   async listen(port: number): Promise<void> {
     this.api = await serveApi(port, () => this.status(), () => void this.stop());
+    this.apiPort = serverPort(this.api);
   }
 
   /** Starts following the config: reconciles now and on every change. */
@@ -134,7 +132,7 @@ class LocalRuntime implements Runtime {
       .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name) || a.replica - b.replica);
     return {
       configPaths: [...this.opts.configPaths],
-      controlPlane: this.controlPlane,
+      controlPlane: { ...this.controlPlane },
       apiPort: this.apiPort,
       startedAt: this.startedAt,
       workloads,
