@@ -25,6 +25,7 @@ import { ControlPlane } from '../controlplane/controlplane.js';
 import { liveRuntime, removeRuntimeFile, RuntimeAlreadyRunningError, serveApi, serverPort, writeRuntimeFile } from './api.js';
 import { logsDir } from './logs.js';
 import { PortAllocator } from './ports.js';
+import { ProcessTable, reapLeftovers } from './process.js';
 import { Replica, workloadFingerprint, type ReplicaContext } from './replica.js';
 import type { RuntimeStatus } from './status.js';
 
@@ -60,6 +61,10 @@ export interface Runtime {
   readonly stopped: Promise<void>;
 }
 
+function processesFile(stateDir: string): string {
+  return resolvePath(stateDir, 'processes.json');
+}
+
 /** `node` and `bin/weft.js` of this installation (dist/src/runtime → the package root). */
 const WEFT_BIN = fileURLToPath(new URL('../../../bin/weft.js', import.meta.url));
 
@@ -93,6 +98,7 @@ class LocalRuntime implements Runtime {
       xds: `127.0.0.1:${cp.xdsPort}`,
       stateDir: opts.stateDir,
       ports: new PortAllocator(),
+      processes: new ProcessTable(processesFile(opts.stateDir)),
       weftCommand: [process.execPath, WEFT_BIN],
       baseDir: process.cwd(),
       event: (kind, workload, message) => this.event({ kind, workload, message }),
@@ -257,6 +263,9 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
   mkdirSync(resolvePath(stateDir, 'bootstrap'), { recursive: true });
   const owner = await liveRuntime(stateDir);
   if (owner) throw new RuntimeAlreadyRunningError(stateDir, owner);
+  // A runtime that was killed (SIGKILL) could not stop its apps and sidecars: stop them now.
+  const leftovers = reapLeftovers(processesFile(stateDir));
+  if (leftovers.length) opts.onEvent?.({ kind: 'cleanup', message: `stopped ${leftovers.length} process(es) left by a runtime that did not stop cleanly: ${leftovers.join(', ')}` });
 
   const logger = pino(
     { level: 'info', base: { component: 'control-plane' }, timestamp: pino.stdTimeFunctions.isoTime },

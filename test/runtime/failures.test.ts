@@ -1,12 +1,13 @@
 // `weft up` failure behaviour through the real CLI: a missing command, an app that exits at once and a fixed port
 // held by another process each get a clear error and are retried with backoff while the rest of the mesh serves;
-// the port conflict names the holder's pid; SIGINT stops everything and leaves no process behind.
+// the port conflict names the holder's pid; SIGINT stops everything and leaves no process behind, and what a
+// runtime killed with SIGKILL left is stopped by the next `weft up` on its state dir.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { FIXTURES, getJson, isReady, replica, RuntimeDir, UpProcess, waitGone } from './runtime-helpers.js';
+import { FIXTURES, getJson, isReady, pidAlive, replica, RuntimeDir, sleep, UpProcess, waitGone } from './runtime-helpers.js';
 
 const dir = new RuntimeDir();
 let up: UpProcess;
@@ -82,4 +83,31 @@ test('SIGINT drains and stops everything: exit 0, no process left behind (app pr
   assert.match(up.stdout, /SIGINT: draining and stopping everything/);
   assert.ok(up.pids.size >= 4, `pids seen: ${[...up.pids].join(' ')}`);
   assert.deepEqual(await waitGone(up.pids), [], 'every pid the status showed is gone');
+});
+
+test('weft up killed with SIGKILL: the next weft up on its state dir stops the processes it left', async () => {
+  const d = new RuntimeDir();
+  const docs = readFileSync(join(FIXTURES, 'mesh.yaml'), 'utf8').split(/^---$/m).filter((x) => /name: b\n/.test(x));
+  d.write('b.yaml', docs.join('---'));
+  const first = new UpProcess(d);
+  let second: UpProcess | undefined;
+  try {
+    await first.started();
+    const s = await first.waitFor('b ready', (st) => isReady(st, 'b'));
+    const left = [replica(s, 'b')!.pid!, replica(s, 'b')!.sidecarPid!];
+    first.proc.kill('SIGKILL');
+    await first.exit;
+    await sleep(500);
+    assert.ok(left.every(pidAlive), 'a killed runtime cannot stop its children itself');
+    second = new UpProcess(d);
+    await second.started();
+    assert.match(second.stdout, new RegExp(`stopped 2 process\\(es\\) left by a runtime that did not stop cleanly: .*pid (${left[0]}|${left[1]})`));
+    assert.deepEqual(await waitGone(left), []);
+    await second.waitFor('b ready again', (st) => isReady(st, 'b'));
+  } finally {
+    await first.kill();
+    await second?.kill();
+    if (second) assert.deepEqual(await waitGone(second.pids), []);
+    d.remove();
+  }
 });
