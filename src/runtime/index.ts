@@ -25,6 +25,7 @@ import { ControlPlane } from '../controlplane/controlplane.js';
 import { liveRuntime, removeRuntimeFile, RuntimeAlreadyRunningError, serveApi, serverPort, writeRuntimeFile } from './api.js';
 import { logsDir } from './logs.js';
 import { PortAllocator } from './ports.js';
+import { ProcessTable, reapLeftovers } from './process.js';
 import { Replica, workloadFingerprint, type ReplicaContext } from './replica.js';
 import type { RuntimeStatus } from './status.js';
 
@@ -60,6 +61,10 @@ export interface Runtime {
   readonly stopped: Promise<void>;
 }
 
+function processesFile(stateDir: string): string {
+  return resolvePath(stateDir, 'processes.json');
+}
+
 /** `node` and `bin/weft.js` of this installation (dist/src/runtime → the package root). */
 const WEFT_BIN = fileURLToPath(new URL('../../../bin/weft.js', import.meta.url));
 
@@ -87,24 +92,22 @@ class LocalRuntime implements Runtime {
     readonly opts: RuntimeOptions & { stateDir: string },
     readonly cp: ControlPlane,
   ) {
+    this.controlPlane = { xdsPort: cp.xdsPort!, httpPort: cp.httpPort! };
     this.ctx = {
       cp,
       xds: `127.0.0.1:${cp.xdsPort}`,
       stateDir: opts.stateDir,
       ports: new PortAllocator(),
+      processes: new ProcessTable(processesFile(opts.stateDir)),
       weftCommand: [process.execPath, WEFT_BIN],
       baseDir: process.cwd(),
       event: (kind, workload, message) => this.event({ kind, workload, message }),
     };
   }
 
-  get apiPort(): number {
-    return this.api ? serverPort(this.api) : 0;
-  }
-
-  get controlPlane(): { xdsPort: number; httpPort: number } {
-    return { xdsPort: this.cp.xdsPort!, httpPort: this.cp.httpPort! };
-  }
+  /** The ports stay known (and in the status) after stop. */
+  apiPort = 0;
+  readonly controlPlane: { xdsPort: number; httpPort: number };
 
   event(e: RuntimeEvent): void {
     try {
@@ -116,6 +119,7 @@ class LocalRuntime implements Runtime {
 
   async listen(port: number): Promise<void> {
     this.api = await serveApi(port, () => this.status(), () => void this.stop());
+    this.apiPort = serverPort(this.api);
   }
 
   /** Starts following the config: reconciles now and on every change. */
@@ -134,7 +138,7 @@ class LocalRuntime implements Runtime {
       .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name) || a.replica - b.replica);
     return {
       configPaths: [...this.opts.configPaths],
-      controlPlane: this.controlPlane,
+      controlPlane: { ...this.controlPlane },
       apiPort: this.apiPort,
       startedAt: this.startedAt,
       workloads,
@@ -259,6 +263,9 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
   mkdirSync(resolvePath(stateDir, 'bootstrap'), { recursive: true });
   const owner = await liveRuntime(stateDir);
   if (owner) throw new RuntimeAlreadyRunningError(stateDir, owner);
+  // A runtime that was killed (SIGKILL) could not stop its apps and sidecars: stop them now.
+  const leftovers = reapLeftovers(processesFile(stateDir));
+  if (leftovers.length) opts.onEvent?.({ kind: 'cleanup', message: `stopped ${leftovers.length} process(es) left by a runtime that did not stop cleanly: ${leftovers.join(', ')}` });
 
   const logger = pino(
     { level: 'info', base: { component: 'control-plane' }, timestamp: pino.stdTimeFunctions.isoTime },

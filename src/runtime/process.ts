@@ -2,8 +2,13 @@
  * One child process of the local runtime (an app or a sidecar): spawned detached in its own process group, its
  * stdout and stderr appended to a LogFile, and stopped by signalling the whole group (SIGTERM, then SIGKILL after a
  * grace period), so that whatever the process started goes too — as the kubelet stops every container of a pod.
+ *
+ * A ProcessTable keeps the running children in `<stateDir>/processes.json` (pid and start time), so that the
+ * children of a runtime that was killed with SIGKILL, and could not stop them, are stopped by the next `weft up`
+ * on that state dir (`reapLeftovers`); the start time tells a leftover from an unrelated process that reuses its pid.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { LogFile } from './logs.js';
 
 export interface ExitInfo {
@@ -22,6 +27,72 @@ export interface SpawnSpec {
   cwd: string;
   env: NodeJS.ProcessEnv;
   log: LogFile;
+  /** Where the running process is recorded. */
+  table?: ProcessTable;
+}
+
+/** A process's start time (field 22 of /proc/PID/stat, in clock ticks since boot); undefined without /proc. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+interface TableEntry {
+  pid: number;
+  start?: string;
+  what: string;
+}
+
+/** The running children of one runtime, mirrored to a JSON file. */
+export class ProcessTable {
+  private readonly live = new Map<number, TableEntry>();
+  constructor(readonly path: string) {}
+
+  add(pid: number, what: string): void {
+    const e: TableEntry = { pid, what };
+    const st = startTime(pid);
+    if (st !== undefined) e.start = st;
+    this.live.set(pid, e);
+    this.save();
+  }
+
+  remove(pid: number): void {
+    if (this.live.delete(pid)) this.save();
+  }
+
+  private save(): void {
+    try {
+      if (this.live.size === 0) rmSync(this.path, { force: true });
+      else writeFileSync(this.path, `${JSON.stringify([...this.live.values()], null, 2)}\n`);
+    } catch {
+      // the state dir went away: nothing to keep
+    }
+  }
+}
+
+/**
+ * Stops (SIGKILL to their process groups) the processes a dead runtime left in `path`, those still running with the
+ * recorded start time; removes the file. Returns what was stopped.
+ */
+export function reapLeftovers(path: string): string[] {
+  let entries: TableEntry[];
+  try {
+    entries = JSON.parse(readFileSync(path, 'utf8')) as TableEntry[];
+  } catch {
+    return [];
+  }
+  const reaped: string[] = [];
+  for (const e of Array.isArray(entries) ? entries : []) {
+    if (typeof e?.pid !== 'number' || e.start === undefined || startTime(e.pid) !== e.start) continue;
+    killGroup(e.pid, 'SIGKILL');
+    reaped.push(`pid ${e.pid} (${e.what})`);
+  }
+  rmSync(path, { force: true });
+  return reaped;
 }
 
 /** Signals the process group `pid` (ignores a group that is gone). */
@@ -43,6 +114,10 @@ export class ManagedProcess {
   constructor(spec: SpawnSpec) {
     const child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
+    const what = [spec.command, ...spec.args].join(' ');
+    child.once('spawn', () => {
+      if (child.pid !== undefined && !this.done) spec.table?.add(child.pid, what);
+    });
     child.stdout?.on('data', (d: Buffer) => spec.log.write(d));
     child.stderr?.on('data', (d: Buffer) => spec.log.write(d));
     this.exited = new Promise<ExitInfo>((resolve) => {
@@ -57,7 +132,10 @@ export class ManagedProcess {
         if (this.done) return;
         this.done = true;
         // Whatever the process left in its group goes with it.
-        if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
+        if (child.pid !== undefined) {
+          killGroup(child.pid, 'SIGKILL');
+          spec.table?.remove(child.pid);
+        }
         resolve({ code, signal, ranMs: Date.now() - this.started });
       });
     });

@@ -23,7 +23,7 @@ import { Backoff } from '../xds/client/backoff.js';
 import { grpcBootstrap } from '../xds/grpc-bootstrap.js';
 import { LogFile, logFile } from './logs.js';
 import { portConflictMessage, portIsFree, type PortAllocator } from './ports.js';
-import { describeExit, ManagedProcess, type ExitInfo } from './process.js';
+import { describeExit, ManagedProcess, type ExitInfo, type ProcessTable } from './process.js';
 import type { ReplicaPhase, SidecarPorts, WorkloadStatus } from './status.js';
 
 /** What a replica needs from the runtime. */
@@ -33,6 +33,8 @@ export interface ReplicaContext {
   xds: string;
   stateDir: string;
   ports: PortAllocator;
+  /** Where running children are recorded (see reapLeftovers). */
+  processes: ProcessTable;
   /** `node` and the `weft` entry point the sidecar runs with. */
   weftCommand: [string, string];
   /** Directory a LocalWorkload without `cwd` runs in (where `weft up` runs). */
@@ -360,7 +362,7 @@ export class Replica {
   /** Starts the sidecar and waits for /healthz/ready; false (after recording the failure) when it exits first. */
   private async startSidecar(): Promise<boolean> {
     this.sidecarLog.note(`starting sidecar: weft ${this.sidecarArgs().slice(1).join(' ')}`);
-    const sc = new ManagedProcess({ command: this.ctx.weftCommand[0], args: this.sidecarArgs(), cwd: this.ctx.baseDir, env: process.env, log: this.sidecarLog });
+    const sc = new ManagedProcess({ command: this.ctx.weftCommand[0], args: this.sidecarArgs(), cwd: this.ctx.baseDir, env: process.env, log: this.sidecarLog, table: this.ctx.processes });
     this.sidecar = sc;
     let exit: ExitInfo | undefined;
     void sc.exited.then((e) => (exit = e));
@@ -418,7 +420,7 @@ export class Replica {
     }
     const [command, ...args] = w.command as [string, ...string[]];
     this.appLog.note(`starting: ${w.command.join(' ')} (cwd ${cwd})`);
-    const app = new ManagedProcess({ command, args, cwd, env: this.appEnv(bootstrapPath), log: this.appLog });
+    const app = new ManagedProcess({ command, args, cwd, env: this.appEnv(bootstrapPath), log: this.appLog, table: this.ctx.processes });
     this.app = app;
     const early = await Promise.race([app.exited, new Promise<undefined>((r) => app.child.once('spawn', () => r(undefined)))]);
     if (early?.error) {
