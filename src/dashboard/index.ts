@@ -13,7 +13,8 @@
  * - From the sidecars' Envoy stats it computes, over the last `windowMs` (10 s), request rate, success rate
  *   (non-5xx) and p50/p99 latency per workload and per service (inbound stats of the serving sidecars) and per call
  *   edge (outbound cluster stats of the calling sidecars: source service → destination service and subset).
- * - A sidecar or control plane that does not answer is listed under `scrapeErrors`; the rest is still shown.
+ * - A ready replica's sidecar or the control plane that does not answer is listed under `scrapeErrors`; the rest is
+ *   still shown.
  *
  * A workload's service is its `app` label (Istio's canonical service name), else its name.
  */
@@ -157,7 +158,8 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       jobs.push(
         getText(`http://127.0.0.1:${w.sidecar.admin}/stats/prometheus?filter=${encodeURIComponent(STATS_FILTER)}`).then(
           (text) => window.add(key, snapshotOf(parsePrometheusText(text), Date.now())),
-          (e) => void errors.push({ target: `sidecar of ${instanceOf(w)} (admin port ${w.sidecar.admin})`, error: errorText(e) }),
+          // A replica still starting (or restarting) may not have its sidecar up yet: not an error to show.
+          (e) => void (w.ready && errors.push({ target: `sidecar of ${instanceOf(w)} (admin port ${w.sidecar.admin})`, error: errorText(e) })),
         ),
       );
     }

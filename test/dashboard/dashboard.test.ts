@@ -1,10 +1,11 @@
 // The dashboard (src/dashboard) against a real mesh: `weft control-plane` and two `weft proxy` sidecars as child
 // processes — "web" calls the Service "echo" through its outbound listener, echo's sidecar forwards to an HTTP
-// server in this process that answers /hello with 200 and /fail with 503 — driven by two traffic generators. The runtime
-// status given to the dashboard describes those two sidecars (plus one whose admin port answers nothing). The
-// JSON API must report the services, the web → echo edge and the workloads with non-zero rates, the 503s in the
-// success rates, p50/p99 from the histograms, the proxies' sync state and the dead sidecar as a scrape error; the
-// page, rendered by headless Chromium, must list the workloads with a non-zero request rate.
+// server in this process that answers /hello with 200 and /fail with 503 — driven by two traffic generators. The
+// runtime status given to the dashboard describes those two sidecars, plus a ready one whose admin port answers
+// nothing and one still starting (the same dead port: not an error to report). The JSON API must report the
+// services, the web → echo edge and the workloads with non-zero rates, the 503s in the success rates, p50/p99 from
+// the histograms, the proxies' sync state and the dead sidecar as a scrape error; the page, rendered by headless
+// Chromium, must list the workloads with a non-zero request rate.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -92,7 +93,7 @@ describe('dashboard', () => {
       controlPlane: { xdsPort: Number(addrs.xds.split(':').at(-1)), httpPort: Number(new URL(cpHttp).port) },
       apiPort: 0,
       startedAt: new Date().toISOString(),
-      workloads: [workload('echo', 'echo', echo), workload('web', 'web', web), workload('ghost', 'ghost', { admin: deadAdmin }, { ready: false })],
+      workloads: [workload('echo', 'echo', echo), workload('web', 'web', web), workload('ghost', 'ghost', { admin: deadAdmin }), workload('late', 'late', { admin: deadAdmin }, { ready: false, phase: 'starting' })],
     };
     dash = await startDashboard({ status: async () => status, controlPlaneHttp: cpHttp, scrapeIntervalMs: 500, windowMs: 5000 });
     // Through web's sidecar: 20 rps that succeed, 5 rps that fail (503 after the sidecar's default retries).
@@ -162,12 +163,13 @@ describe('dashboard', () => {
     }
   });
 
-  test('a sidecar that does not answer is a scrape error naming it; the rest is still shown', async () => {
+  test("a ready replica's sidecar that does not answer is a scrape error naming it (one still starting is not); the rest is still shown", async () => {
     const v = await until('the ghost scrape error', (x) => x.scrapeErrors.length > 0);
     assert.equal(v.scrapeErrors.length, 1, JSON.stringify(v.scrapeErrors));
     assert.match(v.scrapeErrors[0]!.target, /sidecar of ghost-0 \(admin port \d+\)/);
     assert.match(v.scrapeErrors[0]!.error, /ECONNREFUSED/);
     const ghost = v.workloads.find((w) => w.instance === 'ghost-0')!;
+    assert.equal(v.workloads.find((w) => w.instance === 'late-0')?.phase, 'starting');
     assert.equal(ghost.rps, 0);
     assert.equal(ghost.successRate, undefined);
     assert.ok(v.services.some((s) => s.name === 'echo' && s.rps > 0));
@@ -200,7 +202,7 @@ describe('dashboard', () => {
         assert.ok(m, `row ${attr}=${value} in the rendered page:\n${dom.slice(0, 4000)}`);
         return m[1]!;
       };
-      for (const w of ['echo-0', 'web-0', 'ghost-0']) row('data-workload', w);
+      for (const w of ['echo-0', 'web-0', 'ghost-0', 'late-0']) row('data-workload', w);
       const rps = Number(/<td class="num rps">([\d.]+)<\/td>/.exec(row('data-workload', 'echo-0'))?.[1]);
       assert.ok(rps > 0, `echo-0 request rate on the page: ${rps}`);
       assert.match(row('data-service', 'default/echo'), /<td class="num rps">[\d.]+<\/td>/);
