@@ -6,6 +6,8 @@
  * - `callService(url, req, timeoutMs)`: GET another mesh service by name (`http://reviews:9080/reviews/0`)
  *   through the sidecar: `HTTP_PROXY` (set by the runtime) points at the sidecar's outbound listener, which routes
  *   absolute-form requests by host, as an HTTP forward proxy. Without HTTP_PROXY it connects to the host directly.
+ *   Connections are kept alive; a request that finds its reused connection closed by the other side is sent once
+ *   more on a new one (what Node documents for `request.reusedSocket`).
  * - `forwardHeaders(req)`: the headers an app must copy from its incoming request to its outgoing requests so
  *   that a mesh can join the hops into one trace and route on the user (Istio's "Distributed Tracing" task and
  *   Bookinfo's productpage): x-request-id, W3C trace context, B3, and the other tracers' headers, plus
@@ -65,7 +67,7 @@ function parseProxy(v) {
  * `{ status, headers, body, json }` (json undefined when the body is not JSON) for any HTTP answer, rejects with
  * an Error whose message says what happened on a connection failure or after `timeoutMs`.
  */
-export function callService(url, headers, timeoutMs) {
+export function callService(url, headers, timeoutMs, retryStale = true) {
   const u = new URL(url);
   const opts = proxy
     ? { host: proxy.host, port: proxy.port, path: u.href, headers: { ...headers, host: u.host } }
@@ -95,6 +97,8 @@ export function callService(url, headers, timeoutMs) {
     const timer = setTimeout(() => req.destroy(new Error(`no answer from ${u.host} within ${timeoutMs} ms`)), timeoutMs);
     req.on('error', (e) => {
       clearTimeout(timer);
+      // A kept-alive connection the other side closed meanwhile: the GET never arrived, send it once more.
+      if (retryStale && req.reusedSocket && e.code === 'ECONNRESET') return resolve(callService(url, headers, timeoutMs, false));
       reject(new Error(`${u.host}: ${e.message}`));
     });
     req.end();

@@ -88,6 +88,7 @@ function guide(rt: Runtime, dash: Dashboard, productPage: string | undefined, op
     productPage ? `Product page: ${productPage}  (through productpage's sidecar; sign in as jason there)` : 'Product page: productpage is not running (see the logs in the state dir)',
     `Dashboard: http://127.0.0.1:${dash.port}/`,
     opts.rps > 0 && productPage ? `Traffic: ${opts.rps} request(s)/s to the product page.` : 'Traffic: none.',
+    `Logs: ${join(resolve(opts.stateDir), 'logs')} (${commandFor('logs reviews-v2 -f', opts.stateDir)})`,
     '',
     'Try:',
     `  ${commandFor(`demo --apply ${join(tasks, 'reviews-50-v3.yaml')}`, opts.stateDir)}`,
