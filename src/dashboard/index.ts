@@ -6,7 +6,8 @@
  *   console.log(`Dashboard: http://127.0.0.1:${d.port}/`);
  *   await d.close();
  *
- * - `GET /` the page; `GET /api/mesh` the view (MeshView below); `GET /healthz` 200.
+ * - `GET /` the page; `GET /api/mesh` the view (MeshView below); `GET /healthz` 200. On a loopback address only
+ *   requests for a loopback host name are served (403 otherwise: no DNS rebinding).
  * - Every `scrapeIntervalMs` (2 s) it reads the runtime status (workloads: phase, ready, restarts, ports), scrapes
  *   each running sidecar's admin `/stats/prometheus` (only the request stats, see metrics.ts), and reads the control
  *   plane's `/debug/syncz` (each proxy's xDS sync state per type, as `istioctl proxy-status` shows it).
@@ -103,6 +104,8 @@ export interface MeshView {
 }
 
 const SCRAPE_TIMEOUT_MS = 2000;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+const LOOPBACK_HOST = /^(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$/i;
 
 const serviceOf = (w: WorkloadStatus): string => w.labels['app'] ?? w.name;
 const instanceOf = (w: WorkloadStatus): string => `${w.name}-${w.replica}`;
@@ -194,8 +197,14 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
   const view = (): MeshView => buildView(status, window, proxies, scrapeErrors);
 
   const page = dashboardPage(interval);
+  const loopback = LOOPBACK.has(opts.bind ?? '127.0.0.1');
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    // On a loopback address, only loopback host names: a web page cannot read the API through DNS rebinding.
+    if (loopback && !LOOPBACK_HOST.test(req.headers.host ?? '')) {
+      res.writeHead(403, { 'content-type': 'text/plain' }).end(`host ${JSON.stringify(req.headers.host ?? '')} not allowed: use http://127.0.0.1:${(server.address() as AddressInfo).port}/\n`);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;

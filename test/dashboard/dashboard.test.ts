@@ -214,7 +214,7 @@ describe('dashboard', () => {
     }
   });
 
-  test('other paths and methods', async () => {
+  test('other paths, methods and host names', async () => {
     const base = `http://127.0.0.1:${dash.port}`;
     assert.equal((await fetch(`${base}/nope`)).status, 404);
     assert.equal((await fetch(`${base}/api/mesh`, { method: 'POST' })).status, 405);
@@ -222,6 +222,16 @@ describe('dashboard', () => {
     const page = await fetch(`${base}/`);
     assert.equal(page.status, 200);
     assert.match(await page.text(), /<table id="workloads">/);
+    // A page from elsewhere reaching the loopback port through DNS rebinding carries its own host name: refused.
+    const withHost = (host: string) =>
+      new Promise<number>((resolve, reject) =>
+        http.get({ host: '127.0.0.1', port: dash.port, path: '/api/mesh', headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', reject),
+      );
+    assert.equal(await withHost(`rebind.example:${dash.port}`), 403);
+    assert.equal(await withHost(`localhost:${dash.port}`), 200);
   });
 });
 
