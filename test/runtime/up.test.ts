@@ -121,6 +121,20 @@ test('kill -9 of an app: it is restarted (restarts counted) and serves again', a
   assert.equal((await aCalls(s)).workload, 'b');
 });
 
+test('kill -9 of a sidecar: only the sidecar is restarted, on the same ports, and A calls B again', async () => {
+  const before = replica(await up.status(), 'a')!;
+  process.kill(before.sidecarPid!, 'SIGKILL');
+  const s = await up.waitFor('a sidecar restarted and ready', (st) => {
+    const a = replica(st, 'a');
+    return a !== undefined && a.restarts >= 1 && a.ready && a.sidecarPid !== undefined && a.sidecarPid !== before.sidecarPid;
+  });
+  const a = replica(s, 'a')!;
+  assert.match(a.lastError ?? '', /workload a: sidecar was killed by SIGKILL after/);
+  assert.equal(a.pid, before.pid, 'the app keeps running');
+  assert.deepEqual(a.sidecar, before.sidecar);
+  assert.equal((await aCalls(s)).workload, 'b');
+});
+
 test('hot reload: scale B to 2 replicas (both serve) and back to 1', async () => {
   const yaml = readFileSync(join(dir.config, 'mesh.yaml'), 'utf8');
   dir.write('mesh.yaml', yaml.replace('  service: b\n', '  service: b\n  replicas: 2\n'));
