@@ -81,6 +81,7 @@ class LocalRuntime implements Runtime {
   private readonly leaving = new Set<Replica>();
   private reconciling: Promise<void> = Promise.resolve();
   private readonly reportedDiagnostics = new Set<string>();
+  private readonly warnedTransparent = new Set<string>();
   private unsubscribe?: () => void;
   private stopping?: Promise<void>;
   private resolveStopped!: () => void;
@@ -182,7 +183,8 @@ class LocalRuntime implements Runtime {
     this.reportDiagnostics();
     const desired = new Map<string, LocalWorkload>();
     for (const w of this.cp.model.localWorkloads) {
-      if (w.capture === 'transparent') {
+      if (w.capture === 'transparent' && !this.warnedTransparent.has(`${w.namespace}/${w.name}`)) {
+        this.warnedTransparent.add(`${w.namespace}/${w.name}`);
         this.event({ kind: 'config-error', workload: w.name, message: `workload ${w.name}: capture: transparent is not supported by weft up yet; running it with explicit capture` });
       }
       desired.set(`${w.namespace}/${w.name}`, w);
