@@ -16,7 +16,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { resolve as resolvePath } from 'node:path';
+import { isAbsolute, relative, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import type { LocalWorkload } from '../api/model.js';
@@ -219,6 +219,7 @@ class LocalRuntime implements Runtime {
         continue;
       }
       g.spec = w;
+      for (const r of g.replicas) r.spec = w;
       const have = g.replicas.length;
       if (w.replicas > have) {
         this.event({ kind: 'scaled', workload: w.name, message: `workload ${key}: scaling up from ${have} to ${w.replicas}` });
@@ -261,6 +262,14 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const configPaths = opts.configPaths.map((p) => resolvePath(p));
   if (configPaths.length === 0) throw new Error('no config paths given');
   for (const p of configPaths) if (!existsSync(p)) throw new Error(`config path ${p} does not exist`);
+  for (const p of configPaths) {
+    // The config watcher reads every .json file of a directory except under dot-directories (src/config/directory.ts).
+    const rel = relative(p, stateDir);
+    const inside = rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+    if (inside && !rel.split(sep).some((seg) => seg.startsWith('.'))) {
+      throw new Error(`state dir ${stateDir} is inside config path ${p}: its JSON files would be read as mesh config; use a dot-directory (such as the default .weft) or a directory outside the config`);
+    }
+  }
   mkdirSync(logsDir(stateDir), { recursive: true });
   mkdirSync(resolvePath(stateDir, 'bootstrap'), { recursive: true });
   const owner = await liveRuntime(stateDir);

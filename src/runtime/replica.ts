@@ -125,7 +125,8 @@ export class Replica {
 
   constructor(
     private readonly ctx: ReplicaContext,
-    readonly spec: LocalWorkload,
+    /** Replaced only by a spec with the same fingerprint (a new `replicas`). */
+    public spec: LocalWorkload,
     readonly index: number,
   ) {
     this.name = spec.name;
