@@ -88,6 +88,9 @@ class LocalRuntime implements Runtime {
   readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
   private api?: Server;
   readonly ctx: ReplicaContext;
+  /** The ports stay known (and in the status) after stop. */
+  apiPort = 0;
+  readonly controlPlane: { xdsPort: number; httpPort: number };
 
   constructor(
     readonly opts: RuntimeOptions & { stateDir: string },
@@ -105,10 +108,6 @@ class LocalRuntime implements Runtime {
       event: (kind, workload, message) => this.event({ kind, workload, message }),
     };
   }
-
-  /** The ports stay known (and in the status) after stop. */
-  apiPort = 0;
-  readonly controlPlane: { xdsPort: number; httpPort: number };
 
   event(e: RuntimeEvent): void {
     try {
