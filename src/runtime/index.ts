@@ -16,7 +16,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { resolve as resolvePath } from 'node:path';
+import { isAbsolute, relative, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import type { LocalWorkload } from '../api/model.js';
@@ -81,12 +81,16 @@ class LocalRuntime implements Runtime {
   private readonly leaving = new Set<Replica>();
   private reconciling: Promise<void> = Promise.resolve();
   private readonly reportedDiagnostics = new Set<string>();
+  private readonly warnedTransparent = new Set<string>();
   private unsubscribe?: () => void;
   private stopping?: Promise<void>;
   private resolveStopped!: () => void;
   readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
   private api?: Server;
   readonly ctx: ReplicaContext;
+  /** The ports stay known (and in the status) after stop. */
+  apiPort = 0;
+  readonly controlPlane: { xdsPort: number; httpPort: number };
 
   constructor(
     readonly opts: RuntimeOptions & { stateDir: string },
@@ -104,10 +108,6 @@ class LocalRuntime implements Runtime {
       event: (kind, workload, message) => this.event({ kind, workload, message }),
     };
   }
-
-  /** The ports stay known (and in the status) after stop. */
-  apiPort = 0;
-  readonly controlPlane: { xdsPort: number; httpPort: number };
 
   event(e: RuntimeEvent): void {
     try {
@@ -182,7 +182,8 @@ class LocalRuntime implements Runtime {
     this.reportDiagnostics();
     const desired = new Map<string, LocalWorkload>();
     for (const w of this.cp.model.localWorkloads) {
-      if (w.capture === 'transparent') {
+      if (w.capture === 'transparent' && !this.warnedTransparent.has(`${w.namespace}/${w.name}`)) {
+        this.warnedTransparent.add(`${w.namespace}/${w.name}`);
         this.event({ kind: 'config-error', workload: w.name, message: `workload ${w.name}: capture: transparent is not supported by weft up yet; running it with explicit capture` });
       }
       desired.set(`${w.namespace}/${w.name}`, w);
@@ -217,6 +218,7 @@ class LocalRuntime implements Runtime {
         continue;
       }
       g.spec = w;
+      for (const r of g.replicas) r.spec = w;
       const have = g.replicas.length;
       if (w.replicas > have) {
         this.event({ kind: 'scaled', workload: w.name, message: `workload ${key}: scaling up from ${have} to ${w.replicas}` });
@@ -259,6 +261,14 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const configPaths = opts.configPaths.map((p) => resolvePath(p));
   if (configPaths.length === 0) throw new Error('no config paths given');
   for (const p of configPaths) if (!existsSync(p)) throw new Error(`config path ${p} does not exist`);
+  for (const p of configPaths) {
+    // The config watcher reads every .json file of a directory except under dot-directories (src/config/directory.ts).
+    const rel = relative(p, stateDir);
+    const inside = rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+    if (inside && !rel.split(sep).some((seg) => seg.startsWith('.'))) {
+      throw new Error(`state dir ${stateDir} is inside config path ${p}: its JSON files would be read as mesh config; use a dot-directory (such as the default .weft) or a directory outside the config`);
+    }
+  }
   mkdirSync(logsDir(stateDir), { recursive: true });
   mkdirSync(resolvePath(stateDir, 'bootstrap'), { recursive: true });
   const owner = await liveRuntime(stateDir);

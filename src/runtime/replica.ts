@@ -125,7 +125,8 @@ export class Replica {
 
   constructor(
     private readonly ctx: ReplicaContext,
-    readonly spec: LocalWorkload,
+    /** Replaced only by a spec with the same fingerprint (a new `replicas`). */
+    public spec: LocalWorkload,
     readonly index: number,
   ) {
     this.name = spec.name;
@@ -256,8 +257,14 @@ export class Replica {
     });
   }
 
-  private async run(): Promise<void> {
+  /**
+   * Allocates the replica's free ports (new ones on every call: a port found free can be taken by someone else
+   * before the sidecar binds it) and registers the replica with them (replacing an earlier registration).
+   */
+  private async allocateAndRegister(): Promise<void> {
     const w = this.spec;
+    this.ctx.ports.release(this.allocated);
+    this.allocated = [];
     for (const p of w.ports) this.appPorts[p.name] = p.port !== 0 ? p.port : await this.allocate();
     for (const p of w.ports) this.sidecarPorts.inbound[p.name] = await this.allocate();
     for (const u of w.upstreams) this.sidecarPorts.upstreams[u.name] = await this.allocate();
@@ -266,7 +273,6 @@ export class Replica {
     this.sidecarPorts.health = await this.allocate();
     this.sidecarPorts.stats = await this.allocate();
     if (this.stopRequested) return;
-
     this.ctx.cp.registerWorkload({
       name: this.workloadName,
       namespace: this.namespace,
@@ -280,6 +286,11 @@ export class Replica {
       healthy: false,
       source: 'LocalWorkload',
     });
+  }
+
+  private async run(): Promise<void> {
+    await this.allocateAndRegister();
+    if (this.stopRequested) return;
     const bootstrapPath = join(this.ctx.stateDir, 'bootstrap', `${this.label}.${this.namespace}.json`);
     writeFileSync(bootstrapPath, `${JSON.stringify(this.bootstrap(), null, 2)}\n`);
 
@@ -289,6 +300,8 @@ export class Replica {
         const ok = await this.startSidecar();
         if (!ok) {
           if (!(await this.backoffWait())) return;
+          // No app depends on the sidecar's ports yet: take fresh ones (one of them may have been taken).
+          if (!this.app?.running) await this.allocateAndRegister();
           continue;
         }
       }

@@ -110,10 +110,12 @@ test('state dir: runtime.json of a dead process is stale; of a live runtime it i
   }
 });
 
-test('startRuntime: a config path that does not exist is a clear error', async () => {
+test('startRuntime: a config path that does not exist, or a state dir inside a config dir, is a clear error', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'weft-state-'));
   try {
     await assert.rejects(startRuntime({ configPaths: [join(dir, 'nope')], stateDir: join(dir, 's') }), new RegExp(`config path ${join(dir, 'nope')} does not exist`));
+    // A state dir the config watcher would read.
+    await assert.rejects(startRuntime({ configPaths: [dir], stateDir: join(dir, 'state') }), /state dir .*\/state is inside config path .*: its JSON files would be read as mesh config/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -2,9 +2,11 @@
 // (HTTP_PROXY) and over a TCP upstream ($B_TCP_ADDR); status, logs, the env contract, kill -9 of an app, hot reload
 // (scale B to 2 and back, add a workload, change a VirtualService), and `weft down` leaving no process behind.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
+import { WEFT } from '../helpers/mesh-processes.js';
 import type { RuntimeStatus } from '../../src/runtime/status.js';
 import { getJson, isReady, replica, RuntimeDir, sleep, UpProcess, waitGone, weft } from './runtime-helpers.js';
 
@@ -104,6 +106,16 @@ test('weft logs shows the app output and the sidecar log', async () => {
   const sc = await weft(['logs', 'b', '--sidecar', '--state-dir', dir.state]);
   assert.equal(sc.status, 0, sc.stderr);
   assert.match(sc.stdout, /ready: first full config applied/);
+  // -f prints what is there, then keeps following until SIGINT.
+  const follow = spawn(process.execPath, [WEFT, 'logs', 'a', '-f', '--state-dir', dir.state]);
+  let followed = '';
+  follow.stdout.on('data', (d: Buffer) => (followed += d.toString()));
+  for (let i = 0; i < 300 && !/mesh-echo a-0 listening/.test(followed); i++) await sleep(100);
+  assert.match(followed, /mesh-echo a-0 listening on http/);
+  assert.equal(follow.exitCode, null, 'still following');
+  const exited = new Promise<number | null>((r) => follow.once('exit', (code) => r(code)));
+  follow.kill('SIGINT');
+  assert.equal(await exited, 0);
   const none = await weft(['logs', 'nope', '--state-dir', dir.state]);
   assert.equal(none.status, 1);
   assert.match(none.stderr, /no log for nope replica 0.*logs exist for: .*b \(replica 0\)/);
@@ -118,6 +130,20 @@ test('kill -9 of an app: it is restarted (restarts counted) and serves again', a
   });
   assert.match(replica(s, 'b')!.lastError ?? '', /workload b: was killed by SIGKILL after/);
   assert.equal(replica(s, 'b')!.sidecarPid, before.sidecarPid, 'the sidecar keeps running');
+  assert.equal((await aCalls(s)).workload, 'b');
+});
+
+test('kill -9 of a sidecar: only the sidecar is restarted, on the same ports, and A calls B again', async () => {
+  const before = replica(await up.status(), 'a')!;
+  process.kill(before.sidecarPid!, 'SIGKILL');
+  const s = await up.waitFor('a sidecar restarted and ready', (st) => {
+    const a = replica(st, 'a');
+    return a !== undefined && a.restarts >= 1 && a.ready && a.sidecarPid !== undefined && a.sidecarPid !== before.sidecarPid;
+  });
+  const a = replica(s, 'a')!;
+  assert.match(a.lastError ?? '', /workload a: sidecar was killed by SIGKILL after/);
+  assert.equal(a.pid, before.pid, 'the app keeps running');
+  assert.deepEqual(a.sidecar, before.sidecar);
   assert.equal((await aCalls(s)).workload, 'b');
 });
 
@@ -152,6 +178,29 @@ test('hot reload: a new workload starts, and a VirtualService change routes b to
     if (served !== 'c') await sleep(500);
   }
   assert.equal(served, 'c', 'b:8080 is routed to c after the VirtualService change');
+});
+
+test('hot reload: a changed env restarts the workload with it; a removed workload stops and is deregistered', async () => {
+  rmSync(join(dir.config, 'vs.yaml'));
+  rmSync(join(dir.config, 'c.yaml'));
+  const before = await up.status();
+  const c = replica(before, 'c')!;
+  const b = replica(before, 'b')!;
+  let s = await up.waitFor('c removed', (st) => replica(st, 'c') === undefined);
+  assert.deepEqual(await waitGone([c.pid!, c.sidecarPid!]), [], "the removed workload's processes are gone");
+  const yaml = readFileSync(join(dir.config, 'mesh.yaml'), 'utf8');
+  dir.write('mesh.yaml', yaml.replace('GREETING: hello', 'GREETING: bonjour'));
+  s = await up.waitFor('b restarted with the new env', (st) => {
+    const nb = replica(st, 'b');
+    return nb !== undefined && nb.ready && nb.pid !== b.pid && nb.sidecarPid !== b.sidecarPid;
+  });
+  let greeting = '';
+  for (let i = 0; i < 60 && greeting !== 'bonjour'; i++) {
+    greeting = (await aCalls(s)).env.GREETING ?? '';
+    if (greeting !== 'bonjour') await sleep(500);
+  }
+  assert.equal(greeting, 'bonjour');
+  assert.deepEqual(await waitGone([b.pid!, b.sidecarPid!]), [], "the old replica's processes are gone");
 });
 
 test('a second weft up on the same state dir refuses to start', async () => {
