@@ -185,13 +185,24 @@ function firstLine(s: string): string {
   return s.split('\n')[0] ?? s;
 }
 
-/** Lists config files under the given paths (files as given; directories recursively, sorted, dot-files skipped). */
+/**
+ * A directory holding a file of this name is skipped when one of its parents is read recursively (it is still read
+ * when named directly). For directories of alternative configs that must not all apply at once, such as the
+ * Bookinfo task files (examples/bookinfo/tasks).
+ */
+export const IGNORE_MARKER = '.weftignore';
+
+/**
+ * Lists config files under the given paths (files as given; directories recursively, sorted, dot-files and
+ * `node_modules` skipped, and subdirectories holding an IGNORE_MARKER file).
+ */
 export async function listConfigFiles(paths: readonly string[]): Promise<string[]> {
   const out: string[] = [];
   const walk = async (p: string, explicit: boolean): Promise<void> => {
     const st = await stat(p);
     if (st.isDirectory()) {
       const entries = (await readdir(p)).sort();
+      if (!explicit && entries.includes(IGNORE_MARKER)) return;
       for (const e of entries) {
         if (e.startsWith('.') || e === 'node_modules') continue;
         await walk(join(p, e), false);

@@ -6,6 +6,11 @@ import { register as registerGrpcBootstrap } from './commands/grpc-bootstrap.js'
 import { register as registerProxyConfig } from './commands/proxy-config.js';
 import { register as registerProxyStatus } from './commands/proxy-status.js';
 import { register as registerProxy } from './commands/proxy.js';
+import { register as registerUp } from './commands/up.js';
+import { register as registerStatus } from './commands/status.js';
+import { register as registerLogs } from './commands/logs.js';
+import { register as registerDown } from './commands/down.js';
+import { register as registerDemo } from './commands/demo.js';
 
 // Output piped into a command that stops reading (`weft analyze . | head`) is not an error.
 for (const stream of [process.stdout, process.stderr]) {
@@ -30,6 +35,11 @@ registerProxyStatus(program);
 registerProxyConfig(program);
 registerGrpcBootstrap(program);
 registerProxy(program);
+registerUp(program);
+registerStatus(program);
+registerLogs(program);
+registerDown(program);
+registerDemo(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,8 +1,9 @@
 /**
  * The directory source: watches config files and directories and feeds every change into a `ConfigStore`.
  *
- * - Paths are directories (read recursively: `.yaml`, `.yml` and `.json` files; dot-files, dot-directories and
- *   `node_modules` skipped, as `listConfigFiles` does) or single files (read whatever their extension).
+ * - Paths are directories (read recursively: `.yaml`, `.yml` and `.json` files; dot-files, dot-directories,
+ *   `node_modules` and subdirectories holding a `.weftignore` file skipped, as `listConfigFiles` does) or single
+ *   files (read whatever their extension).
  * - Changes are noticed by `fs.watch` and, as a safety net for missed events (inotify queue overflows, network
  *   filesystems, watch limits), by a periodic rescan that compares each file's inode, size, mtime and ctime.
  * - Bursts are debounced: a reload runs once no event arrived for `debounceMs`, or `maxWaitMs` after the first
@@ -18,12 +19,12 @@
  * watchers: it stops reporting a file once the file is replaced by a rename (atomic saves; seen on Node 20.20)
  * and has known races and ENOENT errors (nodejs/node#48437, #52018, #53350).
  */
-import { watch } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
 import type { FSWatcher, Stats } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
 import type { Diagnostic } from '../api/diagnostics.js';
-import { isConfigFile, parseConfigText } from '../api/source.js';
+import { IGNORE_MARKER, isConfigFile, parseConfigText } from '../api/source.js';
 import { ConfigStore } from './store.js';
 import type { ConfigChange, ConfigSnapshot, UnitChange } from './store.js';
 
@@ -255,7 +256,7 @@ export class DirectorySource {
 
   // --- reloading --------------------------------------------------------------------------------------------
 
-  /** Which root a path belongs to, and whether it lies under an ignored (dot) name. */
+  /** Which root a path belongs to, and whether it lies under an ignored (dot) name; undefined when not followed. */
   #classify(p: string): { root: string; isRoot: boolean; ignoredIn?: string } | undefined {
     for (const root of this.#roots) {
       if (p === root) return { root, isRoot: true };
@@ -263,6 +264,8 @@ export class DirectorySource {
       if (!rel || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) continue;
       const segments = rel.split(sep);
       const i = segments.findIndex(isIgnoredName);
+      // Inside a subdirectory skipped for its IGNORE_MARKER (as #walk skips it): not followed.
+      for (let j = 1; j < segments.length; j++) if (existsSync(join(root, ...segments.slice(0, j), IGNORE_MARKER))) return undefined;
       if (i >= 0) return { root, isRoot: false, ignoredIn: join(root, ...segments.slice(0, i)) };
       return { root, isRoot: false };
     }
@@ -270,16 +273,17 @@ export class DirectorySource {
   }
 
   /** Walks a directory: registers watchers, collects directories and config files with their stats. */
-  async #walk(dir: string, st: Stats, dirs: Set<string>, files: Map<string, Stats>, visited: Set<string>): Promise<void> {
-    if (!this.#recursive) this.#ensureWatcher(dir, false, st);
-    dirs.add(dir);
-    visited.add(`${st.dev}:${st.ino}`);
+  async #walk(dir: string, st: Stats, dirs: Set<string>, files: Map<string, Stats>, visited: Set<string>, isRoot = true): Promise<void> {
     let entries: string[];
     try {
       entries = (await readdir(dir)).sort();
     } catch {
       return; // vanished or unreadable: the caller sees it when it stats the directory again
     }
+    if (!isRoot && entries.includes(IGNORE_MARKER)) return; // skipped, as listConfigFiles skips it
+    if (!this.#recursive) this.#ensureWatcher(dir, false, st);
+    dirs.add(dir);
+    visited.add(`${st.dev}:${st.ino}`);
     for (const e of entries) {
       if (isIgnoredName(e)) continue;
       const p = join(dir, e);
@@ -287,7 +291,7 @@ export class DirectorySource {
       if (!st) continue;
       if (st.isDirectory()) {
         if (visited.has(`${st.dev}:${st.ino}`)) continue; // a symlink loop
-        await this.#walk(p, st, dirs, files, visited);
+        await this.#walk(p, st, dirs, files, visited, false);
       } else if (st.isFile() && isConfigFile(p)) {
         files.set(p, st);
       }
@@ -367,7 +371,7 @@ export class DirectorySource {
         } else if (st.isDirectory()) {
           if (c.isRoot && this.#recursive) this.#ensureWatcher(p, true, st);
           const files = new Map<string, Stats>();
-          await this.#walk(p, st, new Set(), files, new Set());
+          await this.#walk(p, st, new Set(), files, new Set(), c.isRoot);
           for (const [f, fst] of files) candidates.set(f, fst);
           if (c.isRoot) this.#needFull = true; // refreshes root problems and watchers
         } else if (st.isFile() && (c.isRoot || isConfigFile(p))) {

@@ -198,6 +198,8 @@ export interface WorkloadRegistration {
   /** Heartbeat deadline in seconds; 0 = the workload never expires. */
   ttlSeconds: number;
   healthy?: boolean;
+  /** `LocalWorkload` for replicas the local runtime (`weft up`) started in-process; default `Registered`. */
+  source?: 'Registered' | 'LocalWorkload';
 }
 
 interface ProxyEntry {
@@ -751,7 +753,7 @@ export class ControlPlane extends EventEmitter {
         network: w.network,
         serviceAccount: w.serviceAccount,
         sidecar: w.sidecar,
-        source: 'Registered',
+        source: w.source ?? 'Registered',
         ttlMs: w.ttlSeconds * 1000,
         healthy: w.healthy,
       }),

@@ -2,41 +2,16 @@
  * `weft grpc-bootstrap`: writes the xDS bootstrap file of a proxyless gRPC application (the file named by
  * GRPC_XDS_BOOTSTRAP), so that `xds:///host:port` targets are resolved by `weft control-plane`.
  *
- * The JSON follows the gRPC xDS bootstrap format (gRFC A27): one `xds_servers` entry (`server_uri`, insecure
- * `channel_creds`, `server_features: ["xds_v3"]`) and the `node` the client announces. The node carries what the
- * control plane reads of a proxy (src/controlplane/proxy.ts): an Istio-style id
- * `sidecar~IP~NAME.NAMESPACE~NAMESPACE.svc.cluster.local`, a locality (gRPC clients require `node.locality`, even
- * an empty one), and the metadata `GENERATOR: grpc` (which makes the control plane answer with api_listeners),
- * `NAMESPACE`, `LABELS`, `SERVICE_ACCOUNT`, `WORKLOAD_NAME` and `INSTANCE_IPS`, as istio-agent writes them.
+ * The bootstrap itself is built by src/xds/grpc-bootstrap.ts (shared with the local runtime).
  */
 import { writeFileSync } from 'node:fs';
-import { hostname, networkInterfaces } from 'node:os';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import { grpcBootstrap, type GrpcBootstrapOptions } from '../../xds/grpc-bootstrap.js';
+
+export { grpcBootstrap, type GrpcBootstrap, type GrpcBootstrapOptions } from '../../xds/grpc-bootstrap.js';
 
 export const DEFAULT_XDS_ADDRESS = '127.0.0.1:15010';
-
-export interface GrpcBootstrapOptions {
-  controlPlane: string;
-  nodeId?: string;
-  namespace: string;
-  locality?: { region: string; zone: string; sub_zone: string };
-  labels: Record<string, string>;
-  serviceAccount: string;
-  workloadName?: string;
-  ip?: string;
-}
-
-/** The bootstrap object (snake_case keys, as gRPC reads them). */
-export interface GrpcBootstrap {
-  xds_servers: Array<{ server_uri: string; channel_creds: Array<{ type: string }>; server_features: string[] }>;
-  node: {
-    id: string;
-    cluster: string;
-    locality: { region?: string; zone?: string; sub_zone?: string };
-    metadata: Record<string, unknown>;
-  };
-}
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -96,44 +71,6 @@ export function parseLabels(v: string): Record<string, string> {
     out[key] = value;
   }
   return out;
-}
-
-/** The first non-internal IPv4 address of this host, else 127.0.0.1. */
-function hostIp(): string {
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return '127.0.0.1';
-}
-
-/** Builds the bootstrap (pure, apart from the defaults read from the host: its name and address). */
-export function grpcBootstrap(opts: GrpcBootstrapOptions): GrpcBootstrap {
-  const ns = opts.namespace;
-  const ip = opts.ip ?? hostIp();
-  const workload = opts.workloadName ?? (hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '-') || 'grpc');
-  const id = opts.nodeId ?? `sidecar~${ip}~${workload}.${ns}~${ns}.svc.cluster.local`;
-  const locality: GrpcBootstrap['node']['locality'] = {};
-  if (opts.locality) {
-    locality.region = opts.locality.region;
-    if (opts.locality.zone) locality.zone = opts.locality.zone;
-    if (opts.locality.sub_zone) locality.sub_zone = opts.locality.sub_zone;
-  }
-  return {
-    xds_servers: [{ server_uri: opts.controlPlane, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
-    node: {
-      id,
-      cluster: opts.labels.app ?? workload,
-      locality,
-      metadata: {
-        GENERATOR: 'grpc',
-        NAMESPACE: ns,
-        LABELS: { ...opts.labels },
-        SERVICE_ACCOUNT: opts.serviceAccount,
-        WORKLOAD_NAME: workload,
-        INSTANCE_IPS: ip,
-      },
-    },
-  };
 }
 
 interface CliOptions {
