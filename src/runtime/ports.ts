@@ -18,17 +18,39 @@ function tryBind(port: number): Promise<number | undefined> {
   });
 }
 
+/** The kernel's ephemeral port range (Linux: /proc/sys/net/ipv4/ip_local_port_range; else the IANA range). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(lo) && Number.isInteger(hi)) return [lo!, hi!];
+  } catch {
+    // not Linux
+  }
+  return [49152, 65535];
+}
+
+/** Ports handed out come from here when the ephemeral range leaves room below it. */
+const LOWEST_PORT = 10_000;
+
 /**
  * Hands out free ports. A port is free on all IPv4 addresses when handed out (the sidecar's inbound and stats
  * listeners bind 0.0.0.0); ports handed out and not released are never handed out twice, even when nothing is
  * bound to them yet.
+ *
+ * A port is bound by its user seconds after it is handed out (a sidecar binds its inbound listeners once its
+ * config arrives), so it is picked below the kernel's ephemeral range: outgoing connections of any process on the
+ * machine take their local ports from that range and could take it meanwhile. Without room there, port 0.
  */
 export class PortAllocator {
   private readonly taken = new Set<number>();
+  private readonly below = ephemeralRange()[0];
 
   async allocate(): Promise<number> {
-    for (let i = 0; i < 50; i++) {
-      const p = await tryBind(0);
+    const room = this.below - LOWEST_PORT;
+    for (let i = 0; i < 200; i++) {
+      const want = room >= 1000 && i < 150 ? LOWEST_PORT + Math.floor(Math.random() * room) : 0;
+      if (this.taken.has(want)) continue;
+      const p = await tryBind(want);
       if (p !== undefined && !this.taken.has(p)) {
         this.taken.add(p);
         return p;

@@ -53,6 +53,8 @@ export const SIDECAR_DRAIN_SECONDS = 2;
 const SIDECAR_STOP_GRACE_MS = SIDECAR_DRAIN_SECONDS * 1000 + 5_000;
 /** A sidecar not ready, or an app not listening, after this long is reported (and counts as a failure for ready()). */
 const SLOW_START_MS = 30_000;
+/** A sidecar not ready after this long is restarted (as a failed Kubernetes startup probe restarts a container). */
+const SIDECAR_STARTUP_MS = 60_000;
 const POLL_MS = 100;
 
 /** The spec fields whose change restarts a replica (everything but `replicas` and the origin). */
@@ -397,6 +399,12 @@ export class Replica {
         this.lastError = this.msg(`sidecar not ready after ${SLOW_START_MS / 1000} s (see ${this.sidecarLog.path})`);
         this.ctx.event('error', this.label, this.lastError);
         this.settle();
+      }
+      if (Date.now() - start > SIDECAR_STARTUP_MS) {
+        // A failed startup probe: the kubelet restarts the container.
+        this.fail(this.msg(`sidecar not ready after ${SIDECAR_STARTUP_MS / 1000} s: restarting it (see ${this.sidecarLog.path})`), this.sidecarLog);
+        await sc.stop(SIDECAR_STOP_GRACE_MS);
+        return false;
       }
       await sleep(POLL_MS);
     }

@@ -82,7 +82,11 @@ export class UpProcess {
       if (pred(last)) return last;
       await sleep(200);
     }
-    throw new Error(`timed out waiting for ${what}; status:\n${JSON.stringify(last?.workloads.map(brief), null, 2)}\nstdout:\n${this.stdout}`);
+    const logs = (last?.workloads ?? [])
+      .filter((w) => !w.ready)
+      .map((w) => `--- ${w.name}-${w.replica} sidecar log (tail):\n${tail(join(this.dir.state, 'logs', `${w.name}-${w.replica}.sidecar.log`))}\n--- app log (tail):\n${tail(join(this.dir.state, 'logs', `${w.name}-${w.replica}.log`))}`)
+      .join('\n');
+    throw new Error(`timed out waiting for ${what}; status:\n${JSON.stringify(last?.workloads.map(brief), null, 2)}\nstdout:\n${this.stdout}\n${logs}`);
   }
 
   /** SIGTERM if still running, and wait (for cleanup in `after`). */
@@ -91,6 +95,14 @@ export class UpProcess {
       this.proc.kill('SIGTERM');
       await this.exit;
     }
+  }
+}
+
+function tail(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch (e) {
+    return (e as Error).message;
   }
 }
 

@@ -20,7 +20,7 @@ function listen(port = 0): Promise<Server> {
   return new Promise((r) => s.listen(port, '127.0.0.1', () => r(s)));
 }
 
-test('ports: a held port is not free and its holder (this process) is named; allocated ports are distinct', async () => {
+test('ports: a held port is not free and its holder (this process) is named; allocated ports are distinct and below the ephemeral range', async () => {
   const s = await listen();
   const port = (s.address() as AddressInfo).port;
   try {
@@ -36,6 +36,9 @@ test('ports: a held port is not free and its holder (this process) is named; all
   const got = await Promise.all(Array.from({ length: 20 }, () => alloc.allocate()));
   assert.equal(new Set(got).size, 20);
   for (const p of got) assert.ok(p > 0 && p < 65536);
+  // Below the ephemeral range (outgoing connections cannot take them before they are bound).
+  const lo = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  if (lo - 10_000 >= 1000) for (const p of got) assert.ok(p >= 10_000 && p < lo, `${p} is below ${lo}`);
 });
 
 test('LogFile: appends, notes, and rotates to .1 past its cap', () => {
