@@ -50,6 +50,8 @@ export const STABLE_MS = 60_000;
 export const APP_STOP_GRACE_MS = 5_000;
 /** The sidecar's drain timeout when it stops (after its app), and the grace after it. */
 export const SIDECAR_DRAIN_SECONDS = 2;
+/** Hosts apps reach directly, never through HTTP_PROXY (NO_PROXY / no_proxy). */
+const LOOPBACK_NO_PROXY = ['127.0.0.1', 'localhost', '::1'];
 const SIDECAR_STOP_GRACE_MS = SIDECAR_DRAIN_SECONDS * 1000 + 5_000;
 /** A sidecar not ready, or an app not listening, after this long is reported (and counts as a failure for ready()). */
 const SLOW_START_MS = 30_000;
@@ -423,6 +425,11 @@ export class Replica {
     const proxy = `http://127.0.0.1:${sp.outbound}`;
     env.HTTP_PROXY = proxy;
     env.http_proxy = proxy;
+    // Loopback stays direct: the sidecar's own ports, the control plane (proxyless gRPC's xDS stream) and
+    // proxyless endpoints are on 127.0.0.1, and gRPC/curl would otherwise tunnel them through HTTP_PROXY.
+    const noProxy = [env.NO_PROXY ?? env.no_proxy, ...LOOPBACK_NO_PROXY].filter((v) => v !== undefined && v !== '').join(',');
+    env.NO_PROXY = noProxy;
+    env.no_proxy = noProxy;
     env.WEFT_OUTBOUND = `127.0.0.1:${sp.outbound}`;
     env.GRPC_XDS_BOOTSTRAP = bootstrapPath;
     env.WEFT_WORKLOAD = w.name;

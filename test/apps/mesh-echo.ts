@@ -74,7 +74,7 @@ const server = createServer((req, res) => {
     return;
   }
   const env: Record<string, string | undefined> = {};
-  for (const k of Object.keys(process.env)) if (/^(PORT|WEFT_|HTTP_PROXY|GRPC_XDS|GREETING)|_ADDR$/.test(k)) env[k] = process.env[k];
+  for (const k of Object.keys(process.env)) if (/^(PORT|WEFT_|HTTP_PROXY|NO_PROXY|GRPC_XDS|GREETING)|_ADDR$/.test(k)) env[k] = process.env[k];
   reply(200, { workload: process.env.WEFT_WORKLOAD, replica: Number(process.env.WEFT_REPLICA), namespace: process.env.WEFT_NAMESPACE, env, cwd: process.cwd() });
 });
 

@@ -83,6 +83,7 @@ test('A calls B by name through its sidecar (HTTP_PROXY) and over its TCP upstre
   assert.equal(info.env.PORT_TCP, String(b.appPorts.tcp));
   assert.equal(info.env.HTTP_PROXY, `http://127.0.0.1:${b.sidecar.outbound}`);
   assert.equal(info.env.WEFT_OUTBOUND, `127.0.0.1:${b.sidecar.outbound}`);
+  assert.match(info.env.NO_PROXY ?? '', /(^|,)127\.0\.0\.1(,|$)/, 'loopback bypasses the sidecar proxy');
   assert.equal(info.env.WEFT_WORKLOAD, 'b');
   assert.equal(info.env.WEFT_NAMESPACE, 'default');
   assert.equal(info.env.WEFT_REPLICA, '0');

@@ -13,10 +13,6 @@ const STOCK_DEADLINE_MS = 1000;
 let stockClient;
 let stockSetupError;
 if (process.env.GRPC_XDS_BOOTSTRAP || !STOCK_TARGET.startsWith('xds:')) {
-  // grpc-js sends every channel through `http_proxy` (HTTP CONNECT) unless the host is in `no_grpc_proxy`; the
-  // runtime's http_proxy is the sidecar, meant for HTTP calls by name. Proxyless gRPC talks to the control plane
-  // and to the endpoints (all on 127.0.0.1) directly.
-  process.env.no_grpc_proxy = [process.env.no_grpc_proxy, '127.0.0.1', 'localhost'].filter(Boolean).join(',');
   try {
     const grpc = await import('@grpc/grpc-js');
     if (STOCK_TARGET.startsWith('xds:')) (await import('@grpc/grpc-js-xds')).register();
