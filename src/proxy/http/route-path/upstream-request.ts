@@ -27,6 +27,12 @@
  * x-envoy-attempt-count (virtual host include_request_attempt_count); hop-by-hop fields are removed both ways.
  * The response gets x-envoy-upstream-service-time (ms from the upstream request's start to its response head)
  * and x-envoy-attempt-count when include_attempt_count_in_response, then the route's response header mutations.
+ * Upgrades (WebSocket; the connection manager has checked the type is allowed): the request goes out with Connection
+ * and Upgrade kept and no body framing, without retries; bytes the client sends before the answer are held until the
+ * connection is ready and then written raw. A 101 answer turns the exchange into a tunnel (Envoy's upgrade handling
+ * in the router and codecs): the route timeout no longer applies, raw bytes are relayed both ways with flow control,
+ * an end from either side half-closes the other, and the request is over once both directions have ended; a reset
+ * on either side resets the other. Any other answer is an ordinary response.
  * Stats: cluster upstream_rq_total/_active/_retry/_retry_success/_timeout/_per_try_timeout/_cancelled (runtime
  * ClusterStats), upstream_rq_completed/_<code>/_<n>xx and upstream_rq_time (UpstreamCluster.stats, preallocated),
  * host rq_*; outlier results are reported for every attempt.
@@ -37,6 +43,7 @@ import {
   FRAME_END_STREAM,
   FRAME_HAS_CONTENT_LENGTH,
   FRAMING_CHUNK_BODY,
+  FRAME_UPGRADE,
   LAST_CHUNK,
   removeHopByHopHeaders,
   requestFraming,
@@ -94,6 +101,10 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
   private globalTimer: NodeJS.Timeout | undefined;
   private backoffTimer: NodeJS.Timeout | undefined;
   private done = false;
+  /** An Upgrade request (stream.upgrade), and whether the upstream accepted it (101: a tunnel). */
+  private readonly upgrade: boolean;
+  private tunnel = false;
+  private tunnelResponseDone = false;
   private retried = false;
   private retryStatusCodes: readonly number[];
   private readonly bufferLimit: number;
@@ -113,13 +124,15 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.backoffMaxMs = this.policy?.maxIntervalMs ?? this.backoffMs * 10;
     this.retryStatusCodes = this.policy?.retriableStatusCodes ?? [];
     this.headOnly = stream.requestComplete;
+    this.upgrade = stream.upgrade !== '';
+    if (this.upgrade) this.retriable = false;
     this.bufferLimit = decision.perRequestBufferLimitBytes ?? bufferLimitBytes;
   }
 
   start(): void {
     const s = this.stream;
     const head = s.head;
-    removeHopByHopHeaders(head.headers, false);
+    removeHopByHopHeaders(head.headers, this.upgrade);
     if (this.retriable && (this.policy!.retryOnMask & RetryOn['retriable-status-codes']) !== 0) {
       const extra = getHeader(head.headers, 'x-envoy-retriable-status-codes');
       if (extra !== undefined) {
@@ -133,7 +146,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     if (expected > 0) setHeader(head.headers, 'x-envoy-expected-rq-timeout-ms', String(expected));
     else removeHeader(head.headers, 'x-envoy-expected-rq-timeout-ms');
     s.setBodySink(this);
-    s.onReset = () => this.onDownstreamReset();
+    s.onReset = (byTimeout) => this.onDownstreamReset(byTimeout);
     if (s.requestComplete) this.startGlobalTimer();
     this.cluster.stats.upstream_rq_total++;
     this.startAttempt();
@@ -187,6 +200,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     let flags = 0;
     if (hasHeader(head.headers, 'content-length')) flags |= FRAME_HAS_CONTENT_LENGTH;
     if (this.headOnly) flags |= FRAME_END_STREAM;
+    if (this.upgrade) flags |= FRAME_UPGRADE;
     this.framing = requestFraming(head.method, flags);
     this.attemptStartMs = Date.now();
     const sock = conn.socket;
@@ -195,7 +209,11 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     if (this.body !== null) for (const b of this.body) this.writeBody(b);
     if (this.stream.requestComplete) this.endUpstreamRequest();
     sock.uncork();
-    if (!this.retriable && this.body !== null && this.bodyBytes > this.bufferLimit) {
+    if (this.upgrade) {
+      // Tunnel bytes are never resent: nothing more is kept.
+      if (this.body !== null && this.bodyBytes > this.bufferLimit) this.stream.resumeRequestBody();
+      this.body = null;
+    } else if (!this.retriable && this.body !== null && this.bodyBytes > this.bufferLimit) {
       this.body = null;
       this.stream.resumeRequestBody();
     }
@@ -230,6 +248,12 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
       c.write(t !== null && t.length > 0 ? serializeTrailers(t) : LAST_CHUNK);
     }
     this.requestSent = true;
+    if (this.upgrade) {
+      // The client ended its side of the (requested or accepted) tunnel: half-close the upstream.
+      c.endTunnel();
+      if (this.tunnelResponseDone) this.finishTunnel();
+      return;
+    }
     c.requestComplete();
     const perTry = this.policy?.perTryTimeoutMs ?? 0;
     if (perTry > 0 && !this.forwarding) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(), perTry);
@@ -267,6 +291,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
   }
 
   private startGlobalTimer(): void {
+    if (this.tunnel) return;
     const t = this.decision.timeoutMs;
     if (t > 0 && this.globalTimer === undefined) this.globalTimer = setTimeout(() => this.onGlobalTimeout(), t);
   }
@@ -294,7 +319,14 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.countStatus(status);
     this.forwarding = true;
     const h = head.headers;
-    removeHopByHopHeaders(h, false);
+    if (this.upgrade && status === 101) {
+      // The upstream switched protocols: a raw tunnel from now on, kept open as long as both sides want.
+      this.tunnel = true;
+      clearTimeout(this.globalTimer);
+      this.globalTimer = undefined;
+      conn.startTunnel();
+    }
+    removeHopByHopHeaders(h, this.tunnel);
     h.push('x-envoy-upstream-service-time', String(Date.now() - this.attemptStartMs));
     if (this.decision.virtualHost.includeAttemptCountInResponse) h.push('x-envoy-attempt-count', String(this.attempt));
     applyResponseHeaders(this.decision, head, this.stream.head);
@@ -310,6 +342,13 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
 
   onResponseComplete(trailers: HeaderList | null): void {
     if (!this.forwarding || this.done) return;
+    if (this.tunnel) {
+      // The upstream ended its side: half-close the client's; the request is over once the client ends too.
+      this.tunnelResponseDone = true;
+      this.stream.sendEnd(null);
+      if (this.requestSent) this.finishTunnel();
+      return;
+    }
     const conn = this.conn;
     this.conn = null;
     if (conn !== null && !this.requestSent) {
@@ -339,6 +378,14 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.cluster.stats.upstream_rq_rx_reset++;
     this.releaseAttempt();
     this.onAttemptReset(reason, RESET_RETRY);
+  }
+
+  /** Both directions of a tunnel have ended. */
+  private finishTunnel(): void {
+    this.conn = null;
+    const st = this.upstream.stats;
+    if (st !== undefined) st.upstream_rq_time.record(Date.now() - this.attemptStartMs);
+    this.cleanup();
   }
 
   // ------------------------------------------------------------------------------------------------ retries
@@ -417,9 +464,10 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.finishLocal(504, UPSTREAM_TIMEOUT, 'UT', 'upstream_response_timeout');
   }
 
-  private onDownstreamReset(): void {
+  private onDownstreamReset(byTimeout?: boolean): void {
     if (this.done) return;
-    this.stream.flags = addFlagTo(this.stream.flags, 'DC');
+    // A timeout of the connection manager earns its own flag there; only a client that went away is DC.
+    if (byTimeout !== true) this.stream.flags = addFlagTo(this.stream.flags, 'DC');
     this.cluster.stats.upstream_rq_cancelled++;
     this.dropAttempt();
     this.cleanup();
