@@ -12,9 +12,10 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { ServerDuplexStream, ServiceDefinition } from '@grpc/grpc-js';
 import { create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
-import type { Any } from '@bufbuild/protobuf/wkt';
+import { DurationSchema, type Any, type Duration } from '@bufbuild/protobuf/wkt';
 import { aggregatedDiscoveryService } from '../../src/xds/ads-service.js';
-import { pack, TypeUrl } from '../../src/xds/index.js';
+import { pack, TypeUrl, unpack } from '../../src/xds/index.js';
+import { HttpConnectionManagerSchema, type HttpConnectionManager } from '../../src/xds/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
 import { DiscoveryResponseSchema } from '../../src/xds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import type { DiscoveryRequest, DiscoveryResponse } from '../../src/xds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import type { ProxyResources } from '../../src/controlplane/translate/index.js';
@@ -22,6 +23,8 @@ import { ClusterSchema } from '../../src/xds/gen/envoy/config/cluster/v3/cluster
 import { ClusterLoadAssignmentSchema } from '../../src/xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import { ListenerSchema } from '../../src/xds/gen/envoy/config/listener/v3/listener_pb.js';
 import { RouteConfigurationSchema } from '../../src/xds/gen/envoy/config/route/v3/route_pb.js';
+import { freePort, proxyArgs, waitProxyReady, WeftProcess } from './mesh-processes.js';
+import { translateYaml } from './translate.js';
 
 interface TypeState {
   version: number;
@@ -156,4 +159,89 @@ export class StaticAds {
     const wanted = names.length === 0 || names.includes('*') ? st.resources : st.resources.filter((r) => names.includes(r.name));
     s.call.write(create(DiscoveryResponseSchema, { versionInfo: version, typeUrl: type, nonce, resources: wanted.map((r) => r.any) }));
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// A `weft proxy` process fed by a StaticAds with the control plane's translation of mesh YAML (edited by the test).
+
+export interface StaticProxy {
+  ads: StaticAds;
+  proxy: WeftProcess;
+  /** The translation served (edit it and call `ads.setAll(resources)` to push a new version). */
+  resources: ProxyResources;
+  outboundPort: number;
+  adminPort: number;
+  healthPort: number;
+  stop(): Promise<void>;
+}
+
+export interface StaticProxyOptions {
+  /** Edits the translation before it is served. */
+  mutate?: (r: ProxyResources) => void;
+  /** Inbound ports (WEFT_INBOUND / --workload-port), e.g. `{ port, targetPort, protocol: 'tcp' }`. */
+  inbound?: Array<{ port: number; targetPort: number; protocol?: string }>;
+  nodeId?: string;
+}
+
+/** Translates `yaml` for an explicit-mode sidecar (namespace default, app=client), serves it and starts the proxy. */
+export async function startStaticProxy(yaml: string, opts: StaticProxyOptions = {}): Promise<StaticProxy> {
+  const nodeId = opts.nodeId ?? 'static-e2e';
+  const [outboundPort, adminPort, healthPort] = [await freePort(), await freePort(), await freePort()];
+  const inbound = opts.inbound ?? [];
+  const metadata: Record<string, unknown> = { NAMESPACE: 'default', LABELS: { app: 'client' }, SERVICE_ACCOUNT: 'default', WEFT_MODE: 'explicit', WEFT_OUTBOUND_PORT: outboundPort };
+  if (inbound.length > 0) metadata.WEFT_INBOUND = inbound.map((i) => ({ ...i }));
+  const resources = translateYaml(yaml, `${nodeId}.yaml`, { id: nodeId, metadata: metadata as never });
+  opts.mutate?.(resources);
+  const ads = new StaticAds();
+  await ads.listen();
+  ads.setAll(resources);
+  const proxy = new WeftProcess();
+  const workload = inbound.map((i) => `${i.port}:${i.targetPort}${i.protocol ? '/' + i.protocol : ''}`);
+  const args = proxyArgs(ads.address, nodeId, [
+    '--xds-protocol', 'sotw',
+    '--outbound-port', String(outboundPort),
+    '--admin-port', String(adminPort),
+    '--health-port', String(healthPort),
+    '--stats-port', '0',
+    '--drain-timeout', '2',
+    ...workload.flatMap((w) => ['--workload-port', w]),
+  ]);
+  try {
+    await proxy.start(args, /weft proxy .* started/, 'weft proxy');
+  } catch (e) {
+    ads.close();
+    throw e;
+  }
+  await waitProxyReady(healthPort, proxy);
+  return {
+    ads,
+    proxy,
+    resources,
+    outboundPort,
+    adminPort,
+    healthPort,
+    async stop() {
+      await proxy.stop();
+      ads.close();
+    },
+  };
+}
+
+/** Edits the HTTP connection manager of a listener's first filter chain in place (unpack, edit, pack). */
+export function editHcm(resources: ProxyResources, listenerName: string, edit: (hcm: HttpConnectionManager) => void): void {
+  const l = resources.listeners.find((x) => x.name === listenerName);
+  if (l === undefined) throw new Error(`no listener ${listenerName} (have ${resources.listeners.map((x) => x.name).join(', ')})`);
+  for (const chain of l.filterChains) {
+    for (const f of chain.filters) {
+      if (f.configType.case !== 'typedConfig' || !f.configType.value.typeUrl.endsWith('.HttpConnectionManager')) continue;
+      const hcm = unpack(HttpConnectionManagerSchema, f.configType.value);
+      edit(hcm);
+      f.configType = { case: 'typedConfig', value: pack(HttpConnectionManagerSchema, hcm) };
+    }
+  }
+}
+
+/** A protobuf Duration of `ms` milliseconds. */
+export function durationOf(ms: number): Duration {
+  return create(DurationSchema, { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 });
 }
