@@ -327,7 +327,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
       conn.startTunnel();
     }
     removeHopByHopHeaders(h, this.tunnel);
-    h.push('x-envoy-upstream-service-time', String(Date.now() - this.attemptStartMs));
+    setHeader(h, 'x-envoy-upstream-service-time', String(Date.now() - this.attemptStartMs)); // set, not appended (Envoy setEnvoyUpstreamServiceTime)
     if (this.decision.virtualHost.includeAttemptCountInResponse) h.push('x-envoy-attempt-count', String(this.attempt));
     applyResponseHeaders(this.decision, head, this.stream.head);
     const end = !conn.responseHasBody;
