@@ -65,8 +65,9 @@ export function httpRequest(port: number, host: string, path: string, opts: { me
 
 /** The value of one stat from the proxy's admin /stats (0 when it does not exist yet). */
 export async function statValue(adminPort: number, name: string): Promise<number> {
-  const r = await adminGet(adminPort, `/stats?filter=${encodeURIComponent('^' + name.replace(/[.]/g, '\\.') + '$')}`);
-  const m = new RegExp(`^${name.replace(/[.]/g, '\\.')}: (\\d+)$`, 'm').exec(r.body);
+  const quoted = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const r = await adminGet(adminPort, `/stats?filter=${encodeURIComponent('^' + quoted + '$')}`);
+  const m = new RegExp(`^${quoted}: (\\d+)$`, 'm').exec(r.body);
   return m ? Number(m[1]) : 0;
 }
 
