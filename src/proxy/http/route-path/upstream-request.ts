@@ -37,6 +37,7 @@
  * ClusterStats), upstream_rq_completed/_<code>/_<n>xx and upstream_rq_time (UpstreamCluster.stats, preallocated),
  * host rq_*; outlier results are reported for every attempt.
  */
+import { isIP } from 'node:net';
 import {
   CHUNK_END,
   chunkHeader,
@@ -158,10 +159,12 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     if (this.done) return;
     this.attempt++;
     const rt = this.cluster;
+    const od = rt.originalDst;
     const host = rt.lb.choose({
       previousHosts: this.triedHosts,
       attempt: this.attempt,
       hostSelectionRetries: this.policy?.hostSelectionMaxAttempts,
+      originalDst: od !== undefined && od.useHttpHeader ? this.originalDstFromHeader(od.httpHeaderName) : undefined,
     });
     if (host === undefined) {
       rt.stats.upstream_cx_none_healthy++;
@@ -183,6 +186,20 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.pool = this.upstream.pool(host);
     this.waitingPool = true;
     this.pool.newStream(this);
+  }
+
+  /**
+   * ORIGINAL_DST with use_http_header (Envoy's OriginalDstCluster::LoadBalancer::requestOverrideHost): the request
+   * header names the destination, an IP:port (`:authority` / `host` name the request's authority). Anything else is
+   * counted in original_dst_host_invalid and gives no host (Envoy would fall back to the connection's original
+   * destination, which an explicit-mode listener does not have).
+   */
+  private originalDstFromHeader(name: string): string | undefined {
+    const head = this.stream.head;
+    const v = name === ':authority' || name === 'host' ? head.authority : getHeader(head.headers, name);
+    if (v !== undefined && isIpAndPort(v)) return v;
+    if (v !== undefined) this.cluster.stats.inc('original_dst_host_invalid');
+    return undefined;
   }
 
   onPoolReady(conn: H1Connection): void {
@@ -518,6 +535,27 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.stream.onResponseDrain = null;
     this.body = null;
   }
+}
+
+/** `a.b.c.d:port` or `[v6]:port` with a port in 1..65535. */
+function isIpAndPort(v: string): boolean {
+  let host: string;
+  let port: string;
+  if (v.startsWith('[')) {
+    const end = v.indexOf(']');
+    if (end < 0 || v[end + 1] !== ':') return false;
+    host = v.slice(1, end);
+    port = v.slice(end + 2);
+    if (isIP(host) !== 6) return false;
+  } else {
+    const i = v.lastIndexOf(':');
+    if (i < 0) return false;
+    host = v.slice(0, i);
+    port = v.slice(i + 1);
+    if (isIP(host) !== 4) return false;
+  }
+  const n = Number(port);
+  return port !== '' && Number.isInteger(n) && n >= 1 && n <= 65535;
 }
 
 function addFlagTo(flags: string, flag: string): string {
