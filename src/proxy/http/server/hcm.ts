@@ -20,6 +20,11 @@
  * configurations are reported once, see `warnings`); any other filter is a ConfigError unless is_optional.
  * Only HTTP/1.1 downstreams are served: codec_type HTTP2/HTTP3 is a ConfigError; with AUTO an HTTP/2 preface is
  * refused by closing the connection.
+ * Downstream timeouts (request_headers_timeout — 10 s when unset, Weft's slowloris default —, stream_idle_timeout,
+ * request_timeout, common_http_protocol_options idle_timeout / max_connection_duration, drain_timeout) are compiled
+ * into `timeouts` and enforced by the connection (connection.ts). `upgrade_configs` (types compared
+ * case-insensitively; CONNECT and upgrade filter chains are ConfigErrors) decide which Upgrade requests pass: an
+ * upgrade not allowed by the connection manager or the route → 403 `upgrade_failed`, connection closed.
  */
 import { randomUUID } from 'node:crypto';
 import type { HttpConnectionManager } from '../../../xds/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
