@@ -43,8 +43,6 @@ describe('weft proxy: downstream timeouts', () => {
       mutate: (r) =>
         editHcm(r, 'outbound', (h) => {
           h.streamIdleTimeout = durationOf(1000);
-          h.requestTimeout = durationOf(2500);
-          h.commonHttpProtocolOptions = create(HttpProtocolOptionsSchema, { idleTimeout: durationOf(1500) });
         }),
     });
     port = mesh.outboundPort;
@@ -57,6 +55,12 @@ describe('weft proxy: downstream timeouts', () => {
   });
 
   const stat = (name: string) => statValue(mesh.adminPort, `http.outbound.${name}`);
+
+  /** Pushes a new version of the outbound listener with the connection manager edited, and waits for its ACK. */
+  async function reconfigure(edit: Parameters<typeof editHcm>[2]): Promise<void> {
+    editHcm(mesh.resources, 'outbound', edit);
+    await mesh.ads.acked(TypeUrl.Listener, mesh.ads.setAll(mesh.resources));
+  }
 
   test('stream_idle_timeout: no upstream answer → 504 `stream timeout`, flag SI, the upstream request is abandoned', async () => {
     const before = await stat('downstream_rq_idle_timeout');
@@ -78,11 +82,16 @@ describe('weft proxy: downstream timeouts', () => {
     assert.ok(r.closed);
   });
 
-  test('request_timeout: a body trickling in (never idle) is cut off → 408 `request timeout`', async () => {
+  test('request_timeout: a body trickling in is cut off → 408 `request timeout`', async () => {
+    await reconfigure((h) => {
+      h.streamIdleTimeout = durationOf(0);
+      h.requestTimeout = durationOf(1500);
+      h.commonHttpProtocolOptions = create(HttpProtocolOptionsSchema, { idleTimeout: durationOf(1500) });
+    });
     const before = await stat('downstream_rq_timeout');
     const r = await rawSession(port, async (s) => {
       s.write(`POST / HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 1000\r\n\r\n`);
-      // One byte every 250 ms (inside the 1 s stream idle timeout), bounded to 100 bytes.
+      // One byte every 250 ms, bounded to 100 bytes.
       for (let i = 0; i < 100 && s.writable && !s.destroyed; i++) {
         s.write('x');
         await sleep(250);
@@ -105,13 +114,12 @@ describe('weft proxy: downstream timeouts', () => {
 
   test('max_connection_duration: an idle connection closes; a busy one finishes its request with connection: close', async () => {
     // A new listener version: no idle timeouts, connections live at most 1 s.
-    editHcm(mesh.resources, 'outbound', (h) => {
+    await reconfigure((h) => {
       h.streamIdleTimeout = durationOf(0);
       h.requestTimeout = undefined;
       h.drainTimeout = durationOf(3000);
       h.commonHttpProtocolOptions = create(HttpProtocolOptionsSchema, { idleTimeout: durationOf(0), maxConnectionDuration: durationOf(1000) });
     });
-    await mesh.ads.acked(TypeUrl.Listener, mesh.ads.setAll(mesh.resources));
     const before = await stat('downstream_cx_max_duration_reached');
     const idle = await rawSession(port, (s) => void s.write(`GET / HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`));
     assert.match(idle.text, /^HTTP\/1\.1 200 /);
