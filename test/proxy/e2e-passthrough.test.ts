@@ -2,7 +2,8 @@
 // `weft proxy`, curl with the sidecar as its HTTP proxy, a Node server on 127.0.0.1 that is in no mesh config):
 // - ALLOW_ANY (the default): the PassthroughCluster takes the destination from the request's authority
 //   (original_dst_lb_config use_http_header on `:authority`), so `http://127.0.0.1:<port>/` reaches that server;
-//   a name that is not an IP:port cannot be an original destination → 503 UH;
+//   a name that is not an IP:port cannot be an original destination → 503 UH, nor can the sidecar's own listener
+//   (that would loop);
 // - REGISTRY_ONLY (MeshConfig outboundTrafficPolicy): Istio's block_all virtual host → 502, nothing sent.
 // No timing is asserted.
 import { after, before, describe, test } from 'node:test';
@@ -88,6 +89,14 @@ describe('weft proxy: passthrough to hosts outside the mesh (explicit mode)', ()
     assert.equal(r.flags, 'UH');
     assert.equal(seen.length, n);
     assert.ok((await statValue(admin, 'cluster.PassthroughCluster.original_dst_host_invalid')) >= 1);
+  });
+
+  test("ALLOW_ANY: the sidecar's own listener as destination is refused (503 UH), not a forwarding loop", async () => {
+    const before = await statValue(admin, 'http.outbound.downstream_rq_total');
+    const r = await viaProxy(`http://127.0.0.1:${outbound}/loop`);
+    assert.equal(r.status, 503);
+    assert.equal(r.flags, 'UH');
+    assert.equal(await statValue(admin, 'http.outbound.downstream_rq_total'), before + 1, 'the request entered the proxy once');
   });
 
   test('REGISTRY_ONLY: unknown hosts get 502 and nothing is sent', async () => {

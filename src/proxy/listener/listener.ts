@@ -43,6 +43,7 @@ import type { FilterChain, FilterChainMatch } from '../../xds/gen/envoy/config/l
 import { HttpInspectorSchema } from '../../xds/gen/envoy/extensions/filters/listener/http_inspector/v3/http_inspector_pb.js';
 import { durationMs } from '../upstream/cluster/compile.js';
 import { peekProtocol } from './http-inspector.js';
+import { ownPorts } from './own-ports.js';
 
 const HCM_NAME = 'envoy.filters.network.http_connection_manager';
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
@@ -314,6 +315,8 @@ export class ListenerManager {
     });
     const addr = entry.server.address();
     entry.port = typeof addr === 'object' && addr !== null ? addr.port : config.port;
+    ownPorts.add(entry.port);
+    entry.server.once('close', () => ownPorts.delete(entry.port));
     this.active.set(config.name, entry);
     if (old !== undefined) this.retire(old);
   }

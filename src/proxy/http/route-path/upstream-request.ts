@@ -38,6 +38,7 @@
  * host rq_*; outlier results are reported for every attempt.
  */
 import { isIP } from 'node:net';
+import { isOwnAddress } from '../../listener/own-ports.js';
 import {
   CHUNK_END,
   chunkHeader,
@@ -192,12 +193,13 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
    * ORIGINAL_DST with use_http_header (Envoy's OriginalDstCluster::LoadBalancer::requestOverrideHost): the request
    * header names the destination, an IP:port (`:authority` / `host` name the request's authority). Anything else is
    * counted in original_dst_host_invalid and gives no host (Envoy would fall back to the connection's original
-   * destination, which an explicit-mode listener does not have).
+   * destination, which an explicit-mode listener does not have); so is one of the proxy's own listeners, which
+   * would make the request loop through the proxy forever.
    */
   private originalDstFromHeader(name: string): string | undefined {
     const head = this.stream.head;
     const v = name === ':authority' || name === 'host' ? head.authority : getHeader(head.headers, name);
-    if (v !== undefined && isIpAndPort(v)) return v;
+    if (v !== undefined && isIpAndPort(v) && !isOwnDestination(v)) return v;
     if (v !== undefined) this.cluster.stats.inc('original_dst_host_invalid');
     return undefined;
   }
@@ -535,6 +537,13 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.stream.onResponseDrain = null;
     this.body = null;
   }
+}
+
+/** One of this proxy's own listeners (see listener/own-ports.ts): forwarding there would loop. */
+function isOwnDestination(v: string): boolean {
+  const i = v.lastIndexOf(':');
+  const host = v.startsWith('[') ? v.slice(1, i - 1) : v.slice(0, i);
+  return isOwnAddress(host, Number(v.slice(i + 1)));
 }
 
 /** `a.b.c.d:port` or `[v6]:port` with a port in 1..65535. */

@@ -278,6 +278,8 @@ export class DownstreamStream {
     this.onResponseDrain = null;
     cb?.(true);
     this.conn.closeAfterResponse = true;
+    // Whatever the client sends after this is not read as another request.
+    this.conn.refuse();
     if (this.responseStarted) {
       if (flag !== '') this.flags = this.flags === '' ? flag : this.flags + ',' + flag;
       this.abortResponse();
@@ -394,6 +396,11 @@ export class H1ServerConnection implements H1RequestHandler {
   endConnection(): void {
     this.socket.end();
     if (this.closeTimer === undefined && !this.closed) this.closeTimer = setTimeout(destroySocket, DELAYED_CLOSE_MS, this.socket).unref();
+  }
+
+  /** Stops reading requests from the connection (it closes after the current reply). */
+  refuse(): void {
+    this.refused = true;
   }
 
   /** Activity on the current stream: re-arms the stream idle timeout. */
