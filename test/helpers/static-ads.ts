@@ -23,7 +23,7 @@ import { ClusterSchema } from '../../src/xds/gen/envoy/config/cluster/v3/cluster
 import { ClusterLoadAssignmentSchema } from '../../src/xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import { ListenerSchema } from '../../src/xds/gen/envoy/config/listener/v3/listener_pb.js';
 import { RouteConfigurationSchema } from '../../src/xds/gen/envoy/config/route/v3/route_pb.js';
-import { freePort, proxyArgs, waitProxyReady, WeftProcess } from './mesh-processes.js';
+import { proxyArgs, startProxyOnFreePorts, WeftProcess, type ProxyPorts } from './mesh-processes.js';
 import { translateYaml } from './translate.js';
 
 interface TypeState {
@@ -186,33 +186,36 @@ export interface StaticProxyOptions {
 /** Translates `yaml` for an explicit-mode sidecar (namespace default, app=client), serves it and starts the proxy. */
 export async function startStaticProxy(yaml: string, opts: StaticProxyOptions = {}): Promise<StaticProxy> {
   const nodeId = opts.nodeId ?? 'static-e2e';
-  const [outboundPort, adminPort, healthPort] = [await freePort(), await freePort(), await freePort()];
   const inbound = opts.inbound ?? [];
-  const metadata: Record<string, unknown> = { NAMESPACE: 'default', LABELS: { app: 'client' }, SERVICE_ACCOUNT: 'default', WEFT_MODE: 'explicit', WEFT_OUTBOUND_PORT: outboundPort };
-  if (inbound.length > 0) metadata.WEFT_INBOUND = inbound.map((i) => ({ ...i }));
-  const resources = translateYaml(yaml, `${nodeId}.yaml`, { id: nodeId, metadata: metadata as never });
-  opts.mutate?.(resources);
   const ads = new StaticAds();
   await ads.listen();
-  ads.setAll(resources);
   const proxy = new WeftProcess();
   const workload = inbound.map((i) => `${i.port}:${i.targetPort}${i.protocol ? '/' + i.protocol : ''}`);
-  const args = proxyArgs(ads.address, nodeId, [
-    '--xds-protocol', 'sotw',
-    '--outbound-port', String(outboundPort),
-    '--admin-port', String(adminPort),
-    '--health-port', String(healthPort),
-    '--stats-port', '0',
-    '--drain-timeout', '2',
-    ...workload.flatMap((w) => ['--workload-port', w]),
-  ]);
+  let resources!: ProxyResources;
+  let ports: ProxyPorts;
   try {
-    await proxy.start(args, /weft proxy .* started/, 'weft proxy');
+    ports = await startProxyOnFreePorts(proxy, (p) => {
+      // The translation names the outbound port: it is made (and served) for the ports of this attempt.
+      const metadata: Record<string, unknown> = { NAMESPACE: 'default', LABELS: { app: 'client' }, SERVICE_ACCOUNT: 'default', WEFT_MODE: 'explicit', WEFT_OUTBOUND_PORT: p.outbound };
+      if (inbound.length > 0) metadata.WEFT_INBOUND = inbound.map((i) => ({ ...i }));
+      resources = translateYaml(yaml, `${nodeId}.yaml`, { id: nodeId, metadata: metadata as never });
+      opts.mutate?.(resources);
+      ads.setAll(resources);
+      return proxyArgs(ads.address, nodeId, [
+        '--xds-protocol', 'sotw',
+        '--outbound-port', String(p.outbound),
+        '--admin-port', String(p.admin),
+        '--health-port', String(p.health),
+        '--stats-port', '0',
+        '--drain-timeout', '2',
+        ...workload.flatMap((w) => ['--workload-port', w]),
+      ]);
+    });
   } catch (e) {
     ads.close();
     throw e;
   }
-  await waitProxyReady(healthPort, proxy);
+  const { outbound: outboundPort, admin: adminPort, health: healthPort } = ports;
   return {
     ads,
     proxy,

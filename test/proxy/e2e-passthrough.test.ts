@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { freePort, MeshWorkDir, proxyArgs, run, serviceYaml, startControlPlane, waitProxyReady, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
+import { MeshWorkDir, proxyArgs, run, serviceYaml, startControlPlane, startProxyOnFreePorts, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
 import { eventually, statValue } from '../helpers/raw-client.js';
 
 describe('weft proxy: passthrough to hosts outside the mesh (explicit mode)', () => {
@@ -40,14 +40,9 @@ describe('weft proxy: passthrough to hosts outside the mesh (explicit mode)', ()
     await new Promise<void>((r) => inMesh.listen(0, '127.0.0.1', r));
     mesh.writeConfig('mesh.yaml', yamlDocuments([serviceYaml('known', { name: 'http', port: 9080 }), workloadEntryYaml('known-1', { app: 'known' }, 'http', (inMesh.address() as AddressInfo).port)]));
     const addr = await startControlPlane(cp, mesh.config);
-    [outbound, admin] = [await freePort(), await freePort()];
-    const health = await freePort();
-    await proxy.start(
-      proxyArgs(addr.xds, 'passthrough', ['--outbound-port', String(outbound), '--admin-port', String(admin), '--health-port', String(health), '--stats-port', '0']),
-      /weft proxy .* started/,
-      'proxy',
-    );
-    await waitProxyReady(health, proxy);
+    ({ outbound, admin } = await startProxyOnFreePorts(proxy, (p) =>
+      proxyArgs(addr.xds, 'passthrough', ['--outbound-port', String(p.outbound), '--admin-port', String(p.admin), '--health-port', String(p.health), '--stats-port', '0']),
+    ));
   });
 
   after(async () => {

@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { adminGet } from '../helpers/admin-http.js';
-import { freePort, MeshWorkDir, proxyArgs, serviceYaml, sleep, startControlPlane, waitProxyReady, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
+import { freePort, MeshWorkDir, proxyArgs, serviceYaml, sleep, startControlPlane, startProxyOnFreePorts, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
 import { eventually, httpRequest, statValue } from '../helpers/raw-client.js';
 
 const POOL = 'outbound|9090||pool.default.svc.cluster.local';
@@ -96,14 +96,9 @@ describe('weft proxy: outlier detection, circuit breakers and connect failures e
       ]),
     );
     const addr = await startControlPlane(cp, mesh.config);
-    [outbound, admin] = [await freePort(), await freePort()];
-    const health = await freePort();
-    await proxy.start(
-      proxyArgs(addr.xds, 'resilience', ['--outbound-port', String(outbound), '--admin-port', String(admin), '--health-port', String(health), '--stats-port', '0']),
-      /weft proxy .* started/,
-      'proxy',
-    );
-    await waitProxyReady(health, proxy);
+    ({ outbound, admin } = await startProxyOnFreePorts(proxy, (p) =>
+      proxyArgs(addr.xds, 'resilience', ['--outbound-port', String(p.outbound), '--admin-port', String(p.admin), '--health-port', String(p.health), '--stats-port', '0']),
+    ));
   });
 
   after(async () => {

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { freePort, MeshWorkDir, proxyArgs, serviceYaml, startControlPlane, waitProxyReady, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
+import { freePort, MeshWorkDir, proxyArgs, serviceYaml, startControlPlane, startProxyOnFreePorts, WeftProcess, workloadEntryYaml, yamlDocuments, type ProxyPorts } from '../helpers/mesh-processes.js';
 import { rawExchange, statValue } from '../helpers/raw-client.js';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -203,20 +203,11 @@ describe('weft proxy: WebSocket upgrade through outbound and inbound sidecars', 
     const inbound = await freePort();
     mesh.writeConfig('mesh.yaml', yamlDocuments([serviceYaml('ws', { name: 'http-ws', port: 8080 }), workloadEntryYaml('ws-1', { app: 'ws' }, 'http-ws', inbound)]));
     const addr = await startControlPlane(cp, mesh.config);
-    const ports = async () => ({ outbound: await freePort(), admin: await freePort(), health: await freePort() });
-    const a = await ports();
-    const b = await ports();
+    const common = (p: ProxyPorts) => ['--outbound-port', String(p.outbound), '--admin-port', String(p.admin), '--health-port', String(p.health), '--stats-port', '0'];
+    await startProxyOnFreePorts(serverSide, (p) => ['proxy', '--xds', addr.xds, '--id', 'ws-server', '--namespace', 'default', '--labels', 'app=ws', '--workload-port', `${inbound}:${wsPort}/http`, ...common(p)]);
+    const a = await startProxyOnFreePorts(client, (p) => proxyArgs(addr.xds, 'ws-client', common(p)));
     outbound = a.outbound;
     clientAdmin = a.admin;
-    const common = (p: { outbound: number; admin: number; health: number }) => ['--outbound-port', String(p.outbound), '--admin-port', String(p.admin), '--health-port', String(p.health), '--stats-port', '0'];
-    await serverSide.start(
-      ['proxy', '--xds', addr.xds, '--id', 'ws-server', '--namespace', 'default', '--labels', 'app=ws', '--workload-port', `${inbound}:${wsPort}/http`, ...common(b)],
-      /weft proxy .* started/,
-      'server proxy',
-    );
-    await client.start(proxyArgs(addr.xds, 'ws-client', common(a)), /weft proxy .* started/, 'client proxy');
-    await waitProxyReady(b.health, serverSide);
-    await waitProxyReady(a.health, client);
   });
 
   after(async () => {
