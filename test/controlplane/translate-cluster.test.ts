@@ -431,6 +431,17 @@ describe('clusters', () => {
     assert.equal(upstreamProtocol(httpOptions(t.get('inbound|5001||'))), 'useDownstreamProtocolConfig');
   });
 
+  test('PassthroughCluster of an explicit-mode sidecar takes its destination from :authority; transparent ones do not', () => {
+    const explicit = translate(RESOLUTION, proxy({ namespace: 'default' })).get('PassthroughCluster');
+    assert.equal(explicit.lbConfig.case, 'originalDstLbConfig');
+    const od = explicit.lbConfig.value as { useHttpHeader: boolean; httpHeaderName: string };
+    assert.equal(od.useHttpHeader, true);
+    assert.equal(od.httpHeaderName, ':authority');
+    const node = create(NodeSchema, { id: 'test~default', metadata: { NAMESPACE: 'default', LABELS: {}, INTERCEPTION_MODE: 'REDIRECT' } });
+    const transparent = translate(RESOLUTION, proxyFromNode(node)).get('PassthroughCluster');
+    assert.equal(transparent.lbConfig.case, undefined, 'Istio: the connection original destination');
+  });
+
   test('gateways get BlackHoleCluster only; their NONE services use EDS', () => {
     const t = translate(RESOLUTION, proxy({ namespace: 'default', type: 'router', inbound: [{ port: 1, targetPort: 2 }] }));
     assert.ok(t.byName.has('BlackHoleCluster'));

@@ -192,3 +192,31 @@ export function workloadEntryYaml(name: string, labels: Record<string, string>, 
 export function yamlDocuments(docs: string[]): string {
   return docs.join('---\n');
 }
+
+/** The ports a proxy started by `startProxyOnFreePorts` listens on. */
+export interface ProxyPorts {
+  outbound: number;
+  admin: number;
+  health: number;
+}
+
+/**
+ * Starts `weft proxy` (arguments from `args`, given fresh free ports) and waits until it is ready. A free port can be
+ * taken by another process between the asking and the binding (the machine is shared): when the proxy fails with
+ * EADDRINUSE it is stopped and started again on new ports, up to 3 times.
+ */
+export async function startProxyOnFreePorts(proc: WeftProcess, args: (p: ProxyPorts) => string[]): Promise<ProxyPorts> {
+  for (let attempt = 1; ; attempt++) {
+    const p: ProxyPorts = { outbound: await freePort(), admin: await freePort(), health: await freePort() };
+    try {
+      await proc.start(args(p), /weft proxy .* started/, 'weft proxy');
+      await waitProxyReady(p.health, proc);
+      return p;
+    } catch (e) {
+      await proc.stop();
+      if (attempt >= 3 || !/EADDRINUSE|address already in use/.test(String(e))) throw e;
+      proc.stdout = '';
+      proc.stderr = '';
+    }
+  }
+}

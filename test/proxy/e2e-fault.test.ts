@@ -169,11 +169,12 @@ describe('weft proxy: fault filter with exact Envoy configs', () => {
 
   before(async () => {
     await backend.start();
-    const xds = await ads.listen();
+    await ads.listen();
+    const xds = ads.address;
     port = await freePort();
     adminPort = await freePort();
     const health = await freePort();
-    ads.set(TypeUrl.Cluster, ClusterSchema, [
+    ads.setMessages(TypeUrl.Cluster, ClusterSchema, [
       {
         name: 'backend',
         clusterDiscoveryType: { case: 'type', value: Cluster_DiscoveryType.STATIC },
@@ -184,8 +185,8 @@ describe('weft proxy: fault filter with exact Envoy configs', () => {
         },
       },
     ]);
-    ads.set(TypeUrl.Listener, ListenerSchema, [listener(port, [{ name: 'envoy.filters.http.fault', any: pack(HTTPFaultSchema, filterFault) }, { name: 'envoy.filters.http.cors', any: pack(CorsSchema, {}) }])]);
-    ads.set(
+    ads.setMessages(TypeUrl.Listener, ListenerSchema, [listener(port, [{ name: 'envoy.filters.http.fault', any: pack(HTTPFaultSchema, filterFault) }, { name: 'envoy.filters.http.cors', any: pack(CorsSchema, {}) }])]);
+    ads.setMessages(
       TypeUrl.RouteConfiguration,
       RouteConfigurationSchema,
       [
@@ -295,19 +296,19 @@ describe('weft proxy: fault filter with exact Envoy configs', () => {
   });
 
   test('bad fault configs are NACKed naming the field; the last good config stays', async () => {
-    const v = ads.set(TypeUrl.RouteConfiguration, RouteConfigurationSchema, [routes([toBackend('/', { abort: { errorType: { case: 'httpStatus', value: 100 }, percentage: pct(100) } })])]);
+    const v = ads.setMessages(TypeUrl.RouteConfiguration, RouteConfigurationSchema, [routes([toBackend('/', { abort: { errorType: { case: 'httpStatus', value: 100 }, percentage: pct(100) } })])]);
     const res = await ads.settled(TypeUrl.RouteConfiguration, v);
     assert.equal(res.acked, false);
     assert.match(res.nack!, /route_config "local": virtual_hosts\[0\]\.routes\[0\]\.typed_per_filter_config\["envoy\.filters\.http\.fault"\]\.abort\.http_status: must be in \[200, 600\), got 100/);
     assert.equal((await get('/override/2')).status, 500, 'the previous routes still apply');
 
-    const l1 = ads.set(TypeUrl.Listener, ListenerSchema, [listener(port, [{ name: 'envoy.filters.http.unknown' }])]);
+    const l1 = ads.setMessages(TypeUrl.Listener, ListenerSchema, [listener(port, [{ name: 'envoy.filters.http.unknown' }])]);
     const lres = await ads.settled(TypeUrl.Listener, l1);
     assert.equal(lres.acked, false);
     assert.match(lres.nack!, /http_filters\[0\]: HTTP filter envoy\.filters\.http\.unknown is not supported/);
 
     // An optional unknown filter is skipped; a filter disabled by default runs only where a route configures it.
-    const l2 = ads.set(TypeUrl.Listener, ListenerSchema, [
+    const l2 = ads.setMessages(TypeUrl.Listener, ListenerSchema, [
       listener(port, [{ name: 'envoy.filters.http.unknown', optional: true }, { name: 'envoy.filters.http.fault', any: pack(HTTPFaultSchema, filterFault), disabled: true }]),
     ]);
     assert.deepEqual(await ads.settled(TypeUrl.Listener, l2), { acked: true });

@@ -37,7 +37,10 @@
  *   socket and no error yet (auto mTLS will add transport_socket_matches on `tlsMode`). `proxyProtocol` has no
  *   generated transport socket type yet: reported, the cluster is sent without it.
  * - Special clusters: `BlackHoleCluster` (STATIC, no endpoints, ROUND_ROBIN), `PassthroughCluster`
- *   (ORIGINAL_DST, CLUSTER_PROVIDED, downstream protocol with a 5 min idle timeout) and one
+ *   (ORIGINAL_DST, CLUSTER_PROVIDED, downstream protocol with a 5 min idle timeout; for explicit-mode sidecars,
+ *   which have no original destination address, `original_dst_lb_config` takes the destination from the request's
+ *   `:authority` — `use_http_header` with `http_header_name: ":authority"`, so an HTTP_PROXY request for
+ *   `http://10.1.2.3:8080/` reaches 10.1.2.3:8080; Envoy's ORIGINAL_DST needs an IP:port there) and one
  *   `inbound|<targetPort>||` (STATIC 127.0.0.1:<targetPort>) per WEFT_INBOUND target port, for sidecars;
  *   gateways get BlackHoleCluster only; proxyless gRPC clients get outbound EDS clusters only, with the load
  *   balancers gRPC implements (ROUND_ROBIN by default, LEAST_REQUEST, RING_HASH; others fall back to
@@ -52,6 +55,7 @@ import {
   ClusterSchema,
   Cluster_CommonLbConfigSchema,
   Cluster_DiscoveryType,
+  Cluster_OriginalDstLbConfigSchema,
   Cluster_DnsLookupFamily,
   Cluster_EdsClusterConfigSchema,
   Cluster_CommonLbConfig_LocalityWeightedLbConfigSchema,
@@ -255,7 +259,8 @@ class ClusterBuilder {
     if (proxy.type === 'grpc') return;
     this.add(this.shared('special|blackhole', () => this.blackHole()));
     if (proxy.type === 'router') return;
-    this.add(this.shared('special|passthrough', () => this.passthrough()));
+    const explicit = proxy.mode === 'explicit';
+    this.add(this.shared(explicit ? 'special|passthrough|explicit' : 'special|passthrough', () => this.passthrough(explicit)));
     for (const c of this.inbound()) this.add(c);
   }
 
@@ -592,7 +597,7 @@ class ClusterBuilder {
     });
   }
 
-  private passthrough(): Cluster {
+  private passthrough(explicit: boolean): Cluster {
     const c = create(ClusterSchema, {
       name: PASSTHROUGH_CLUSTER,
       clusterDiscoveryType: { case: 'type', value: Cluster_DiscoveryType.ORIGINAL_DST },
@@ -600,6 +605,7 @@ class ClusterBuilder {
       lbPolicy: Cluster_LbPolicy.CLUSTER_PROVIDED,
       circuitBreakers: { thresholds: [defaultThresholds()] },
     });
+    if (explicit) c.lbConfig = { case: 'originalDstLbConfig', value: create(Cluster_OriginalDstLbConfigSchema, { useHttpHeader: true, httpHeaderName: ':authority' }) };
     c.typedExtensionProtocolOptions[HTTP_PROTOCOL_OPTIONS_KEY] = pack(HttpProtocolOptionsSchema, httpOptionsMessage({ upstream: 'downstream', idleTimeoutMs: PASSTHROUGH_IDLE_TIMEOUT_MS }));
     return c;
   }

@@ -5,11 +5,22 @@
  *   await manager.apply(compiled);                          // bind, or swap in place; old connections drain
  *   manager.remove(name); await manager.close(drainMs);
  *
- * Supported now: a socket_address (TCP) with a port value, and one filter chain whose only network filter is
- * either the HTTP connection manager (http/server/hcm.ts), with RDS or an inline route_config, or the TCP proxy
- * (tcp/: each accepted connection runs a TcpProxySession). Filter chain matches, listener filters, TLS transport
- * sockets and api_listeners are ConfigErrors naming the field (the other listeners of the same update still apply,
- * as Envoy applies the valid listeners of an LDS response).
+ * Supported now: a socket_address (TCP) with a port value, and filter chains (plus an optional
+ * default_filter_chain) whose only network filter is either the HTTP connection manager (http/server/hcm.ts), with
+ * RDS or an inline route_config, or the TCP proxy (tcp/: each accepted connection runs a TcpProxySession).
+ * Listener filters: envoy.filters.listener.http_inspector (http-inspector.ts), bounded by listener_filters_timeout
+ * (Envoy's default 15 s) and continue_on_listener_filters_timeout.
+ *
+ * Filter chain matching (Envoy's FilterChainManagerImpl): each connection gets the chain whose filter_chain_match
+ * is the most specific at each criterion in Envoy's order — destination_port (the port the connection reached),
+ * server_names (no TLS inspector here: a connection has no SNI, so only chains without server_names match),
+ * transport_protocol (`raw_buffer` for every connection, there being no TLS), application_protocols (what the HTTP
+ * inspector found: `http/1.0`, `http/1.1`, `h2c`, or nothing) — where a chain naming the connection's value beats a
+ * chain that leaves the criterion empty, and a chain naming other values is out. No chain left → the
+ * default_filter_chain, else the connection is closed (no_filter_chain_match). Two chains with the same match are
+ * a ConfigError, as are the criteria that need what Weft does not have (prefix_ranges, source_* criteria,
+ * address_suffix, TLS inspection). TLS transport sockets and api_listeners are ConfigErrors naming the field (the
+ * other listeners of the same update still apply, as Envoy applies the valid listeners of an LDS response).
  *
  * Updates (Envoy's listener manager, simplified for one process): a listener whose address is unchanged keeps its
  * socket and takes the new filter chain for new connections, while its existing connections drain — each closes
@@ -28,31 +39,103 @@ import { H1ServerConnection } from '../http/server/connection.js';
 import { compileHcm, type HcmContext, type HttpConnectionManagerImpl } from '../http/server/hcm.js';
 import { TcpProxySchema } from '../../xds/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy_pb.js';
 import { compileTcpProxy, TcpProxySession, type TcpProxyConfig, type TcpProxyStats } from '../tcp/index.js';
+import type { FilterChain, FilterChainMatch } from '../../xds/gen/envoy/config/listener/v3/listener_components_pb.js';
+import { HttpInspectorSchema } from '../../xds/gen/envoy/extensions/filters/listener/http_inspector/v3/http_inspector_pb.js';
+import { durationMs } from '../upstream/cluster/compile.js';
+import { peekProtocol } from './http-inspector.js';
+import { ownPorts } from './own-ports.js';
 
 const HCM_NAME = 'envoy.filters.network.http_connection_manager';
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const TCP_PROXY_NAME = 'envoy.filters.network.tcp_proxy';
 const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+const HTTP_INSPECTOR_NAME = 'envoy.filters.listener.http_inspector';
+const HTTP_INSPECTOR_TYPE = 'envoy.extensions.filters.listener.http_inspector.v3.HttpInspector';
+/** Envoy's listener_filters_timeout default. */
+export const DEFAULT_LISTENER_FILTERS_TIMEOUT_MS = 15_000;
+
+/** What a filter chain matches on (empty / 0: any). */
+export interface ChainMatch {
+  destinationPort: number;
+  serverNames: readonly string[];
+  transportProtocol: string;
+  applicationProtocols: readonly string[];
+}
+
+/** One filter chain: its match and its network filter (the HTTP connection manager or the TCP proxy). */
+export class CompiledChain {
+  constructor(
+    readonly name: string,
+    readonly match: ChainMatch,
+    readonly hcm: HttpConnectionManagerImpl | undefined,
+    readonly tcpProxy: TcpProxyConfig | undefined,
+  ) {}
+}
+
+const ANY_MATCH: ChainMatch = { destinationPort: 0, serverNames: [], transportProtocol: '', applicationProtocols: [] };
 
 export class CompiledListener {
   constructor(
     readonly name: string,
     readonly address: string,
     readonly port: number,
-    /** The HTTP connection manager, for an HTTP listener. */
-    readonly hcm: HttpConnectionManagerImpl | undefined,
-    /** The TCP proxy, for a TCP listener. */
-    readonly tcpProxy: TcpProxyConfig | undefined = undefined,
+    readonly chains: readonly CompiledChain[],
+    readonly defaultChain: CompiledChain | undefined = undefined,
+    /** The HTTP inspector runs on each connection before the chain is chosen. */
+    readonly inspectHttp = false,
+    readonly filtersTimeoutMs = DEFAULT_LISTENER_FILTERS_TIMEOUT_MS,
+    readonly continueOnFiltersTimeout = false,
   ) {}
 
   get key(): string {
     return `${this.address}:${this.port}`;
   }
 
-  /** The RDS route configuration name this listener reads ('' for none). */
-  get rdsName(): string {
-    return this.hcm?.rdsName ?? '';
+  /** The HTTP connection manager of a listener with one chain (undefined otherwise). */
+  get hcm(): HttpConnectionManagerImpl | undefined {
+    return this.chains.length === 1 && this.defaultChain === undefined ? this.chains[0]!.hcm : undefined;
   }
+
+  /** The TCP proxy of a listener with one chain (undefined otherwise). */
+  get tcpProxy(): TcpProxyConfig | undefined {
+    return this.chains.length === 1 && this.defaultChain === undefined ? this.chains[0]!.tcpProxy : undefined;
+  }
+
+  /** The RDS route configuration names this listener's connection managers read. */
+  get rdsNames(): string[] {
+    const out: string[] = [];
+    for (const c of this.defaultChain ? [...this.chains, this.defaultChain] : this.chains) if (c.hcm && c.hcm.rdsName !== '' && !out.includes(c.hcm.rdsName)) out.push(c.hcm.rdsName);
+    return out;
+  }
+
+  /** The RDS route configuration name of the first connection manager ('' for none). */
+  get rdsName(): string {
+    return this.rdsNames[0] ?? '';
+  }
+
+  /** Envoy's filter chain selection for a connection (see the module comment); undefined: no chain. */
+  select(destinationPort: number, applicationProtocol: string): CompiledChain | undefined {
+    let cands: readonly CompiledChain[] = this.chains;
+    if (cands.length > 1 || cands[0]?.match !== ANY_MATCH) {
+      cands = narrow(cands, (m) => (m.destinationPort === 0 ? 0 : m.destinationPort === destinationPort ? 1 : -1));
+      cands = narrow(cands, (m) => (m.serverNames.length === 0 ? 0 : -1));
+      cands = narrow(cands, (m) => (m.transportProtocol === '' ? 0 : m.transportProtocol === 'raw_buffer' ? 1 : -1));
+      cands = narrow(cands, (m) => (m.applicationProtocols.length === 0 ? 0 : applicationProtocol !== '' && m.applicationProtocols.includes(applicationProtocol) ? 1 : -1));
+    }
+    return cands[0] ?? this.defaultChain;
+  }
+}
+
+/** Keeps the chains that match a criterion explicitly (1) if any, else those that leave it open (0). */
+function narrow(chains: readonly CompiledChain[], score: (m: ChainMatch) => number): readonly CompiledChain[] {
+  let explicit: CompiledChain[] | undefined;
+  let open: CompiledChain[] | undefined;
+  for (const c of chains) {
+    const s = score(c.match);
+    if (s === 1) (explicit ??= []).push(c);
+    else if (s === 0) (open ??= []).push(c);
+  }
+  return explicit ?? open ?? [];
 }
 
 export type ListenerContext = Omit<HcmContext, 'listener' | 'field'> & {
@@ -84,18 +167,75 @@ export function compileListener(l: Listener, ctx: ListenerContext): CompiledList
   if (sa.portSpecifier.case !== 'portValue') fail('address.socket_address.port_specifier', 'a port_value is required');
   const port = sa.portSpecifier.value as number;
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail('address.socket_address.port_value', `invalid port ${port}`);
-  if (l.listenerFilters.length > 0) fail('listener_filters', `listener filters are not supported yet (${l.listenerFilters.map((f) => f.name).join(', ')})`);
-  if (l.filterChains.length !== 1) fail('filter_chains', `exactly one filter chain is supported (got ${l.filterChains.length})`);
-  if (l.defaultFilterChain) fail('default_filter_chain', 'is not supported');
-  const chain = l.filterChains[0]!;
-  if (chain.filterChainMatch) fail('filter_chains[0].filter_chain_match', 'filter chain matching is not supported yet');
-  if (chain.transportSocket) fail('filter_chains[0].transport_socket', 'TLS listeners are not supported yet');
+  let inspectHttp = false;
+  l.listenerFilters.forEach((f, i) => {
+    const type = f.configType.case === 'typedConfig' ? typeNameOf(f.configType.value.typeUrl) : undefined;
+    if (f.name === HTTP_INSPECTOR_NAME || type === HTTP_INSPECTOR_TYPE) {
+      if (type !== undefined && type !== HTTP_INSPECTOR_TYPE) fail(`listener_filters[${i}].typed_config`, `expected ${HTTP_INSPECTOR_TYPE}, got ${type}`);
+      if (f.configType.case === 'typedConfig') {
+        try {
+          unpack(HttpInspectorSchema, f.configType.value);
+        } catch (e) {
+          fail(`listener_filters[${i}].typed_config`, `cannot decode: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+      if (f.filterDisabled) fail(`listener_filters[${i}].filter_disabled`, 'is not supported');
+      inspectHttp = true;
+      return;
+    }
+    fail(`listener_filters[${i}]`, `listener filter ${f.name || type} is not supported (only ${HTTP_INSPECTOR_NAME})`);
+  });
+  if (l.filterChains.length === 0 && !l.defaultFilterChain) fail('filter_chains', 'at least one filter chain (or a default_filter_chain) is required');
+  if (l.filterChainMatcher) fail('filter_chain_matcher', 'is not supported (use filter_chain_match)');
+  const chains = l.filterChains.map((c, i) => compileChain(c, `filter_chains[${i}]`, name, ctx, fail));
+  for (let i = 0; i < chains.length; i++) {
+    for (let j = 0; j < i; j++) {
+      if (sameMatch(chains[i]!.match, chains[j]!.match)) fail(`filter_chains[${i}].filter_chain_match`, `multiple filter chains with the same matching rules (filter_chains[${j}] and filter_chains[${i}])`);
+    }
+  }
+  const def = l.defaultFilterChain ? compileChain(l.defaultFilterChain, 'default_filter_chain', name, ctx, fail) : undefined;
+  if (def && def.match !== ANY_MATCH) fail('default_filter_chain.filter_chain_match', 'must be empty');
+  return new CompiledListener(
+    name,
+    sa.address || '0.0.0.0',
+    port,
+    chains,
+    def,
+    inspectHttp,
+    durationMs(l.listenerFiltersTimeout, DEFAULT_LISTENER_FILTERS_TIMEOUT_MS),
+    l.continueOnListenerFiltersTimeout,
+  );
+}
+
+function sameMatch(a: ChainMatch, b: ChainMatch): boolean {
+  const set = (x: readonly string[]) => [...x].sort().join('\n');
+  return a.destinationPort === b.destinationPort && a.transportProtocol === b.transportProtocol && set(a.serverNames) === set(b.serverNames) && set(a.applicationProtocols) === set(b.applicationProtocols);
+}
+
+function compileMatch(m: FilterChainMatch | undefined, field: string, fail: (field: string, detail: string) => never): ChainMatch {
+  if (m === undefined) return ANY_MATCH;
+  const f = `${field}.filter_chain_match`;
+  if (m.prefixRanges.length > 0) fail(`${f}.prefix_ranges`, 'is not supported');
+  if (m.addressSuffix !== '' || m.suffixLen !== undefined) fail(`${f}.address_suffix`, 'is not supported');
+  if (m.directSourcePrefixRanges.length > 0) fail(`${f}.direct_source_prefix_ranges`, 'is not supported');
+  if (m.sourceType !== 0) fail(`${f}.source_type`, 'is not supported');
+  if (m.sourcePrefixRanges.length > 0) fail(`${f}.source_prefix_ranges`, 'is not supported');
+  if (m.sourcePorts.length > 0) fail(`${f}.source_ports`, 'is not supported');
+  const port = m.destinationPort ?? 0;
+  if (port < 0 || port > 65535) fail(`${f}.destination_port`, `invalid port ${port}`);
+  if (m.destinationPort === undefined && m.serverNames.length === 0 && m.transportProtocol === '' && m.applicationProtocols.length === 0) return ANY_MATCH;
+  return { destinationPort: port, serverNames: m.serverNames, transportProtocol: m.transportProtocol, applicationProtocols: m.applicationProtocols };
+}
+
+function compileChain(chain: FilterChain, field: string, name: string, ctx: ListenerContext, fail: (field: string, detail: string) => never): CompiledChain {
+  const match = compileMatch(chain.filterChainMatch, field, fail);
+  if (chain.transportSocket) fail(`${field}.transport_socket`, 'TLS listeners are not supported yet');
   if (chain.filters.length !== 1) {
-    fail('filter_chains[0].filters', `exactly one network filter (the HTTP connection manager or the TCP proxy) is supported (got ${chain.filters.length})`);
+    fail(`${field}.filters`, `exactly one network filter (the HTTP connection manager or the TCP proxy) is supported (got ${chain.filters.length})`);
   }
   const f = chain.filters[0]!;
-  const field = 'filter_chains[0].filters[0]';
-  if (f.configType.case !== 'typedConfig') fail(`${field}.typed_config`, 'is required');
+  const ff = `${field}.filters[0]`;
+  if (f.configType.case !== 'typedConfig') fail(`${ff}.typed_config`, 'is required');
   const typed = f.configType.value as Any;
   const type = typeNameOf(typed.typeUrl);
   if (type === TCP_PROXY_TYPE) {
@@ -103,28 +243,28 @@ export function compileListener(l: Listener, ctx: ListenerContext): CompiledList
     try {
       tp = unpack(TcpProxySchema, typed);
     } catch (e) {
-      return fail(`${field}.typed_config`, `cannot decode: ${e instanceof Error ? e.message : String(e)}`);
+      return fail(`${ff}.typed_config`, `cannot decode: ${e instanceof Error ? e.message : String(e)}`);
     }
     const tcp = compileTcpProxy(tp, {
       listener: name,
-      field: `${field}.typed_config`,
+      field: `${ff}.typed_config`,
       cluster: (n) => ctx.cluster(n)?.runtime,
       warn: ctx.warn,
       random: ctx.random,
       stats: ctx.tcpStats,
       onSessionClose: ctx.tcpSessionClosed,
     });
-    return new CompiledListener(name, sa.address || '0.0.0.0', port, undefined, tcp);
+    return new CompiledChain(chain.name, match, undefined, tcp);
   }
-  if (type !== HCM_TYPE) fail(`${field}.typed_config`, `network filter ${f.name || type} is not supported yet (only ${HCM_NAME} and ${TCP_PROXY_NAME})`);
+  if (type !== HCM_TYPE) fail(`${ff}.typed_config`, `network filter ${f.name || type} is not supported yet (only ${HCM_NAME} and ${TCP_PROXY_NAME})`);
   let proto;
   try {
     proto = unpack(HttpConnectionManagerSchema, typed);
   } catch (e) {
-    return fail(`${field}.typed_config`, `cannot decode: ${e instanceof Error ? e.message : String(e)}`);
+    return fail(`${ff}.typed_config`, `cannot decode: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const hcm = compileHcm(proto, { ...ctx, listener: name, field: `${field}.typed_config` });
-  return new CompiledListener(name, sa.address || '0.0.0.0', port, hcm);
+  const hcm = compileHcm(proto, { ...ctx, listener: name, field: `${ff}.typed_config` });
+  return new CompiledChain(chain.name, match, hcm, undefined);
 }
 
 interface ActiveListener {
@@ -158,7 +298,7 @@ export class ListenerManager {
     if (old !== undefined && old.config.key === config.key) {
       const previous = old.config;
       old.config = config;
-      if (previous.hcm !== config.hcm || previous.tcpProxy !== config.tcpProxy) this.drainConnections(old.connections);
+      if (previous !== config) this.drainConnections(old.connections);
       return;
     }
     const entry: ActiveListener = { config, server: undefined as unknown as Server, port: 0, connections: new Set() };
@@ -175,6 +315,8 @@ export class ListenerManager {
     });
     const addr = entry.server.address();
     entry.port = typeof addr === 'object' && addr !== null ? addr.port : config.port;
+    ownPorts.add(entry.port);
+    entry.server.once('close', () => ownPorts.delete(entry.port));
     this.active.set(config.name, entry);
     if (old !== undefined) this.retire(old);
   }
@@ -207,14 +349,41 @@ export class ListenerManager {
       entry.connections.delete(c);
       this.draining.delete(c);
     };
-    const tcp = entry.config.tcpProxy;
+    const config = entry.config;
+    if (!config.inspectHttp) {
+      this.serve(entry, config, socket, '', onClose);
+      return;
+    }
+    // The HTTP inspector decides the application protocol first; the connection counts as held meanwhile.
+    const pending: ServerConnection = { socket, drain: () => socket.destroy() };
+    entry.connections.add(pending);
+    socket.on('error', () => undefined);
+    peekProtocol(socket, config.filtersTimeoutMs, config.continueOnFiltersTimeout, (protocol) => {
+      entry.connections.delete(pending);
+      this.draining.delete(pending);
+      if (protocol === undefined || socket.destroyed || this.closed) {
+        socket.destroy();
+        return;
+      }
+      this.serve(entry, config, socket, protocol, onClose);
+    });
+  }
+
+  /** Hands a connection to the filter chain that matches it (none: the connection is closed). */
+  private serve(entry: ActiveListener, config: CompiledListener, socket: Socket, protocol: string, onClose: (c: ServerConnection) => void): void {
+    const chain = config.select(socket.localPort ?? 0, protocol);
+    if (chain === undefined) {
+      socket.destroy();
+      return;
+    }
+    const tcp = chain.tcpProxy;
     if (tcp !== undefined) {
       const session = new TcpProxySession(socket, tcp, onClose);
       entry.connections.add(session);
       session.start();
       return;
     }
-    const hcm = entry.config.hcm!;
+    const hcm = chain.hcm!;
     entry.connections.add(new H1ServerConnection(socket, hcm, hcm.parserOptions, hcm.serverPolicy, onClose));
   }
 

@@ -95,6 +95,16 @@ export class HttpConnStats {
   readonly downstream_rq_active: Gauge;
   readonly downstream_rq_completed: Counter;
   readonly downstream_rq_time: Histogram;
+  /** Timeouts and upgrades (conn_manager_impl.cc): request_headers_timeout, connection idle_timeout, stream_idle_timeout, request_timeout, max_connection_duration. */
+  readonly downstream_rq_header_timeout: Counter;
+  readonly downstream_cx_idle_timeout: Counter;
+  readonly downstream_rq_idle_timeout: Counter;
+  readonly downstream_rq_timeout: Counter;
+  readonly downstream_cx_max_duration_reached: Counter;
+  readonly downstream_cx_drain_close: Counter;
+  readonly downstream_rq_ws_on_non_ws_route: Counter;
+  readonly downstream_cx_upgrades_total: Counter;
+  readonly downstream_cx_upgrades_active: Gauge;
   private readonly classes: Counter[];
 
   constructor(
@@ -112,6 +122,15 @@ export class HttpConnStats {
     this.downstream_rq_active = scope.gauge('downstream_rq_active');
     this.downstream_rq_completed = scope.counter('downstream_rq_completed');
     this.downstream_rq_time = scope.histogram('downstream_rq_time', HistogramUnit.Milliseconds);
+    this.downstream_rq_header_timeout = scope.counter('downstream_rq_header_timeout');
+    this.downstream_cx_idle_timeout = scope.counter('downstream_cx_idle_timeout');
+    this.downstream_rq_idle_timeout = scope.counter('downstream_rq_idle_timeout');
+    this.downstream_rq_timeout = scope.counter('downstream_rq_timeout');
+    this.downstream_cx_max_duration_reached = scope.counter('downstream_cx_max_duration_reached');
+    this.downstream_cx_drain_close = scope.counter('downstream_cx_drain_close');
+    this.downstream_rq_ws_on_non_ws_route = scope.counter('downstream_rq_ws_on_non_ws_route');
+    this.downstream_cx_upgrades_total = scope.counter('downstream_cx_upgrades_total');
+    this.downstream_cx_upgrades_active = scope.gauge('downstream_cx_upgrades_active');
     this.classes = classCounters(scope, 'downstream_rq_');
   }
 

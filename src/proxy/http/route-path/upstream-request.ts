@@ -31,16 +31,25 @@
  * request is sent first; `mirrorTo(mirrors)` — the request body is teed to the request mirrors (route-path/
  * mirror.ts); the route's hash policies give RING_HASH / MAGLEV clusters the request hash (route-path/hash.ts),
  * and generated hash cookies are returned in Set-Cookie.
+ * Upgrades (WebSocket; the connection manager has checked the type is allowed): the request goes out with Connection
+ * and Upgrade kept and no body framing, without retries; bytes the client sends before the answer are held until the
+ * connection is ready and then written raw. A 101 answer turns the exchange into a tunnel (Envoy's upgrade handling
+ * in the router and codecs): the route timeout no longer applies, raw bytes are relayed both ways with flow control,
+ * an end from either side half-closes the other, and the request is over once both directions have ended; a reset
+ * on either side resets the other. Any other answer is an ordinary response.
  * Stats: cluster upstream_rq_total/_active/_retry/_retry_success/_timeout/_per_try_timeout/_cancelled (runtime
  * ClusterStats), upstream_rq_completed/_<code>/_<n>xx and upstream_rq_time (UpstreamCluster.stats, preallocated),
  * host rq_*; outlier results are reported for every attempt.
  */
+import { isIP } from 'node:net';
+import { isOwnAddress } from '../../listener/own-ports.js';
 import {
   CHUNK_END,
   chunkHeader,
   FRAME_END_STREAM,
   FRAME_HAS_CONTENT_LENGTH,
   FRAMING_CHUNK_BODY,
+  FRAME_UPGRADE,
   LAST_CHUNK,
   removeHopByHopHeaders,
   requestFraming,
@@ -110,6 +119,10 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
   private globalTimer: NodeJS.Timeout | undefined;
   private backoffTimer: NodeJS.Timeout | undefined;
   private done = false;
+  /** An Upgrade request (stream.upgrade), and whether the upstream accepted it (101: a tunnel). */
+  private readonly upgrade: boolean;
+  private tunnel = false;
+  private tunnelResponseDone = false;
   private retried = false;
   private retryStatusCodes: readonly number[];
   private readonly bufferLimit: number;
@@ -129,6 +142,8 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.backoffMaxMs = this.policy?.maxIntervalMs ?? this.backoffMs * 10;
     this.retryStatusCodes = this.policy?.retriableStatusCodes ?? [];
     this.headOnly = stream.requestComplete;
+    this.upgrade = stream.upgrade !== '';
+    if (this.upgrade) this.retriable = false;
     this.bufferLimit = decision.perRequestBufferLimitBytes ?? bufferLimitBytes;
   }
 
@@ -159,7 +174,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
       this.hash = requestHash(this.decision.hashPolicies, head, { remoteAddress: sock.remoteAddress ?? '', remotePort: sock.remotePort ?? 0, localAddress: sock.localAddress ?? '', localPort: sock.localPort ?? 0 }, cookies);
       if (cookies.length > 0) this.setCookies = cookies;
     }
-    removeHopByHopHeaders(head.headers, false);
+    removeHopByHopHeaders(head.headers, this.upgrade);
     if (this.retriable && (this.policy!.retryOnMask & RetryOn['retriable-status-codes']) !== 0) {
       const extra = getHeader(head.headers, 'x-envoy-retriable-status-codes');
       if (extra !== undefined) {
@@ -173,7 +188,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     if (expected > 0) setHeader(head.headers, 'x-envoy-expected-rq-timeout-ms', String(expected));
     else removeHeader(head.headers, 'x-envoy-expected-rq-timeout-ms');
     s.setBodySink(this);
-    s.onReset = () => this.onDownstreamReset();
+    s.onReset = (byTimeout) => this.onDownstreamReset(byTimeout);
     const held = this.held;
     if (held !== null) {
       this.held = null;
@@ -194,11 +209,13 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     if (this.done) return;
     this.attempt++;
     const rt = this.cluster;
+    const od = rt.originalDst;
     const host = rt.lb.choose({
       hash: this.hash,
       previousHosts: this.triedHosts,
       attempt: this.attempt,
       hostSelectionRetries: this.policy?.hostSelectionMaxAttempts,
+      originalDst: od !== undefined && od.useHttpHeader ? this.originalDstFromHeader(od.httpHeaderName) : undefined,
     });
     if (host === undefined) {
       rt.stats.upstream_cx_none_healthy++;
@@ -222,6 +239,21 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.pool.newStream(this);
   }
 
+  /**
+   * ORIGINAL_DST with use_http_header (Envoy's OriginalDstCluster::LoadBalancer::requestOverrideHost): the request
+   * header names the destination, an IP:port (`:authority` / `host` name the request's authority). Anything else is
+   * counted in original_dst_host_invalid and gives no host (Envoy would fall back to the connection's original
+   * destination, which an explicit-mode listener does not have); so is one of the proxy's own listeners, which
+   * would make the request loop through the proxy forever.
+   */
+  private originalDstFromHeader(name: string): string | undefined {
+    const head = this.stream.head;
+    const v = name === ':authority' || name === 'host' ? head.authority : getHeader(head.headers, name);
+    if (v !== undefined && isIpAndPort(v) && !isOwnDestination(v)) return v;
+    if (v !== undefined) this.cluster.stats.inc('original_dst_host_invalid');
+    return undefined;
+  }
+
   onPoolReady(conn: H1Connection): void {
     this.waitingPool = false;
     if (this.done) {
@@ -237,6 +269,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     let flags = 0;
     if (hasHeader(head.headers, 'content-length')) flags |= FRAME_HAS_CONTENT_LENGTH;
     if (this.headOnly) flags |= FRAME_END_STREAM;
+    if (this.upgrade) flags |= FRAME_UPGRADE;
     this.framing = requestFraming(head.method, flags);
     this.attemptStartMs = Date.now();
     const sock = conn.socket;
@@ -245,7 +278,11 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     if (this.body !== null) for (const b of this.body) this.writeBody(b);
     if (this.stream.requestComplete) this.endUpstreamRequest();
     sock.uncork();
-    if (!this.retriable && this.body !== null && this.bodyBytes > this.bufferLimit) {
+    if (this.upgrade) {
+      // Tunnel bytes are never resent: nothing more is kept.
+      if (this.body !== null && this.bodyBytes > this.bufferLimit) this.stream.resumeRequestBody();
+      this.body = null;
+    } else if (!this.retriable && this.body !== null && this.bodyBytes > this.bufferLimit) {
       this.body = null;
       this.stream.resumeRequestBody();
     }
@@ -280,6 +317,12 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
       c.write(t !== null && t.length > 0 ? serializeTrailers(t) : LAST_CHUNK);
     }
     this.requestSent = true;
+    if (this.upgrade) {
+      // The client ended its side of the (requested or accepted) tunnel: half-close the upstream.
+      c.endTunnel();
+      if (this.tunnelResponseDone) this.finishTunnel();
+      return;
+    }
     c.requestComplete();
     const perTry = this.policy?.perTryTimeoutMs ?? 0;
     if (perTry > 0 && !this.forwarding) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(), perTry);
@@ -319,6 +362,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
   }
 
   private startGlobalTimer(): void {
+    if (this.tunnel) return;
     const t = this.decision.timeoutMs;
     if (t > 0 && this.globalTimer === undefined) this.globalTimer = setTimeout(() => this.onGlobalTimeout(), t);
   }
@@ -346,8 +390,15 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.countStatus(status);
     this.forwarding = true;
     const h = head.headers;
-    removeHopByHopHeaders(h, false);
-    h.push('x-envoy-upstream-service-time', String(Date.now() - this.attemptStartMs));
+    if (this.upgrade && status === 101) {
+      // The upstream switched protocols: a raw tunnel from now on, kept open as long as both sides want.
+      this.tunnel = true;
+      clearTimeout(this.globalTimer);
+      this.globalTimer = undefined;
+      conn.startTunnel();
+    }
+    removeHopByHopHeaders(h, this.tunnel);
+    setHeader(h, 'x-envoy-upstream-service-time', String(Date.now() - this.attemptStartMs)); // set, not appended (Envoy setEnvoyUpstreamServiceTime)
     if (this.decision.virtualHost.includeAttemptCountInResponse) h.push('x-envoy-attempt-count', String(this.attempt));
     if (this.setCookies !== null) for (const c of this.setCookies) h.push('set-cookie', c);
     const vars = this.vars;
@@ -368,6 +419,13 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
 
   onResponseComplete(trailers: HeaderList | null): void {
     if (!this.forwarding || this.done) return;
+    if (this.tunnel) {
+      // The upstream ended its side: half-close the client's; the request is over once the client ends too.
+      this.tunnelResponseDone = true;
+      this.stream.sendEnd(null);
+      if (this.requestSent) this.finishTunnel();
+      return;
+    }
     const conn = this.conn;
     this.conn = null;
     if (conn !== null && !this.requestSent) {
@@ -397,6 +455,14 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.cluster.stats.upstream_rq_rx_reset++;
     this.releaseAttempt();
     this.onAttemptReset(reason, RESET_RETRY);
+  }
+
+  /** Both directions of a tunnel have ended. */
+  private finishTunnel(): void {
+    this.conn = null;
+    const st = this.upstream.stats;
+    if (st !== undefined) st.upstream_rq_time.record(Date.now() - this.attemptStartMs);
+    this.cleanup();
   }
 
   // ------------------------------------------------------------------------------------------------ retries
@@ -475,9 +541,10 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.finishLocal(504, UPSTREAM_TIMEOUT, 'UT', 'upstream_response_timeout');
   }
 
-  private onDownstreamReset(): void {
+  private onDownstreamReset(byTimeout?: boolean): void {
     if (this.done) return;
-    this.stream.flags = addFlagTo(this.stream.flags, 'DC');
+    // A timeout of the connection manager earns its own flag there; only a client that went away is DC.
+    if (byTimeout !== true) this.stream.flags = addFlagTo(this.stream.flags, 'DC');
     this.cluster.stats.upstream_rq_cancelled++;
     this.dropAttempt();
     this.cleanup();
@@ -528,6 +595,34 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.stream.onResponseDrain = null;
     this.body = null;
   }
+}
+
+/** One of this proxy's own listeners (see listener/own-ports.ts): forwarding there would loop. */
+function isOwnDestination(v: string): boolean {
+  const i = v.lastIndexOf(':');
+  const host = v.startsWith('[') ? v.slice(1, i - 1) : v.slice(0, i);
+  return isOwnAddress(host, Number(v.slice(i + 1)));
+}
+
+/** `a.b.c.d:port` or `[v6]:port` with a port in 1..65535. */
+function isIpAndPort(v: string): boolean {
+  let host: string;
+  let port: string;
+  if (v.startsWith('[')) {
+    const end = v.indexOf(']');
+    if (end < 0 || v[end + 1] !== ':') return false;
+    host = v.slice(1, end);
+    port = v.slice(end + 2);
+    if (isIP(host) !== 6) return false;
+  } else {
+    const i = v.lastIndexOf(':');
+    if (i < 0) return false;
+    host = v.slice(0, i);
+    port = v.slice(i + 1);
+    if (isIP(host) !== 4) return false;
+  }
+  const n = Number(port);
+  return port !== '' && Number.isInteger(n) && n >= 1 && n <= 65535;
 }
 
 function addFlagTo(flags: string, flag: string): string {

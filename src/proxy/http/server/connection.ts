@@ -16,7 +16,32 @@
  * DownstreamStream (one request):
  *   head, remoteAddress, requestComplete, setBodySink(sink) (body chunks as Buffers, then the end + trailers),
  *   sendHead(head, endStream), sendBody(chunk) → false when the socket buffer is full, sendEnd(trailers),
- *   localReply(status, body, flags, details), onReset (set by the consumer: the client went away).
+ *   localReply(status, body, flags, details), onReset (set by the consumer: the client went away, or a timeout
+ *   ended the stream: then it is called with `true`), upgrade (the lower-case Upgrade type, '' for none).
+ *
+ * Timeouts (the connection manager's `timeouts`, Envoy's ConnectionManagerImpl semantics, 0 = off):
+ * - request_headers_timeout: from the first byte of a request until its head is complete → 408 `request header
+ *   timeout` (details request_header_timeout, downstream_rq_header_timeout), the connection closes. Envoy's default
+ *   is off; Weft's is 10 s when unset (see hcm.ts) so that a slowloris client cannot hold a connection open.
+ * - stream_idle_timeout (default 5 min; Istio's sidecars set 0): no byte in either direction of a request for that
+ *   long → 408 (request incomplete) or 504 `stream timeout`, flag SI, downstream_rq_idle_timeout; a reset when the
+ *   response has begun.
+ * - request_timeout (default off): the whole request must arrive within it → 408/504 `request timeout`
+ *   (request_overall_timeout, downstream_rq_timeout); disarmed once the request is complete or the response began.
+ * - common_http_protocol_options.idle_timeout (default 1 h): a connection with no request for that long is closed
+ *   (downstream_cx_idle_timeout).
+ * - common_http_protocol_options.max_connection_duration (default off): the connection closes after its current
+ *   request (`connection: close`), at once when idle (downstream_cx_max_duration_reached); if the request is still
+ *   running after drain_timeout (default 5 s) the connection is closed (downstream_cx_drain_close).
+ * A connection the proxy closes is ended (FIN) and destroyed once its bytes are flushed or after 1 s (Envoy's
+ * delayed_close_timeout default), so a client that never closes its side cannot keep it.
+ *
+ * Upgrades (WebSocket): an Upgrade request whose type the connection manager allows is forwarded with Connection
+ * and Upgrade kept (route-path/upstream-request.ts). When the upstream answers 101 the stream becomes a tunnel:
+ * the 101 head is written without `connection: close`, the socket allows half-open connections, and raw bytes flow
+ * both ways through the same body paths (with their flow control) until both directions have ended; an end from
+ * one side is passed to the other as a half-close. Any other answer is an ordinary response, after which the
+ * connection closes (its later bytes belong to the refused tunnel).
  */
 import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
@@ -55,7 +80,24 @@ export interface StreamHandler {
   onRequest(stream: DownstreamStream): void;
   /** The connection manager's stats (stats/request-stats.ts), updated by the connection; null: none kept. */
   readonly stats?: HttpConnStats | null;
+  /** The connection manager's downstream timeouts (absent: none). */
+  readonly timeouts?: ConnectionTimeouts;
 }
+
+/** Downstream timeouts in milliseconds, 0 = none (see the module comment). */
+export interface ConnectionTimeouts {
+  requestHeadersMs: number;
+  streamIdleMs: number;
+  requestMs: number;
+  idleMs: number;
+  maxConnectionDurationMs: number;
+  drainMs: number;
+}
+
+export const NO_TIMEOUTS: ConnectionTimeouts = { requestHeadersMs: 0, streamIdleMs: 0, requestMs: 0, idleMs: 0, maxConnectionDurationMs: 0, drainMs: 0 };
+
+/** Envoy's delayed_close_timeout default: how long a closing connection waits for the peer after its last byte. */
+const DELAYED_CLOSE_MS = 1000;
 
 /** What a local reply or the response head adds besides the upstream's headers. */
 export interface ServerHeaderPolicy {
@@ -84,8 +126,15 @@ export class DownstreamStream {
   requestComplete = false;
   responseStarted = false;
   responseComplete = false;
-  /** Set by the consumer: called once if the client goes away before the response completed. */
-  onReset: (() => void) | null = null;
+  /**
+   * Set by the consumer: called once if the client goes away before the response completed, or with `true` when
+   * the connection manager ends the stream itself (a timeout; it then answers or resets the client).
+   */
+  onReset: ((byTimeout?: boolean) => void) | null = null;
+  /** The Upgrade type of an upgrade request (lower case; `connect` for CONNECT), '' for none. */
+  upgrade = '';
+  /** The upstream accepted the upgrade (101 written): raw bytes flow both ways. */
+  tunnel = false;
   /** Set by the consumer: called when a full socket buffer has drained. */
   onResponseDrain: (() => void) | null = null;
   /** Set by an HTTP filter (CORS): runs on the response head before it is written (Envoy's encodeHeaders). */
@@ -124,6 +173,7 @@ export class DownstreamStream {
 
   /** @internal */
   deliverBody(chunk: Buffer): void {
+    this.conn.touch();
     this.sink?.onRequestBody(chunk);
   }
 
@@ -131,7 +181,9 @@ export class DownstreamStream {
   deliverEnd(trailers: HeaderList | null): void {
     if (this.requestComplete) return; // a request without a body was complete with its head
     this.requestComplete = true;
+    this.conn.requestArmed = false;
     this.sink?.onRequestEnd(trailers);
+    if (this.tunnel && this.responseComplete) this.conn.onTunnelDone(this);
   }
 
   /** Writes the response head. `endStream`: no body follows. */
@@ -139,6 +191,17 @@ export class DownstreamStream {
     if (this.responseStarted || this.reset) return;
     this.responseStarted = true;
     this.status = resp.status;
+    const conn = this.conn;
+    conn.requestArmed = false;
+    conn.touch();
+    if (resp.status === 101 && this.upgrade !== '') {
+      this.tunnel = true;
+      conn.upgraded = true;
+      if (conn.stats !== null) {
+        conn.stats.downstream_cx_upgrades_total.inc();
+        conn.stats.downstream_cx_upgrades_active.inc();
+      }
+    }
     if (this.responseHeadersHook !== null) this.responseHeadersHook.onResponseHeaders(resp);
     const st = this.conn.stats;
     if (st !== null) st.responseHead(resp.status);
@@ -149,7 +212,7 @@ export class DownstreamStream {
       else if (!hasHeader(h, 'server')) h.push('server', policy.serverName);
     }
     if (this.debug && this.flags !== '') h.push(FLAGS_HEADER, this.flags);
-    const closing = this.conn.closeAfterResponse || !this.requestComplete;
+    const closing = !this.tunnel && (this.conn.closeAfterResponse || !this.requestComplete);
     if (closing) h.push('connection', 'close');
     let flags = 0;
     if (hasHeader(h, 'content-length')) flags |= FRAME_HAS_CONTENT_LENGTH;
@@ -170,6 +233,7 @@ export class DownstreamStream {
 
   sendBody(chunk: Buffer): boolean {
     if (this.reset || this.responseComplete || chunk.length === 0 || this.headRequest) return true;
+    this.conn.touch();
     const sock = this.conn.socket;
     if ((this.framing & FRAMING_CHUNK_BODY) !== 0) {
       sock.write(chunkHeader(chunk.length), 'latin1');
@@ -211,9 +275,31 @@ export class DownstreamStream {
     }
   }
 
-  /** The response cannot be completed (upstream broke mid-body): close the connection. */
+  /**
+   * The connection manager ends the stream (a timeout): the consumer is told (onReset(true)) and lets go, then the
+   * client gets the local reply, or a reset when the response has begun. The connection closes after it.
+   */
+  endByTimeout(status: number, body: string, flag: string, details: string): void {
+    const cb = this.onReset;
+    this.onReset = null;
+    this.sink = null;
+    this.onResponseDrain = null;
+    cb?.(true);
+    this.conn.closeAfterResponse = true;
+    // Whatever the client sends after this is not read as another request.
+    this.conn.refuse();
+    if (this.responseStarted) {
+      if (flag !== '') this.flags = this.flags === '' ? flag : this.flags + ',' + flag;
+      this.abortResponse();
+      return;
+    }
+    this.requestComplete = true;
+    this.localReply(status, body, flag, details);
+  }
+
+  /** The response cannot be completed (upstream broke mid-body, or a tunnel's upstream went away): close the connection. */
   abortResponse(): void {
-    if (this.responseComplete) return;
+    if (this.responseComplete && !this.tunnel) return;
     this.responseComplete = true;
     this.conn.closeAfterResponse = true;
     this.conn.socket.destroy();
@@ -221,7 +307,7 @@ export class DownstreamStream {
 
   /** @internal the client went away. */
   onDownstreamReset(): void {
-    if (this.reset || this.responseComplete) return;
+    if (this.reset || (this.responseComplete && !this.tunnel)) return;
     this.reset = true;
     const cb = this.onReset;
     this.onReset = null;
@@ -266,9 +352,26 @@ export class H1ServerConnection implements H1RequestHandler {
   waitingForResponse = false;
   closeAfterResponse = false;
   private closed = false;
+  private refused = false;
   requests = 0;
   /** The connection manager's stats (null: none kept). */
   readonly stats: HttpConnStats | null;
+  /** An upgrade was accepted on this connection (counted in downstream_cx_upgrades_active until it closes). */
+  upgraded = false;
+  private readonly timeouts: ConnectionTimeouts;
+  // Timers: one object per kind and connection, re-armed with refresh(); a flag says whether a firing counts.
+  private headerTimer: NodeJS.Timeout | undefined;
+  private headerArmed = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private idleArmed = false;
+  private streamTimer: NodeJS.Timeout | undefined;
+  private streamArmed = false;
+  private requestTimer: NodeJS.Timeout | undefined;
+  /** The request timeout counts (cleared when the request is complete or the response begins). */
+  requestArmed = false;
+  private durationTimer: NodeJS.Timeout | undefined;
+  private drainTimer: NodeJS.Timeout | undefined;
+  private closeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -279,7 +382,10 @@ export class H1ServerConnection implements H1RequestHandler {
   ) {
     this.parser = new H1RequestParser(this, parserOptions);
     this.stats = handler.stats ?? null;
+    this.timeouts = handler.timeouts ?? NO_TIMEOUTS;
     if (this.stats !== null) this.stats.connectionOpen();
+    this.armIdle();
+    if (this.timeouts.maxConnectionDurationMs > 0) this.durationTimer = setTimeout(onMaxDuration, this.timeouts.maxConnectionDurationMs, this).unref();
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.onEnd());
@@ -291,7 +397,91 @@ export class H1ServerConnection implements H1RequestHandler {
   /** Stop after the current exchange (listener drain, shutdown). */
   drain(): void {
     this.closeAfterResponse = true;
-    if (this.current === null && this.parser.idle) this.socket.end();
+    if (this.current === null && this.parser.idle) this.endConnection();
+  }
+
+  /** Ends the connection (FIN after the bytes written); destroys it once flushed and the peer closed, or after 1 s. */
+  endConnection(): void {
+    this.socket.end();
+    if (this.closeTimer === undefined && !this.closed) this.closeTimer = setTimeout(destroySocket, DELAYED_CLOSE_MS, this.socket).unref();
+  }
+
+  /** Stops reading requests from the connection (it closes after the current reply). */
+  refuse(): void {
+    this.refused = true;
+  }
+
+  /** Activity on the current stream: re-arms the stream idle timeout. */
+  touch(): void {
+    if (this.streamArmed) this.streamTimer!.refresh();
+  }
+
+  private armIdle(): void {
+    const ms = this.timeouts.idleMs;
+    if (ms <= 0) return;
+    this.idleArmed = true;
+    if (this.idleTimer === undefined) this.idleTimer = setTimeout(onConnectionIdle, ms, this).unref();
+    else this.idleTimer.refresh();
+  }
+
+  private armHeader(): void {
+    this.idleArmed = false;
+    const ms = this.timeouts.requestHeadersMs;
+    if (ms <= 0 || this.headerArmed) return;
+    this.headerArmed = true;
+    if (this.headerTimer === undefined) this.headerTimer = setTimeout(onHeaderTimeout, ms, this).unref();
+    else this.headerTimer.refresh();
+  }
+
+  /** @internal timer callbacks */
+  onTimer(kind: 'header' | 'idle' | 'stream' | 'request' | 'duration' | 'drain'): void {
+    if (this.closed) return;
+    const st = this.stats;
+    switch (kind) {
+      case 'header':
+        if (!this.headerArmed || this.current !== null) return;
+        this.headerArmed = false;
+        if (st !== null) st.downstream_rq_header_timeout.inc();
+        this.replyWithoutRequest(408, 'request header timeout', '', 'request_header_timeout');
+        return;
+      case 'idle':
+        if (!this.idleArmed || this.current !== null) return;
+        this.idleArmed = false;
+        if (st !== null) st.downstream_cx_idle_timeout.inc();
+        this.closeAfterResponse = true;
+        this.endConnection();
+        return;
+      case 'stream': {
+        const s = this.current;
+        if (!this.streamArmed || s === null) return;
+        this.streamArmed = false;
+        if (st !== null) st.downstream_rq_idle_timeout.inc();
+        s.endByTimeout(s.requestComplete ? 504 : 408, 'stream timeout', 'SI', 'stream_idle_timeout');
+        return;
+      }
+      case 'request': {
+        const s = this.current;
+        if (!this.requestArmed || s === null || s.requestComplete || s.responseStarted) return;
+        this.requestArmed = false;
+        if (st !== null) st.downstream_rq_timeout.inc();
+        s.endByTimeout(408, 'request timeout', '', 'request_overall_timeout');
+        return;
+      }
+      case 'duration':
+        if (st !== null) st.downstream_cx_max_duration_reached.inc();
+        this.closeAfterResponse = true;
+        if (this.current === null) {
+          this.endConnection();
+          return;
+        }
+        if (this.timeouts.drainMs > 0) this.drainTimer = setTimeout(onDrainTimeout, this.timeouts.drainMs, this).unref();
+        return;
+      case 'drain':
+        if (st !== null) st.downstream_cx_drain_close.inc();
+        this.current?.onDownstreamReset();
+        this.socket.destroy();
+        return;
+    }
   }
 
   get idle(): boolean {
@@ -299,10 +489,14 @@ export class H1ServerConnection implements H1RequestHandler {
   }
 
   private onData(chunk: Buffer): void {
+    // After a reply that ends the connection (codec error, header timeout) later bytes are not read as requests.
+    if (this.refused) return;
     this.execute(chunk);
   }
 
   private execute(chunk: Buffer): void {
+    // The first byte of a request starts its header timeout (Envoy creates the stream on the message's first byte).
+    if (this.current === null && !this.closeAfterResponse) this.armHeader();
     const n = this.parser.execute(chunk);
     if (n < 0) {
       this.onParseError();
@@ -327,8 +521,17 @@ export class H1ServerConnection implements H1RequestHandler {
       return;
     }
     if (cur !== null) cur.onDownstreamReset();
-    const body = STATUS_CODES[status] ?? '';
-    let stream = cur;
+    this.replyWithoutRequest(status, STATUS_CODES[status] ?? '', 'DPE', h1ErrorDetails(code));
+  }
+
+  /** A local reply on the connection when no request (or a broken one) is current; the connection closes after it. */
+  private replyWithoutRequest(status: number, body: string, flag: string, details: string): void {
+    this.closeAfterResponse = true;
+    this.refused = true;
+    this.headerArmed = false;
+    this.streamArmed = false;
+    this.requestArmed = false;
+    let stream = this.current;
     if (stream === null) {
       stream = new DownstreamStream(this, { method: 'GET', path: '', authority: '', scheme: 'http', headers: [], httpVersion: '1.1' });
       if (this.stats !== null) this.stats.requestStart();
@@ -337,7 +540,7 @@ export class H1ServerConnection implements H1RequestHandler {
     (stream as { responseStarted: boolean }).responseStarted = false;
     stream.reset = false;
     this.current = stream;
-    stream.localReply(status, body, 'DPE', h1ErrorDetails(code));
+    stream.localReply(status, body, flag, details);
   }
 
   private onEnd(): void {
@@ -348,12 +551,21 @@ export class H1ServerConnection implements H1RequestHandler {
       return;
     }
     this.closeAfterResponse = true;
-    if (this.current === null) this.socket.end();
+    if (this.current === null) this.endConnection();
   }
 
   private onClose(): void {
     if (this.closed) return;
     this.closed = true;
+    this.headerArmed = this.idleArmed = this.streamArmed = this.requestArmed = false;
+    clearTimeout(this.headerTimer);
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.streamTimer);
+    clearTimeout(this.requestTimer);
+    clearTimeout(this.durationTimer);
+    clearTimeout(this.drainTimer);
+    clearTimeout(this.closeTimer);
+    if (this.upgraded && this.stats !== null) this.stats.downstream_cx_upgrades_active.dec();
     const cur = this.current;
     if (cur !== null) {
       cur.onDownstreamReset();
@@ -366,13 +578,21 @@ export class H1ServerConnection implements H1RequestHandler {
   /** @internal */
   onResponseComplete(s: DownstreamStream): void {
     if (this.current !== s) return;
-    this.current = null;
-    if (this.stats !== null) this.stats.requestEnd(s.startMs);
-    if (this.closeAfterResponse || !s.requestComplete || !this.parser.keepAlive) {
-      this.closeAfterResponse = true;
+    if (s.tunnel && !s.requestComplete) {
+      // The upstream ended its side of the tunnel: pass the half-close on; the client may still send.
       this.socket.end();
       return;
     }
+    this.current = null;
+    this.streamArmed = false;
+    this.requestArmed = false;
+    if (this.stats !== null) this.stats.requestEnd(s.startMs);
+    if (this.closeAfterResponse || !s.requestComplete || !this.parser.keepAlive) {
+      this.closeAfterResponse = true;
+      this.endConnection();
+      return;
+    }
+    this.armIdle();
     if (this.waitingForResponse) {
       this.waitingForResponse = false;
       const rest = this.leftover;
@@ -382,15 +602,43 @@ export class H1ServerConnection implements H1RequestHandler {
     }
   }
 
+  /** @internal both directions of a tunnel have ended. */
+  onTunnelDone(s: DownstreamStream): void {
+    if (this.current !== s) return;
+    this.current = null;
+    this.streamArmed = false;
+    if (this.stats !== null) this.stats.requestEnd(s.startMs);
+    this.closeAfterResponse = true;
+    this.endConnection();
+  }
+
   // H1RequestHandler ----------------------------------------------------------------------------------------------
 
   onRequestHead(head: RequestHead): void {
     this.requests++;
+    this.headerArmed = false;
+    this.idleArmed = false;
     const s = new DownstreamStream(this, head);
     if (this.stats !== null) this.stats.requestStart();
     // A request without a body is complete with its head (Envoy: decodeHeaders with end_stream).
     s.requestComplete = !this.parser.hasBody;
+    if (this.parser.upgrade) {
+      s.upgrade = head.method === 'CONNECT' ? 'connect' : upgradeType(head.headers);
+      // A tunnel may be half-closed by either side.
+      this.socket.allowHalfOpen = true;
+    }
     this.current = s;
+    const t = this.timeouts;
+    if (t.streamIdleMs > 0) {
+      this.streamArmed = true;
+      if (this.streamTimer === undefined) this.streamTimer = setTimeout(onStreamIdle, t.streamIdleMs, this).unref();
+      else this.streamTimer.refresh();
+    }
+    if (t.requestMs > 0 && !s.requestComplete) {
+      this.requestArmed = true;
+      if (this.requestTimer === undefined) this.requestTimer = setTimeout(onRequestTimeout, t.requestMs, this).unref();
+      else this.requestTimer.refresh();
+    }
     if (!this.parser.keepAlive) this.closeAfterResponse = true;
     if (this.parser.expectContinue) {
       // proxy_100_continue off (Envoy's default): the proxy answers 100 Continue and drops the Expect header.
@@ -411,6 +659,37 @@ export class H1ServerConnection implements H1RequestHandler {
     // Pipelining: read the next request only once this one has been answered.
     if (this.current === s && !s.responseComplete) this.parser.pause();
   }
+}
+
+function onHeaderTimeout(c: H1ServerConnection): void {
+  c.onTimer('header');
+}
+function onConnectionIdle(c: H1ServerConnection): void {
+  c.onTimer('idle');
+}
+function onStreamIdle(c: H1ServerConnection): void {
+  c.onTimer('stream');
+}
+function onRequestTimeout(c: H1ServerConnection): void {
+  c.onTimer('request');
+}
+function onMaxDuration(c: H1ServerConnection): void {
+  c.onTimer('duration');
+}
+function onDrainTimeout(c: H1ServerConnection): void {
+  c.onTimer('drain');
+}
+function destroySocket(s: Socket): void {
+  s.destroy();
+}
+
+/** The lower-case value of the Upgrade field ('' when absent). */
+function upgradeType(h: HeaderList): string {
+  for (let i = 0; i < h.length; i += 2) {
+    const n = h[i]!;
+    if (n.length === 7 && n.toLowerCase() === 'upgrade') return h[i + 1]!.trim().toLowerCase();
+  }
+  return '';
 }
 
 function removeExpect(h: HeaderList): void {

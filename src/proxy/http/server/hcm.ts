@@ -22,6 +22,11 @@
  * later (fault delay). With no filters (or none that applies) nothing is allocated.
  * Only HTTP/1.1 downstreams are served: codec_type HTTP2/HTTP3 is a ConfigError; with AUTO an HTTP/2 preface is
  * refused by closing the connection.
+ * Downstream timeouts (request_headers_timeout — 10 s when unset, Weft's slowloris default —, stream_idle_timeout,
+ * request_timeout, common_http_protocol_options idle_timeout / max_connection_duration, drain_timeout) are compiled
+ * into `timeouts` and enforced by the connection (connection.ts). `upgrade_configs` (types compared
+ * case-insensitively; CONNECT and upgrade filter chains are ConfigErrors) decide which Upgrade requests pass: an
+ * upgrade not allowed by the connection manager or the route → 403 `upgrade_failed`, connection closed.
  */
 import { randomUUID } from 'node:crypto';
 import type { HttpConnectionManager } from '../../../xds/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
@@ -40,7 +45,8 @@ import { startMirrors } from '../route-path/mirror.js';
 import { StreamVars } from '../route-path/stream-vars.js';
 import { compileHttpFilters, STOP, type FilterChainCallbacks, type HeldBody, type HttpFilter } from '../filters/index.js';
 import type { RouteDecision } from '../router/decision.js';
-import type { DownstreamStream, ServerHeaderPolicy, StreamHandler } from './connection.js';
+import type { ConnectionTimeouts, DownstreamStream, ServerHeaderPolicy, StreamHandler } from './connection.js';
+import { durationMs } from '../../upstream/cluster/compile.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
 
 /** Where the connection manager finds its routes: a fixed (inline) configuration or the latest RDS version. */
@@ -67,12 +73,27 @@ export interface HcmContext {
   httpStats?(statPrefix: string): HttpConnStats;
 }
 
+/**
+ * Weft's request_headers_timeout when the connection manager leaves it unset. Envoy's default is no timeout, which
+ * lets a client that sends its request head slowly (slowloris) hold a connection for as long as the idle timeout;
+ * 10 s is far above what any real client needs to send a head and ends such connections quickly. `0s` disables it.
+ */
+export const DEFAULT_REQUEST_HEADERS_TIMEOUT_MS = 10_000;
+/** Envoy's defaults: stream_idle_timeout 5 min, common_http_protocol_options.idle_timeout 1 h, drain_timeout 5 s. */
+export const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000;
+export const DEFAULT_CONNECTION_IDLE_TIMEOUT_MS = 3_600_000;
+export const DEFAULT_DRAIN_TIMEOUT_MS = 5_000;
+
 export class HttpConnectionManagerImpl implements StreamHandler, FilterChainCallbacks {
   private readonly someDisabledByDefault: boolean;
   readonly parserOptions: H1RequestParserOptions;
   readonly serverPolicy: ServerHeaderPolicy;
   /** RDS name, '' for an inline route configuration. */
   readonly rdsName: string;
+  /** Downstream timeouts (connection.ts). */
+  timeouts: ConnectionTimeouts = { requestHeadersMs: DEFAULT_REQUEST_HEADERS_TIMEOUT_MS, streamIdleMs: DEFAULT_STREAM_IDLE_TIMEOUT_MS, requestMs: 0, idleMs: DEFAULT_CONNECTION_IDLE_TIMEOUT_MS, maxConnectionDurationMs: 0, drainMs: DEFAULT_DRAIN_TIMEOUT_MS };
+  /** upgrade_configs: lower-case upgrade type → enabled. */
+  upgrades: ReadonlyMap<string, boolean> = new Map();
 
   constructor(
     private readonly routes: RouteSource,
@@ -152,6 +173,14 @@ export class HttpConnectionManagerImpl implements StreamHandler, FilterChainCall
       stream.localReply(d.status, body, '', d.kind === 'redirect' ? 'via_route_redirect' : 'direct_response', extra);
       return;
     }
+    if (stream.upgrade !== '' && !this.upgradeAllowed(stream.upgrade, d.upgrades)) {
+      // Envoy: an upgrade the connection manager (or the route) does not allow is refused with 403 and the
+      // connection closes after it (its later bytes could be a smuggled request).
+      if (this.stats !== null) this.stats.downstream_rq_ws_on_non_ws_route.inc();
+      stream.conn.closeAfterResponse = true;
+      stream.localReply(403, '', '', 'upgrade_failed');
+      return;
+    }
     const cluster = d.cluster === '' ? undefined : this.clusters(d.cluster);
     if (cluster === undefined) {
       stream.localReply(d.clusterNotFoundStatus, '', 'NC', 'cluster_not_found');
@@ -165,6 +194,17 @@ export class HttpConnectionManagerImpl implements StreamHandler, FilterChainCall
     if (vars !== undefined) rr.formatVars(vars);
     if (d.mirrorPolicies.length > 0) rr.mirrorTo(startMirrors(d, head, this.clusters, Math.random, d.perRequestBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES));
     rr.start();
+  }
+
+  /**
+   * Envoy's FilterChainUtility::createUpgradeFilterChain: the connection manager must have an upgrade_config for the
+   * type; the route's upgrade_configs entry for it then decides (enabled or not), else the connection manager's.
+   */
+  upgradeAllowed(type: string, route: ReadonlyMap<string, boolean>): boolean {
+    const hcm = this.upgrades.get(type);
+    if (hcm === undefined) return false;
+    const r = route.get(type);
+    return r !== undefined ? r : hcm;
   }
 }
 
@@ -248,7 +288,28 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
           ? 'PASS_THROUGH'
           : 'OVERWRITE',
   };
-  return new HttpConnectionManagerImpl(
+  // Upgrades (upgrade_configs): types compared case-insensitively; CONNECT tunnelling and upgrade filter chains are
+  // not supported.
+  const upgrades = new Map<string, boolean>();
+  p.upgradeConfigs.forEach((u, i) => {
+    const type = u.upgradeType.toLowerCase();
+    if (type === '') fail(`upgrade_configs[${i}].upgrade_type`, 'must not be empty');
+    if (type === 'connect' || type === 'connect-udp') fail(`upgrade_configs[${i}].upgrade_type`, `${u.upgradeType} tunnelling is not supported`);
+    if (u.filters.length > 0) fail(`upgrade_configs[${i}].filters`, 'upgrade-specific filter chains are not supported');
+    if (upgrades.has(type)) fail(`upgrade_configs[${i}].upgrade_type`, `duplicate upgrade type ${u.upgradeType}`);
+    upgrades.set(type, u.enabled ?? true);
+  });
+  const common = p.commonHttpProtocolOptions;
+  if (common?.maxStreamDuration !== undefined) fail('common_http_protocol_options.max_stream_duration', 'is not supported');
+  const timeouts: ConnectionTimeouts = {
+    requestHeadersMs: durationMs(p.requestHeadersTimeout, DEFAULT_REQUEST_HEADERS_TIMEOUT_MS),
+    streamIdleMs: durationMs(p.streamIdleTimeout, DEFAULT_STREAM_IDLE_TIMEOUT_MS),
+    requestMs: durationMs(p.requestTimeout, 0),
+    idleMs: durationMs(common?.idleTimeout, DEFAULT_CONNECTION_IDLE_TIMEOUT_MS),
+    maxConnectionDurationMs: durationMs(common?.maxConnectionDuration, 0),
+    drainMs: durationMs(p.drainTimeout, DEFAULT_DRAIN_TIMEOUT_MS),
+  };
+  const hcm = new HttpConnectionManagerImpl(
     routes,
     ctx.cluster,
     rdsName,
@@ -261,4 +322,7 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
     filters,
     disabledByDefault,
   );
+  hcm.timeouts = timeouts;
+  hcm.upgrades = upgrades;
+  return hcm;
 }

@@ -16,6 +16,9 @@
  * - connect timeout: cluster.connectTimeoutMs (upstream_cx_connect_timeout) → 'connection failure';
  * - idle timeout: common_http_protocol_options.idle_timeout (Envoy's default 1 h) closes idle connections;
  * - max_requests_per_connection: the connection closes after that many requests.
+ * Upgrades: after a 101 the router calls `startTunnel()`: the connection is never reused, allows half-open, an end
+ * (FIN) from the upstream completes the response and is passed on while the request side may continue, and
+ * `endTunnel()` half-closes the upstream when the client is done; the socket closes once both sides have ended.
  * When a connection fails to connect, pending requests that the remaining connecting connections cannot serve
  * fail with 'connection failure' (Envoy purges them the same way).
  */
@@ -59,6 +62,8 @@ export class H1Connection implements H1ResponseHandler {
   private requestDone = false;
   private responseDone = false;
   private reusable = true;
+  /** A 101 turned this connection into a raw tunnel. */
+  private tunnel = false;
   requests = 0;
 
   constructor(
@@ -72,7 +77,12 @@ export class H1Connection implements H1ResponseHandler {
     s.on('error', () => undefined);
     s.on('close', () => this.onClose());
     s.on('end', () => {
-      // Half-close from the upstream: a close-delimited body ends here; anything else is a reset.
+      // Half-close from the upstream: it ends a tunnel's upstream direction (the client's may go on); it ends a
+      // close-delimited body, anything else is a reset.
+      if (this.tunnel && this.sink !== null) {
+        this.parser.finish();
+        return;
+      }
       if (!this.closed) s.destroy();
     });
   }
@@ -110,6 +120,22 @@ export class H1Connection implements H1ResponseHandler {
     if (!this.closed) this.socket.destroy();
   }
 
+  /** The upstream answered 101: the connection is a raw tunnel from now on (see the module comment). */
+  startTunnel(): void {
+    this.tunnel = true;
+    this.reusable = false;
+    this.socket.allowHalfOpen = true;
+  }
+
+  /** The client ended its side of a tunnel (or of an upgrade request): half-close the upstream. */
+  endTunnel(): void {
+    this.requestDone = true;
+    this.reusable = false;
+    if (this.closed) return;
+    if (this.responseDone) this.sink = null;
+    this.socket.end();
+  }
+
   /** Marks the connection for closing once its current request is done (drain). */
   noReuse(): void {
     this.reusable = false;
@@ -138,7 +164,7 @@ export class H1Connection implements H1ResponseHandler {
     this.pool.onConnectionClosed(this);
     const sink = this.sink;
     if (sink === null) return;
-    if (this.parser.finish() === 0 && this.responseDone) return;
+    if (this.parser.finish() === 0 && this.responseDone && (!this.tunnel || this.requestDone)) return;
     this.sink = null;
     sink.onUpstreamReset('connection termination');
   }
@@ -180,6 +206,12 @@ export class H1Connection implements H1ResponseHandler {
   onMessageComplete(trailers: HeaderList | null): void {
     this.responseDone = true;
     const sink = this.sink;
+    if (this.tunnel) {
+      // The upstream's direction of the tunnel ended; the connection stays for the client's direction.
+      if (this.requestDone) this.sink = null;
+      sink?.onResponseComplete(trailers);
+      return;
+    }
     if (this.requestDone) this.release();
     else this.reusable = false; // response before the request was sent: close once the request is abandoned
     sink?.onResponseComplete(trailers);

@@ -1,0 +1,96 @@
+/**
+ * The HTTP inspector listener filter (envoy.filters.listener.http_inspector): looks at the first bytes of a
+ * connection, without consuming them, and reports the application protocol for filter chain matching
+ * (FilterChainMatch.application_protocols) — what Istio's inbound protocol sniffing relies on.
+ *
+ *   inspectHttp(bytes)   // 'h2c' | 'http/1.1' | 'http/1.0' | '' (not HTTP) | undefined (need more bytes)
+ *   peekProtocol(socket, timeoutMs, done)   // reads in paused mode, puts the bytes back, calls done(result)
+ *
+ * Envoy's rules (source/extensions/filters/listener/http_inspector/http_inspector.cc): the HTTP/2 connection
+ * preface `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n` is `h2c`; otherwise the first line must be an HTTP/1 request line —
+ * a method token, SP, a request target, SP, `HTTP/1.0` or `HTTP/1.1`, CRLF — which gives `http/1.0` / `http/1.1`;
+ * anything that cannot be that (a byte that is not a token character in the method, a control character in the
+ * target, another version) is no protocol at once, as is a first line longer than the inspector reads (64 KiB).
+ * A connection that ends before the decision, or errors, is closed. `listener_filters_timeout` (Envoy's default
+ * 15 s) bounds the wait: with continue_on_listener_filters_timeout the connection goes on without a protocol
+ * (a server-first protocol, whose client sends nothing, reaches a raw TCP filter chain that way), else it is closed.
+ */
+import type { Socket } from 'node:net';
+import { CR, LF, SP, TOKEN } from '../http/codec/h1/chars.js';
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+const HTTP1 = Buffer.from('HTTP/1.', 'latin1');
+/** Envoy's http_inspector reads at most this many bytes looking for the request line. */
+export const MAX_INSPECT_BYTES = 64 * 1024;
+
+/** The protocol the first bytes of a connection show; undefined when more bytes are needed to tell. */
+export function inspectHttp(b: Buffer): string | undefined {
+  const n = b.length;
+  if (n === 0) return undefined;
+  // The HTTP/2 preface (or a prefix of it so far).
+  const p = n < H2_PREFACE.length ? n : H2_PREFACE.length;
+  if (b.compare(H2_PREFACE, 0, p, 0, p) === 0) return p === H2_PREFACE.length ? 'h2c' : undefined;
+  let i = 0;
+  while (i < n && TOKEN[b[i]!] === 1) i++;
+  if (i === n) return n >= MAX_INSPECT_BYTES ? '' : undefined;
+  if (i === 0 || b[i] !== SP) return '';
+  let j = i + 1;
+  while (j < n && b[j]! > SP && b[j] !== 0x7f) j++;
+  if (j === n) return n >= MAX_INSPECT_BYTES ? '' : undefined;
+  if (j === i + 1 || b[j] !== SP) return '';
+  // "HTTP/1." DIGIT CR LF
+  let k = j + 1;
+  for (let m = 0; m < HTTP1.length; m++, k++) {
+    if (k === n) return undefined;
+    if (b[k] !== HTTP1[m]) return '';
+  }
+  if (k === n) return undefined;
+  const minor = b[k]!;
+  if (minor !== 0x30 && minor !== 0x31) return '';
+  if (++k === n) return undefined;
+  if (b[k] !== CR) return '';
+  if (++k === n) return undefined;
+  if (b[k] !== LF) return '';
+  return minor === 0x31 ? 'http/1.1' : 'http/1.0';
+}
+
+/**
+ * Waits for enough bytes to classify the connection, then puts them back (`unshift`) and calls `done` with the
+ * protocol ('' for none), or with `undefined` when the connection must be closed (it ended or failed first, or the
+ * timeout passed without `continueOnTimeout`). The socket is left unread: the next consumer's 'data' listener
+ * receives every byte.
+ */
+export function peekProtocol(socket: Socket, timeoutMs: number, continueOnTimeout: boolean, done: (protocol: string | undefined) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let finished = false;
+  let timer: NodeJS.Timeout | undefined;
+  const finish = (protocol: string | undefined) => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    socket.removeListener('readable', onReadable);
+    socket.removeListener('end', onEnd);
+    socket.removeListener('error', onEnd);
+    if (protocol !== undefined && size > 0) socket.unshift(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    done(protocol);
+  };
+  const onReadable = () => {
+    let c: Buffer | null;
+    while ((c = socket.read() as Buffer | null) !== null) {
+      chunks.push(c);
+      size += c.length;
+    }
+    if (size === 0) return;
+    const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+    chunks.length = 0;
+    chunks.push(all);
+    const r = inspectHttp(all);
+    if (r !== undefined) finish(r);
+  };
+  const onEnd = () => finish(undefined);
+  socket.on('readable', onReadable);
+  socket.once('end', onEnd);
+  socket.once('error', onEnd);
+  if (timeoutMs > 0) timer = setTimeout(() => finish(continueOnTimeout ? '' : undefined), timeoutMs);
+}
