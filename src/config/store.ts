@@ -130,10 +130,13 @@ export class ConfigStore {
       sourceOrder = this.#sourceOrder.size;
       this.#sourceOrder.set(source, sourceOrder);
     }
+    // Whether any unit changed at all: a periodic rescan that found nothing new re-applies only the source's
+    // own (unchanged) diagnostics, which must not cost a recomputation over every resource.
+    let changed = false;
     for (const c of changes) {
       const id = `${source}\0${c.unit}`;
       if ('removed' in c) {
-        this.#units.delete(id);
+        if (this.#units.delete(id)) changed = true;
         continue;
       }
       const prev = this.#units.get(id);
@@ -141,9 +144,11 @@ export class ConfigStore {
       const accepted = broken ? (prev?.accepted ?? []) : c.result.resources;
       const kept = broken && accepted.length > 0;
       const diagnostics = kept ? c.result.diagnostics.map((d) => (d.severity === 'Error' ? keptHint(d, c.unit, accepted.length) : d)) : c.result.diagnostics;
+      if (prev && prev.accepted === accepted && sameDiagnostics(prev.diagnostics, diagnostics)) continue;
+      changed = true;
       this.#units.set(id, { source, sourceOrder, unit: c.unit, segments: c.unit.split(/[\\/]+/), accepted, diagnostics });
     }
-    return this.#recompute();
+    return changed ? this.#recompute() : undefined;
   }
 
   #recompute(): ConfigChange | undefined {
@@ -185,6 +190,10 @@ export class ConfigStore {
     }
     return change;
   }
+}
+
+function sameDiagnostics(a: readonly Diagnostic[], b: readonly Diagnostic[]): boolean {
+  return a === b || (a.length === b.length && (a.length === 0 || JSON.stringify(a) === JSON.stringify(b)));
 }
 
 function compareUnits(a: Unit, b: Unit): number {

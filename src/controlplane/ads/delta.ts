@@ -40,6 +40,8 @@ interface DeltaTypeState extends Subscription {
   pending: Map<string, string>;
   /** The first wildcard request is still unanswered: the next push goes out even when empty. */
   answerEmpty: boolean;
+  /** A response of the type went out on this stream. */
+  sentAny: boolean;
 }
 
 /** A resource the client says it has (initial_resource_versions): only its name and version are known. */
@@ -66,7 +68,7 @@ export class DeltaStream extends AdsStreamBase {
     let st = this.types.get(typeUrl);
     const first = !st;
     if (!st) {
-      st = { wildcard: false, names: new Set(), held: new Held(), coverage: new Coverage(), namesChanged: true, notFound: new Set(), pending: new Map(), answerEmpty: false };
+      st = { wildcard: false, names: new Set(), held: new Held(), coverage: new Coverage(), namesChanged: true, notFound: new Set(), pending: new Map(), answerEmpty: false, sentAny: false };
       this.types.set(typeUrl, st);
       this.requested.add(typeUrl);
       for (const [n, v] of Object.entries(req.initialResourceVersions)) st.held.set(claimed(n, v));
@@ -156,6 +158,14 @@ export class DeltaStream extends AdsStreamBase {
       return;
     }
     st.answerEmpty = false;
+    // The first response of the type with every resource of the map: shared, in the map's order (encode.ts).
+    let shareKey: string | undefined;
+    if (covers && held.size === 0 && st.pending.size === 0 && !st.sentAny && removed.length === 0 && send.length === all.size) {
+      shareKey = `delta\0${typeUrl}\0${snap.version}`;
+      send.length = 0;
+      for (const r of all.values()) send.push(r);
+    }
+    st.sentAny = true;
     if (covers) {
       // With a covering subscription the client now holds exactly this map.
       held.reset(all);
@@ -164,14 +174,18 @@ export class DeltaStream extends AdsStreamBase {
       for (const n of removed) held.delete(n);
     }
     const version = held.digest();
-    const nonce = this.nextNonce();
+    // Serialized from the resources' packed bytes and handed to gRPC at once (encode.ts).
+    const response = this.response(
+      (nonce, target) => encodeDeltaResponse({ systemVersionInfo: snap.version, typeUrl, nonce, resources: send, removedResources: removed }, target),
+      all,
+      shareKey,
+    );
+    const nonce = this.nonceOf(response);
     st.pending.set(nonce, version);
     this.recordSent(typeUrl, version, nonce);
     let bytes = 0;
     for (const r of send) bytes += r.resource.value.length;
     this.hooks.onPush?.({ nodeId: this.nodeId!, typeUrl, version, resources: send.length, removed: removed.length, bytes, snapshot: snap.version });
-    // Serialized from the resources' packed bytes into the scratch buffer, and handed to gRPC at once (encode.ts).
-    const res = encodeDeltaResponse({ systemVersionInfo: snap.version, typeUrl, nonce, resources: send, removedResources: removed }, true);
-    this.send(res, (b, done) => this.call.write(b, done));
+    this.send(response, (b, done) => this.call.write(b, done));
   }
 }

@@ -136,16 +136,19 @@ export class SotwStream extends AdsStreamBase {
       for (const r of candidates) if (held.get(r.name)?.version !== r.version) out.push(r);
       this.hold(st, all, items, out);
     }
+    // The first response of the type with every resource of the map (the map's order): shared (encode.ts).
+    const shareKey = st.sentNonce === undefined && covers && out.length === all.size ? `sotw\0${typeUrl}\0${version}` : undefined;
     st.sentVersion = version;
     if (out.length === 0 && !fullState) return; // the set shrank: nothing the client needs to hear
-    const nonce = this.nextNonce();
+    // Serialized from the resources' packed bytes and handed to gRPC at once (encode.ts).
+    const response = this.response((nonce, target) => encodeSotwResponse({ versionInfo: version, typeUrl, nonce, resources: out }, target), all, shareKey);
+    const nonce = this.nonceOf(response);
     st.sentNonce = nonce;
     this.recordSent(typeUrl, version, nonce);
     let bytes = 0;
     for (const r of out) bytes += r.resource.value.length;
     this.hooks.onPush?.({ nodeId: this.nodeId!, typeUrl, version, resources: out.length, removed: 0, bytes, snapshot: snap.version });
-    // Serialized from the resources' packed bytes into the scratch buffer, and handed to gRPC at once (encode.ts).
-    this.send(encodeSotwResponse({ versionInfo: version, typeUrl, nonce, resources: out }, true), (b, done) => this.call.write(b, done));
+    this.send(response, (b, done) => this.call.write(b, done));
   }
 
   /**
