@@ -62,7 +62,7 @@ test('garbage never throws', () => {
   }
 });
 
-test('loadConfigPaths reads directories recursively, skipping dot-files and other extensions', () => {
+test('loadConfigPaths reads directories recursively, skipping dot-files and other extensions', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'weft-src-'));
   try {
     mkdirSync(join(dir, 'sub', 'deeper'), { recursive: true });
@@ -71,14 +71,13 @@ test('loadConfigPaths reads directories recursively, skipping dot-files and othe
     writeFileSync(join(dir, 'sub', 'deeper', 'c.json'), JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'c' } }));
     writeFileSync(join(dir, '.hidden.yaml'), svc('hidden'));
     writeFileSync(join(dir, 'notes.txt'), 'not config');
-    return loadConfigPaths([dir, join(dir, 'missing')]).then((r) => {
-      assert.deepEqual(r.resources.map((x) => x.metadata.name).sort(), ['a', 'b', 'c']);
-      assert.equal(r.files.length, 3);
-      assert.equal(r.diagnostics.length, 1);
-      assert.match(r.diagnostics[0]!.message, /cannot read .*missing: ENOENT/);
-    });
+    const r = await loadConfigPaths([dir, join(dir, 'missing')]);
+    assert.deepEqual(r.resources.map((x) => x.metadata.name).sort(), ['a', 'b', 'c']);
+    assert.equal(r.files.length, 3);
+    assert.equal(r.diagnostics.length, 1);
+    assert.match(r.diagnostics[0]!.message, /cannot read .*missing: ENOENT/);
   } finally {
-    setTimeout(() => rmSync(dir, { recursive: true, force: true }), 100).unref();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
