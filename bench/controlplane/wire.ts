@@ -70,12 +70,29 @@ export interface RawAny {
   value: Uint8Array;
 }
 
+/** The type URL read last, as bytes and as a string: every resource of a response has the same one. */
+let lastTypeUrl = '';
+let lastTypeUrlBytes = new Uint8Array(0);
+
+/** The type URL in buf[s, e): the last one read when the bytes are the same (compared, not decoded again). */
+function typeUrlAt(buf: Uint8Array, s: number, e: number): string {
+  const last = lastTypeUrlBytes;
+  if (e - s === last.length) {
+    let i = 0;
+    while (i < last.length && buf[s + i] === last[i]) i++;
+    if (i === last.length) return lastTypeUrl;
+  }
+  lastTypeUrl = str(buf, s, e);
+  lastTypeUrlBytes = new Uint8Array(buf.subarray(s, e)); // a copy (a Buffer slice is a view of the response)
+  return lastTypeUrl;
+}
+
 function readAny(buf: Uint8Array, s: number, e: number): RawAny {
   let typeUrl = '';
   let value: Uint8Array = new Uint8Array(0);
   forEachField(buf, s, e, (f, wt, vs, ve) => {
     if (wt !== 2) return;
-    if (f === 1) typeUrl = str(buf, vs, ve);
+    if (f === 1) typeUrl = typeUrlAt(buf, vs, ve);
     else if (f === 2) value = buf.subarray(vs, ve);
   });
   return { typeUrl, value };
