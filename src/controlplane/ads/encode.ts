@@ -446,3 +446,121 @@ export class LazyDiscoveryRequest implements SotwRequest {
 }
 
 const EMPTY_BYTES = new Uint8Array(0);
+
+/** What a Delta stream reads of a DeltaDiscoveryRequest (the generated message has all of it). */
+export interface DeltaRequest {
+  node?: Node;
+  typeUrl: string;
+  resourceNamesSubscribe: readonly string[];
+  resourceNamesUnsubscribe: readonly string[];
+  initialResourceVersions: Readonly<Record<string, string>>;
+  responseNonce: string;
+  errorDetail?: Pick<Status, 'code' | 'message'>;
+  /** The serialized resource_names_subscribe fields, when they are contiguous (see SotwRequest.resourceNamesBytes). */
+  readonly resourceNamesSubscribeBytes?: Uint8Array;
+}
+
+/**
+ * A DeltaDiscoveryRequest read field by field, like LazyDiscoveryRequest: resource_names_subscribe is decoded
+ * only when asked for (a proxy's first EDS request names two thousand assignments, the same ones as the other
+ * proxies of its shape, see DeltaStream.onRequest). Fields: node = 1, type_url = 2, resource_names_subscribe = 3,
+ * resource_names_unsubscribe = 4, initial_resource_versions = 5 (map entries: key = 1, value = 2),
+ * response_nonce = 6, error_detail = 7; the resource locators (8, 9) are not read.
+ */
+export class LazyDeltaDiscoveryRequest implements DeltaRequest {
+  typeUrl = '';
+  responseNonce = '';
+  node?: Node;
+  errorDetail?: Status;
+  readonly resourceNamesUnsubscribe: string[] = [];
+  readonly initialResourceVersions: Record<string, string> = {};
+  private readonly spans: number[] = [];
+  private namesStart = -1;
+  private namesEnd = -1;
+  private contiguous = true;
+  private names?: string[];
+
+  constructor(private readonly buf: Buffer) {
+    const pos = { p: 0 };
+    while (pos.p < buf.length) {
+      const tagStart = pos.p;
+      const tag = readVarint(buf, pos);
+      const field = Math.floor(tag / 8);
+      const wire = tag & 7;
+      if (wire !== 2) {
+        if (wire === 0) readVarint(buf, pos);
+        else if (wire === 1) pos.p += 8;
+        else if (wire === 5) pos.p += 4;
+        else throw new Error(`unsupported wire type ${wire} (field ${field})`);
+        continue;
+      }
+      const len = readVarint(buf, pos);
+      const start = pos.p;
+      const end = start + len;
+      if (end > buf.length) throw new Error('truncated field');
+      switch (field) {
+        case 1:
+          this.node = fromBinary(NodeSchema, buf.subarray(start, end));
+          break;
+        case 2:
+          this.typeUrl = buf.toString('utf8', start, end);
+          break;
+        case 3:
+          if (this.namesStart < 0) this.namesStart = tagStart;
+          else if (tagStart !== this.namesEnd) this.contiguous = false;
+          this.namesEnd = end;
+          this.spans.push(start, end);
+          break;
+        case 4:
+          this.resourceNamesUnsubscribe.push(buf.toString('utf8', start, end));
+          break;
+        case 5:
+          this.readVersion(start, end);
+          break;
+        case 6:
+          this.responseNonce = buf.toString('utf8', start, end);
+          break;
+        case 7:
+          this.errorDetail = fromBinary(StatusSchema, buf.subarray(start, end));
+          break;
+        default:
+          break;
+      }
+      pos.p = end;
+    }
+  }
+
+  /** One initial_resource_versions entry (a map entry message: key = 1, value = 2; the last one wins). */
+  private readVersion(start: number, end: number): void {
+    const buf = this.buf;
+    const pos = { p: start };
+    let key = '';
+    let value = '';
+    while (pos.p < end) {
+      const tag = readVarint(buf, pos);
+      const wire = tag & 7;
+      if (wire !== 2) throw new Error(`unsupported wire type ${wire} in initial_resource_versions`);
+      const len = readVarint(buf, pos);
+      if (pos.p + len > end) throw new Error('truncated field');
+      const field = Math.floor(tag / 8);
+      if (field === 1) key = buf.toString('utf8', pos.p, pos.p + len);
+      else if (field === 2) value = buf.toString('utf8', pos.p, pos.p + len);
+      pos.p += len;
+    }
+    this.initialResourceVersions[key] = value;
+  }
+
+  get resourceNamesSubscribe(): string[] {
+    if (!this.names) {
+      const out: string[] = [];
+      for (let i = 0; i < this.spans.length; i += 2) out.push(this.buf.toString('utf8', this.spans[i]!, this.spans[i + 1]!));
+      this.names = out;
+    }
+    return this.names;
+  }
+
+  get resourceNamesSubscribeBytes(): Uint8Array | undefined {
+    if (!this.contiguous) return undefined;
+    return this.namesStart < 0 ? EMPTY_BYTES : this.buf.subarray(this.namesStart, this.namesEnd);
+  }
+}

@@ -1,8 +1,8 @@
 /**
  * The server side of the AggregatedDiscoveryService (its definition lives in src/xds/ads-service.ts, shared with
  * Weft's ADS client). The server uses `serverAdsService`: the same methods, whose response serializer also
- * accepts a response that is already serialized (see encode.ts) and passes it through, and whose SotW requests
- * are read lazily.
+ * accepts a response that is already serialized (see encode.ts) and passes it through, and whose requests are
+ * read lazily.
  *
  * `installFramedWrites` removes gRPC's copy of every response: grpc-js frames each message it sends into a new
  * buffer (BaseServerInterceptingCall.serializeMessage: a 5-byte header, then a copy of the serialized message),
@@ -17,7 +17,7 @@ import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { DeltaDiscoveryResponseSchema, DiscoveryResponseSchema } from '../../xds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse } from '../../xds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import { aggregatedDiscoveryService } from '../../xds/ads-service.js';
-import { FramedResponse, GRPC_FRAME_HEADER, LazyDiscoveryRequest, ScratchResponse } from './encode.js';
+import { FramedResponse, GRPC_FRAME_HEADER, LazyDeltaDiscoveryRequest, LazyDiscoveryRequest, ScratchResponse } from './encode.js';
 
 function asBuffer(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -52,6 +52,8 @@ export const serverAdsService: ServiceDefinition & ServerAdsMethods = {
   },
   DeltaAggregatedResources: {
     ...delta,
+    // Read lazily (see LazyDeltaDiscoveryRequest); the stream reads it through the DeltaRequest interface.
+    requestDeserialize: (b: Buffer) => new LazyDeltaDiscoveryRequest(b) as unknown as DeltaDiscoveryRequest,
     responseSerialize: serializer(DeltaDiscoveryResponseSchema),
   },
 };
