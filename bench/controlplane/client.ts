@@ -104,6 +104,43 @@ function shared(s: string): string {
   return s;
 }
 
+/**
+ * Responses received and not yet applied, in arrival order, for every client of the process. Envoy's HTTP/2
+ * codec reads frames, and answers the control plane's keepalive PINGs, as they arrive, whatever its xDS
+ * processing is doing; hundreds of simulated clients sharing one process would otherwise read (and answer
+ * PINGs) only once the responses before them are processed, which with large flow-control windows can be
+ * megabytes per connection, and the control plane drops connections whose PINGs go unanswered (20 s). So
+ * responses are applied in slices of `SLICE_MS` between reads.
+ */
+const inbox: Array<{ client: SimClient; bytes: Buffer }> = [];
+let inboxHead = 0;
+let draining = false;
+const SLICE_MS = 20;
+
+function received(client: SimClient, bytes: Buffer): void {
+  inbox.push({ client, bytes });
+  if (!draining) {
+    draining = true;
+    setImmediate(drain);
+  }
+}
+
+function drain(): void {
+  const until = performance.now() + SLICE_MS;
+  while (inboxHead < inbox.length && performance.now() < until) {
+    const m = inbox[inboxHead]!;
+    inbox[inboxHead++] = undefined as never;
+    m.client.process(m.bytes);
+  }
+  if (inboxHead >= inbox.length) {
+    inbox.length = 0;
+    inboxHead = 0;
+    draining = false;
+  } else {
+    setImmediate(drain);
+  }
+}
+
 /** What a client keeps of an assignment it does not watch. */
 const NO_RAW: { raw?: Uint8Array } = Object.freeze({});
 
@@ -180,13 +217,7 @@ export class SimClient {
     // Requests are serialized by `write`.
     const call: ClientDuplexStream<Uint8Array, Buffer> = this.client.makeBidiStreamRequest(method.path, (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength), (b: Buffer) => b);
     this.call = call;
-    call.on('data', (b: Buffer) => {
-      try {
-        this.onResponse(b);
-      } catch (e) {
-        this.fail(`bad response: ${(e as Error).message}`);
-      }
-    });
+    call.on('data', (b: Buffer) => received(this, b));
     call.on('error', (e: Error & { code?: number; details?: string }) => {
       if (!this.closed) this.fail(`stream error: ${e.details ?? e.message}`);
     });
@@ -281,6 +312,16 @@ export class SimClient {
     const st = this.types.get(typeUrl)!;
     if (this.spec.protocol === 'sotw') this.writeSotw(st, typeUrl, undefined);
     else this.writeDelta({ typeUrl, responseNonce: st.nonce });
+  }
+
+  /** Applies a response (see `received`). */
+  process(b: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.onResponse(b);
+    } catch (e) {
+      this.fail(`bad response: ${(e as Error).message}`);
+    }
   }
 
   private onResponse(b: Buffer): void {
