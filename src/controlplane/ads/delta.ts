@@ -195,12 +195,11 @@ export class DeltaStream extends AdsStreamBase {
     }
     const version = held.digest();
     // Serialized from the resources' packed bytes and handed to gRPC at once (encode.ts).
-    const response = this.response(
+    const { response, nonce } = this.response(
       (nonce, target) => encodeDeltaResponse({ systemVersionInfo: snap.version, typeUrl, nonce, resources: send, removedResources: removed }, target),
       all,
       shareKey,
     );
-    const nonce = this.nonceOf(response);
     st.pending.set(nonce, version);
     this.recordSent(typeUrl, version, nonce);
     let bytes = 0;

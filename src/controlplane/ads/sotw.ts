@@ -154,8 +154,7 @@ export class SotwStream extends AdsStreamBase {
     st.sentVersion = version;
     if (out.length === 0 && !fullState) return; // the set shrank: nothing the client needs to hear
     // Serialized from the resources' packed bytes and handed to gRPC at once (encode.ts).
-    const response = this.response((nonce, target) => encodeSotwResponse({ versionInfo: version, typeUrl, nonce, resources: out }, target), all, shareKey);
-    const nonce = this.nonceOf(response);
+    const { response, nonce } = this.response((nonce, target) => encodeSotwResponse({ versionInfo: version, typeUrl, nonce, resources: out }, target), all, shareKey);
     st.sentNonce = nonce;
     this.recordSent(typeUrl, version, nonce);
     let bytes = 0;

@@ -166,25 +166,17 @@ export abstract class AdsStreamBase {
    * the type, carrying every resource of `map`), the response shared by every stream that sends the same (see
    * encode.ts), made here if no stream has it.
    */
-  protected response(encode: (nonce: string, target: 'framed' | 'scratch') => Buffer, map: object, shareKey?: string): Buffer | FramedResponse {
+  protected response(encode: (nonce: string, target: 'framed' | 'scratch') => Buffer, map: object, shareKey?: string): { response: Buffer | FramedResponse; nonce: string } {
     if (shareKey !== undefined) {
-      return sharedResponses.get(map, shareKey, () => {
+      const shared = sharedResponses.get(map, shareKey, () => {
         const nonce = this.nextNonce();
         return new FramedResponse(encode(nonce, 'framed'), nonce);
       });
+      return { response: shared, nonce: shared.nonce };
     }
     const nonce = this.nextNonce();
-    if (framedWritesInstalled()) return new FramedResponse(encode(nonce, 'framed'), nonce);
-    this.scratchNonce = nonce;
-    return encode(nonce, 'scratch');
-  }
-
-  /** The nonce of the last response made in the scratch buffer (see `response`). */
-  private scratchNonce = '';
-
-  /** The nonce of a response made by `response`. */
-  protected nonceOf(r: Buffer | FramedResponse): string {
-    return r instanceof FramedResponse ? r.nonce : this.scratchNonce;
+    if (framedWritesInstalled()) return { response: new FramedResponse(encode(nonce, 'framed'), nonce), nonce };
+    return { response: encode(nonce, 'scratch'), nonce };
   }
 
   /**
