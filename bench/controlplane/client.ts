@@ -7,17 +7,26 @@
  *   3. once every EDS cluster has its assignment (cluster manager initialized), LDS wildcard;
  *   4. RDS for the route names the listeners' HttpConnectionManagers reference (subscription follows LDS);
  *
- * and it ACKs every response. Requests are encoded with the control plane's own service definition
- * (src/xds/ads-service.ts); responses are read with a minimal wire reader (./wire.ts) instead of full
- * decoding, so hundreds of clients fit in a few processes. `verify` keeps the raw resources for full checks.
+ * and it ACKs every response. Requests are encoded with the generated Envoy types; responses are read with a
+ * minimal wire reader (./wire.ts) instead of full decoding, so hundreds of clients fit in a few processes.
+ * `verify` keeps the raw resources for full checks.
+ *
+ * What keeps the simulation cheap without changing what goes over the wire:
+ * - HTTP/2 flow-control windows as large as Envoy's defaults (256 MiB per stream and per connection,
+ *   Http2ProtocolOptions initial_stream_window_size / initial_connection_window_size), not HTTP/2's 64 KiB:
+ *   with 64 KiB a multi-megabyte response crawls through dozens of WINDOW_UPDATE round trips;
+ * - a SotW request repeats the whole subscription (two thousand EDS names in every EDS ACK, as Envoy sends):
+ *   its serialized resource_names are kept per subscription and spliced into each request, so the bytes are
+ *   those a full encoding gives (fields in field-number order) without re-encoding the names every time;
+ * - the clients of a worker process share the name strings they decode (one process simulating hundreds of
+ *   proxies would otherwise keep hundreds of copies of every name, and spend its time collecting them).
  */
 import { Client, credentials } from '@grpc/grpc-js';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
-import { create } from '@bufbuild/protobuf';
+import { create, toBinary } from '@bufbuild/protobuf';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { aggregatedDiscoveryService } from '../../src/xds/ads-service.js';
 import { DeltaDiscoveryRequestSchema, DiscoveryRequestSchema } from '../../src/xds/gen/envoy/service/discovery/v3/discovery_pb.js';
-import type { DeltaDiscoveryRequest, DiscoveryRequest } from '../../src/xds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import type { NodeSchema } from '../../src/xds/gen/envoy/config/core/v3/base_pb.js';
 import { TypeUrl } from '../../src/xds/index.js';
 import { claAddresses, clusterInfo, decodeDeltaResponse, decodeSotwResponse, listenerInfo, nameOf, routeInfo } from './wire.js';
@@ -82,11 +91,66 @@ export interface Held {
   routes: Map<string, { virtualHosts: number; raw?: Uint8Array }>;
 }
 
+/** Envoy's default HTTP/2 flow-control windows (stream and connection), 256 MiB. */
+const ENVOY_HTTP2_WINDOW = 256 * 1024 * 1024;
+
+/** Strings decoded by the clients of this process, shared (see the module comment). */
+const strings = new Map<string, string>();
+
+function shared(s: string): string {
+  const found = strings.get(s);
+  if (found !== undefined) return found;
+  strings.set(s, s);
+  return s;
+}
+
+/**
+ * Responses received and not yet applied, in arrival order, for every client of the process. Envoy's HTTP/2
+ * codec reads frames, and answers the control plane's keepalive PINGs, as they arrive, whatever its xDS
+ * processing is doing; hundreds of simulated clients sharing one process would otherwise read (and answer
+ * PINGs) only once the responses before them are processed, which with large flow-control windows can be
+ * megabytes per connection, and the control plane drops connections whose PINGs go unanswered (20 s). So
+ * responses are applied in slices of `SLICE_MS` between reads.
+ */
+const inbox: Array<{ client: SimClient; bytes: Buffer }> = [];
+let inboxHead = 0;
+let draining = false;
+const SLICE_MS = 20;
+
+function received(client: SimClient, bytes: Buffer): void {
+  inbox.push({ client, bytes });
+  if (!draining) {
+    draining = true;
+    setImmediate(drain);
+  }
+}
+
+function drain(): void {
+  const until = performance.now() + SLICE_MS;
+  while (inboxHead < inbox.length && performance.now() < until) {
+    const m = inbox[inboxHead]!;
+    inbox[inboxHead++] = undefined as never;
+    m.client.process(m.bytes);
+  }
+  if (inboxHead >= inbox.length) {
+    inbox.length = 0;
+    inboxHead = 0;
+    draining = false;
+  } else {
+    setImmediate(drain);
+  }
+}
+
+/** What a client keeps of an assignment it does not watch. */
+const NO_RAW: { raw?: Uint8Array } = Object.freeze({});
+
 interface TypeState {
   version: string;
   nonce: string;
   /** Names subscribed (EDS, RDS); unused for the wildcard types. */
   names: Set<string>;
+  /** The serialized resource_names of `names` (SotW), made when first needed after a change. */
+  namesBytes?: Uint8Array;
   requested: boolean;
   responses: number;
   bytes: number;
@@ -104,7 +168,7 @@ export class SimClient {
   error?: string;
   private readonly types = new Map<string, TypeState>();
   private readonly client: Client;
-  private call?: ClientDuplexStream<DiscoveryRequest | DeltaDiscoveryRequest, Buffer>;
+  private call?: ClientDuplexStream<Uint8Array, Buffer>;
   private sentNode = false;
   private readonly watches = new Map<number, EndpointWatch>();
   private closed = false;
@@ -121,6 +185,7 @@ export class SimClient {
       'grpc.max_receive_message_length': -1,
       'grpc.max_send_message_length': -1,
       'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc-node.flow_control_window': ENVOY_HTTP2_WINDOW,
     });
     for (const t of [CDS, EDS, LDS, RDS]) this.types.set(t, { version: '', nonce: '', names: new Set(), requested: false, responses: 0, bytes: 0 });
   }
@@ -148,21 +213,11 @@ export class SimClient {
 
   /** Opens the stream and sends the first request (CDS wildcard). */
   start(): void {
-    type Req = DiscoveryRequest | DeltaDiscoveryRequest;
-    const sotw = aggregatedDiscoveryService.StreamAggregatedResources;
-    const delta = aggregatedDiscoveryService.DeltaAggregatedResources;
-    const call: ClientDuplexStream<Req, Buffer> =
-      this.spec.protocol === 'sotw'
-        ? this.client.makeBidiStreamRequest(sotw.path, (r: Req) => sotw.requestSerialize(r as DiscoveryRequest), (b: Buffer) => b)
-        : this.client.makeBidiStreamRequest(delta.path, (r: Req) => delta.requestSerialize(r as DeltaDiscoveryRequest), (b: Buffer) => b);
+    const method = this.spec.protocol === 'sotw' ? aggregatedDiscoveryService.StreamAggregatedResources : aggregatedDiscoveryService.DeltaAggregatedResources;
+    // Requests are serialized by `write`.
+    const call: ClientDuplexStream<Uint8Array, Buffer> = this.client.makeBidiStreamRequest(method.path, (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength), (b: Buffer) => b);
     this.call = call;
-    call.on('data', (b: Buffer) => {
-      try {
-        this.onResponse(b);
-      } catch (e) {
-        this.fail(`bad response: ${(e as Error).message}`);
-      }
-    });
+    call.on('data', (b: Buffer) => received(this, b));
     call.on('error', (e: Error & { code?: number; details?: string }) => {
       if (!this.closed) this.fail(`stream error: ${e.details ?? e.message}`);
     });
@@ -218,10 +273,21 @@ export class SimClient {
     this.events.onError(this, message);
   }
 
-  private write(req: MessageInitShape<typeof DiscoveryRequestSchema> | MessageInitShape<typeof DeltaDiscoveryRequestSchema>): void {
+  private writeDelta(req: MessageInitShape<typeof DeltaDiscoveryRequestSchema>): void {
     if (!this.call || this.closed) return;
-    if (this.spec.protocol === 'sotw') this.call.write(create(DiscoveryRequestSchema, req as MessageInitShape<typeof DiscoveryRequestSchema>));
-    else this.call.write(create(DeltaDiscoveryRequestSchema, req as MessageInitShape<typeof DeltaDiscoveryRequestSchema>));
+    this.call.write(toBinary(DeltaDiscoveryRequestSchema, create(DeltaDiscoveryRequestSchema, req)));
+  }
+
+  /**
+   * A SotW DiscoveryRequest: version_info = 1, node = 2, resource_names = 3, type_url = 4, response_nonce = 5,
+   * serialized in field order from three parts, the names' part kept per subscription (see the module comment).
+   */
+  private writeSotw(st: TypeState, typeUrl: string, node: MessageInitShape<typeof NodeSchema> | undefined): void {
+    if (!this.call || this.closed) return;
+    st.namesBytes ??= toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, { resourceNames: [...st.names] }));
+    const head = toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, { versionInfo: st.version, node }));
+    const tail = toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, { typeUrl, responseNonce: st.nonce }));
+    this.call.write(Buffer.concat([head, st.namesBytes, tail]));
   }
 
   /** First request of a type: wildcard for CDS/LDS, the current names for EDS/RDS. */
@@ -231,21 +297,31 @@ export class SimClient {
     st.requested = true;
     for (const n of add) st.names.add(n);
     for (const n of remove) st.names.delete(n);
-    const node = this.node();
+    if (add.length || remove.length) st.namesBytes = undefined;
     if (this.spec.protocol === 'sotw') {
       // SotW: every request carries the whole subscription, the last version and nonce of the type.
-      this.write({ node, typeUrl, versionInfo: st.version, responseNonce: st.nonce, resourceNames: [...st.names] });
+      this.writeSotw(st, typeUrl, this.node());
     } else {
       // Delta: only the changes; an empty first subscription to CDS/LDS is the wildcard.
       if (!first && add.length === 0 && remove.length === 0) return;
-      this.write({ node, typeUrl, resourceNamesSubscribe: add, resourceNamesUnsubscribe: remove });
+      this.writeDelta({ node: this.node(), typeUrl, resourceNamesSubscribe: add, resourceNamesUnsubscribe: remove });
     }
   }
 
   private ack(typeUrl: string): void {
     const st = this.types.get(typeUrl)!;
-    if (this.spec.protocol === 'sotw') this.write({ typeUrl, versionInfo: st.version, responseNonce: st.nonce, resourceNames: [...st.names] });
-    else this.write({ typeUrl, responseNonce: st.nonce });
+    if (this.spec.protocol === 'sotw') this.writeSotw(st, typeUrl, undefined);
+    else this.writeDelta({ typeUrl, responseNonce: st.nonce });
+  }
+
+  /** Applies a response (see `received`). */
+  process(b: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.onResponse(b);
+    } catch (e) {
+      this.fail(`bad response: ${(e as Error).message}`);
+    }
   }
 
   private onResponse(b: Buffer): void {
@@ -311,16 +387,18 @@ export class SimClient {
 
   private store(typeUrl: string, any: RawAny, at: number): string {
     if (any.typeUrl !== typeUrl) throw new Error(`a ${any.typeUrl} in a ${typeUrl} response`);
-    const raw = this.verify ? any.value.slice() : undefined;
+    // A copy: the value is a view of the whole response (a Buffer's slice() would be one too).
+    const raw = this.verify ? new Uint8Array(any.value) : undefined;
     if (typeUrl === CDS) {
       const c = clusterInfo(any.value);
-      this.held.clusters.set(c.name, { edsName: c.edsName, raw });
-      return c.name;
+      const name = shared(c.name);
+      this.held.clusters.set(name, { edsName: c.edsName === undefined ? undefined : shared(c.edsName), raw });
+      return name;
     }
     if (typeUrl === EDS) {
-      const name = nameOf(any.value);
-      const keep = raw ?? (this.watchedCluster(name) ? any.value.slice() : undefined);
-      this.held.assignments.set(name, { raw: keep });
+      const name = shared(nameOf(any.value));
+      const keep = raw ?? (this.watchedCluster(name) ? new Uint8Array(any.value) : undefined);
+      this.held.assignments.set(name, keep ? { raw: keep } : NO_RAW);
       if (this.watches.size) this.checkWatches(name, any.value, at);
       return name;
     }

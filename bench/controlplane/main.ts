@@ -27,7 +27,8 @@ const HELP = `Usage: npm run bench:controlplane -- [options]
   --apps N            apps the clients are replicas of (default 50; clients of one app and zone share an identity)
   --workers N         client worker processes (default 2)
   --changes N         endpoint changes per kind (config file, registration API; default 10)
-  --cpu-prof DIR      profile the control plane (node --cpu-prof), profiles written to DIR
+  --cpu-prof DIR      profile the control plane (node --cpu-prof), profiles written to DIR, and the client
+                      workers, profiles written to DIR/workers-<clients>
   --no-docs           do not write docs/performance.md
   --keep              keep the temporary directory (config, control-plane logs)
   -h, --help          this help
@@ -118,6 +119,7 @@ async function main(): Promise<number> {
         fileChanges: changes,
         apiChanges: changes,
         controlPlaneNodeArgs: v['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(v['cpu-prof'])] : [],
+        workerNodeArgs: v['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', join(resolve(v['cpu-prof']), `workers-${n}`)] : [],
         progress,
       });
       results.push(r);

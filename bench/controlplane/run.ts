@@ -144,8 +144,8 @@ class Worker {
   private readonly listeners = new Set<(m: FromWorker) => void>();
   exited?: string;
 
-  constructor(readonly index: number) {
-    this.proc = track(fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] }));
+  constructor(readonly index: number, nodeArgs: string[] = []) {
+    this.proc = track(fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: nodeArgs }));
     this.proc.on('message', (m: FromWorker) => {
       for (const l of this.listeners) l(m);
       const i = this.waiters.findIndex((w) => w.match(m));
@@ -208,6 +208,8 @@ export interface ScenarioOptions {
   changeBudgetMs?: number;
   /** Node.js options for the control plane's process (e.g. `--cpu-prof`). */
   controlPlaneNodeArgs?: string[];
+  /** Node.js options for the client worker processes (e.g. `--cpu-prof`). */
+  workerNodeArgs?: string[];
   /** Keep and fully decode every resource (smoke test). */
   verify?: boolean;
   readyTimeoutMs?: number;
@@ -367,7 +369,7 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     log(`control plane ready in ${(cp.startupMs / 1000).toFixed(1)} s (pid ${cp.pid}); starting ${opts.workers} client worker(s)`);
 
     const nWorkers = Math.max(1, Math.min(opts.workers, opts.clients));
-    for (let i = 0; i < nWorkers; i++) workers.push(new Worker(i));
+    for (let i = 0; i < nWorkers; i++) workers.push(new Worker(i, opts.workerNodeArgs));
     await Promise.all(workers.map((w) => w.next((m): m is Extract<FromWorker, { type: 'loaded' }> => m.type === 'loaded', 30_000, 'start-up')));
 
     // ---- first full push ----

@@ -6,8 +6,6 @@
  * straight from the bytes. Field numbers are those of the Envoy v3 protos.
  */
 
-const utf8 = new TextDecoder();
-
 /** Calls `fn` for every field in buf[start, end): field number, wire type, and value bounds or varint value. */
 export function forEachField(
   buf: Uint8Array,
@@ -58,8 +56,13 @@ export function forEachField(
   }
 }
 
+/** A Buffer over the same bytes (Buffer's UTF-8 decoding of short strings is much cheaper than TextDecoder's). */
+function asBuffer(buf: Uint8Array): Buffer {
+  return Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
 function str(buf: Uint8Array, s: number, e: number): string {
-  return utf8.decode(buf.subarray(s, e));
+  return (buf as Buffer).toString('utf8', s, e);
 }
 
 export interface RawAny {
@@ -67,12 +70,29 @@ export interface RawAny {
   value: Uint8Array;
 }
 
+/** The type URL read last, as bytes and as a string: every resource of a response has the same one. */
+let lastTypeUrl = '';
+let lastTypeUrlBytes = new Uint8Array(0);
+
+/** The type URL in buf[s, e): the last one read when the bytes are the same (compared, not decoded again). */
+function typeUrlAt(buf: Uint8Array, s: number, e: number): string {
+  const last = lastTypeUrlBytes;
+  if (e - s === last.length) {
+    let i = 0;
+    while (i < last.length && buf[s + i] === last[i]) i++;
+    if (i === last.length) return lastTypeUrl;
+  }
+  lastTypeUrl = str(buf, s, e);
+  lastTypeUrlBytes = new Uint8Array(buf.subarray(s, e)); // a copy (a Buffer slice is a view of the response)
+  return lastTypeUrl;
+}
+
 function readAny(buf: Uint8Array, s: number, e: number): RawAny {
   let typeUrl = '';
   let value: Uint8Array = new Uint8Array(0);
   forEachField(buf, s, e, (f, wt, vs, ve) => {
     if (wt !== 2) return;
-    if (f === 1) typeUrl = str(buf, vs, ve);
+    if (f === 1) typeUrl = typeUrlAt(buf, vs, ve);
     else if (f === 2) value = buf.subarray(vs, ve);
   });
   return { typeUrl, value };
@@ -86,7 +106,8 @@ export interface SotwResponse {
   resources: RawAny[];
 }
 
-export function decodeSotwResponse(buf: Uint8Array): SotwResponse {
+export function decodeSotwResponse(bytes: Uint8Array): SotwResponse {
+  const buf = asBuffer(bytes);
   const r: SotwResponse = { versionInfo: '', typeUrl: '', nonce: '', resources: [] };
   forEachField(buf, 0, buf.length, (f, wt, s, e) => {
     if (wt !== 2) return;
@@ -114,7 +135,8 @@ export interface DeltaResponse {
   removed: string[];
 }
 
-export function decodeDeltaResponse(buf: Uint8Array): DeltaResponse {
+export function decodeDeltaResponse(bytes: Uint8Array): DeltaResponse {
+  const buf = asBuffer(bytes);
   const r: DeltaResponse = { systemVersionInfo: '', typeUrl: '', nonce: '', resources: [], removed: [] };
   forEachField(buf, 0, buf.length, (f, wt, s, e) => {
     if (wt !== 2) return;
@@ -142,7 +164,8 @@ export interface ClusterInfo {
   edsName?: string;
 }
 
-export function clusterInfo(buf: Uint8Array): ClusterInfo {
+export function clusterInfo(bytes: Uint8Array): ClusterInfo {
+  const buf = asBuffer(bytes);
   let name = '';
   let type = 0;
   let serviceName = '';
@@ -159,7 +182,11 @@ export function clusterInfo(buf: Uint8Array): ClusterInfo {
 }
 
 /** The name of a resource whose `name` is field 1 (ClusterLoadAssignment.cluster_name, Listener, RouteConfiguration). */
-export function nameOf(buf: Uint8Array): string {
+export function nameOf(bytes: Uint8Array): string {
+  const buf = asBuffer(bytes);
+  // Serializers write fields in field-number order, so the name usually comes first: read it without walking
+  // the rest (a ClusterLoadAssignment's endpoints).
+  if (buf.length > 1 && buf[0] === 0x0a && buf[1]! < 0x80 && 2 + buf[1]! <= buf.length) return str(buf, 2, 2 + buf[1]!);
   let name = '';
   forEachField(buf, 0, buf.length, (f, wt, s, e) => {
     if (f === 1 && wt === 2 && name === '') name = str(buf, s, e);
@@ -171,7 +198,8 @@ export function nameOf(buf: Uint8Array): string {
  * The socket addresses (`ip:port`) of a ClusterLoadAssignment: endpoints=2 → LocalityLbEndpoints.lb_endpoints=2 →
  * LbEndpoint.endpoint=1 → Endpoint.address=1 → Address.socket_address=1 → SocketAddress address=2, port_value=3.
  */
-export function claAddresses(buf: Uint8Array): string[] {
+export function claAddresses(bytes: Uint8Array): string[] {
+  const buf = asBuffer(bytes);
   const out: string[] = [];
   const sub = (s: number, e: number, field: number, fn: (s: number, e: number) => void) =>
     forEachField(buf, s, e, (f, wt, vs, ve) => { if (f === field && wt === 2) fn(vs, ve); });
@@ -215,7 +243,8 @@ function hcmRouteName(any: RawAny): string | undefined {
  * Listener: name=1, filter_chains=3, default_filter_chain=25 (FilterChain.filters=3, Filter typed_config=4),
  * api_listener=19 (ApiListener.api_listener=1, an Any).
  */
-export function listenerInfo(buf: Uint8Array): { name: string; routeNames: string[] } {
+export function listenerInfo(bytes: Uint8Array): { name: string; routeNames: string[] } {
+  const buf = asBuffer(bytes);
   let name = '';
   const routes = new Set<string>();
   const chain = (s: number, e: number) =>
@@ -245,7 +274,8 @@ export function listenerInfo(buf: Uint8Array): { name: string; routeNames: strin
 }
 
 /** RouteConfiguration: name=1, virtual_hosts=2. */
-export function routeInfo(buf: Uint8Array): { name: string; virtualHosts: number } {
+export function routeInfo(bytes: Uint8Array): { name: string; virtualHosts: number } {
+  const buf = asBuffer(bytes);
   let name = '';
   let virtualHosts = 0;
   forEachField(buf, 0, buf.length, (f, wt, s, e) => {

@@ -54,10 +54,6 @@ export function parseConfigText(text: string, file: string): ParseResult {
   const resources: RawResource[] = [];
   const diagnostics: Diagnostic[] = [];
   const lc = new LineCounter();
-  const at = (offset: number): SourcePos => {
-    const p = lc.linePos(Math.max(0, Math.min(offset, text.length)));
-    return { file, line: p.line, column: p.col };
-  };
   let docs: ReturnType<typeof parseAllDocuments>;
   try {
     docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, merge: true });
@@ -65,7 +61,11 @@ export function parseConfigText(text: string, file: string): ParseResult {
     diagnostics.push(syntaxError(`cannot parse: ${(e as Error).message}`, { file, line: 1, column: 1 }));
     return { resources, diagnostics };
   }
+  // The resources keep the line starts and compact node positions (NodePositions), not the text and documents.
+  const lines = new LinePositions(file, lc.lineStarts, text.length);
+  const at = (offset: number): SourcePos => lines.at(offset);
   const list = Array.isArray(docs) ? docs : [];
+  const keys = new Map<string, string>();
   list.forEach((d, docIndex) => {
     if (d.errors.length) {
       for (const err of d.errors) {
@@ -83,22 +83,22 @@ export function parseConfigText(text: string, file: string): ParseResult {
       diagnostics.push(syntaxError(`cannot read document: ${(e as Error).message}`, docPos));
       return;
     }
-    const locate = (path: JsonPath) => at(offsetOf(root, path));
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       diagnostics.push(syntaxError('document is not a mapping (expected a resource with apiVersion and kind)', docPos));
       return;
     }
+    const tree = NodePositions.of(root, keys);
     const obj = value as Record<string, unknown>;
     // A kubectl-style List: each item is a resource.
     if (obj.kind === 'List' && Array.isArray(obj.items)) {
       obj.items.forEach((item, i) => {
         const prefix = ['items', i];
-        const r = toResource(item, file, docIndex, at(offsetOf(root, prefix)), (p) => locate([...prefix, ...p]), diagnostics);
+        const r = toResource(item, file, docIndex, at(tree.offsetOf(prefix)), (p) => at(tree.offsetOf([...prefix, ...p])), diagnostics);
         if (r) resources.push(r);
       });
       return;
     }
-    const r = toResource(obj, file, docIndex, docPos, locate, diagnostics);
+    const r = toResource(obj, file, docIndex, docPos, (p) => at(tree.offsetOf(p)), diagnostics);
     if (r) resources.push(r);
   });
   return { resources, diagnostics };
@@ -151,30 +151,145 @@ function toResource(
   };
 }
 
-/** Offset of the node at `path` (a key's position for the last segment of a mapping), or of its nearest parent. */
-function offsetOf(root: YamlNode, path: JsonPath): number {
-  let node: unknown = root;
-  let best = root.range?.[0] ?? 0;
-  for (let i = 0; i < path.length; i++) {
-    const seg = path[i];
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
-      if (!pair) return best;
-      const key = pair.key as YamlNode;
-      const val = pair.value as YamlNode | null;
-      if (i === path.length - 1) return key.range?.[0] ?? best;
-      best = val?.range?.[0] ?? key.range?.[0] ?? best;
-      node = val;
-    } else if (isSeq(node) && typeof seg === 'number') {
-      const item = node.items[seg] as YamlNode | undefined;
-      if (!item) return best;
-      best = item.range?.[0] ?? best;
-      node = item;
-    } else {
-      return best;
-    }
+/**
+ * Line and column of an offset in one file's text, from the offsets where its lines start (what the YAML
+ * parser's LineCounter collected), with the LineCounter's own rules. Kept by the file's resources instead of the
+ * text.
+ */
+class LinePositions {
+  private readonly starts: Int32Array;
+
+  constructor(
+    private readonly file: string,
+    lineStarts: readonly number[],
+    private readonly length: number,
+  ) {
+    this.starts = Int32Array.from(lineStarts);
   }
-  return best;
+
+  at(offset: number): SourcePos {
+    const o = Math.max(0, Math.min(offset, this.length));
+    const starts = this.starts;
+    let low = 0;
+    let high = starts.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (starts[mid]! < o) low = mid + 1;
+      else high = mid;
+    }
+    if (low < starts.length && starts[low] === o) return { file: this.file, line: low + 1, column: 1 };
+    if (low === 0) return { file: this.file, line: 0, column: o };
+    return { file: this.file, line: low, column: o - starts[low - 1]! + 1 };
+  }
+}
+
+const LEAF = 0;
+const MAP = 1;
+const SEQ = 2;
+
+/**
+ * The source offsets of a YAML document's nodes in compact form: what `locate` needs of the parsed document
+ * (which, with its syntax tokens, is many times the size of the data), so resources can point at file:line:column
+ * without keeping it alive. One Int32Array in pre-order; a node is [kind, start offset, n] followed, for a
+ * mapping, by n (key index, key offset, child) triples and, for a sequence, by n children; a child is the index
+ * of its node, -1 for none; an offset is -1 when unknown; a key index is into `keys` (-1: not a scalar key).
+ */
+class NodePositions {
+  private constructor(
+    private readonly data: Int32Array,
+    private readonly keys: readonly string[],
+  ) {}
+
+  /** `keyPool` shares key strings between the documents of a file. */
+  static of(root: YamlNode, keyPool: Map<string, string>): NodePositions {
+    const data: number[] = [];
+    const keys: string[] = [];
+    const keyIndex = new Map<string, number>();
+    const keyOf = (k: unknown): number => {
+      let s = String(k);
+      let i = keyIndex.get(s);
+      if (i === undefined) {
+        const pooled = keyPool.get(s);
+        if (pooled === undefined) keyPool.set(s, s);
+        else s = pooled;
+        i = keys.push(s) - 1;
+        keyIndex.set(s, i);
+      }
+      return i;
+    };
+    const write = (node: unknown): number => {
+      const at = data.length;
+      const start = (node as YamlNode).range?.[0] ?? -1;
+      if (isMap(node)) {
+        const items = node.items;
+        data.push(MAP, start, items.length);
+        const slots = data.length;
+        for (const p of items) {
+          const key = isPair(p) && isScalar(p.key) ? (p.key as YamlNode) : undefined;
+          data.push(key ? keyOf((key as { value: unknown }).value) : -1, key?.range?.[0] ?? -1, -1);
+        }
+        items.forEach((p, i) => {
+          if (isPair(p) && p.value != null) data[slots + 3 * i + 2] = write(p.value);
+        });
+      } else if (isSeq(node)) {
+        const items = node.items;
+        data.push(SEQ, start, items.length);
+        const slots = data.length;
+        for (let i = 0; i < items.length; i++) data.push(-1);
+        items.forEach((item, i) => {
+          if (item != null) data[slots + i] = write(item);
+        });
+      } else {
+        data.push(LEAF, start, 0);
+      }
+      return at;
+    };
+    write(root);
+    return new NodePositions(Int32Array.from(data), keys);
+  }
+
+  /**
+   * Offset of the node at `path` (a key's position for the last segment of a mapping), or of its nearest parent
+   * (the first mapping key that matches, like `find` on the document's pairs).
+   */
+  offsetOf(path: JsonPath): number {
+    const d = this.data;
+    let node = 0;
+    let best = d[1]! >= 0 ? d[1]! : 0;
+    for (let i = 0; i < path.length; i++) {
+      if (node < 0) return best;
+      const seg = path[i]!;
+      const kind = d[node]!;
+      const n = d[node + 2]!;
+      if (kind === MAP) {
+        const want = String(seg);
+        let slot = -1;
+        for (let j = 0; j < n; j++) {
+          const k = d[node + 3 + 3 * j]!;
+          if (k >= 0 && this.keys[k] === want) {
+            slot = node + 3 + 3 * j;
+            break;
+          }
+        }
+        if (slot < 0) return best;
+        const keyStart = d[slot + 1]!;
+        if (i === path.length - 1) return keyStart >= 0 ? keyStart : best;
+        const child = d[slot + 2]!;
+        const childStart = child >= 0 ? d[child + 1]! : -1;
+        best = childStart >= 0 ? childStart : keyStart >= 0 ? keyStart : best;
+        node = child;
+      } else if (kind === SEQ && typeof seg === 'number') {
+        if (!Number.isInteger(seg) || seg < 0 || seg >= n) return best;
+        const item = d[node + 3 + seg]!;
+        if (item < 0) return best;
+        if (d[item + 1]! >= 0) best = d[item + 1]!;
+        node = item;
+      } else {
+        return best;
+      }
+    }
+    return best;
+  }
 }
 
 function syntaxError(message: string, pos: SourcePos): Diagnostic {

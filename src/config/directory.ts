@@ -9,6 +9,14 @@
  * - Bursts are debounced: a reload runs once no event arrived for `debounceMs`, or `maxWaitMs` after the first
  *   event of a burst at the latest. A reload re-reads only the files that changed and hands them to the store
  *   in one batch, so one burst gives at most one change event.
+ * - Except that a burst of events that only create, replace or remove whole files is reloaded at once (after
+ *   `settleMs` of quiet, so the events of one save arrive together), on Linux (inotify): an atomic save renames
+ *   a complete file into place, which inotify reports as a rename, while a file written in place also reports
+ *   changes (IN_MODIFY), and a burst with a change on a config file waits for `debounceMs` of quiet as above.
+ *   A file that is created and then written in place reports its creation first: if its first write comes while
+ *   such a reload reads it, the read is dropped (events are drained after the read, and a change event for the
+ *   file means it is being written) and the file is read after the quiet period. So a half-written file is never
+ *   taken, and a config tool's atomic save is picked up in milliseconds instead of after the quiet period.
  * - A file that suddenly reads as empty while it used to define resources (truncate-then-write saves) is read
  *   once more after another quiet period before its resources are dropped.
  * - Events on dot-files (editor swap files, Kubernetes ConfigMap `..data` symlink swaps) make the source re-check
@@ -35,6 +43,12 @@ export interface DirectorySourceOptions {
   name?: string;
   /** Quiet period after the last event before a reload (default 100 ms). */
   debounceMs?: number;
+  /**
+   * Quiet period before reloading a burst that only created, replaced (renamed into place) or removed whole
+   * files (default 10 ms; Linux only, elsewhere every burst waits for `debounceMs`). Set it to `debounceMs` to
+   * treat every burst alike.
+   */
+  settleMs?: number;
   /** Longest delay between the first event of a burst and its reload (default 1000 ms). */
   maxWaitMs?: number;
   /** Period of the safety-net rescan (default 2000 ms; 0 disables it). */
@@ -70,6 +84,7 @@ export class DirectorySource {
   readonly name: string;
   readonly #roots: string[];
   readonly #debounceMs: number;
+  readonly #settleMs: number;
   readonly #maxWaitMs: number;
   readonly #rescanIntervalMs: number;
   readonly #watch: boolean;
@@ -92,6 +107,10 @@ export class DirectorySource {
 
   #dirtyPaths = new Set<string>();
   #dirtyDirs = new Set<string>();
+  /** The pending burst has an in-place change of a config file (or something else that needs the quiet period). */
+  #slow = false;
+  /** Config files with a change event since the current reload started (see the module comment). */
+  #changedSince = new Set<string>();
   #needFull = false;
   #timer: NodeJS.Timeout | undefined;
   #burstStart: number | undefined;
@@ -107,6 +126,8 @@ export class DirectorySource {
     this.store = opts.store ?? new ConfigStore();
     this.name = opts.name ?? 'files';
     this.#debounceMs = opts.debounceMs ?? 100;
+    // Event kinds mean what the module comment says only with inotify (per-directory watchers on Linux).
+    this.#settleMs = process.platform === 'linux' ? Math.min(opts.settleMs ?? 10, this.#debounceMs) : this.#debounceMs;
     this.#maxWaitMs = Math.max(opts.maxWaitMs ?? 1000, this.#debounceMs);
     this.#rescanIntervalMs = opts.rescanIntervalMs ?? 2000;
     this.#watch = opts.watch ?? true;
@@ -157,15 +178,18 @@ export class DirectorySource {
     return p;
   }
 
-  #schedule(): void {
+  /** (Re)starts the quiet period of the pending burst; `slow`: the burst needs the full quiet period. */
+  #schedule(slow = false): void {
     if (this.#closed || !this.#started) return;
+    if (slow) this.#slow = true;
     const now = Date.now();
     this.#burstStart ??= now;
-    const wait = Math.max(0, Math.min(this.#debounceMs, this.#burstStart + this.#maxWaitMs - now));
+    const quiet = this.#slow || this.#recursive ? this.#debounceMs : this.#settleMs;
+    const wait = Math.max(0, Math.min(quiet, this.#burstStart + this.#maxWaitMs - now));
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      if (!this.#closed) void this.#run(() => this.#reload(false));
+      if (!this.#closed) void this.#run(() => this.#reload(false, true));
     }, wait);
     if (!this.#persistent) this.#timer.unref();
   }
@@ -178,18 +202,27 @@ export class DirectorySource {
     });
   }
 
-  #onEvent(id: string, dir: string, filename: string | Buffer | null): void {
+  #onEvent(id: string, dir: string, event: string, filename: string | Buffer | null): void {
     if (this.#closed) return;
     const name = filename?.toString();
+    let slow = false;
     if (name == null) this.#needFull = true; // the platform did not say what changed
-    else this.#dirtyPaths.add(join(dir, name));
+    else {
+      const p = join(dir, name);
+      this.#dirtyPaths.add(p);
+      if (event === 'change' && !isIgnoredName(name)) {
+        // Written in place (or its attributes changed): it may be half-written.
+        slow = true;
+        this.#changedSince.add(p);
+      }
+    }
     if (name === basename(dir)) {
       // How a watched directory reports its own deletion (or a child with the directory's name changed): the
       // watcher would keep following the deleted directory even if one is re-created under the same name.
       this.#stale.add(id);
       this.#needFull = true;
     }
-    this.#schedule();
+    this.#schedule(slow);
   }
 
   // --- watching ---------------------------------------------------------------------------------------------
@@ -210,7 +243,7 @@ export class DirectorySource {
       this.#watchers.delete(id);
     }
     try {
-      const w = watch(dir, { recursive, persistent: this.#persistent }, (_event, filename) => this.#onEvent(id, dir, filename));
+      const w = watch(dir, { recursive, persistent: this.#persistent }, (event, filename) => this.#onEvent(id, dir, event, filename));
       w.on('error', () => {
         // The directory went away or the watcher broke: drop it; a full rescan re-creates what is still needed.
         w.close();
@@ -298,13 +331,17 @@ export class DirectorySource {
     }
   }
 
-  async #reload(full: boolean): Promise<ReloadResult> {
+  /** `afterEvents`: the reload of a burst of events (which may have been settled, see the module comment). */
+  async #reload(full: boolean, afterEvents = false): Promise<ReloadResult> {
+    const settled = afterEvents && !this.#slow && !this.#recursive && this.#settleMs < this.#debounceMs;
     const dirtyPaths = this.#dirtyPaths;
     const dirtyDirs = this.#dirtyDirs;
     full ||= this.#needFull;
     this.#dirtyPaths = new Set();
     this.#dirtyDirs = new Set();
     this.#needFull = false;
+    this.#slow = false;
+    this.#changedSince.clear();
     for (const id of this.#stale) {
       this.#watchers.get(id)?.watcher.close();
       this.#watchers.delete(id);
@@ -313,7 +350,7 @@ export class DirectorySource {
     clearTimeout(this.#timer);
     this.#timer = this.#burstStart = undefined;
     try {
-      return await this.#reloadNow(full, dirtyPaths, dirtyDirs);
+      return await this.#reloadNow(full, dirtyPaths, dirtyDirs, settled);
     } catch (e) {
       this.#onError(e instanceof Error ? e : new Error(String(e)));
       this.#needFull = true;
@@ -321,7 +358,7 @@ export class DirectorySource {
     }
   }
 
-  async #reloadNow(full: boolean, dirtyPaths: Set<string>, dirtyDirs: Set<string>): Promise<ReloadResult> {
+  async #reloadNow(full: boolean, dirtyPaths: Set<string>, dirtyDirs: Set<string>, settled: boolean): Promise<ReloadResult> {
     /** Files to read whatever their signature (an event named them). */
     const force = new Set<string>();
     /** Files to read if their signature changed. */
@@ -369,6 +406,13 @@ export class DirectorySource {
           gone.add(p);
           if (c.isRoot) this.#needFull = true; // records the missing root (after this reload)
         } else if (st.isDirectory()) {
+          if (settled && !c.isRoot) {
+            // A new directory: files may still be being written into it before its watcher exists, which no
+            // event would tell. Left for the reload after the quiet period.
+            this.#dirtyPaths.add(p);
+            this.#slow = true;
+            continue;
+          }
           if (c.isRoot && this.#recursive) this.#ensureWatcher(p, true, st);
           const files = new Map<string, Stats>();
           await this.#walk(p, st, new Set(), files, new Set(), c.isRoot);
@@ -428,6 +472,20 @@ export class DirectorySource {
         changes.push(r);
       }
     }
+    if (settled && read.length > 0) {
+      // Drain the events that happened meanwhile (inotify events already queued are delivered before a check
+      // callback): a file written in place while it was read is left for the reload after the quiet period.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      for (let i = read.length - 1; i >= 0; i--) {
+        const f = read[i]!;
+        if (!this.#changedSince.has(f)) continue;
+        read.splice(i, 1);
+        changes.splice(i, 1);
+        this.#known.delete(f);
+        this.#dirtyPaths.add(f);
+        this.#slow = true;
+      }
+    }
     for (const f of removedFiles) {
       this.#known.delete(f);
       this.#nonEmpty.delete(f);
@@ -459,6 +517,7 @@ export class DirectorySource {
       this.#emptyOnce.add(f);
       this.#known.delete(f);
       this.#dirtyPaths.add(f);
+      this.#slow = true;
       return 'deferred';
     }
     this.#emptyOnce.delete(f);

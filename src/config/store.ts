@@ -50,9 +50,17 @@ export type ConfigListener = (change: ConfigChange) => void;
  * namespace is `default` for namespaced (and unknown) kinds; cluster-scoped kinds have an empty namespace.
  */
 export function resourceKey(raw: RawResource): string {
-  const { group } = splitApiVersion(raw.apiVersion);
-  return `${group}/${raw.kind}/${effectiveNamespace(raw)}/${raw.metadata.name}`;
+  let key = resourceKeys.get(raw);
+  if (key === undefined) {
+    const { group } = splitApiVersion(raw.apiVersion);
+    key = `${group}/${raw.kind}/${effectiveNamespace(raw)}/${raw.metadata.name}`;
+    resourceKeys.set(raw, key);
+  }
+  return key;
 }
+
+/** Keys of the resources seen (a store recomputes what is in effect from every resource on each change). */
+const resourceKeys = new WeakMap<RawResource, string>();
 
 function effectiveNamespace(raw: RawResource): string {
   const def = findKind(splitApiVersion(raw.apiVersion).group, raw.kind);
@@ -84,6 +92,8 @@ export interface ConfigStoreOptions {
 export class ConfigStore {
   readonly #sourceOrder = new Map<string, number>();
   readonly #units = new Map<string, Unit>();
+  /** `#units` in precedence order (see compareUnits); undefined when units were added or removed since. */
+  #sorted: Unit[] | undefined;
   #effective = new Map<string, Entry>();
   #diagnostics: Diagnostic[] = [];
   #diagnosticsJson = '[]';
@@ -111,8 +121,15 @@ export class ConfigStore {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Resources in effect in precedence order (units in order, each unit's resources as read), and diagnostics. */
   snapshot(): ConfigSnapshot {
-    return { resources: [...this.#effective.values()].map((e) => e.raw), diagnostics: [...this.#diagnostics], revision: this.#revision };
+    const resources: RawResource[] = [];
+    for (const unit of this.#unitsInOrder()) for (const raw of unit.accepted) if (this.#effective.get(resourceKey(raw))?.raw === raw) resources.push(raw);
+    return { resources, diagnostics: [...this.#diagnostics], revision: this.#revision };
+  }
+
+  #unitsInOrder(): Unit[] {
+    return (this.#sorted ??= [...this.#units.values()].sort(compareUnits));
   }
 
   /** The resource in effect for an identity (see `resourceKey`). */
@@ -130,10 +147,18 @@ export class ConfigStore {
       sourceOrder = this.#sourceOrder.size;
       this.#sourceOrder.set(source, sourceOrder);
     }
+    // Whether any unit changed at all: a periodic rescan that found nothing new re-applies only the source's
+    // own (unchanged) diagnostics, which must not cost a recomputation over every resource.
+    let changed = false;
+    /** Units updated in place, with what they had before (for `#update`). */
+    const updatedUnits = new Map<Unit, { accepted: RawResource[]; diagnostics: Diagnostic[] }>();
     for (const c of changes) {
       const id = `${source}\0${c.unit}`;
       if ('removed' in c) {
-        this.#units.delete(id);
+        if (this.#units.delete(id)) {
+          changed = true;
+          this.#sorted = undefined;
+        }
         continue;
       }
       const prev = this.#units.get(id);
@@ -141,24 +166,94 @@ export class ConfigStore {
       const accepted = broken ? (prev?.accepted ?? []) : c.result.resources;
       const kept = broken && accepted.length > 0;
       const diagnostics = kept ? c.result.diagnostics.map((d) => (d.severity === 'Error' ? keptHint(d, c.unit, accepted.length) : d)) : c.result.diagnostics;
-      this.#units.set(id, { source, sourceOrder, unit: c.unit, segments: c.unit.split(/[\\/]+/), accepted, diagnostics });
+      if (prev && sameList(prev.accepted, accepted) && sameDiagnostics(prev.diagnostics, diagnostics)) continue;
+      changed = true;
+      if (prev) {
+        // Same place in the order: updated where it is.
+        if (!updatedUnits.has(prev)) updatedUnits.set(prev, { accepted: prev.accepted, diagnostics: prev.diagnostics });
+        prev.accepted = accepted;
+        prev.diagnostics = diagnostics;
+      } else {
+        this.#units.set(id, { source, sourceOrder, unit: c.unit, segments: c.unit.split(/[\\/]+/), accepted, diagnostics });
+        this.#sorted = undefined;
+      }
     }
-    return this.#recompute();
+    if (!changed) return undefined;
+    return this.#sorted && !this.#duplicates ? this.#update(updatedUnits) : this.#recompute();
+  }
+
+  /** Whether the last full recomputation found resources defined twice. */
+  #duplicates = true;
+
+  /**
+   * What `#recompute` gives, computed from the updated units only, when no unit was added or removed and no
+   * resource is defined twice before or after (the common case: a file edited); else `#recompute` itself.
+   */
+  #update(updatedUnits: Map<Unit, { accepted: RawResource[]; diagnostics: Diagnostic[] }>): ConfigChange | undefined {
+    const effective = this.#effective;
+    // The full recomputation when a key is taken by another unit, or defined twice by the updated units.
+    const seen = new Set<string>();
+    for (const unit of updatedUnits.keys()) {
+      for (const raw of unit.accepted) {
+        const key = resourceKey(raw);
+        const e = effective.get(key);
+        if (seen.has(key) || (e && e.unit !== unit)) return this.#recompute();
+        seen.add(key);
+      }
+    }
+    const added: RawResource[] = [];
+    const updated: RawResource[] = [];
+    const removed: RawResource[] = [];
+    let diagnosticsChanged = false;
+    for (const unit of this.#unitsInOrder()) {
+      const before = updatedUnits.get(unit);
+      if (!before) continue;
+      if (!sameDiagnostics(before.diagnostics, unit.diagnostics)) diagnosticsChanged = true;
+      const keys = new Set<string>();
+      for (const raw of unit.accepted) {
+        const key = resourceKey(raw);
+        keys.add(key);
+        const old = effective.get(key);
+        if (!old) added.push(raw);
+        else if (old.raw !== raw && (old.raw.file !== raw.file || canonical(old.raw) !== canonical(raw))) updated.push(raw);
+        effective.set(key, { raw, unit });
+      }
+      for (const raw of before.accepted) {
+        const key = resourceKey(raw);
+        if (keys.has(key)) continue;
+        effective.delete(key);
+        removed.push(raw);
+      }
+    }
+    if (diagnosticsChanged) {
+      const diagnostics: Diagnostic[] = [];
+      for (const unit of this.#unitsInOrder()) diagnostics.push(...unit.diagnostics);
+      const json = JSON.stringify(diagnostics);
+      diagnosticsChanged = json !== this.#diagnosticsJson;
+      this.#diagnostics = diagnostics;
+      this.#diagnosticsJson = json;
+    }
+    if (!added.length && !updated.length && !removed.length && !diagnosticsChanged) return undefined;
+    return this.#emit({ added, updated, removed, diagnostics: [...this.#diagnostics], revision: ++this.#revision });
   }
 
   #recompute(): ConfigChange | undefined {
-    const units = [...this.#units.values()].sort(compareUnits);
+    const units = this.#unitsInOrder();
     const effective = new Map<string, Entry>();
     const diagnostics: Diagnostic[] = [];
+    let duplicates = false;
     for (const unit of units) {
       diagnostics.push(...unit.diagnostics);
       for (const raw of unit.accepted) {
         const key = resourceKey(raw);
         const first = effective.get(key);
-        if (first) diagnostics.push(duplicate(raw, first.raw));
-        else effective.set(key, { raw, unit });
+        if (first) {
+          diagnostics.push(duplicate(raw, first.raw));
+          duplicates = true;
+        } else effective.set(key, { raw, unit });
       }
     }
+    this.#duplicates = duplicates;
     const added: RawResource[] = [];
     const updated: RawResource[] = [];
     const removed: RawResource[] = [];
@@ -174,7 +269,10 @@ export class ConfigStore {
     this.#diagnostics = diagnostics;
     this.#diagnosticsJson = diagnosticsJson;
     if (!added.length && !updated.length && !removed.length && !diagnosticsChanged) return undefined;
-    const change: ConfigChange = { added, updated, removed, diagnostics: [...diagnostics], revision: ++this.#revision };
+    return this.#emit({ added, updated, removed, diagnostics: [...diagnostics], revision: ++this.#revision });
+  }
+
+  #emit(change: ConfigChange): ConfigChange {
     for (const listener of [...this.#listeners]) {
       try {
         listener(change);
@@ -185,6 +283,17 @@ export class ConfigStore {
     }
     return change;
   }
+}
+
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameDiagnostics(a: readonly Diagnostic[], b: readonly Diagnostic[]): boolean {
+  return a === b || (a.length === b.length && (a.length === 0 || JSON.stringify(a) === JSON.stringify(b)));
 }
 
 function compareUnits(a: Unit, b: Unit): number {

@@ -67,7 +67,7 @@ import {
 import { AdsServer } from './ads/server.js';
 import { SnapshotCache, syncState } from './cache/cache.js';
 import type { SyncState, TypeStatus } from './cache/cache.js';
-import { Snapshot } from './cache/snapshot.js';
+import { derivationOf, Snapshot } from './cache/snapshot.js';
 import type { ResourceMap, VersionedResource } from './cache/snapshot.js';
 import { createHttpServer } from './http.js';
 import { createLogger } from './log.js';
@@ -859,13 +859,40 @@ export class ControlPlane extends EventEmitter {
     return p.map ? cur.withTypeMap(version, TypeUrl.ClusterLoadAssignment, p.map) : cur;
   }
 
+  /**
+   * The names of an assignment map by host (the last field of a cluster name), with their places in the map:
+   * made once per map, and shared by the maps derived from it with the same names (an endpoint-only push
+   * replaces assignments, not names).
+   */
+  private namesByHost(eds: ResourceMap): Map<string, Array<[name: string, place: number]>> {
+    let index = this.edsHostIndex.get(eds);
+    if (index) return index;
+    const d = derivationOf(eds);
+    index = d && d.added.length === 0 && d.removed.length === 0 ? this.edsHostIndex.get(d.from) : undefined;
+    if (!index) {
+      index = new Map();
+      let place = 0;
+      for (const n of eds.keys()) {
+        const host = n.slice(n.lastIndexOf('|') + 1);
+        let list = index.get(host);
+        if (!list) index.set(host, (list = []));
+        list.push([n, place++]);
+      }
+    }
+    this.edsHostIndex.set(eds, index);
+    return index;
+  }
+
+  private readonly edsHostIndex = new WeakMap<ResourceMap, Map<string, Array<[name: string, place: number]>>>();
+
   private edsPatch(entry: ProxyEntry, cur: Snapshot, hosts: ReadonlySet<string>, version: string): EdsPatch {
     const eds = cur.resources(TypeUrl.ClusterLoadAssignment);
-    const names: string[] = [];
-    for (const n of eds.keys()) {
-      // The host is the last field of a cluster name: parse only the names that end with an affected host.
-      if (hosts.has(n.slice(n.lastIndexOf('|') + 1)) && parseClusterName(n)) names.push(n);
-    }
+    // The clusters of the affected hosts (parsed, so only names of real clusters count), in map order.
+    const index = this.namesByHost(eds);
+    const found: Array<[name: string, place: number]> = [];
+    for (const h of hosts) for (const e of index.get(h) ?? []) if (parseClusterName(e[0])) found.push(e);
+    if (hosts.size > 1) found.sort((a, b) => a[1] - b[1]);
+    const names = found.map((e) => e[0]);
     const out: EdsPatch = { rebuilt: new Set(names), errors: [], failed: false };
     if (names.length === 0) return out;
     let clas: ClusterLoadAssignment[];

@@ -31,6 +31,46 @@ test('multi-document YAML yields one resource per document with positions', () =
   assert.deepEqual(b.locate(['spec', 'ports', 0, 'nope', 'deeper']), { file: 'x.yaml', line: 18, column: 5 });
 });
 
+test('positions: List items, nested sequences and flow mappings, numeric keys, paths that do not exist', () => {
+  const text = [
+    'apiVersion: v1',
+    'kind: List',
+    'items:',
+    '- apiVersion: v1',
+    '  kind: Service',
+    '  metadata:',
+    '    name: a',
+    '  spec:',
+    '    ports:',
+    '    - port: 80',
+    '      name: http',
+    '    - port: 81',
+    '    selector: {app: a, 8080: x}',
+    '---',
+    'apiVersion: v1',
+    'kind: Service',
+    'metadata: {name: b}',
+    '',
+  ].join('\n');
+  const r = parseConfigText(text, 'p.yaml');
+  assert.deepEqual(r.diagnostics, []);
+  const [a, b] = r.resources;
+  const at = (line: number, column: number) => ({ file: 'p.yaml', line, column });
+  assert.deepEqual(a!.pos, at(4, 3), 'a List item starts at its mapping');
+  assert.deepEqual(a!.locate([]), at(4, 3));
+  assert.deepEqual(a!.locate(['metadata', 'name']), at(7, 5));
+  assert.deepEqual(a!.locate(['spec', 'ports', 1, 'port']), at(12, 7));
+  assert.deepEqual(a!.locate(['spec', 'ports', 0, 'nope']), at(10, 7), 'missing key: the mapping it was looked up in');
+  assert.deepEqual(a!.locate(['spec', 'ports', 5]), at(10, 5), 'index out of range: the sequence');
+  assert.deepEqual(a!.locate(['spec', 'ports', 'x']), at(10, 5), 'a name on a sequence: the sequence');
+  assert.deepEqual(a!.locate(['spec', 'selector', 8080]), at(13, 24), 'a numeric key matches its text');
+  assert.deepEqual(a!.locate(['spec', 'selector', 'app', 'deeper']), at(13, 21), 'below a scalar: the scalar');
+  assert.deepEqual(b!.pos, at(15, 1));
+  assert.deepEqual(b!.locate(['metadata', 'name']), at(17, 12));
+  assert.deepEqual(b!.locate(['metadata']), at(17, 1));
+  assert.deepEqual(b!.locate(['spec', 'ports']), at(15, 1), 'nothing found: the document');
+});
+
 test('JSON documents and kubectl Lists are read', () => {
   const json = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'n1' } },

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { mkdir, mkdtemp, open, rm, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rename, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RawResource } from '../../src/api/source.js';
@@ -467,6 +467,62 @@ describe('DirectorySource rules', { timeout: 60_000 }, () => {
       await writeFile(f, '');
       const d = await rec.next();
       assert.deepEqual(names(d.removed), ['a1', 'a2']);
+    } finally {
+      await src.close();
+      await cleanup();
+    }
+  });
+
+  const LINUX_ONLY = process.platform === 'linux' ? false : 'settled reloads use inotify event kinds (Linux only)';
+
+  test('an atomic save (write elsewhere, rename into place) is reloaded without waiting for the quiet period', { timeout: 30_000, skip: LINUX_ONLY }, async () => {
+    const { dir, cleanup } = await tempDir();
+    const f = join(dir, 'a.yaml');
+    await writeFile(f, docs(svc('a1'), svc('a2')));
+    // A quiet period far longer than the test's deadline: only a settled reload can make the change in time.
+    const { src, rec } = await watching(dir, { debounceMs: 120_000, maxWaitMs: 120_000 });
+    try {
+      await rec.next();
+      await writeFile(join(dir, '.a.yaml.tmp'), docs(svc('a1'), svc('a2', 99)));
+      await rename(join(dir, '.a.yaml.tmp'), f);
+      const c = await rec.next(20_000);
+      assert.deepEqual(names(c.updated), ['a2']);
+      assert.equal(portOf(c.updated[0]), 99);
+      assert.deepEqual([c.added.length, c.removed.length, c.diagnostics.length], [0, 0, 0]);
+      // A removal is whole too.
+      await unlink(f);
+      const d = await rec.next(20_000);
+      assert.deepEqual(names(d.removed), ['a1', 'a2']);
+    } finally {
+      await src.close();
+      await cleanup();
+    }
+  });
+
+  test('a file created and then written in place is taken only once complete', { timeout: 30_000, skip: LINUX_ONLY }, async () => {
+    const { dir, cleanup } = await tempDir();
+    await writeFile(join(dir, 'other.yaml'), svc('o'));
+    const { src, rec } = await watching(dir, { debounceMs: 2_000, maxWaitMs: 20_000 });
+    try {
+      await rec.next();
+      const f = join(dir, 'new.yaml');
+      const full = docs(svc('x1'), svc('x2', 81));
+      const cut = full.indexOf('kind', full.indexOf('---'));
+      const fh = await open(f, 'wx'); // created (a rename event): its creation alone may be read, empty
+      try {
+        await new Promise((r) => setTimeout(r, 50));
+        await fh.write(full.slice(0, cut)); // the first document and half of the second
+        await new Promise((r) => setTimeout(r, 50));
+        await fh.write(full.slice(cut));
+      } finally {
+        await fh.close();
+      }
+      const seen = await rec.until((c) => c.added.some((r) => r.metadata.name === 'x2'), 20_000);
+      for (const c of seen) {
+        assert.deepEqual(c.diagnostics, [], 'no half-written document was read');
+        assert.deepEqual([c.updated.length, c.removed.length], [0, 0]);
+      }
+      assert.deepEqual(seen.flatMap((c) => names(c.added)), ['x1', 'x2'], 'both documents arrive together');
     } finally {
       await src.close();
       await cleanup();

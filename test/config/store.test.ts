@@ -178,3 +178,61 @@ test('listeners: unsubscribe works, and a throwing listener does not stop the ot
   assert.equal(errors.length, 1);
   assert.equal(store.revision, 2);
 });
+
+test('edits to existing files give what a full recomputation gives: changes, order, duplicates, diagnostics', () => {
+  // Each step is applied to a store that has seen every step before (edits of files it knows are applied
+  // incrementally) and, at once, to a fresh store (a full recomputation over every file): the resources in
+  // effect (in order) and the diagnostics must agree, and the edit's change must be what differs.
+  const files = new Map<string, string[]>([
+    ['a.yaml', [svc('a1'), svc('a2')]],
+    ['b.yaml', [svc('b1')]],
+    ['c/c.yaml', [svc('c1'), svc('c2', '  type: X\n')]],
+  ]);
+  const store = new ConfigStore();
+  const changes = collect(store);
+  store.apply('files', [...files].map(([unit, docs]) => ({ unit, result: parse(unit, ...docs) })));
+  const steps: Array<{ edit: [string, string[]]; added: string[]; updated: string[]; removed: string[]; dups: number }> = [
+    // a body edited
+    { edit: ['b.yaml', [svc('b1', '  type: Y\n')]], added: [], updated: ['b1'], removed: [], dups: 0 },
+    // a resource renamed and one added, in the middle of the order
+    { edit: ['a.yaml', [svc('a0'), svc('a2'), svc('a3')]], added: ['a0', 'a3'], updated: [], removed: ['a1'], dups: 0 },
+    // c/c.yaml now defines b1 too: the earlier file (b.yaml) keeps it; the duplicate is reported
+    { edit: ['c/c.yaml', [svc('c1'), svc('b1', '  type: Z\n')]], added: [], updated: [], removed: ['c2'], dups: 1 },
+    // and a.yaml as well, ahead of b.yaml in the order: it takes b1 over
+    { edit: ['a.yaml', [svc('a0'), svc('b1', '  type: W\n')]], added: [], updated: ['b1'], removed: ['a2', 'a3'], dups: 2 },
+    // both duplicates gone again: b.yaml's b1 is back in effect
+    { edit: ['a.yaml', [svc('a0')]], added: [], updated: ['b1'], removed: [], dups: 1 },
+    { edit: ['c/c.yaml', [svc('c1')]], added: [], updated: [], removed: [], dups: 0 },
+  ];
+  for (const step of steps) {
+    const [unit, docs] = step.edit;
+    files.set(unit, docs);
+    const before = changes.length;
+    store.apply('files', [{ unit, result: parse(unit, ...docs) }]);
+    const fresh = new ConfigStore();
+    fresh.apply('files', [...files].map(([u, d]) => ({ unit: u, result: parse(u, ...d) })));
+    const got = store.snapshot();
+    const want = fresh.snapshot();
+    const label = `after editing ${unit} to ${docs.length} document(s)`;
+    assert.deepEqual(got.resources.map((r) => `${r.file}:${r.metadata.name}`), want.resources.map((r) => `${r.file}:${r.metadata.name}`), label);
+    assert.deepEqual(got.diagnostics.map((d) => `${d.code} ${d.pos?.file}:${d.pos?.line}`), want.diagnostics.map((d) => `${d.code} ${d.pos?.file}:${d.pos?.line}`), label);
+    assert.equal(got.diagnostics.filter((d) => d.code === 'WFT1009').length, step.dups, label);
+    // One change per edit (the last one only takes a duplicate diagnostic away).
+    assert.equal(changes.length, before + 1, label);
+    const c = changes[before]!;
+    assert.deepEqual([names(c.added), names(c.updated), names(c.removed)], [step.added, step.updated, step.removed], label);
+  }
+  // A file with a syntax error keeps its last valid resources, with the error reported.
+  const kept = store.snapshot().resources.map((r) => `${r.file}:${r.metadata.name}`);
+  const n = changes.length;
+  store.apply('files', [{ unit: 'b.yaml', result: parse('b.yaml', 'kind: [') }]);
+  assert.equal(changes.length, n + 1, 'the diagnostics changed');
+  assert.deepEqual([changes[n]!.added.length, changes[n]!.updated.length, changes[n]!.removed.length], [0, 0, 0]);
+  assert.deepEqual(store.snapshot().resources.map((r) => `${r.file}:${r.metadata.name}`), kept);
+  assert.ok(store.snapshot().diagnostics.some((d) => d.severity === 'Error' && d.pos?.file === 'b.yaml'));
+  files.set('b.yaml', ['kind: [']);
+  // Re-applying what the store already has changes nothing.
+  const before = changes.length;
+  assert.equal(store.apply('files', [...files].map(([unit, docs]) => ({ unit, result: parse(unit, ...docs) }))), undefined);
+  assert.equal(changes.length, before);
+});

@@ -18,7 +18,7 @@ import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../../src/xds/ge
 import { SnapshotCache } from '../../src/controlplane/cache/cache.js';
 import { Snapshot } from '../../src/controlplane/cache/snapshot.js';
 import { DeltaStream } from '../../src/controlplane/ads/delta.js';
-import { encodeSotwResponse, LazyDiscoveryRequest, ScratchResponse } from '../../src/controlplane/ads/encode.js';
+import { encodeSotwResponse, LazyDeltaDiscoveryRequest, LazyDiscoveryRequest, ScratchResponse } from '../../src/controlplane/ads/encode.js';
 import { serverAdsService } from '../../src/controlplane/ads/service.js';
 import { SotwStream } from '../../src/controlplane/ads/sotw.js';
 import { SendBudget } from '../../src/controlplane/ads/stream.js';
@@ -212,5 +212,62 @@ describe('ADS streams', () => {
     cache.setSnapshot('n1', s3.withResources('4', TypeUrl.ClusterLoadAssignment, [cla('outbound|80||c', 7)]));
     assert.deepEqual(call.deltaResponse(3).resources.map((x) => x.name), ['outbound|80||c']);
     assert.equal(call.written.length, 4);
+  });
+
+  test('Delta requests are read lazily; streams subscribing with the same bytes share what they read, not what they change', () => {
+    const init: MessageInitShape<typeof DeltaDiscoveryRequestSchema> = {
+      node: { id: 'n1', metadata: { NAMESPACE: 'ns' } },
+      typeUrl: TypeUrl.ClusterLoadAssignment,
+      resourceNamesSubscribe: ['a', 'bé', ''],
+      resourceNamesUnsubscribe: ['x', 'y'],
+      initialResourceVersions: { a: 'v1', 'bé': 'v2' },
+      responseNonce: 'n9',
+      errorDetail: { code: 3, message: 'bad' },
+      resourceLocatorsSubscribe: [{ name: 'xdstp://x' }],
+    };
+    const full = create(DeltaDiscoveryRequestSchema, init);
+    const lazy = new LazyDeltaDiscoveryRequest(Buffer.from(toBinary(DeltaDiscoveryRequestSchema, full)));
+    assert.equal(lazy.typeUrl, full.typeUrl);
+    assert.equal(lazy.responseNonce, full.responseNonce);
+    assert.deepEqual(lazy.resourceNamesSubscribe, full.resourceNamesSubscribe);
+    assert.deepEqual(lazy.resourceNamesUnsubscribe, full.resourceNamesUnsubscribe);
+    assert.deepEqual(lazy.initialResourceVersions, full.initialResourceVersions);
+    assert.equal(lazy.node?.id, 'n1');
+    assert.deepEqual([lazy.errorDetail?.code, lazy.errorDetail?.message], [3, 'bad']);
+    assert.throws(() => new LazyDeltaDiscoveryRequest(Buffer.from([0x12, 0x05, 0x61])), /truncated/);
+
+    // Two streams subscribe to the same assignments with the same bytes; one then drops one of them.
+    const cache = new SnapshotCache();
+    cache.setSnapshot('n1', base());
+    cache.setSnapshot('n2', base());
+    const lazyReq = (i: MessageInitShape<typeof DeltaDiscoveryRequestSchema>) => new LazyDeltaDiscoveryRequest(Buffer.from(toBinary(DeltaDiscoveryRequestSchema, create(DeltaDiscoveryRequestSchema, i))));
+    const c1 = new FakeCall(false, true);
+    const c2 = new FakeCall(false, true);
+    const s1 = new DeltaStream(cache, {}, c1);
+    const s2 = new DeltaStream(cache, {}, c2);
+    s1.onRequest(lazyReq({ node: { id: 'n1' }, typeUrl: TypeUrl.ClusterLoadAssignment, resourceNamesSubscribe: NAMES }));
+    s2.onRequest(lazyReq({ node: { id: 'n2' }, typeUrl: TypeUrl.ClusterLoadAssignment, resourceNamesSubscribe: NAMES }));
+    assert.deepEqual(c1.deltaResponse(0).resources.map((x) => x.name), NAMES);
+    assert.deepEqual(c2.deltaResponse(0).resources.map((x) => x.name), NAMES);
+    s2.onRequest(lazyReq({ typeUrl: TypeUrl.ClusterLoadAssignment, responseNonce: c2.deltaResponse(0).nonce, resourceNamesUnsubscribe: ['outbound|80||a'] }));
+    s1.onRequest(lazyReq({ typeUrl: TypeUrl.ClusterLoadAssignment, responseNonce: c1.deltaResponse(0).nonce }));
+    // A change of every assignment: n2 no longer hears of the one it dropped; n1 still does.
+    const changed = new Snapshot('2', [
+      [TypeUrl.Cluster, NAMES.map(cluster)],
+      [TypeUrl.ClusterLoadAssignment, NAMES.map((n, i) => cla(n, 9000 + i))],
+    ]);
+    cache.setSnapshot('n1', changed);
+    cache.setSnapshot('n2', changed);
+    assert.deepEqual(c1.deltaResponse(1).resources.map((x) => x.name), NAMES);
+    assert.deepEqual(c2.deltaResponse(1).resources.map((x) => x.name), ['outbound|80||b', 'outbound|80||c']);
+    // A wildcard subscription read from shared bytes is a wildcard too.
+    const c3 = new FakeCall(false, true);
+    const c4 = new FakeCall(false, true);
+    cache.setSnapshot('n3', base());
+    cache.setSnapshot('n4', base());
+    new DeltaStream(cache, {}, c3).onRequest(lazyReq({ node: { id: 'n3' }, typeUrl: TypeUrl.ClusterLoadAssignment, resourceNamesSubscribe: ['*', 'outbound|80||a'] }));
+    new DeltaStream(cache, {}, c4).onRequest(lazyReq({ node: { id: 'n4' }, typeUrl: TypeUrl.ClusterLoadAssignment, resourceNamesSubscribe: ['*', 'outbound|80||a'] }));
+    assert.deepEqual(c4.deltaResponse(0).resources.map((x) => x.name).sort(), NAMES);
+    assert.deepEqual(c3.deltaResponse(0).resources.map((x) => x.name).sort(), NAMES);
   });
 });

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { SnapshotCache, syncState } from '../../src/controlplane/cache/cache.js';
 import { Snapshot } from '../../src/controlplane/cache/snapshot.js';
 import { AdsServer } from '../../src/controlplane/ads/server.js';
+import { framedWritesInstalled } from '../../src/controlplane/ads/service.js';
 import { pack, unpack, TypeUrl } from '../../src/xds/index.js';
 import { ClusterSchema } from '../../src/xds/gen/envoy/config/cluster/v3/cluster_pb.js';
 import { ClusterLoadAssignmentSchema } from '../../src/xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
@@ -192,6 +193,56 @@ describe('ADS server', () => {
     assert.deepEqual(eds2.resources.map((r) => unpack(ClusterLoadAssignmentSchema, r).clusterName), [b], 'only the changed assignment');
     assert.notEqual(eds2.versionInfo, eds.versionInfo);
     s.end();
+  });
+
+  test('proxies holding the same resources share their first responses; later pushes and ACKs are per stream', async () => {
+    assert.equal(framedWritesInstalled(), true, 'gRPC sends framed responses as they are (see service.ts)');
+    const shared = base();
+    for (const id of ['sh-a', 'sh-b', 'sh-c', 'sh-d']) cache.setSnapshot(id, shared);
+    const names = (r: { resources: Array<{ typeUrl: string; value: Uint8Array }> }) => r.resources.map((x) => unpack(ClusterSchema, x as never).name);
+    // SotW
+    const a = client.sotw();
+    const b = client.sotw();
+    a.send({ node: { id: 'sh-a' }, typeUrl: TypeUrl.Cluster });
+    b.send({ node: { id: 'sh-b' }, typeUrl: TypeUrl.Cluster });
+    const [ra, rb] = [await a.next(), await b.next()];
+    assert.deepEqual(names(ra), names(rb));
+    assert.equal(ra.versionInfo, rb.versionInfo);
+    assert.equal(ra.nonce, rb.nonce, 'one response, shared');
+    a.send({ typeUrl: TypeUrl.Cluster, versionInfo: ra.versionInfo, responseNonce: ra.nonce });
+    b.send({ typeUrl: TypeUrl.Cluster, versionInfo: rb.versionInfo, responseNonce: rb.nonce });
+    // Delta
+    const c = client.delta();
+    const d = client.delta();
+    c.send({ node: { id: 'sh-c' }, typeUrl: TypeUrl.Cluster });
+    d.send({ node: { id: 'sh-d' }, typeUrl: TypeUrl.Cluster });
+    const [rc, rd] = [await c.next(), await d.next()];
+    assert.deepEqual(rc.resources.map((r) => r.name), rd.resources.map((r) => r.name));
+    assert.deepEqual(rc.resources.map((r) => r.name).sort(), names(ra).sort());
+    assert.equal(rc.nonce, rd.nonce, 'one response, shared');
+    assert.notEqual(rc.nonce, ra.nonce);
+    c.send({ typeUrl: TypeUrl.Cluster, responseNonce: rc.nonce });
+    d.send({ typeUrl: TypeUrl.Cluster, responseNonce: rd.nonce });
+    // A change: every stream gets a response of its own.
+    const next = snap('2', { ...{ cds: [cluster('outbound|80||a.default.svc.cluster.local', 5), cluster('outbound|80||b.default.svc.cluster.local')] } });
+    for (const id of ['sh-a', 'sh-b', 'sh-c', 'sh-d']) cache.setSnapshot(id, next);
+    const [ra2, rb2, rc2, rd2] = [await a.next(), await b.next(), await c.next(), await d.next()];
+    assert.equal(new Set([ra2.nonce, rb2.nonce, rc2.nonce, rd2.nonce]).size, 4);
+    assert.equal(rc2.resources.length, 1, 'Delta: only the changed cluster');
+    a.send({ typeUrl: TypeUrl.Cluster, versionInfo: ra2.versionInfo, responseNonce: ra2.nonce });
+    b.send({ typeUrl: TypeUrl.Cluster, versionInfo: rb2.versionInfo, responseNonce: rb2.nonce });
+    c.send({ typeUrl: TypeUrl.Cluster, responseNonce: rc2.nonce });
+    d.send({ typeUrl: TypeUrl.Cluster, responseNonce: rd2.nonce });
+    // A new type request acts as a barrier (its response comes after the ACKs were processed).
+    for (const s of [a, b]) s.send({ typeUrl: TypeUrl.Listener });
+    for (const s of [c, d]) s.send({ typeUrl: TypeUrl.Listener });
+    for (const s of [a, b, c, d]) await s.next();
+    for (const id of ['sh-a', 'sh-b', 'sh-c', 'sh-d']) {
+      const t = cache.status(id)!.types.get(TypeUrl.Cluster);
+      assert.equal(syncState(t), 'SYNCED', id);
+    }
+    assert.equal(cache.status('sh-a')!.types.get(TypeUrl.Cluster)!.ackedVersion, ra2.versionInfo);
+    for (const s of [a, b, c, d]) s.end();
   });
 
   test('a stream whose first request has no node id is refused', async () => {

@@ -17,13 +17,14 @@ import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from '../../xds/ge
 import type { SnapshotCache } from '../cache/cache.js';
 import type { Snapshot, VersionedResource } from '../cache/snapshot.js';
 import { isFullStateType } from '../cache/snapshot.js';
-import { Coverage, Held, namePool } from './held.js';
+import { bytesPool, Coverage, Held, namePool } from './held.js';
 import type { Subscription } from './held.js';
 import type { AdsHooks } from './stream.js';
 import { AdsStreamBase } from './stream.js';
 import type { SendBudget } from './stream.js';
 import type { ServerResponse } from './service.js';
 import { encodeDeltaResponse } from './encode.js';
+import type { DeltaRequest } from './encode.js';
 
 interface DeltaTypeState extends Subscription {
   wildcard: boolean;
@@ -40,12 +41,17 @@ interface DeltaTypeState extends Subscription {
   pending: Map<string, string>;
   /** The first wildcard request is still unanswered: the next push goes out even when empty. */
   answerEmpty: boolean;
+  /** A response of the type went out on this stream. */
+  sentAny: boolean;
 }
 
 /** A resource the client says it has (initial_resource_versions): only its name and version are known. */
 function claimed(name: string, version: string): VersionedResource {
   return { name, version, resource: { $typeName: 'google.protobuf.Any', typeUrl: '', value: new Uint8Array(0) } };
 }
+
+/** The subscription a resource_names_subscribe (pooled bytes) gives a stream that subscribed to nothing yet. */
+const subscriptions = new WeakMap<Uint8Array, { names: ReadonlySet<string>; star: boolean }>();
 
 export class DeltaStream extends AdsStreamBase {
   private readonly types = new Map<string, DeltaTypeState>();
@@ -59,19 +65,29 @@ export class DeltaStream extends AdsStreamBase {
     super(cache, hooks, 'delta', budget);
   }
 
-  onRequest(req: DeltaDiscoveryRequest): void {
+  onRequest(req: DeltaRequest): void {
     this.identify(req.node);
     const typeUrl = req.typeUrl;
     if (!typeUrl) return;
     let st = this.types.get(typeUrl);
     const first = !st;
+    // Subscribing from nothing with the bytes another stream subscribed with (a proxy of the same shape): the
+    // subscription read from them, without reading the names again.
+    const bytes = req.resourceNamesSubscribeBytes;
+    let pooled: Uint8Array | undefined;
+    let known: { names: ReadonlySet<string>; star: boolean } | undefined;
+    if (bytes && bytes.length > 0 && (!st || st.names.size === 0) && req.resourceNamesUnsubscribe.length === 0) {
+      pooled = bytesPool.intern(Buffer.from(bytes));
+      known = subscriptions.get(pooled);
+    }
+    const subscribing = known !== undefined || req.resourceNamesSubscribe.length > 0;
     if (!st) {
-      st = { wildcard: false, names: new Set(), held: new Held(), coverage: new Coverage(), namesChanged: true, notFound: new Set(), pending: new Map(), answerEmpty: false };
+      st = { wildcard: false, names: new Set(), held: new Held(), coverage: new Coverage(), namesChanged: true, notFound: new Set(), pending: new Map(), answerEmpty: false, sentAny: false };
       this.types.set(typeUrl, st);
       this.requested.add(typeUrl);
       for (const [n, v] of Object.entries(req.initialResourceVersions)) st.held.set(claimed(n, v));
-      if (req.resourceNamesSubscribe.length === 0 && isFullStateType(typeUrl)) st.wildcard = true;
-      st.answerEmpty = st.wildcard || req.resourceNamesSubscribe.includes('*');
+      if (!subscribing && isFullStateType(typeUrl)) st.wildcard = true;
+      st.answerEmpty = st.wildcard || (known ? known.star : req.resourceNamesSubscribe.includes('*'));
     }
     if (req.responseNonce) {
       const version = st.pending.get(req.responseNonce);
@@ -82,9 +98,13 @@ export class DeltaStream extends AdsStreamBase {
       }
     }
     const all = this.snapshot()?.resources(typeUrl);
-    const subscribe = req.resourceNamesSubscribe;
     const unsubscribe = req.resourceNamesUnsubscribe;
-    if (subscribe.length > 0 || unsubscribe.length > 0) {
+    if (known) {
+      st.namesChanged = true;
+      if (known.star) st.wildcard = true;
+      st.names = known.names;
+    } else if (subscribing || unsubscribe.length > 0) {
+      const subscribe = req.resourceNamesSubscribe;
       st.namesChanged = true;
       // A new set (the current one may be shared with other streams, see namePool).
       const names = new Set(st.names);
@@ -102,9 +122,11 @@ export class DeltaStream extends AdsStreamBase {
         }
       }
       st.names = namePool.intern(names);
+      // From nothing, by these bytes alone: the same for any stream sending them.
+      if (pooled) subscriptions.set(pooled, { names: st.names, star: subscribe.includes('*') });
     }
     // Without a wildcard the client holds only what it subscribes to (it may have claimed more on reconnect).
-    if ((first || subscribe.length > 0 || unsubscribe.length > 0) && !st.wildcard) {
+    if ((first || subscribing || unsubscribe.length > 0) && !st.wildcard) {
       for (const n of [...st.held.names()]) if (!st.names.has(n)) st.held.delete(n);
     }
     this.schedule(typeUrl);
@@ -156,6 +178,14 @@ export class DeltaStream extends AdsStreamBase {
       return;
     }
     st.answerEmpty = false;
+    // The first response of the type with every resource of the map: shared, in the map's order (encode.ts).
+    let shareKey: string | undefined;
+    if (covers && held.size === 0 && st.pending.size === 0 && !st.sentAny && removed.length === 0 && send.length === all.size) {
+      shareKey = `delta\0${typeUrl}\0${snap.version}`;
+      send.length = 0;
+      for (const r of all.values()) send.push(r);
+    }
+    st.sentAny = true;
     if (covers) {
       // With a covering subscription the client now holds exactly this map.
       held.reset(all);
@@ -164,14 +194,17 @@ export class DeltaStream extends AdsStreamBase {
       for (const n of removed) held.delete(n);
     }
     const version = held.digest();
-    const nonce = this.nextNonce();
+    // Serialized from the resources' packed bytes and handed to gRPC at once (encode.ts).
+    const { response, nonce } = this.response(
+      (nonce, target) => encodeDeltaResponse({ systemVersionInfo: snap.version, typeUrl, nonce, resources: send, removedResources: removed }, target),
+      all,
+      shareKey,
+    );
     st.pending.set(nonce, version);
     this.recordSent(typeUrl, version, nonce);
     let bytes = 0;
     for (const r of send) bytes += r.resource.value.length;
     this.hooks.onPush?.({ nodeId: this.nodeId!, typeUrl, version, resources: send.length, removed: removed.length, bytes, snapshot: snap.version });
-    // Serialized from the resources' packed bytes into the scratch buffer, and handed to gRPC at once (encode.ts).
-    const res = encodeDeltaResponse({ systemVersionInfo: snap.version, typeUrl, nonce, resources: send, removedResources: removed }, true);
-    this.send(res, (b, done) => this.call.write(b, done));
+    this.send(response, (b, done) => this.call.write(b, done));
   }
 }

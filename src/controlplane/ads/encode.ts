@@ -5,6 +5,16 @@
  * output is byte-for-byte what `toBinary` gives for the same message (fields in field-number order, proto3
  * defaults left out); a test holds that. Also a lazy reader of SotW requests (LazyDiscoveryRequest).
  *
+ * Where a response goes (see AdsStreamBase.send):
+ * - gRPC frames every message it sends into a buffer of its own (a 5-byte header, then the message, copied);
+ *   `installFramedWrites` (service.ts) lets a FramedResponse, already framed, through without that copy. Then a
+ *   response costs one buffer and one copy of each resource (`encodeFramed`);
+ * - otherwise responses are serialized into one scratch buffer that gRPC copies from (ScratchResponse);
+ * - the first response of a type on a stream, when it carries every resource of a snapshot's map (what a
+ *   connecting proxy gets), is the same for every proxy holding that map but for its nonce: it is encoded once,
+ *   nonce included, and its bytes are shared (SharedResponses). A nonce only has to be unique within a stream,
+ *   and a stream's first response of a type cannot repeat an earlier nonce of that stream and type.
+ *
  *   DiscoveryResponse:      version_info = 1, resources = 2 (Any), type_url = 4, nonce = 5
  *   DeltaDiscoveryResponse: system_version_info = 1, resources = 2 (Resource), type_url = 4, nonce = 5,
  *                           removed_resources = 6
@@ -63,12 +73,24 @@ function scratchBuffer(size: number): Buffer {
   return scratch.subarray(0, size);
 }
 
+/** Bytes of the gRPC message header: compressed flag (0), then the message length (uint32, big-endian). */
+export const GRPC_FRAME_HEADER = 5;
+
+/** Where an encoding goes: a new buffer, the scratch buffer, or a new buffer framed as a gRPC message. */
+export type EncodeTarget = 'alloc' | 'scratch' | 'framed';
+
 class Writer {
   readonly buf: Buffer;
   pos = 0;
 
-  constructor(size: number, useScratch = false) {
-    this.buf = useScratch ? scratchBuffer(size) : Buffer.allocUnsafe(size);
+  constructor(size: number, target: EncodeTarget | boolean = 'alloc') {
+    if (target === true || target === 'scratch') this.buf = scratchBuffer(size);
+    else if (target === 'framed') {
+      this.buf = Buffer.allocUnsafe(GRPC_FRAME_HEADER + size);
+      this.buf[0] = 0;
+      this.buf.writeUInt32BE(size, 1);
+      this.pos = GRPC_FRAME_HEADER;
+    } else this.buf = Buffer.allocUnsafe(size);
   }
 
   byte(b: number): void {
@@ -161,17 +183,18 @@ export interface SotwResponse {
 }
 
 /**
- * A serialized envoy.service.discovery.v3.DiscoveryResponse. With `useScratch`, the bytes are in the shared
- * scratch buffer: valid until the next encoding (hand them to gRPC as a ScratchResponse right away).
+ * A serialized envoy.service.discovery.v3.DiscoveryResponse. In the scratch buffer (`true` or 'scratch'), the
+ * bytes are valid until the next encoding (hand them to gRPC as a ScratchResponse right away); 'framed' puts the
+ * gRPC message header in front (see FramedResponse).
  */
-export function encodeSotwResponse(r: SotwResponse, useScratch = false): Buffer {
+export function encodeSotwResponse(r: SotwResponse, target: EncodeTarget | boolean = 'alloc'): Buffer {
   const versionLen = utf8(r.versionInfo);
   const typeUrlLen = utf8(r.typeUrl);
   const nonceLen = utf8(r.nonce);
   const parts = r.resources.map(serializedAny);
   let size = fieldSize(versionLen) + fieldSize(typeUrlLen) + fieldSize(nonceLen);
   for (const b of parts) size += messageFieldSize(b.length);
-  const w = new Writer(size, useScratch);
+  const w = new Writer(size, target);
   w.string(TAG1, r.versionInfo, versionLen);
   for (const b of parts) w.message(TAG2, b);
   w.string(TAG4, r.typeUrl, typeUrlLen);
@@ -187,8 +210,8 @@ export interface DeltaResponse {
   removedResources: readonly string[];
 }
 
-/** A serialized envoy.service.discovery.v3.DeltaDiscoveryResponse (`useScratch`: see encodeSotwResponse). */
-export function encodeDeltaResponse(r: DeltaResponse, useScratch = false): Buffer {
+/** A serialized envoy.service.discovery.v3.DeltaDiscoveryResponse (`target`: see encodeSotwResponse). */
+export function encodeDeltaResponse(r: DeltaResponse, target: EncodeTarget | boolean = 'alloc'): Buffer {
   const versionLen = utf8(r.systemVersionInfo);
   const typeUrlLen = utf8(r.typeUrl);
   const nonceLen = utf8(r.nonce);
@@ -198,7 +221,7 @@ export function encodeDeltaResponse(r: DeltaResponse, useScratch = false): Buffe
   const removedLens = r.removedResources.map(utf8);
   // Repeated strings are written even when empty.
   for (const l of removedLens) size += 1 + varintSize(l) + l;
-  const w = new Writer(size, useScratch);
+  const w = new Writer(size, target);
   w.string(TAG1, r.systemVersionInfo, versionLen);
   for (const b of parts) w.message(TAG2, b);
   w.string(TAG4, r.typeUrl, typeUrlLen);
@@ -232,6 +255,83 @@ export class ScratchResponse {
   /** After handing the response to gRPC: makes sure it no longer refers to the scratch buffer. */
   detach(): void {
     if (!this.consumed) this.bytes = Buffer.from(this.bytes);
+  }
+}
+
+/**
+ * A response already framed as a gRPC message (GRPC_FRAME_HEADER bytes, then the serialized message), as gRPC
+ * would frame it. The server's serializer (service.ts) hands gRPC the message, which gRPC frames with a copy;
+ * with framed writes installed (service.ts, installFramedWrites) gRPC sends `framed` itself. The bytes are never
+ * modified, so one FramedResponse can be written to any number of streams.
+ */
+export class FramedResponse {
+  constructor(
+    readonly framed: Buffer,
+    /** The response's nonce (what a stream that sends it records as sent). */
+    readonly nonce: string,
+  ) {}
+
+  /** The serialized message. */
+  get message(): Buffer {
+    return this.framed.subarray(GRPC_FRAME_HEADER);
+  }
+
+  /** Bytes of the serialized message. */
+  get length(): number {
+    return this.framed.length - GRPC_FRAME_HEADER;
+  }
+}
+
+/**
+ * First responses shared by the streams whose proxies hold the same map (see the module comment), by map and by
+ * what else the response depends on (protocol, type, version). Entries are weak, so a response lives as long as a
+ * stream is still writing it; the ones made last are also held for a while (up to `keepBytes`, until `keepMs`
+ * after the last one was made), so the replicas of a workload connecting in a burst find them.
+ */
+export class SharedResponses {
+  private readonly byMap = new WeakMap<object, Map<string, WeakRef<FramedResponse>>>();
+  private readonly recent = new Set<FramedResponse>();
+  private recentBytes = 0;
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly keepBytes = 64 * 1024 * 1024,
+    private readonly keepMs = 10_000,
+  ) {}
+
+  /** The response for `map` and `key`, made by `make` when there is none alive. */
+  get(map: object, key: string, make: () => FramedResponse): FramedResponse {
+    let byKey = this.byMap.get(map);
+    if (!byKey) this.byMap.set(map, (byKey = new Map()));
+    const found = byKey.get(key)?.deref();
+    if (found) return found;
+    const r = make();
+    for (const [k, ref] of byKey) if (ref.deref() === undefined) byKey.delete(k);
+    byKey.set(key, new WeakRef(r));
+    this.keep(r);
+    return r;
+  }
+
+  /** Drops the responses held strongly (they stay shared while streams still write them). */
+  release(): void {
+    this.recent.clear();
+    this.recentBytes = 0;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private keep(r: FramedResponse): void {
+    if (r.framed.length > this.keepBytes) return;
+    this.recent.add(r);
+    this.recentBytes += r.framed.length;
+    for (const old of this.recent) {
+      if (this.recentBytes <= this.keepBytes) break;
+      this.recent.delete(old);
+      this.recentBytes -= old.framed.length;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.release(), this.keepMs);
+    this.timer.unref();
   }
 }
 
@@ -346,3 +446,121 @@ export class LazyDiscoveryRequest implements SotwRequest {
 }
 
 const EMPTY_BYTES = new Uint8Array(0);
+
+/** What a Delta stream reads of a DeltaDiscoveryRequest (the generated message has all of it). */
+export interface DeltaRequest {
+  node?: Node;
+  typeUrl: string;
+  resourceNamesSubscribe: readonly string[];
+  resourceNamesUnsubscribe: readonly string[];
+  initialResourceVersions: Readonly<Record<string, string>>;
+  responseNonce: string;
+  errorDetail?: Pick<Status, 'code' | 'message'>;
+  /** The serialized resource_names_subscribe fields, when they are contiguous (see SotwRequest.resourceNamesBytes). */
+  readonly resourceNamesSubscribeBytes?: Uint8Array;
+}
+
+/**
+ * A DeltaDiscoveryRequest read field by field, like LazyDiscoveryRequest: resource_names_subscribe is decoded
+ * only when asked for (a proxy's first EDS request names two thousand assignments, the same ones as the other
+ * proxies of its shape, see DeltaStream.onRequest). Fields: node = 1, type_url = 2, resource_names_subscribe = 3,
+ * resource_names_unsubscribe = 4, initial_resource_versions = 5 (map entries: key = 1, value = 2),
+ * response_nonce = 6, error_detail = 7; the resource locators (8, 9) are not read.
+ */
+export class LazyDeltaDiscoveryRequest implements DeltaRequest {
+  typeUrl = '';
+  responseNonce = '';
+  node?: Node;
+  errorDetail?: Status;
+  readonly resourceNamesUnsubscribe: string[] = [];
+  readonly initialResourceVersions: Record<string, string> = {};
+  private readonly spans: number[] = [];
+  private namesStart = -1;
+  private namesEnd = -1;
+  private contiguous = true;
+  private names?: string[];
+
+  constructor(private readonly buf: Buffer) {
+    const pos = { p: 0 };
+    while (pos.p < buf.length) {
+      const tagStart = pos.p;
+      const tag = readVarint(buf, pos);
+      const field = Math.floor(tag / 8);
+      const wire = tag & 7;
+      if (wire !== 2) {
+        if (wire === 0) readVarint(buf, pos);
+        else if (wire === 1) pos.p += 8;
+        else if (wire === 5) pos.p += 4;
+        else throw new Error(`unsupported wire type ${wire} (field ${field})`);
+        continue;
+      }
+      const len = readVarint(buf, pos);
+      const start = pos.p;
+      const end = start + len;
+      if (end > buf.length) throw new Error('truncated field');
+      switch (field) {
+        case 1:
+          this.node = fromBinary(NodeSchema, buf.subarray(start, end));
+          break;
+        case 2:
+          this.typeUrl = buf.toString('utf8', start, end);
+          break;
+        case 3:
+          if (this.namesStart < 0) this.namesStart = tagStart;
+          else if (tagStart !== this.namesEnd) this.contiguous = false;
+          this.namesEnd = end;
+          this.spans.push(start, end);
+          break;
+        case 4:
+          this.resourceNamesUnsubscribe.push(buf.toString('utf8', start, end));
+          break;
+        case 5:
+          this.readVersion(start, end);
+          break;
+        case 6:
+          this.responseNonce = buf.toString('utf8', start, end);
+          break;
+        case 7:
+          this.errorDetail = fromBinary(StatusSchema, buf.subarray(start, end));
+          break;
+        default:
+          break;
+      }
+      pos.p = end;
+    }
+  }
+
+  /** One initial_resource_versions entry (a map entry message: key = 1, value = 2; the last one wins). */
+  private readVersion(start: number, end: number): void {
+    const buf = this.buf;
+    const pos = { p: start };
+    let key = '';
+    let value = '';
+    while (pos.p < end) {
+      const tag = readVarint(buf, pos);
+      const wire = tag & 7;
+      if (wire !== 2) throw new Error(`unsupported wire type ${wire} in initial_resource_versions`);
+      const len = readVarint(buf, pos);
+      if (pos.p + len > end) throw new Error('truncated field');
+      const field = Math.floor(tag / 8);
+      if (field === 1) key = buf.toString('utf8', pos.p, pos.p + len);
+      else if (field === 2) value = buf.toString('utf8', pos.p, pos.p + len);
+      pos.p += len;
+    }
+    this.initialResourceVersions[key] = value;
+  }
+
+  get resourceNamesSubscribe(): string[] {
+    if (!this.names) {
+      const out: string[] = [];
+      for (let i = 0; i < this.spans.length; i += 2) out.push(this.buf.toString('utf8', this.spans[i]!, this.spans[i + 1]!));
+      this.names = out;
+    }
+    return this.names;
+  }
+
+  get resourceNamesSubscribeBytes(): Uint8Array | undefined {
+    if (!this.contiguous) return undefined;
+    return this.namesStart < 0 ? EMPTY_BYTES : this.buf.subarray(this.namesStart, this.namesEnd);
+  }
+}

@@ -3,7 +3,7 @@ import { Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { SnapshotCache } from '../cache/cache.js';
 import { DeltaStream } from './delta.js';
-import { serverAdsService } from './service.js';
+import { installFramedWrites, serverAdsService } from './service.js';
 import { SotwStream } from './sotw.js';
 import type { AdsHooks } from './stream.js';
 import { SendBudget, StreamError } from './stream.js';
@@ -27,6 +27,7 @@ export class AdsServer {
   private readonly streams = new Set<ServerDuplexStream<unknown, unknown>>();
 
   constructor(private readonly opts: AdsServerOptions) {
+    installFramedWrites();
     this.server = new Server({
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.max_send_message_length': 256 * 1024 * 1024,

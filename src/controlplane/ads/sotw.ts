@@ -41,6 +41,9 @@ interface SotwTypeState extends Subscription {
   namesBytes?: Uint8Array;
 }
 
+/** The subscription read from (pooled) resource_names bytes (see onRequest). */
+const subscriptions = new WeakMap<Uint8Array, { wildcard: boolean; names: ReadonlySet<string> }>();
+
 export class SotwStream extends AdsStreamBase {
   private readonly types = new Map<string, SotwTypeState>();
 
@@ -83,6 +86,14 @@ export class SotwStream extends AdsStreamBase {
     }
     // Shared with the streams that sent the same bytes (a copy: the request's buffer may be a slice of a larger one).
     st.namesBytes = namesBytes ? bytesPool.intern(Buffer.from(namesBytes)) : undefined;
+    // Names another stream read from the same bytes (a proxy of the same shape): its subscription, as is.
+    const known = st.namesBytes && st.namesBytes.length > 0 ? subscriptions.get(st.namesBytes) : undefined;
+    if (known) {
+      st.wildcard = known.wildcard;
+      st.names = known.names;
+      this.schedule(typeUrl);
+      return;
+    }
     const names = req.resourceNames;
     const all = this.snapshot()?.resources(typeUrl);
     // Otherwise the set is kept when it is the same; a new one uses the snapshot's own name strings where they
@@ -98,6 +109,8 @@ export class SotwStream extends AdsStreamBase {
       st.wildcard = false;
       st.names = keepOrNew(names);
     }
+    // A non-empty list means the same whatever the stream's state: the subscription it gives is shared.
+    if (st.namesBytes && st.namesBytes.length > 0) subscriptions.set(st.namesBytes, { wildcard: st.wildcard, names: st.names });
     this.schedule(typeUrl);
   }
 
@@ -136,16 +149,18 @@ export class SotwStream extends AdsStreamBase {
       for (const r of candidates) if (held.get(r.name)?.version !== r.version) out.push(r);
       this.hold(st, all, items, out);
     }
+    // The first response of the type with every resource of the map (the map's order): shared (encode.ts).
+    const shareKey = st.sentNonce === undefined && covers && out.length === all.size ? `sotw\0${typeUrl}\0${version}` : undefined;
     st.sentVersion = version;
     if (out.length === 0 && !fullState) return; // the set shrank: nothing the client needs to hear
-    const nonce = this.nextNonce();
+    // Serialized from the resources' packed bytes and handed to gRPC at once (encode.ts).
+    const { response, nonce } = this.response((nonce, target) => encodeSotwResponse({ versionInfo: version, typeUrl, nonce, resources: out }, target), all, shareKey);
     st.sentNonce = nonce;
     this.recordSent(typeUrl, version, nonce);
     let bytes = 0;
     for (const r of out) bytes += r.resource.value.length;
     this.hooks.onPush?.({ nodeId: this.nodeId!, typeUrl, version, resources: out.length, removed: 0, bytes, snapshot: snap.version });
-    // Serialized from the resources' packed bytes into the scratch buffer, and handed to gRPC at once (encode.ts).
-    this.send(encodeSotwResponse({ versionInfo: version, typeUrl, nonce, resources: out }, true), (b, done) => this.call.write(b, done));
+    this.send(response, (b, done) => this.call.write(b, done));
   }
 
   /**

@@ -4,7 +4,8 @@ import type { Node } from '../../xds/gen/envoy/config/core/v3/base_pb.js';
 import type { ProxyStatus, SnapshotCache, TypeStatus } from '../cache/cache.js';
 import type { Snapshot } from '../cache/snapshot.js';
 import { PUSH_ORDER } from '../cache/snapshot.js';
-import { ScratchResponse } from './encode.js';
+import { FramedResponse, ScratchResponse, SharedResponses } from './encode.js';
+import { framedWritesInstalled } from './service.js';
 
 /** Events the ADS server reports (for logs, metrics and the control plane's lazy snapshot generation). */
 export interface AdsHooks {
@@ -25,6 +26,9 @@ export class StreamError extends Error {
 }
 
 let nonceCounter = 0;
+
+/** The first responses streams share (see encode.ts). */
+const sharedResponses = new SharedResponses();
 
 /**
  * Bounds the bytes of responses handed to gRPC but not yet sent (istiod bounds concurrent pushes the same way,
@@ -157,13 +161,36 @@ export abstract class AdsStreamBase {
   }
 
   /**
-   * Writes a response serialized in the scratch buffer (see ScratchResponse), counted against the send budget
-   * until gRPC reports it written.
+   * A response to send: serialized by `encode` (into the scratch buffer, or framed when framed writes are
+   * installed, see service.ts) with a new nonce; or, when `shareKey` is given (the stream's first response of
+   * the type, carrying every resource of `map`), the response shared by every stream that sends the same (see
+   * encode.ts), made here if no stream has it.
    */
-  protected send(response: Buffer, write: (response: ScratchResponse, done: () => void) => void): void {
+  protected response(encode: (nonce: string, target: 'framed' | 'scratch') => Buffer, map: object, shareKey?: string): { response: Buffer | FramedResponse; nonce: string } {
+    if (shareKey !== undefined) {
+      const shared = sharedResponses.get(map, shareKey, () => {
+        const nonce = this.nextNonce();
+        return new FramedResponse(encode(nonce, 'framed'), nonce);
+      });
+      return { response: shared, nonce: shared.nonce };
+    }
+    const nonce = this.nextNonce();
+    if (framedWritesInstalled()) return { response: new FramedResponse(encode(nonce, 'framed'), nonce), nonce };
+    return { response: encode(nonce, 'scratch'), nonce };
+  }
+
+  /**
+   * Writes a response (a FramedResponse, or bytes serialized in the scratch buffer, see ScratchResponse), counted
+   * against the send budget until gRPC reports it written.
+   */
+  protected send(response: Buffer | FramedResponse, write: (response: ScratchResponse | FramedResponse, done: () => void) => void): void {
     const rec = { bytes: response.length };
     this.unsent.add(rec);
     this.budget.take(rec.bytes);
+    if (response instanceof FramedResponse) {
+      write(response, () => this.sent(rec));
+      return;
+    }
     const r = new ScratchResponse(response);
     write(r, () => this.sent(rec));
     r.detach();
