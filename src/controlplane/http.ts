@@ -131,7 +131,9 @@ export function createHttpServer(cp: ControlPlane): Server {
       else res.destroy();
     });
   });
-  server.keepAliveTimeout = 5000;
+  // Longer than clients' idle keep-alive (undici: 4 s, or the server's hint minus 2 s), so an idle connection is
+  // closed by the client, never by the server at the moment a busy client reuses it ("other side closed").
+  server.keepAliveTimeout = 65_000;
   return server;
 }
 
