@@ -75,6 +75,16 @@ export class H1Connection implements H1ResponseHandler {
       // Half-close from the upstream: a close-delimited body ends here; anything else is a reset.
       if (!this.closed) s.destroy();
     });
+    // Envoy's idle_timeout: the connection closes after this long without an active request. The socket's
+    // inactivity timer is armed once and re-armed by Node on every read and write, so an idle connection's timer
+    // started with the last byte of its last response; when it fires on a busy connection (a request quiet for
+    // that long), the next byte re-arms it. One listener for the connection's life: no timer work per request.
+    if (pool.idleTimeoutMs > 0) {
+      s.setTimeout(pool.idleTimeoutMs);
+      s.on('timeout', () => {
+        if (this.sink === null) this.destroy();
+      });
+    }
   }
 
   /** Attaches the request that will use this connection. */
@@ -84,7 +94,6 @@ export class H1Connection implements H1ResponseHandler {
     this.responseDone = false;
     this.requests++;
     this.parser.expectResponseTo(method);
-    this.socket.setTimeout(0);
   }
 
   /** Writes request bytes (head string or body buffer). Returns false when the socket buffer is full. */
@@ -313,9 +322,6 @@ export class H1Pool {
       return;
     }
     this.idle.push(c);
-    if (this.idleTimeoutMs > 0) {
-      c.socket.setTimeout(this.idleTimeoutMs, () => c.destroy());
-    }
   }
 
   onConnectionClosed(c: H1Connection): void {
