@@ -26,6 +26,7 @@ import { pino } from 'pino';
 import { LOG_LEVELS } from '../../controlplane/log.js';
 import { Proxy } from '../../proxy/proxy.js';
 import { isProxyWorker, runPrimary, serveWorker } from '../../proxy/workers.js';
+import { restoreYoungGenerationGrowth } from '../startup.js';
 import { parseLabels, parseLocality, parseNamespace, parseServiceAccount, parseXdsAddress } from './grpc-bootstrap.js';
 
 export interface ProxyCliOptions {
@@ -182,6 +183,7 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
   proxy.client.on('ack', (e) => logger.debug({ typeUrl: e.typeUrl, version: e.version }, 'config applied'));
   proxy.ready.then(
     () => {
+      restoreYoungGenerationGrowth();
       const ports = proxy.listeners.names().map((n) => `${n}=${proxy.listeners.port(n)}`).join(' ');
       out(`ready (listeners: ${ports || 'none'})\n`);
       logger.info({ listeners: proxy.listeners.names() }, 'ready: first full config applied');
