@@ -26,7 +26,7 @@ export interface Proc {
 
 export interface StartOptions {
   /** CPU to pin to with `taskset -c` (undefined: not pinned). */
-  cpu?: number | undefined;
+  cpu?: string | undefined;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
 }
@@ -47,7 +47,7 @@ export function canPin(): boolean {
 
 export function startProcess(name: string, cmd: string, args: string[], opts: StartOptions = {}): Proc {
   const pinned = opts.cpu !== undefined && canPin();
-  const child = spawn(pinned ? 'taskset' : cmd, pinned ? ['-c', String(opts.cpu), cmd, ...args] : args, {
+  const child = spawn(pinned ? 'taskset' : cmd, pinned ? ['-c', opts.cpu!, cmd, ...args] : args, {
     cwd: opts.cwd,
     env: opts.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],

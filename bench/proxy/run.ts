@@ -200,12 +200,22 @@ export function idleMesh(n: number): string {
 // ---------------------------------------------------------------------------------------------------------------
 // Starting things
 
+/** taskset CPU lists (undefined: not pinned). */
 interface Cpus {
-  load: number | undefined;
-  proxy: number | undefined;
+  load: string | undefined;
+  proxy: string | undefined;
 }
 
-async function startNginx(name: string, dir: string, conf: string, file: string, port: number, cpu: number | undefined): Promise<Proc> {
+/**
+ * Where `weft proxy --concurrency n` runs: CPU 1 for one process; CPUs 1..n for n workers when the machine has more
+ * than n CPUs; every CPU otherwise (then the proxy shares CPU 0 with the load generator — the report says so).
+ */
+export function weftCpus(n: number, cpus: Cpus, available: number): string | undefined {
+  if (cpus.proxy === undefined || n <= 1) return cpus.proxy;
+  return n < available ? `1-${n}` : undefined;
+}
+
+async function startNginx(name: string, dir: string, conf: string, file: string, port: number, cpu: string | undefined): Promise<Proc> {
   const path = join(dir, file);
   writeFileSync(path, conf);
   const p = startProcess(name, 'nginx', ['-p', dir, '-c', path, '-e', join(dir, `${file}.error.log`), '-g', 'daemon off;'], { cpu });
@@ -214,7 +224,7 @@ async function startNginx(name: string, dir: string, conf: string, file: string,
 }
 
 /** `weft control-plane` on `configDir`; resolves with its ADS address. */
-async function startControlPlane(configDir: string, cpu: number | undefined): Promise<{ proc: Proc; xds: string }> {
+async function startControlPlane(configDir: string, cpu: string | undefined): Promise<{ proc: Proc; xds: string }> {
   const p = startProcess('weft control-plane', process.execPath, [WEFT_BIN, 'control-plane', '--config', configDir, '--xds-port', '0', '--http-port', '0'], { cpu });
   for (let i = 0; i < 600; i++) {
     const m = /xDS \(ADS over plaintext gRPC\): (\S+)/.exec(p.stdout);
@@ -234,7 +244,7 @@ interface WeftProxy {
 }
 
 /** `weft proxy` as in production (`bin/weft.js proxy`), explicit mode; waits for /healthz/ready. */
-async function startWeftProxy(xds: string, id: string, cpu: number | undefined, concurrency: number, withEcho: boolean): Promise<WeftProxy> {
+async function startWeftProxy(xds: string, id: string, cpu: string | undefined, concurrency: number, withEcho: boolean): Promise<WeftProxy> {
   const [outbound, tcp, health, admin] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const args = [WEFT_BIN, 'proxy', '--xds', xds, '--id', id, '--namespace', 'default', '--labels', 'app=bench-client'];
   args.push('--outbound-port', String(outbound), '--health-port', String(health), '--admin-port', String(admin), '--stats-port', '0', '--log-level', 'warn');
@@ -358,17 +368,17 @@ export function parseH2load(out: string, log: string): LoadResult {
   };
 }
 
-async function wrk(port: number, path: string, seconds: number, cpu: number | undefined): Promise<LoadResult> {
+async function wrk(port: number, path: string, seconds: number, cpu: string | undefined): Promise<LoadResult> {
   const p = await runToEnd('wrk', 'wrk', ['-t1', '-c50', `-d${Math.max(1, Math.round(seconds))}s`, '--latency', '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}${path}`], { cpu });
   return parseWrk(p.stdout);
 }
 
-async function h2load(port: number, seconds: number, cpu: number | undefined, logFile: string): Promise<LoadResult> {
+async function h2load(port: number, seconds: number, cpu: string | undefined, logFile: string): Promise<LoadResult> {
   const p = await runToEnd('h2load', 'h2load', ['-c5', '-m10', '-t1', '-D', String(seconds), `--connect-to=127.0.0.1:${port}`, `--log-file=${logFile}`, `http://${HOST}/2b`], { cpu });
   return parseH2load(p.stdout, readFileSync(logFile, 'utf8'));
 }
 
-async function loadgen(args: string[], cpu: number | undefined): Promise<LoadResult> {
+async function loadgen(args: string[], cpu: string | undefined): Promise<LoadResult> {
   const p = await runToEnd('loadgen', process.execPath, [LOADGEN, ...args], { cpu });
   return JSON.parse(p.stdout.trim().split('\n').pop()!) as LoadResult;
 }
@@ -390,7 +400,7 @@ class Started {
 
 export async function runBench(o: BenchOptions): Promise<BenchResult> {
   const pinned = availableParallelism() >= 2;
-  const cpus: Cpus = pinned ? { load: 0, proxy: 1 } : { load: undefined, proxy: undefined };
+  const cpus: Cpus = pinned ? { load: '0', proxy: '1' } : { load: undefined, proxy: undefined };
   const started = new Started();
   const cases: CaseResult[] = [];
   chmodSync(o.workDir, 0o755); // nginx workers run as an unprivileged user when started by root
@@ -433,7 +443,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
       started.add(cp.proc);
       xds = cp.xds;
       for (const n of o.weftConcurrency) {
-        const w = await startWeftProxy(xds, `bench-${n}`, cpus.proxy, n, true);
+        const w = await startWeftProxy(xds, `bench-${n}`, weftCpus(n, cpus, availableParallelism()), n, true);
         started.add(w.proc);
         const h2 = await speaksH2c(w.outbound);
         targets.push({ name: n > 1 ? `weft ×${n}` : 'weft', proc: w.proc, h1Port: w.outbound, h2Port: h2 ? w.outbound : undefined, h2Skip: h2 ? undefined : 'weft: h2c not supported in this build', tcpPort: w.tcp });
