@@ -49,6 +49,9 @@ function durationToMs(d: { seconds: bigint; nanos: number } | undefined): number
   return d === undefined ? undefined : Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
 }
 
+/** The read buffer of every upstream HTTP/1 connection (see H1Connection). */
+const READ_BUFFER = Buffer.allocUnsafe(65536);
+
 export class H1Connection implements H1ResponseHandler {
   readonly socket: Socket;
   private readonly parser: H1ResponseParser;
@@ -66,9 +69,22 @@ export class H1Connection implements H1ResponseHandler {
     readonly host: Host,
   ) {
     this.parser = new H1ResponseParser(this);
-    const s = connect({ host: host.address, port: host.port, noDelay: true });
+    // Reads land in one buffer shared by every upstream connection (`onread`): no buffer allocated per read and no
+    // readable-stream machinery. Safe because a read is parsed synchronously, the parser copies what it keeps of a
+    // partial line, and body chunks are copied before they leave this connection (onBody).
+    const s = connect({
+      host: host.address,
+      port: host.port,
+      noDelay: true,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          this.onData(Buffer.from(buf.buffer, buf.byteOffset, n));
+          return true;
+        },
+      },
+    });
     this.socket = s;
-    s.on('data', (chunk: Buffer) => this.onData(chunk));
     s.on('error', () => undefined);
     s.on('close', () => this.onClose());
     s.on('end', () => {
@@ -183,7 +199,8 @@ export class H1Connection implements H1ResponseHandler {
   }
 
   onBody(chunk: Buffer): void {
-    this.sink?.onResponseBody(chunk);
+    // The chunk is a view of the shared read buffer: the consumer may queue it for writing, so it gets a copy.
+    this.sink?.onResponseBody(Buffer.from(chunk));
   }
 
   onMessageComplete(trailers: HeaderList | null): void {
