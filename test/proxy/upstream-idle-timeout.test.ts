@@ -3,11 +3,12 @@
 // `weft proxy`, a node:http upstream that records its connections. Many requests reuse one upstream connection
 // without growing per-request state on it (no MaxListenersExceededWarning from the proxy); the connection closes
 // once idle for the timeout; a request that runs longer than the idle timeout is not cut (the timer is for idle
-// connections only). No timing is asserted.
+// connections only); clients that vanish with requests in flight (as a load generator stopping) leave no pooled
+// connection that has stopped reading. No timing is asserted.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, createServer, request, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { freePort, MeshWorkDir, proxyArgs, serviceYaml, sleep, startControlPlane, waitProxyReady, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
 
 describe('weft proxy: upstream connection reuse and idle timeout', () => {
@@ -19,9 +20,10 @@ describe('weft proxy: upstream connection reuse and idle timeout', () => {
   let upstream: Server;
   let outbound = 0;
 
-  const get = (path: string): Promise<{ status: number; body: string }> =>
+  /** A GET through the proxy on the shared keep-alive client connection, or (`fresh`) on a new one. */
+  const get = (path: string, fresh = false): Promise<{ status: number; body: string }> =>
     new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: outbound, path, headers: { host: 'idle:9080' }, agent }, (res) => {
+      const req = request({ host: '127.0.0.1', port: outbound, path, headers: { host: 'idle:9080' }, agent: fresh ? false : agent }, (res) => {
         let body = '';
         res.setEncoding('utf8').on('data', (d: string) => (body += d));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -86,5 +88,29 @@ describe('weft proxy: upstream connection reuse and idle timeout', () => {
     const r = await get('/slow');
     assert.equal(r.status, 200);
     assert.equal(r.body, 'ok /slow');
+  });
+
+  test('clients that vanish with requests in flight leave no stuck upstream connection', async () => {
+    // 50 keep-alive clients sending back to back, all dropped at once mid-flight, several times over.
+    for (let round = 0; round < 6; round++) {
+      const sockets = Array.from({ length: 50 }, () => {
+        const s = connect(outbound, '127.0.0.1');
+        const send = () => s.write('GET /loop HTTP/1.1\r\nHost: idle:9080\r\n\r\n');
+        s.on('connect', send);
+        s.on('data', send);
+        s.on('error', () => undefined);
+        return s;
+      });
+      await sleep(300);
+      for (const s of sockets) s.destroy();
+      await sleep(50);
+      // Every pooled connection still serves: each of these concurrent requests completes (a stuck one would hang).
+      const rs = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          Promise.race([get(`/after-${round}-${i}`, true), sleep(15_000).then(() => ({ status: 0, body: 'no answer within 15 s' }))]),
+        ),
+      );
+      for (const r of rs) assert.equal(r.status, 200, r.body);
+    }
   });
 });

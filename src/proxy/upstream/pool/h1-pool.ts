@@ -222,6 +222,10 @@ export class H1Connection implements H1ResponseHandler {
       this.destroy();
       return;
     }
+    // The response may have been paused for a client that went away (its socket refused the write, so the drain
+    // that resumes never comes): a pooled connection must read, for its next response and to see the upstream
+    // close it while idle.
+    this.socket.resume();
     this.pool.onConnectionFree(this);
   }
 }
