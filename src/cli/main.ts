@@ -1,16 +1,25 @@
 /** The `weft` command line. Usage errors (unknown option or value, missing argument) exit with status 2. */
+import './startup.js'; // first: V8 settings that must precede loading the commands
 import { Command, CommanderError } from 'commander';
-import { registerAnalyzeCommand } from './commands/analyze.js';
-import { register as registerControlPlane } from './commands/control-plane.js';
-import { register as registerGrpcBootstrap } from './commands/grpc-bootstrap.js';
-import { register as registerProxyConfig } from './commands/proxy-config.js';
-import { register as registerProxyStatus } from './commands/proxy-status.js';
-import { register as registerProxy } from './commands/proxy.js';
-import { register as registerUp } from './commands/up.js';
-import { register as registerStatus } from './commands/status.js';
-import { register as registerLogs } from './commands/logs.js';
-import { register as registerDown } from './commands/down.js';
-import { register as registerDemo } from './commands/demo.js';
+
+/**
+ * The commands (name and aliases → module), in help order. Only the command being run is loaded (all of them for
+ * the help listing or an unknown command): a sidecar (`weft proxy`) does not carry the control plane and the
+ * config model in its memory.
+ */
+const COMMANDS: Array<[names: string[], load: () => Promise<(program: Command) => void>]> = [
+  [['analyze'], async () => (await import('./commands/analyze.js')).registerAnalyzeCommand],
+  [['control-plane'], async () => (await import('./commands/control-plane.js')).register],
+  [['proxy-status', 'ps'], async () => (await import('./commands/proxy-status.js')).register],
+  [['proxy-config', 'pc'], async () => (await import('./commands/proxy-config.js')).register],
+  [['grpc-bootstrap'], async () => (await import('./commands/grpc-bootstrap.js')).register],
+  [['proxy'], async () => (await import('./commands/proxy.js')).register],
+  [['up'], async () => (await import('./commands/up.js')).register],
+  [['status'], async () => (await import('./commands/status.js')).register],
+  [['logs'], async () => (await import('./commands/logs.js')).register],
+  [['down'], async () => (await import('./commands/down.js')).register],
+  [['demo'], async () => (await import('./commands/demo.js')).register],
+];
 
 // Output piped into a command that stops reading (`weft analyze . | head`) is not an error.
 for (const stream of [process.stdout, process.stderr]) {
@@ -29,17 +38,8 @@ program
     const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version';
     process.exit(ok ? 0 : 2);
   });
-registerAnalyzeCommand(program);
-registerControlPlane(program);
-registerProxyStatus(program);
-registerProxyConfig(program);
-registerGrpcBootstrap(program);
-registerProxy(program);
-registerUp(program);
-registerStatus(program);
-registerLogs(program);
-registerDown(program);
-registerDemo(program);
+const named = COMMANDS.find(([names]) => names.includes(process.argv[2] ?? ''));
+for (const [, load] of named ? [named] : COMMANDS) (await load())(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -89,6 +89,11 @@ export class Proxy {
     return this.state === 'LIVE';
   }
 
+  /** The admin interface (also for in-process requests: `--concurrency` workers answer their primary with it). */
+  get adminServer(): AdminServer | undefined {
+    return this.admin;
+  }
+
   /** Ports actually bound (useful with port 0). */
   healthPort?: number;
   adminPort?: number;

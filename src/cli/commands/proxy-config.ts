@@ -1,15 +1,19 @@
 /**
  * `weft proxy-config (listeners|routes|clusters|endpoints|all) PROXY_ID [--control-plane URL] [-o short|json|yaml]`:
  * the configuration the control plane holds for a connected proxy (its /debug/config_dump), like
- * `istioctl proxy-config`. `short` (the default) prints istioctl's summary tables:
+ * `istioctl proxy-config`. With `--from-proxy ADMIN_URL` instead of PROXY_ID: the configuration the sidecar itself
+ * holds, read from its admin interface as istioctl reads Envoy's — `/config_dump` (proto field names, as Envoy
+ * writes them; printed as they are with -o json|yaml) and, for endpoints, `/clusters?format=json` (the hosts the
+ * proxy load-balances over, with the health it observed). `short` (the default) prints istioctl's summary tables:
  *
  *   clusters   SERVICE FQDN, PORT, SUBSET, DIRECTION, TYPE, DESTINATION RULE
  *   listeners  NAME, ADDRESSES, PORT, MATCH, DESTINATION
  *   routes     NAME, VHOST NAME, DOMAINS, MATCH, VIRTUAL SERVICE
  *   endpoints  ENDPOINT, STATUS, WEIGHT, LOCALITY, CLUSTER
  *
- * This is the control plane's view: the STATUS of an endpoint is the health it was sent with, not what the proxy
- * observed (the proxy's own view comes with the sidecar's admin interface).
+ * From the control plane, the STATUS of an endpoint is the health it was sent with; from the proxy, it is what the
+ * proxy observed: its EDS health, or UNHEALTHY (with the reason) when active health checking or outlier detection
+ * took the host out.
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
@@ -35,19 +39,83 @@ const DUMP_TYPE: Record<Exclude<ConfigKind, 'all'>, string> = {
   routes: 'type.googleapis.com/envoy.admin.v3.RoutesConfigDump',
 };
 
-/** The resources of one kind in a config dump (proto3 JSON, with their `@type`). */
+/** A field of a config-dump object by its JSON name or its proto field name (an admin dump uses the latter). */
+function field(o: Json | undefined, camel: string): any {
+  if (o === undefined || o === null) return undefined;
+  return o[camel] ?? o[camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)];
+}
+
+/**
+ * The resources of one kind in a config dump (proto3 JSON with their `@type`; either JSON names, as the control
+ * plane writes them, or proto field names, as a proxy's admin /config_dump does — the resources are returned as
+ * they are).
+ */
 export function resourcesOf(dump: Json, kind: Exclude<ConfigKind, 'all'>): Json[] {
   const section = ((dump.configs ?? []) as Json[]).find((c) => c['@type'] === DUMP_TYPE[kind]) ?? {};
+  const list = (name: string): Json[] => (field(section, name) ?? []) as Json[];
   switch (kind) {
     case 'clusters':
-      return [...(section.staticClusters ?? []), ...(section.dynamicActiveClusters ?? [])].map((c: Json) => c.cluster).filter(Boolean);
+      return [...list('staticClusters'), ...list('dynamicActiveClusters')].map((c) => c.cluster).filter(Boolean);
     case 'endpoints':
-      return [...(section.staticEndpointConfigs ?? []), ...(section.dynamicEndpointConfigs ?? [])].map((c: Json) => c.endpointConfig).filter(Boolean);
+      return [...list('staticEndpointConfigs'), ...list('dynamicEndpointConfigs')].map((c) => field(c, 'endpointConfig')).filter(Boolean);
     case 'listeners':
-      return [...(section.staticListeners ?? []).map((l: Json) => l.listener), ...(section.dynamicListeners ?? []).map((l: Json) => l.activeState?.listener)].filter(Boolean);
+      return [...list('staticListeners').map((l) => l.listener), ...list('dynamicListeners').map((l) => field(field(l, 'activeState'), 'listener'))].filter(Boolean);
     case 'routes':
-      return [...(section.staticRouteConfigs ?? []), ...(section.dynamicRouteConfigs ?? [])].map((c: Json) => c.routeConfig).filter(Boolean);
+      return [...list('staticRouteConfigs'), ...list('dynamicRouteConfigs')].map((c) => field(c, 'routeConfig')).filter(Boolean);
   }
+}
+
+/**
+ * proto field names (snake_case, Envoy's admin output) → JSON names (lowerCamelCase), recursively, for the summary
+ * tables. `@type` and keys without an underscore (map keys such as extension names) are kept.
+ */
+export function jsonNames(v: unknown): any {
+  if (Array.isArray(v)) return v.map(jsonNames);
+  if (v === null || typeof v !== 'object') return v;
+  const out: Json = {};
+  for (const [k, x] of Object.entries(v as Json)) out[k.includes('_') && !k.includes('.') ? k.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase()) : k] = jsonNames(x);
+  return out;
+}
+
+/** Envoy admin `/clusters?format=json` cluster statuses (proto field names). */
+interface ClusterStatusJson {
+  name?: string;
+  host_statuses?: Array<{
+    address?: { socket_address?: { address?: string; port_value?: number }; pipe?: { path?: string } };
+    health_status?: Record<string, unknown> & { eds_health_status?: string };
+    weight?: number;
+    locality?: { region?: string; zone?: string; sub_zone?: string };
+  }>;
+}
+
+/** The health a proxy observed for a host: UNHEALTHY with the failing checks, else its EDS health status. */
+function observedHealth(h: Record<string, unknown> & { eds_health_status?: string } = {}): string {
+  const failed: string[] = [];
+  if (h.failed_active_health_check) failed.push('active health check');
+  if (h.failed_outlier_check) failed.push('outlier detection');
+  if (h.failed_active_degraded_check) failed.push('degraded');
+  if (h.pending_dynamic_removal) failed.push('pending removal');
+  if (failed.length) return `UNHEALTHY (${failed.join(', ')})`;
+  return h.eds_health_status ?? 'HEALTHY';
+}
+
+/** A proxy's cluster statuses as ClusterLoadAssignment-shaped JSON (JSON names) for the endpoint table. */
+export function endpointsFromClusterStatuses(statuses: ClusterStatusJson[]): Json[] {
+  return statuses
+    .filter((c) => (c.host_statuses ?? []).length > 0)
+    .map((c) => ({
+      clusterName: c.name ?? '',
+      endpoints: (c.host_statuses ?? []).map((h) => ({
+        locality: h.locality ? { region: h.locality.region, zone: h.locality.zone, subZone: h.locality.sub_zone } : undefined,
+        lbEndpoints: [
+          {
+            endpoint: { address: { socketAddress: h.address?.socket_address ? { address: h.address.socket_address.address, portValue: h.address.socket_address.port_value } : undefined, pipe: h.address?.pipe } },
+            healthStatus: observedHealth(h.health_status),
+            loadBalancingWeight: h.weight ?? 1,
+          },
+        ],
+      })),
+    }));
 }
 
 /** `name.namespace` of the Istio config a resource came from (its `istio` filter metadata), or ''. */
@@ -200,21 +268,41 @@ export function endpointTable(clas: Json[], cluster?: string): string {
 
 export interface ProxyConfigCliOptions extends ClusterFilter {
   controlPlane?: string;
+  /** The sidecar's admin URL: read its own configuration instead of the control plane's view. */
+  fromProxy?: string;
   output: 'short' | 'json' | 'yaml';
   name?: string;
   cluster?: string;
 }
 
-export async function runProxyConfig(kindArg: string, proxy: string, opts: ProxyConfigCliOptions, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+export async function runProxyConfig(kindArg: string, proxy: string | undefined, opts: ProxyConfigCliOptions, out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const kind = KIND_ALIASES[kindArg];
   if (!kind) {
     err(`weft proxy-config: unknown config type ${JSON.stringify(kindArg)}; use listeners, routes, clusters, endpoints or all\n`);
     return 2;
   }
-  const base = controlPlaneUrl(opts.controlPlane);
+  if ((proxy === undefined) === (opts.fromProxy === undefined)) {
+    err(`weft proxy-config: give either a proxy id (the control plane's view) or --from-proxy ADMIN_URL (the sidecar's own), not ${proxy === undefined ? 'neither' : 'both'}\n`);
+    return 2;
+  }
   let dump: Json;
+  /** From the proxy: its /clusters statuses (the endpoints it holds). */
+  let statuses: ClusterStatusJson[] | undefined;
   try {
-    dump = (await fetchJson(base, `/debug/config_dump?proxy=${encodeURIComponent(proxy)}`)) as Json;
+    if (opts.fromProxy !== undefined) {
+      const admin = opts.fromProxy.replace(/\/+$/, '');
+      if (!/^https?:\/\/[^/]+$/.test(admin)) {
+        err(`weft proxy-config: --from-proxy expects the admin URL, e.g. http://127.0.0.1:15000 (got ${JSON.stringify(opts.fromProxy)})\n`);
+        return 2;
+      }
+      const what = 'the proxy admin interface';
+      dump = (await fetchJson(admin, '/config_dump', what)) as Json;
+      if (kind === 'endpoints' || (kind === 'all' && opts.output === 'short')) {
+        statuses = (((await fetchJson(admin, '/clusters?format=json', what)) as Json).cluster_statuses ?? []) as ClusterStatusJson[];
+      }
+    } else {
+      dump = (await fetchJson(controlPlaneUrl(opts.controlPlane), `/debug/config_dump?proxy=${encodeURIComponent(proxy!)}`)) as Json;
+    }
   } catch (e) {
     err(`weft proxy-config: ${(e as Error).message}\n`);
     return 1;
@@ -222,10 +310,11 @@ export async function runProxyConfig(kindArg: string, proxy: string, opts: Proxy
   if (opts.output === 'json' || opts.output === 'yaml') {
     let value: unknown;
     if (kind === 'all') value = dump;
+    else if (statuses !== undefined) value = opts.cluster ? statuses.filter((c) => c.name === opts.cluster) : statuses;
     else {
       let list = resourcesOf(dump, kind);
       if (opts.name && (kind === 'listeners' || kind === 'routes')) list = list.filter((x) => x.name === opts.name);
-      if (opts.cluster && kind === 'endpoints') list = list.filter((x) => x.clusterName === opts.cluster);
+      if (opts.cluster && kind === 'endpoints') list = list.filter((x) => field(x, 'clusterName') === opts.cluster);
       if (kind === 'clusters' && (opts.fqdn || opts.port || opts.subset || opts.direction)) {
         list = list.filter((c) => {
           const p = String(c.name ?? '').split('|');
@@ -239,10 +328,11 @@ export async function runProxyConfig(kindArg: string, proxy: string, opts: Proxy
   }
   const sections: string[] = [];
   const want = (k: Exclude<ConfigKind, 'all'>) => kind === 'all' || kind === k;
-  if (want('clusters')) sections.push(clusterTable(resourcesOf(dump, 'clusters'), opts));
-  if (want('listeners')) sections.push(listenerTable(resourcesOf(dump, 'listeners'), opts.name));
-  if (want('routes')) sections.push(routeTable(resourcesOf(dump, 'routes'), opts.name));
-  if (want('endpoints')) sections.push(endpointTable(resourcesOf(dump, 'endpoints'), opts.cluster));
+  const resources = (k: Exclude<ConfigKind, 'all'>): Json[] => (opts.fromProxy !== undefined ? resourcesOf(dump, k).map(jsonNames) : resourcesOf(dump, k));
+  if (want('clusters')) sections.push(clusterTable(resources('clusters'), opts));
+  if (want('listeners')) sections.push(listenerTable(resources('listeners'), opts.name));
+  if (want('routes')) sections.push(routeTable(resources('routes'), opts.name));
+  if (want('endpoints')) sections.push(endpointTable(statuses !== undefined ? endpointsFromClusterStatuses(statuses) : resources('endpoints'), opts.cluster));
   out(sections.join('\n'));
   return 0;
 }
@@ -257,10 +347,11 @@ export function register(program: Command): void {
   program
     .command('proxy-config')
     .alias('pc')
-    .description("show the configuration the control plane holds for a connected proxy (like istioctl proxy-config)")
+    .description("show the configuration the control plane holds for a connected proxy, or with --from-proxy the sidecar's own (like istioctl proxy-config)")
     .argument('<type>', 'listeners, routes, clusters, endpoints or all (singular forms too)')
-    .argument('<proxy>', 'proxy id (as weft proxy-status lists it)')
+    .argument('[proxy]', 'proxy id (as weft proxy-status lists it); not with --from-proxy')
     .option('--control-plane <url>', `control plane HTTP address (default: $WEFT_CONTROL_PLANE or ${DEFAULT_CONTROL_PLANE})`)
+    .option('--from-proxy <admin-url>', "read the sidecar's own configuration from its admin interface (e.g. http://127.0.0.1:15000)")
     .addOption(new Option('-o, --output <format>', 'output format').choices(['short', 'json', 'yaml']).default('short'))
     .option('--fqdn <host>', 'clusters: only those whose name contains this host')
     .option('--port <port>', 'clusters: only this service port', positiveInt)
@@ -268,7 +359,7 @@ export function register(program: Command): void {
     .addOption(new Option('--direction <direction>', 'clusters: only this direction').choices(['inbound', 'outbound']))
     .option('--name <name>', 'listeners and routes: only the one with this name')
     .option('--cluster <name>', 'endpoints: only this cluster')
-    .action(async (type: string, proxy: string, opts: ProxyConfigCliOptions) => {
+    .action(async (type: string, proxy: string | undefined, opts: ProxyConfigCliOptions) => {
       process.exitCode = await runProxyConfig(
         type,
         proxy,

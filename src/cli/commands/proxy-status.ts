@@ -16,21 +16,21 @@ export function controlPlaneUrl(opt: string | undefined): string {
 
 export class ControlPlaneError extends Error {}
 
-/** GETs a JSON document from the control plane; throws ControlPlaneError with a readable message. */
-export async function fetchJson(base: string, path: string): Promise<unknown> {
+/** GETs a JSON document from the control plane (or `what`); throws ControlPlaneError with a readable message. */
+export async function fetchJson(base: string, path: string, what = 'the control plane'): Promise<unknown> {
   let res: Response;
   try {
     res = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(15_000) });
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    throw new ControlPlaneError(`cannot reach the control plane at ${base}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+    throw new ControlPlaneError(`cannot reach ${what} at ${base}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
   }
   const text = await res.text();
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
-    throw new ControlPlaneError(`the control plane at ${base} answered ${res.status} with something that is not JSON`);
+    throw new ControlPlaneError(`${what} at ${base} answered ${res.status} with something that is not JSON`);
   }
   if (!res.ok) {
     const msg = body && typeof body === 'object' && 'error' in body ? String((body as { error: unknown }).error) : `HTTP ${res.status}`;

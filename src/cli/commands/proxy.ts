@@ -15,6 +15,9 @@
  * `--stats-port` the Prometheus port (served on 0.0.0.0, as Istio's sidecar does, so Prometheus can scrape it); both
  * are announced in the metadata (`WEFT_INBOUND_CAPTURE_PORT`, `WEFT_STATS_PORT`). The capture port is served once
  * transparent mode exists.
+ *
+ * `--concurrency N` (Envoy's worker count; default 1 = one process, as before): N worker processes share the
+ * listeners and the primary serves the health, admin and stats ports for all of them (src/proxy/workers.ts).
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
@@ -22,6 +25,8 @@ import type { JsonObject } from '@bufbuild/protobuf';
 import { pino } from 'pino';
 import { LOG_LEVELS } from '../../controlplane/log.js';
 import { Proxy } from '../../proxy/proxy.js';
+import { isProxyWorker, runPrimary, serveWorker } from '../../proxy/workers.js';
+import { restoreYoungGenerationGrowth } from '../startup.js';
 import { parseLabels, parseLocality, parseNamespace, parseServiceAccount, parseXdsAddress } from './grpc-bootstrap.js';
 
 export interface ProxyCliOptions {
@@ -41,6 +46,8 @@ export interface ProxyCliOptions {
   drainTimeout: number;
   xdsProtocol: 'auto' | 'delta' | 'sotw';
   logLevel: string;
+  /** Worker processes (default 1: the proxy runs in this process). */
+  concurrency?: number;
 }
 
 export interface WorkloadPort {
@@ -87,6 +94,12 @@ export function parseWorkloadPort(v: string, prev: WorkloadPort[] = []): Workloa
   return [...prev, out];
 }
 
+function concurrencyArg(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 256) throw new InvalidArgumentError('expected a number of workers 1-256');
+  return n;
+}
+
 function secondsArg(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds');
@@ -113,12 +126,34 @@ export function proxyMetadata(
 
 const SHUTDOWN_GRACE_MS = 5_000;
 
+function banner(opts: ProxyCliOptions, ports: { health?: number; admin?: number; stats?: number }): string {
+  const workers = (opts.concurrency ?? 1) > 1 ? ` (${opts.concurrency} workers)` : '';
+  return `weft proxy ${opts.id} started${workers}\n  xDS: ${opts.xds}\n  health: http://0.0.0.0:${ports.health}/healthz/ready\n  admin: http://127.0.0.1:${ports.admin}\n  stats: http://0.0.0.0:${ports.stats}/stats/prometheus\n  outbound: 127.0.0.1:${opts.outboundPort} (from the control plane's listener)\n`;
+}
+
 export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const worker = isProxyWorker();
   const logger = pino(
-    { level: opts.logLevel, base: { component: 'proxy', node: opts.id }, timestamp: pino.stdTimeFunctions.isoTime },
+    { level: opts.logLevel, base: { component: 'proxy', node: opts.id, ...(worker ? { worker: Number(process.env.WEFT_PROXY_WORKER) } : {}) }, timestamp: pino.stdTimeFunctions.isoTime },
     pino.destination({ dest: 2, sync: true }),
   );
   const drainMs = Math.round(opts.drainTimeout * 1000);
+  if ((opts.concurrency ?? 1) > 1 && !worker) {
+    return runPrimary({
+      concurrency: opts.concurrency!,
+      healthPort: opts.healthPort,
+      adminPort: opts.adminPort,
+      statsPort: opts.statsPort,
+      drainTimeoutMs: drainMs,
+      out,
+      err,
+      log: logger,
+      banner: (ports) => banner(opts, ports),
+    });
+  }
+  // A worker: the primary serves health, admin and stats; this process answers its admin requests over IPC
+  // (its own admin interface listens on a port shared by the workers that nobody is told about).
+  if (worker) out = () => undefined;
   const proxy = new Proxy({
     xds: opts.xds,
     node: {
@@ -127,9 +162,9 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
       locality: opts.locality ? { region: opts.locality.region, zone: opts.locality.zone, subZone: opts.locality.sub_zone } : undefined,
       userAgentName: 'weft',
     },
-    healthPort: opts.healthPort,
-    adminPort: opts.adminPort,
-    statsPort: opts.statsPort,
+    healthPort: worker ? undefined : opts.healthPort,
+    adminPort: worker ? 0 : opts.adminPort,
+    statsPort: worker ? undefined : opts.statsPort,
     version: '0.1.0',
     drainTimeoutMs: drainMs,
     protocol: opts.xdsProtocol,
@@ -143,11 +178,12 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
     await proxy.shutdown().catch(() => undefined);
     return 1;
   }
-  out(`weft proxy ${opts.id} started\n  xDS: ${opts.xds}\n  health: http://0.0.0.0:${proxy.healthPort}/healthz/ready\n  admin: http://127.0.0.1:${proxy.adminPort}\n  stats: http://0.0.0.0:${proxy.statsPort}/stats/prometheus\n  outbound: 127.0.0.1:${opts.outboundPort} (from the control plane's listener)\n`);
+  out(banner(opts, { health: proxy.healthPort, admin: proxy.adminPort, stats: proxy.statsPort }));
   proxy.client.on('nack', (e) => logger.warn({ typeUrl: e.typeUrl, version: e.version, error: e.message }, 'config rejected (NACK)'));
   proxy.client.on('ack', (e) => logger.debug({ typeUrl: e.typeUrl, version: e.version }, 'config applied'));
   proxy.ready.then(
     () => {
+      restoreYoungGenerationGrowth();
       const ports = proxy.listeners.names().map((n) => `${n}=${proxy.listeners.port(n)}`).join(' ');
       out(`ready (listeners: ${ports || 'none'})\n`);
       logger.info({ listeners: proxy.listeners.names() }, 'ready: first full config applied');
@@ -169,6 +205,7 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
     const onSignal = (s: NodeJS.Signals) => stop(s);
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    if (worker) serveWorker({ admin: () => proxy.adminServer, listeners: () => proxy.listeners.names(), ready: proxy.ready, closed: proxy.closed, shutdown: () => stop('primary') });
     void proxy.closed.then(() => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -198,6 +235,7 @@ export function register(program: Command): void {
     .option('--drain-timeout <seconds>', 'how long connections may take to drain on shutdown and listener changes', secondsArg, 5)
     .addOption(new Option('--xds-protocol <protocol>', 'xDS variant').choices(['auto', 'delta', 'sotw']).default('auto'))
     .addOption(new Option('--log-level <level>', 'log level').choices([...LOG_LEVELS]).default('info'))
+    .option('--concurrency <n>', 'worker processes sharing the listeners (Envoy --concurrency)', concurrencyArg, 1)
     .action(async (opts: ProxyCliOptions) => {
       process.exitCode = await runProxy(
         opts,

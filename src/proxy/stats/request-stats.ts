@@ -43,7 +43,8 @@ export class ClusterRequestStats {
   readonly upstream_rq_completed: Counter;
   readonly upstream_rq_time: Histogram;
   private readonly classes: Counter[];
-  private readonly codes: Array<Counter | undefined> = new Array<Counter | undefined>(600).fill(undefined);
+  /** Per-status counters, created on first use; allocated on the first response (idle clusters hold none). */
+  private codes: Array<Counter | undefined> | null = null;
 
   constructor(readonly scope: Scope) {
     this.upstream_rq_completed = scope.counter('upstream_rq_completed');
@@ -57,8 +58,9 @@ export class ClusterRequestStats {
     if (status < 100 || status >= 600) return;
     const cls = (status / 100) | 0;
     this.classes[cls]!.inc();
-    let c = this.codes[status];
-    if (c === undefined) this.codes[status] = c = this.scope.counter(`upstream_rq_${status}`);
+    const codes = (this.codes ??= new Array<Counter | undefined>(600).fill(undefined));
+    let c = codes[status];
+    if (c === undefined) codes[status] = c = this.scope.counter(`upstream_rq_${status}`);
     c.inc();
   }
 

@@ -143,6 +143,8 @@ export class DownstreamStream {
   readonly debug: boolean;
   private sink: RequestBodySink | null = null;
   private framing = 0;
+  /** The serialized response head not written yet: it leaves with the first body chunk, or on the next tick. */
+  private pendingHead: string | null = null;
   private headRequest: boolean;
   status = 0;
   reset = false;
@@ -225,16 +227,35 @@ export class DownstreamStream {
       sock.write(s, 'latin1');
       this.finish();
     } else {
-      sock.cork();
-      sock.write(s, 'latin1');
-      process.nextTick(uncork, sock);
+      this.pendingHead = s;
+      process.nextTick(flushHead, this);
     }
+  }
+
+  /** @internal writes the response head if it is still pending. */
+  flushHead(): void {
+    const head = this.pendingHead;
+    if (head === null) return;
+    this.pendingHead = null;
+    if (!this.reset) this.conn.socket.write(head, 'latin1');
   }
 
   sendBody(chunk: Buffer): boolean {
     if (this.reset || this.responseComplete || chunk.length === 0 || this.headRequest) return true;
     this.conn.touch();
     const sock = this.conn.socket;
+    if (this.pendingHead !== null) {
+      if ((this.framing & FRAMING_CHUNK_BODY) === 0 && chunk.length <= COALESCE_MAX_BODY) {
+        // Head and (small) body in one write: one buffer, no writev.
+        const head = this.pendingHead;
+        this.pendingHead = null;
+        const b = Buffer.allocUnsafe(head.length + chunk.length);
+        b.write(head, 0, head.length, 'latin1');
+        chunk.copy(b, head.length);
+        return sock.write(b);
+      }
+      this.flushHead();
+    }
     if ((this.framing & FRAMING_CHUNK_BODY) !== 0) {
       sock.write(chunkHeader(chunk.length), 'latin1');
       sock.write(chunk);
@@ -245,6 +266,7 @@ export class DownstreamStream {
 
   sendEnd(trailers: HeaderList | null): void {
     if (this.reset || this.responseComplete) return;
+    this.flushHead();
     if ((this.framing & FRAMING_CHUNK_BODY) !== 0 && !this.headRequest) {
       this.conn.socket.write(trailers !== null && trailers.length > 0 ? serializeTrailers(trailers) : LAST_CHUNK, 'latin1');
     }
@@ -270,6 +292,7 @@ export class DownstreamStream {
     if (this.debug) headers.push(DETAILS_HEADER, details);
     this.sendHead({ status, headers }, len === 0);
     if (len > 0) {
+      this.flushHead();
       if (!this.headRequest) this.conn.socket.write(body as Buffer);
       this.finish();
     }
@@ -321,8 +344,11 @@ export class DownstreamStream {
   }
 }
 
-function uncork(sock: Socket): void {
-  sock.uncork();
+/** Bodies up to this size are copied behind the response head into one write (a copy is cheaper than writev). */
+const COALESCE_MAX_BODY = 8192;
+
+function flushHead(s: DownstreamStream): void {
+  s.flushHead();
 }
 
 function setOrAdd(h: HeaderList, lower: string, value: string): void {

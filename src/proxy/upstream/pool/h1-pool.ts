@@ -52,6 +52,9 @@ function durationToMs(d: { seconds: bigint; nanos: number } | undefined): number
   return d === undefined ? undefined : Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
 }
 
+/** The read buffer of every upstream HTTP/1 connection (see H1Connection). */
+const READ_BUFFER = Buffer.allocUnsafe(65536);
+
 export class H1Connection implements H1ResponseHandler {
   readonly socket: Socket;
   private readonly parser: H1ResponseParser;
@@ -71,9 +74,22 @@ export class H1Connection implements H1ResponseHandler {
     readonly host: Host,
   ) {
     this.parser = new H1ResponseParser(this);
-    const s = connect({ host: host.address, port: host.port, noDelay: true });
+    // Reads land in one buffer shared by every upstream connection (`onread`): no buffer allocated per read and no
+    // readable-stream machinery. Safe because a read is parsed synchronously, the parser copies what it keeps of a
+    // partial line, and body chunks are copied before they leave this connection (onBody).
+    const s = connect({
+      host: host.address,
+      port: host.port,
+      noDelay: true,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          this.onData(Buffer.from(buf.buffer, buf.byteOffset, n));
+          return true;
+        },
+      },
+    });
     this.socket = s;
-    s.on('data', (chunk: Buffer) => this.onData(chunk));
     s.on('error', () => undefined);
     s.on('close', () => this.onClose());
     s.on('end', () => {
@@ -85,6 +101,16 @@ export class H1Connection implements H1ResponseHandler {
       }
       if (!this.closed) s.destroy();
     });
+    // Envoy's idle_timeout: the connection closes after this long without an active request. The socket's
+    // inactivity timer is armed once and re-armed by Node on every read and write, so an idle connection's timer
+    // started with the last byte of its last response; when it fires on a busy connection (a request quiet for
+    // that long), the next byte re-arms it. One listener for the connection's life: no timer work per request.
+    if (pool.idleTimeoutMs > 0) {
+      s.setTimeout(pool.idleTimeoutMs);
+      s.on('timeout', () => {
+        if (this.sink === null) this.destroy();
+      });
+    }
   }
 
   /** Attaches the request that will use this connection. */
@@ -94,7 +120,6 @@ export class H1Connection implements H1ResponseHandler {
     this.responseDone = false;
     this.requests++;
     this.parser.expectResponseTo(method);
-    this.socket.setTimeout(0);
   }
 
   /** Writes request bytes (head string or body buffer). Returns false when the socket buffer is full. */
@@ -200,7 +225,8 @@ export class H1Connection implements H1ResponseHandler {
   }
 
   onBody(chunk: Buffer): void {
-    this.sink?.onResponseBody(chunk);
+    // The chunk is a view of the shared read buffer: the consumer may queue it for writing, so it gets a copy.
+    this.sink?.onResponseBody(Buffer.from(chunk));
   }
 
   onMessageComplete(trailers: HeaderList | null): void {
@@ -228,6 +254,10 @@ export class H1Connection implements H1ResponseHandler {
       this.destroy();
       return;
     }
+    // The response may have been paused for a client that went away (its socket refused the write, so the drain
+    // that resumes never comes): a pooled connection must read, for its next response and to see the upstream
+    // close it while idle.
+    this.socket.resume();
     this.pool.onConnectionFree(this);
   }
 }
@@ -345,9 +375,6 @@ export class H1Pool {
       return;
     }
     this.idle.push(c);
-    if (this.idleTimeoutMs > 0) {
-      c.socket.setTimeout(this.idleTimeoutMs, () => c.destroy());
-    }
   }
 
   onConnectionClosed(c: H1Connection): void {

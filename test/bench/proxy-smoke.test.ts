@@ -1,0 +1,129 @@
+// The proxy benchmark's harness at tiny scale, so it cannot rot: a real run (nginx upstream, echo server, a real
+// `weft control-plane` and `weft proxy`, wrk, h2load and the benchmark's own load generators) measures weft and
+// direct for 1 s per case and gets answers from both; the h2c probe tells an HTTP/1-only server from an h2c one;
+// the wrk / h2load parsers read their tools' output; the results land in docs/performance.md between the markers
+// without touching other sections. No figure is asserted.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DOC_BEGIN, DOC_END, resultsTables, updatePerformanceDoc } from '../../bench/proxy/report.js';
+import { idleMesh, parseH2load, parseWrk, runBench, speaksH2c } from '../../bench/proxy/run.js';
+import { parseConfigText } from '../../src/api/source.js';
+import { buildModel } from '../../src/api/build.js';
+
+describe('proxy benchmark: parsers and report', () => {
+  test('reads wrk --latency output', () => {
+    const out = `Running 1s test @ http://127.0.0.1:1/2b
+  1 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.02ms  300.00us   9.00ms   90.00%
+  Latency Distribution
+     50%  842.00us
+     75%    1.01ms
+     90%    1.23ms
+     99%    2.80ms
+  23400 requests in 1.00s, 3.50MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:  23400.12
+Transfer/sec:      3.50MB
+`;
+    assert.deepEqual(parseWrk(out), { requests: 23400, errors: 7, seconds: 1, rps: 23400.12, p50Us: 842, p99Us: 2800 });
+  });
+
+  test('reads h2load output and its per-request log', () => {
+    const out = `finished in 1.00s, 1500.00 req/s, 50.00KB/s
+requests: 1500 total, 1500 started, 1500 done, 1498 succeeded, 2 failed, 0 errored, 0 timeout
+`;
+    // 99 answered requests taking 2..100 µs (the first one failed).
+    const log = Array.from({ length: 100 }, (_, i) => `1700000000000000\t${i === 0 ? -1 : 200}\t${i + 1}`).join('\n');
+    const r = parseH2load(out, log);
+    assert.equal(r.rps, 1500);
+    assert.equal(r.requests, 1498);
+    assert.equal(r.errors, 2);
+    assert.equal(r.p50Us, 51);
+    assert.equal(r.p99Us, 100);
+  });
+
+  test('the idle mesh is valid config with a service, a workload and a route per service', () => {
+    const r = parseConfigText(idleMesh(30), 'idle.yaml');
+    assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'Error'), []);
+    const { model, diagnostics } = buildModel(r.resources);
+    assert.deepEqual(diagnostics.filter((d) => d.severity === 'Error').map((d) => d.message), []);
+    assert.equal(model.services.length, 30);
+  });
+
+  test('writes its section between the markers, leaving the rest of the document alone', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'weft-bench-doc-'));
+    try {
+      const doc = join(dir, 'performance.md');
+      await writeFile(doc, '# Performance\n\n## Control plane\n\ncontrol-plane text\n');
+      const body = resultsTables({ cases: [{ workload: 'h1-2b', target: 'weft', requests: 10, errors: 0, rps: 10, p50Us: 100, p99Us: 200 }], pinned: true });
+      updatePerformanceDoc(doc, body);
+      updatePerformanceDoc(doc, `${body}\nsecond run`);
+      const text = await readFile(doc, 'utf8');
+      assert.match(text, /## Control plane\n\ncontrol-plane text\n/);
+      assert.match(text, /## Proxy\n/);
+      assert.equal(text.split(DOC_BEGIN).length, 2, 'one block');
+      assert.match(text.slice(text.indexOf(DOC_BEGIN), text.indexOf(DOC_END)), /\| weft .*\|[\s\S]*second run/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('h2c probe: an HTTP/1-only server is not taken for h2c', async () => {
+    const server = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      assert.equal(await speaksH2c((server.address() as AddressInfo).port), false);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});
+
+describe('proxy benchmark: tiny real run', () => {
+  test('weft and direct: every workload answers (or is reported unsupported), fixed rate and idle RSS measured', { timeout: 180_000 }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'weft-bench-proxy-smoke-'));
+    const lines: string[] = [];
+    try {
+      const r = await runBench({
+        workDir: dir,
+        seconds: 1,
+        warmupSeconds: 0,
+        targets: ['direct', 'weft'],
+        workloads: ['h1-2b', 'h1-1k', 'h2', 'tcp'],
+        weftConcurrency: [1],
+        fixedRps: 100,
+        idleServices: 20,
+        progress: (l) => lines.push(l),
+      });
+      for (const c of r.cases) {
+        if (c.skipped) {
+          assert.equal(c.target, 'weft', `only weft may skip: ${JSON.stringify(c)}`);
+          assert.equal(c.workload, 'h2');
+          assert.equal(c.skipped, 'weft: h2c not supported in this build');
+          continue;
+        }
+        assert.ok((c.requests ?? 0) > 0, `no requests answered: ${JSON.stringify(c)}`);
+        assert.equal(c.errors, 0, JSON.stringify(c));
+        if (c.target === 'weft' && c.workload !== 'fixed-rate') {
+          assert.ok(c.cpuPer1k !== undefined && c.peakRssBytes !== undefined && c.peakRssBytes > 0, JSON.stringify(c));
+        }
+      }
+      const seen = r.cases.map((c) => `${c.workload}/${c.target}`).sort();
+      assert.deepEqual(seen, ['fixed-rate/direct', 'fixed-rate/weft', 'h1-1k/direct', 'h1-1k/weft', 'h1-2b/direct', 'h1-2b/weft', 'h2/direct', 'h2/weft', 'tcp/direct', 'tcp/weft']);
+      assert.ok(r.idle, 'idle measured');
+      assert.ok(r.idle.clusters >= 20, `idle proxy holds the services' clusters (${r.idle.clusters})`);
+      assert.ok(r.idle.rssBytes > 0);
+      assert.match(resultsTables(r), /\| weft /);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
