@@ -24,7 +24,7 @@ import type { Listener } from '../../xds/gen/envoy/config/listener/v3/listener_p
 import { HttpConnectionManagerSchema } from '../../xds/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
 import { typeNameOf, unpack } from '../../xds/index.js';
 import { ConfigError } from '../config-error.js';
-import { H1ServerConnection } from '../http/server/connection.js';
+import { serveHttp } from '../http/server/serve.js';
 import { compileHcm, type HcmContext, type HttpConnectionManagerImpl } from '../http/server/hcm.js';
 import { TcpProxySchema } from '../../xds/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy_pb.js';
 import { compileTcpProxy, TcpProxySession, type TcpProxyConfig, type TcpProxyStats } from '../tcp/index.js';
@@ -214,8 +214,7 @@ export class ListenerManager {
       session.start();
       return;
     }
-    const hcm = entry.config.hcm!;
-    entry.connections.add(new H1ServerConnection(socket, hcm, hcm.parserOptions, hcm.serverPolicy, onClose));
+    entry.connections.add(serveHttp(socket, entry.config.hcm!, onClose));
   }
 
   private retire(l: ActiveListener): void {

@@ -31,33 +31,27 @@
  * ClusterStats), upstream_rq_completed/_<code>/_<n>xx and upstream_rq_time (UpstreamCluster.stats, preallocated),
  * host rq_*; outlier results are reported for every attempt.
  */
-import {
-  CHUNK_END,
-  chunkHeader,
-  FRAME_END_STREAM,
-  FRAME_HAS_CONTENT_LENGTH,
-  FRAMING_CHUNK_BODY,
-  LAST_CHUNK,
-  removeHopByHopHeaders,
-  requestFraming,
-  serializeRequestHead,
-  serializeTrailers,
-} from '../codec/h1/index.js';
-import { getHeader, hasHeader, removeHeader, setHeader, type HeaderList, type ResponseHead } from '../headers.js';
+import { removeHopByHopHeaders } from '../codec/h1/index.js';
+import { getHeader, removeHeader, setHeader, type HeaderList, type ResponseHead } from '../headers.js';
+import { grpcStatusOf, GrpcStatus, isGrpcRequest, parseGrpcTimeout } from '../grpc/common.js';
 import { applyResponseHeaders, autoRewriteHost, RetryOn, type RetryPolicy, type RouteDecision } from '../router/index.js';
 import type { ClusterRuntime } from '../../upstream/cluster/cluster.js';
 import type { Host } from '../../upstream/cluster/host.js';
-import type { H1Connection, H1Pool, PoolFailure, PoolRequest, ResponseSink } from '../../upstream/pool/h1-pool.js';
+import type { PoolFailure, PoolRequest, ResponseSink, UpstreamPool, UpstreamResetReason, UpstreamStream } from '../../upstream/pool/types.js';
 import type { DownstreamStream, RequestBodySink } from '../server/connection.js';
 import type { ClusterRequestStats } from '../../stats/request-stats.js';
 import { NO_HEALTHY_UPSTREAM, resetBody, resetFlag, UPSTREAM_TIMEOUT, type ResetReason } from '../server/local-reply.js';
 
-/** A cluster as the request path uses it: the runtime, a pool per host, and its response-code and timing stats. */
+/**
+ * A cluster as the request path uses it: the runtime, a pool per host and protocol, and its response-code and
+ * timing stats.
+ */
 export interface UpstreamCluster {
   readonly runtime: ClusterRuntime;
   /** Response-code counters and upstream_rq_time (absent: not kept, e.g. in unit tests). */
   readonly stats?: ClusterRequestStats;
-  pool(host: Host): H1Pool;
+  /** The pool of a host for HTTP/1.1 (1) or HTTP/2 (2). */
+  pool(host: Host, protocol: 1 | 2): UpstreamPool;
 }
 
 /** Envoy's default per-connection buffer limit, used as the retry buffer limit. */
@@ -65,6 +59,7 @@ export const DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024;
 const DEFAULT_BACKOFF_BASE_MS = 25;
 
 const RESET_RETRY = RetryOn['5xx'] | RetryOn['gateway-error'] | RetryOn.reset;
+const GRPC_RETRY = RetryOn.cancelled | RetryOn['deadline-exceeded'] | RetryOn['resource-exhausted'] | RetryOn.unavailable | RetryOn.internal;
 const CONNECT_FAILURE_RETRY = RESET_RETRY | RetryOn['connect-failure'] | RetryOn['reset-before-request'];
 
 export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink {
@@ -82,10 +77,14 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
   private readonly backoffMaxMs: number;
   private host: Host | null = null;
   private triedHosts: Host[] | undefined;
-  private pool: H1Pool | null = null;
+  private pool: UpstreamPool | null = null;
   private waitingPool = false;
-  private conn: H1Connection | null = null;
-  private framing = 0;
+  private conn: UpstreamStream | null = null;
+  /** 1 or 2: the upstream protocol of this request (cluster protocol, or the downstream's). */
+  private readonly upstreamProtocol: 1 | 2;
+  /** The router's global timeout for this request (route timeout, or from grpc-timeout); 0 = none. */
+  private globalTimeoutMs: number;
+  private durationTimer: NodeJS.Timeout | undefined;
   private requestSent = false;
   private attemptStartMs = 0;
   private forwarding = false;
@@ -114,6 +113,9 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.retryStatusCodes = this.policy?.retriableStatusCodes ?? [];
     this.headOnly = stream.requestComplete;
     this.bufferLimit = decision.perRequestBufferLimitBytes ?? bufferLimitBytes;
+    const p = upstream.runtime.protocol;
+    this.upstreamProtocol = p === 'http2' || (p === 'downstream' && stream.head.httpVersion === '2') ? 2 : 1;
+    this.globalTimeoutMs = decision.timeoutMs;
   }
 
   start(): void {
@@ -127,16 +129,74 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
         this.retryStatusCodes = [...this.retryStatusCodes, ...codes];
       }
     }
-    const timeout = this.decision.timeoutMs;
+    const d = this.decision;
+    // Envoy's FilterUtility::finalTimeout: a route with max_stream_duration ("new timeouts") has no router
+    // timeout (the stream duration below applies); a gRPC request on a route with max_grpc_timeout takes its
+    // grpc-timeout (minus grpc_timeout_offset, capped at max_grpc_timeout, 0 = infinite) as the route timeout.
+    const newTimeouts = d.maxStreamDurationMs !== undefined || d.grpcTimeoutHeaderMaxMs !== undefined || d.grpcTimeoutHeaderOffsetMs !== undefined;
+    let grpcTimeoutHeader = false;
+    if (newTimeouts) this.globalTimeoutMs = 0;
+    else if (d.maxGrpcTimeoutMs !== undefined && isGrpcRequest(head)) {
+      let t = parseGrpcTimeout(getHeader(head.headers, 'grpc-timeout')) ?? 0;
+      const off = d.grpcTimeoutOffsetMs;
+      if (off !== undefined && off < t) t -= off;
+      const max = d.maxGrpcTimeoutMs;
+      if (max !== 0 && (t === 0 || t > max)) t = max;
+      this.globalTimeoutMs = t;
+      grpcTimeoutHeader = true;
+    }
+    const timeout = this.globalTimeoutMs;
     const perTry = this.policy?.perTryTimeoutMs ?? 0;
     const expected = perTry > 0 && (timeout === 0 || perTry < timeout) ? perTry : timeout;
-    if (expected > 0) setHeader(head.headers, 'x-envoy-expected-rq-timeout-ms', String(expected));
-    else removeHeader(head.headers, 'x-envoy-expected-rq-timeout-ms');
+    if (expected > 0) {
+      setHeader(head.headers, 'x-envoy-expected-rq-timeout-ms', String(expected));
+      // setTimeoutHeaders: with max_grpc_timeout the upstream's grpc-timeout says the time it really has.
+      if (grpcTimeoutHeader) setHeader(head.headers, 'grpc-timeout', `${expected}m`);
+    } else removeHeader(head.headers, 'x-envoy-expected-rq-timeout-ms');
+    if (newTimeouts && !this.armStreamDuration()) return;
     s.setBodySink(this);
     s.onReset = () => this.onDownstreamReset();
     if (s.requestComplete) this.startGlobalTimer();
     this.cluster.stats.upstream_rq_total++;
     this.startAttempt();
+  }
+
+  /**
+   * The HCM's stream duration (ConnectionManagerImpl::ActiveStream::refreshDurationTimeout) for a route with
+   * max_stream_duration: a grpc-timeout header, when grpc_timeout_header_max is set, gives the duration (capped
+   * at grpc_timeout_header_max unless 0, minus grpc_timeout_header_offset); otherwise max_stream_duration (0 =
+   * none). Measured from the stream's start. False when the time is already up (the reply has been sent).
+   */
+  private armStreamDuration(): boolean {
+    const d = this.decision;
+    const ht = parseGrpcTimeout(getHeader(this.stream.head.headers, 'grpc-timeout'));
+    let t: number;
+    if (ht === undefined || d.grpcTimeoutHeaderMaxMs === undefined) {
+      if (d.maxStreamDurationMs === undefined || d.maxStreamDurationMs === 0) return true;
+      t = d.maxStreamDurationMs;
+    } else {
+      t = ht;
+      const max = d.grpcTimeoutHeaderMaxMs;
+      if (max !== 0 && t > max) t = max;
+      const off = d.grpcTimeoutHeaderOffsetMs;
+      if (t !== 0 && off !== undefined) t = t > off ? t - off : 0;
+    }
+    const left = t - (Date.now() - this.stream.startMs);
+    if (left <= 0) {
+      this.onStreamDuration();
+      return false;
+    }
+    this.durationTimer = setTimeout(() => this.onStreamDuration(), left);
+    return true;
+  }
+
+  /** onStreamMaxDurationReached: 408 `downstream duration timeout` (gRPC: DEADLINE_EXCEEDED); a reset if the response began. */
+  private onStreamDuration(): void {
+    this.durationTimer = undefined;
+    if (this.done) return;
+    this.dropAttempt();
+    this.stream.localReply(408, 'downstream duration timeout', '', 'max_duration_timeout', undefined, GrpcStatus.DEADLINE_EXCEEDED);
+    this.cleanup();
   }
 
   // ------------------------------------------------------------------------------------------------ attempts
@@ -167,34 +227,27 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     host.stats.rq_active++;
     this.requestSent = false;
     this.forwarding = false;
-    this.pool = this.upstream.pool(host);
+    this.pool = this.upstream.pool(host, this.upstreamProtocol);
     this.waitingPool = true;
     this.pool.newStream(this);
   }
 
-  onPoolReady(conn: H1Connection): void {
+  onPoolReady(conn: UpstreamStream): void {
     this.waitingPool = false;
     if (this.done) {
       // Cannot happen (cancel removes the request), but never leak a connection.
-      conn.requestComplete();
+      conn.abort();
       return;
     }
     this.conn = conn;
-    conn.attach(this, this.stream.head.method);
     const head = this.stream.head;
     if (this.decision.virtualHost.includeRequestAttemptCount) setHeader(head.headers, 'x-envoy-attempt-count', String(this.attempt));
     if (this.host !== null) autoRewriteHost(this.decision, head, this.host.hostname);
-    let flags = 0;
-    if (hasHeader(head.headers, 'content-length')) flags |= FRAME_HAS_CONTENT_LENGTH;
-    if (this.headOnly) flags |= FRAME_END_STREAM;
-    this.framing = requestFraming(head.method, flags);
     this.attemptStartMs = Date.now();
-    const sock = conn.socket;
-    sock.cork();
-    conn.write(serializeRequestHead(head, this.framing));
-    if (this.body !== null) for (const b of this.body) this.writeBody(b);
+    conn.sendHead(this, head, this.headOnly);
+    if (this.conn !== conn) return; // reset at once (the HTTP/2 session went away)
+    if (this.body !== null) for (const b of this.body) conn.sendBody(b);
     if (this.stream.requestComplete) this.endUpstreamRequest();
-    sock.uncork();
     if (!this.retriable && this.body !== null && this.bodyBytes > this.bufferLimit) {
       this.body = null;
       this.stream.resumeRequestBody();
@@ -213,24 +266,10 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.onAttemptReset('connection failure', CONNECT_FAILURE_RETRY);
   }
 
-  private writeBody(b: Buffer): boolean {
-    const c = this.conn!;
-    if ((this.framing & FRAMING_CHUNK_BODY) !== 0) {
-      c.write(chunkHeader(b.length));
-      c.write(b);
-      return c.write(CHUNK_END);
-    }
-    return c.write(b);
-  }
-
   private endUpstreamRequest(): void {
     const c = this.conn!;
-    if ((this.framing & FRAMING_CHUNK_BODY) !== 0) {
-      const t = this.trailers;
-      c.write(t !== null && t.length > 0 ? serializeTrailers(t) : LAST_CHUNK);
-    }
     this.requestSent = true;
-    c.requestComplete();
+    c.sendEnd(this.trailers);
     const perTry = this.policy?.perTryTimeoutMs ?? 0;
     if (perTry > 0 && !this.forwarding) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(), perTry);
   }
@@ -253,9 +292,9 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
         }
       } else this.body.push(chunk);
     }
-    if (sending && !this.writeBody(chunk)) {
+    if (sending && !this.conn!.sendBody(chunk)) {
       this.stream.pauseRequestBody();
-      this.conn!.socket.once('drain', () => this.stream.resumeRequestBody());
+      this.conn!.onWritable(() => this.stream.resumeRequestBody());
     }
   }
 
@@ -267,18 +306,19 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
   }
 
   private startGlobalTimer(): void {
-    const t = this.decision.timeoutMs;
+    const t = this.globalTimeoutMs;
     if (t > 0 && this.globalTimer === undefined) this.globalTimer = setTimeout(() => this.onGlobalTimeout(), t);
   }
 
   // ------------------------------------------------------------------------------------------------ response
 
-  onResponseHead(head: ResponseHead, conn: H1Connection): void {
+  onResponseHead(head: ResponseHead, endStream: boolean): void {
     clearTimeout(this.perTryTimer);
+    const conn = this.conn!;
     const status = head.status;
     const host = this.host!;
     host.outlier.putResult(status >= 500 ? '5xx' : 'success', status);
-    if (this.shouldRetryStatus(status)) {
+    if (this.shouldRetryStatus(status) || this.shouldRetryGrpc(head.headers)) {
       if (this.retriesLeft > 0 && this.tryScheduleRetry()) {
         host.stats.rq_error++;
         this.conn = null;
@@ -298,7 +338,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     h.push('x-envoy-upstream-service-time', String(Date.now() - this.attemptStartMs));
     if (this.decision.virtualHost.includeAttemptCountInResponse) h.push('x-envoy-attempt-count', String(this.attempt));
     applyResponseHeaders(this.decision, head, this.stream.head);
-    const end = !conn.responseHasBody;
+    const end = endStream;
     this.stream.onResponseDrain = end ? null : () => conn.resumeResponse();
     this.stream.sendHead(head, end);
   }
@@ -322,7 +362,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.cleanup();
   }
 
-  onUpstreamReset(reason: 'connection termination' | 'remote reset'): void {
+  onUpstreamReset(reason: UpstreamResetReason): void {
     this.conn = null;
     if (this.done) return;
     clearTimeout(this.perTryTimer);
@@ -351,6 +391,31 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     if ((m & RetryOn['retriable-4xx']) !== 0 && status === 409) return true;
     if ((m & RetryOn['retriable-status-codes']) !== 0 && this.retryStatusCodes.includes(status)) return true;
     return false;
+  }
+
+  /**
+   * gRPC retry_on conditions (RetryStateImpl::wouldRetryFromHeaders): the grpc-status of a trailers-only
+   * response (grpc-status in the response head) is cancelled (1), deadline-exceeded (4), resource-exhausted (8),
+   * internal (13) or unavailable (14), and the policy names that condition.
+   */
+  private shouldRetryGrpc(h: HeaderList): boolean {
+    if (!this.retriable) return false;
+    const m = this.policy!.retryOnMask;
+    if ((m & GRPC_RETRY) === 0) return false;
+    switch (grpcStatusOf(h)) {
+      case GrpcStatus.CANCELLED:
+        return (m & RetryOn.cancelled) !== 0;
+      case GrpcStatus.DEADLINE_EXCEEDED:
+        return (m & RetryOn['deadline-exceeded']) !== 0;
+      case GrpcStatus.RESOURCE_EXHAUSTED:
+        return (m & RetryOn['resource-exhausted']) !== 0;
+      case GrpcStatus.INTERNAL:
+        return (m & RetryOn.internal) !== 0;
+      case GrpcStatus.UNAVAILABLE:
+        return (m & RetryOn.unavailable) !== 0;
+      default:
+        return false;
+    }
   }
 
   /** Takes the retries circuit breaker and arms the back-off timer; false on overflow (flag UO). */
@@ -464,6 +529,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     clearTimeout(this.perTryTimer);
     clearTimeout(this.globalTimer);
     clearTimeout(this.backoffTimer);
+    clearTimeout(this.durationTimer);
     this.releaseAttempt();
     this.stream.setBodySink(null);
     this.stream.onReset = null;

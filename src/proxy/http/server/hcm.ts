@@ -18,8 +18,10 @@
  * HTTP filters: `envoy.filters.http.router` (required, last); `envoy.filters.http.fault` and
  * `envoy.filters.http.cors` are accepted and pass requests through unchanged in this version (their per-route
  * configurations are reported once, see `warnings`); any other filter is a ConfigError unless is_optional.
- * Only HTTP/1.1 downstreams are served: codec_type HTTP2/HTTP3 is a ConfigError; with AUTO an HTTP/2 preface is
- * refused by closing the connection.
+ * Downstream codecs (codec_type, see serve.ts): AUTO (HTTP/1.1, or HTTP/2 when the connection starts with the
+ * HTTP/2 preface or ALPN chose h2), HTTP1, HTTP2; HTTP3 is a ConfigError. http2_protocol_options gives the HTTP/2
+ * settings (max_concurrent_streams, initial stream and connection windows); max_request_headers_kb and
+ * max_headers_count limit header blocks of both codecs.
  */
 import { randomUUID } from 'node:crypto';
 import type { HttpConnectionManager } from '../../../xds/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
@@ -34,7 +36,9 @@ import type { H1RequestParserOptions } from '../codec/h1/index.js';
 import { hasHeader } from '../headers.js';
 import { applyRequestHeaders, localReplyLocation, rewritePath, type CompiledRouteConfig } from '../router/index.js';
 import { RouterRequest, type UpstreamCluster } from '../route-path/upstream-request.js';
-import type { DownstreamStream, ServerHeaderPolicy, StreamHandler } from './connection.js';
+import type { DownstreamStream, ServerHeaderPolicy } from './connection.js';
+import { DEFAULT_H2_SERVER_OPTIONS, type H2ServerOptions } from './h2-connection.js';
+import type { CodecType, HttpServerConfig } from './serve.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
 
 /** Where the connection manager finds its routes: a fixed (inline) configuration or the latest RDS version. */
@@ -68,7 +72,7 @@ const PASS_THROUGH_FILTERS = new Map([
 ]);
 const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
 
-export class HttpConnectionManagerImpl implements StreamHandler {
+export class HttpConnectionManagerImpl implements HttpServerConfig {
   readonly parserOptions: H1RequestParserOptions;
   readonly serverPolicy: ServerHeaderPolicy;
   /** RDS name, '' for an inline route configuration. */
@@ -85,6 +89,8 @@ export class HttpConnectionManagerImpl implements StreamHandler {
     serverPolicy: ServerHeaderPolicy,
     /** `http.<stat_prefix>.` stats, updated by the downstream connections (null: none kept). */
     readonly stats: HttpConnStats | null = null,
+    readonly codec: CodecType = 'auto',
+    readonly h2Options: H2ServerOptions = DEFAULT_H2_SERVER_OPTIONS,
   ) {
     this.rdsName = rdsName;
     this.parserOptions = parserOptions;
@@ -158,9 +164,9 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
   const fail = (field: string, detail: string): never => {
     throw new ConfigError(ctx.listener, `${ctx.field}.${field}`, detail, 'listener');
   };
-  if (p.codecType === HttpConnectionManager_CodecType.HTTP2 || p.codecType === HttpConnectionManager_CodecType.HTTP3) {
-    fail('codec_type', `${HttpConnectionManager_CodecType[p.codecType]} downstreams are not supported yet (HTTP/1.1 only)`);
-  }
+  if (p.codecType === HttpConnectionManager_CodecType.HTTP3) fail('codec_type', 'HTTP3 downstreams are not supported');
+  const codec: CodecType =
+    p.codecType === HttpConnectionManager_CodecType.HTTP2 ? 'http2' : p.codecType === HttpConnectionManager_CodecType.HTTP1 ? 'http1' : 'auto';
   // HTTP filters: router last; fault and cors pass through.
   const filters = p.httpFilters;
   if (filters.length === 0) fail('http_filters', 'must end with envoy.filters.http.router');
@@ -210,6 +216,17 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
           ? 'drop'
           : 'allow',
   };
+  const h2p = p.http2ProtocolOptions;
+  const h2Options: H2ServerOptions = {
+    maxConcurrentStreams: h2p?.maxConcurrentStreams ?? DEFAULT_H2_SERVER_OPTIONS.maxConcurrentStreams,
+    initialStreamWindowSize: h2p?.initialStreamWindowSize ?? DEFAULT_H2_SERVER_OPTIONS.initialStreamWindowSize,
+    initialConnectionWindowSize: h2p?.initialConnectionWindowSize ?? DEFAULT_H2_SERVER_OPTIONS.initialConnectionWindowSize,
+    maxHeaderListSize: parserOptions.maxHeaderBytes ?? DEFAULT_H2_SERVER_OPTIONS.maxHeaderListSize,
+    maxHeaderListPairs: parserOptions.maxHeaderCount ?? DEFAULT_H2_SERVER_OPTIONS.maxHeaderListPairs,
+  };
+  if (h2Options.maxConcurrentStreams < 1) fail('http2_protocol_options.max_concurrent_streams', 'must be at least 1');
+  if (h2Options.initialStreamWindowSize < 65535) fail('http2_protocol_options.initial_stream_window_size', 'must be at least 65535');
+  if (h2Options.initialConnectionWindowSize < 65535) fail('http2_protocol_options.initial_connection_window_size', 'must be at least 65535');
   const sht = p.serverHeaderTransformation;
   const serverPolicy: ServerHeaderPolicy = {
     serverName: p.serverName || DEFAULT_SERVER_NAME,
@@ -230,5 +247,7 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
     parserOptions,
     serverPolicy,
     ctx.httpStats?.(p.statPrefix) ?? null,
+    codec,
+    h2Options,
   );
 }

@@ -22,35 +22,29 @@
 import { connect, type Socket } from 'node:net';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/host.js';
-import { H1ResponseParser, type H1ResponseHandler } from '../../http/codec/h1/index.js';
-import type { HeaderList, ResponseHead } from '../../http/headers.js';
+import {
+  CHUNK_END,
+  chunkHeader,
+  FRAME_END_STREAM,
+  FRAME_HAS_CONTENT_LENGTH,
+  FRAMING_CHUNK_BODY,
+  H1ResponseParser,
+  LAST_CHUNK,
+  requestFraming,
+  serializeRequestHead,
+  serializeTrailers,
+  type H1ResponseHandler,
+} from '../../http/codec/h1/index.js';
+import { hasHeader, type HeaderList, type RequestHead, type ResponseHead } from '../../http/headers.js';
+import { DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS, durationToMs, type PoolRequest, type ResponseSink, type UpstreamPool, type UpstreamStream } from './types.js';
 
-export type PoolFailure = 'overflow' | 'connection failure';
+export type { PoolFailure, PoolRequest, ResponseSink } from './types.js';
+export { DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS } from './types.js';
 
-/** A request that wants a connection. */
-export interface PoolRequest {
-  onPoolReady(conn: H1Connection): void;
-  onPoolFailure(reason: PoolFailure): void;
-}
-
-/** Receives the response of the request attached to a connection. */
-export interface ResponseSink {
-  onResponseHead(head: ResponseHead, conn: H1Connection): void;
-  onResponseBody(chunk: Buffer): void;
-  onResponseComplete(trailers: HeaderList | null): void;
-  /** The connection ended or broke before the response completed. */
-  onUpstreamReset(reason: 'connection termination' | 'remote reset'): void;
-}
-
-/** Envoy's default idle timeout for upstream HTTP connections (1 hour). */
-export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 3_600_000;
-
-function durationToMs(d: { seconds: bigint; nanos: number } | undefined): number | undefined {
-  return d === undefined ? undefined : Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
-}
-
-export class H1Connection implements H1ResponseHandler {
+export class H1Connection implements H1ResponseHandler, UpstreamStream {
+  readonly protocol = 1;
   readonly socket: Socket;
+  private framing = 0;
   private readonly parser: H1ResponseParser;
   private sink: ResponseSink | null = null;
   /** Connected (TCP handshake done). */
@@ -77,14 +71,46 @@ export class H1Connection implements H1ResponseHandler {
     });
   }
 
-  /** Attaches the request that will use this connection. */
-  attach(sink: ResponseSink, method: string): void {
+  /** Attaches the request that will use this connection and writes its head (UpstreamStream). */
+  sendHead(sink: ResponseSink, head: RequestHead, endStream: boolean): void {
     this.sink = sink;
     this.requestDone = false;
     this.responseDone = false;
     this.requests++;
-    this.parser.expectResponseTo(method);
+    this.parser.expectResponseTo(head.method);
     this.socket.setTimeout(0);
+    let flags = 0;
+    if (hasHeader(head.headers, 'content-length')) flags |= FRAME_HAS_CONTENT_LENGTH;
+    if (endStream) flags |= FRAME_END_STREAM;
+    this.framing = requestFraming(head.method, flags);
+    if (endStream) {
+      this.write(serializeRequestHead(head, this.framing));
+      return;
+    }
+    // The body already received (or buffered for a retry) follows in the same tick: one write to the socket.
+    this.socket.cork();
+    this.write(serializeRequestHead(head, this.framing));
+    process.nextTick(uncork, this.socket);
+  }
+
+  sendBody(chunk: Buffer): boolean {
+    if ((this.framing & FRAMING_CHUNK_BODY) !== 0) {
+      this.write(chunkHeader(chunk.length));
+      this.write(chunk);
+      return this.write(CHUNK_END);
+    }
+    return this.write(chunk);
+  }
+
+  sendEnd(trailers: HeaderList | null): void {
+    if ((this.framing & FRAMING_CHUNK_BODY) !== 0) {
+      this.write(trailers !== null && trailers.length > 0 ? serializeTrailers(trailers) : LAST_CHUNK);
+    }
+    this.requestComplete();
+  }
+
+  onWritable(cb: () => void): void {
+    this.socket.once('drain', cb);
   }
 
   /** Writes request bytes (head string or body buffer). Returns false when the socket buffer is full. */
@@ -143,11 +169,6 @@ export class H1Connection implements H1ResponseHandler {
     sink.onUpstreamReset('connection termination');
   }
 
-  /** Whether the response being received has a body (valid from onResponseHead). */
-  get responseHasBody(): boolean {
-    return this.parser.hasBody;
-  }
-
   /** Stops / resumes reading the response (downstream flow control). */
   pauseResponse(): void {
     this.socket.pause();
@@ -165,7 +186,7 @@ export class H1Connection implements H1ResponseHandler {
 
   onResponseHead(head: ResponseHead): void {
     if (!this.parser.keepAlive) this.reusable = false;
-    this.sink?.onResponseHead(head, this);
+    this.sink?.onResponseHead(head, !this.parser.hasBody);
   }
 
   onInterimHead(): void {
@@ -200,7 +221,11 @@ export class H1Connection implements H1ResponseHandler {
   }
 }
 
-export class H1Pool {
+function uncork(s: Socket): void {
+  s.uncork();
+}
+
+export class H1Pool implements UpstreamPool {
   private readonly idle: H1Connection[] = [];
   private readonly pending: PoolRequest[] = [];
   private readonly all = new Set<H1Connection>();
@@ -279,6 +304,7 @@ export class H1Pool {
     const c = new H1Connection(this, this.host);
     this.all.add(c);
     stats.upstream_cx_total++;
+    stats.upstream_cx_http1_total++;
     stats.upstream_cx_active++;
     this.host.stats.cx_total++;
     this.host.stats.cx_active++;
