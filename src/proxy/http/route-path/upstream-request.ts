@@ -378,7 +378,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     }
     this.cluster.stats.upstream_rq_rx_reset++;
     this.releaseAttempt();
-    this.onAttemptReset(reason, RESET_RETRY);
+    this.onAttemptReset(reason, reason === 'remote refused stream reset' ? RESET_RETRY | RetryOn['refused-stream'] : RESET_RETRY);
   }
 
   // ------------------------------------------------------------------------------------------------ retries
@@ -446,7 +446,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
       if (this.retriesLeft === 0) this.stream.flags = addFlagTo(this.stream.flags, 'URX');
     }
     const flag = resetFlag(reason);
-    this.finishLocal(503, resetBody(reason, this.retried), flag, `upstream_reset_before_response_started{${reason.replace(' ', '_')}}`);
+    this.finishLocal(503, resetBody(reason, this.retried), flag, `upstream_reset_before_response_started{${reason.replace(/ /g, '_')}}`);
   }
 
   private onPerTryTimeout(): void {

@@ -16,7 +16,10 @@
  *   `onResponseDrain` fires when it drained, so the router pauses the upstream.
  * - Resets: a RST_STREAM from the client (or the connection closing) before the response completed calls
  *   `onReset` (the router resets the upstream request and flags DC); `abortResponse` (upstream reset after the
- *   response began) resets the stream with NO_ERROR, as Envoy's reasonToReset does for a local reset.
+ *   response began) resets the stream with INTERNAL_ERROR — Envoy's codec used NO_ERROR for local resets until
+ *   envoyproxy/envoy#42269 made INTERNAL_ERROR the default, because clients (curl, node) take a NO_ERROR reset
+ *   after DATA as a complete response. (The reset is `stream.destroy(error)`: node's `close(code)` would first
+ *   end the stream with an END_STREAM frame, which the client reads as a complete response.)
  * - Protocol errors (bad preface, invalid HPACK, frames on the wrong stream, flow-control violations) are
  *   nghttp2's: a GOAWAY with the error code, then the connection closes; other connections are not affected.
  * - Trailers: a response that is gRPC (content-type application/grpc…) or answers a request with
@@ -27,7 +30,7 @@
 import { constants, performServerHandshake, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { getHeader, type HeaderList, type RequestHead, type ResponseHead } from '../headers.js';
-import { fromH2Headers, requestFieldsFromRaw, toH2Headers } from '../codec/h2/headers.js';
+import { fromH2Headers, requestFieldsFromRaw, RESET_ERROR, toH2Headers } from '../codec/h2/headers.js';
 import { isGrpcContentType, isGrpcRequest } from '../grpc/common.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
 import { applyServerHeaders, hasDebugHeader, type DownstreamStream, type RequestBodySink, type ServerHeaderPolicy, type StreamHandler } from './connection.js';
@@ -51,6 +54,7 @@ export const DEFAULT_H2_SERVER_OPTIONS: H2ServerOptions = {
 };
 
 const FLAG_END_STREAM = constants.NGHTTP2_FLAG_END_STREAM;
+
 
 export class H2DownstreamStream implements DownstreamStream {
   flags = '';
@@ -153,7 +157,7 @@ export class H2DownstreamStream implements DownstreamStream {
     try {
       this.st.sendTrailers(obj);
     } catch {
-      this.st.close(constants.NGHTTP2_INTERNAL_ERROR);
+      this.st.destroy(RESET_ERROR);
     }
   }
 
@@ -179,7 +183,7 @@ export class H2DownstreamStream implements DownstreamStream {
   abortResponse(): void {
     if (this.responseComplete) return;
     this.responseComplete = true;
-    if (!this.st.destroyed) this.st.close(constants.NGHTTP2_NO_ERROR);
+    if (!this.st.destroyed) this.st.destroy(RESET_ERROR);
   }
 
   private finish(): void {

@@ -13,6 +13,8 @@
  *                 reset reason: connection failure
  *   UC    503     ... reset reason: connection termination                     upstream closed before a response
  *   UR    503     ... reset reason: remote reset                                upstream sent garbage (protocol error)
+ *                                                                                 or reset the HTTP/2 stream
+ *   UR    503     ... reset reason: remote refused stream reset                 HTTP/2 REFUSED_STREAM
  *   UT    504     upstream request timeout                                      route timeout / per-try timeout
  *   URX   -       (the upstream's response)                                     retries exhausted on a retriable answer
  *   (*) cluster_not_found_response_code, 503 by default.
@@ -36,7 +38,7 @@ export const DEBUG_HEADER = 'x-weft-debug';
 export const FLAGS_HEADER = 'x-weft-response-flags';
 export const DETAILS_HEADER = 'x-weft-response-code-details';
 
-export type ResetReason = 'overflow' | 'connection failure' | 'connection termination' | 'remote reset' | 'local reset';
+export type ResetReason = 'overflow' | 'connection failure' | 'connection termination' | 'remote reset' | 'remote refused stream reset' | 'local reset';
 
 const RESET_PREFIX = 'upstream connect error or disconnect/reset before headers. ';
 
@@ -55,6 +57,7 @@ export function resetFlag(reason: ResetReason): string {
     case 'connection termination':
       return 'UC';
     case 'remote reset':
+    case 'remote refused stream reset':
       return 'UR';
     case 'local reset':
       return 'LR';

@@ -212,6 +212,9 @@ export class H1Connection implements H1ResponseHandler, UpstreamStream {
 
   private release(): void {
     this.sink = null;
+    // The last response may have ended while downstream backpressure had paused reading: an idle connection
+    // must read (the next response, or the upstream closing it).
+    this.socket.resume();
     const max = this.pool.maxRequestsPerConnection;
     if (!this.reusable || this.closed || this.pool.draining || (max > 0 && this.requests >= max)) {
       this.destroy();

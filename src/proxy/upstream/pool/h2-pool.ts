@@ -19,8 +19,12 @@
  * - idle timeout: common_http_protocol_options.idle_timeout (default 1 h) closes a session without streams;
  * - GOAWAY from the upstream: the session takes no new streams; its streams above the last stream id are reset by
  *   nghttp2 (the router sees a remote reset and may retry), the others finish; the session closes when empty.
- * - Resets (Envoy's reasonToReset): a stream the router abandons is reset with NO_ERROR; a RST_STREAM from the
- *   upstream is 'remote reset' (UR); the session closing under a stream is 'connection termination' (UC).
+ * - Resets: a stream the router abandons (timeout, retry, downstream gone) is reset with INTERNAL_ERROR, Envoy's
+ *   default since envoyproxy/envoy#42269 (NO_ERROR before); `stream.destroy(error)` sends it without ending the
+ *   request first (node's `close(code)` would send END_STREAM, making a cut request look complete); a RST_STREAM from the
+ *   upstream is 'remote reset' (UR), REFUSED_STREAM 'remote refused stream reset' (UR, retriable with
+ *   retry_on refused-stream); the session closing under a stream is 'connection termination' (UC).
+ * - A session takes streams once the peer's first SETTINGS frame arrived, so its max_concurrent_streams is known.
  * Headers on the wire: `:method`, `:scheme` (http), `:authority` (the request's authority, i.e. HTTP/1 Host),
  * `:path`; no Host and no hop-by-hop fields (the router already removed them; `te: trailers` stays). Request
  * trailers cannot be sent on HTTP/2 here (the stream would need to announce them before its body); they are
@@ -33,7 +37,7 @@ import { connect as netConnect } from 'node:net';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/host.js';
 import type { HeaderList, RequestHead, ResponseHead } from '../../http/headers.js';
-import { fromH2Headers, toH2Headers } from '../../http/codec/h2/headers.js';
+import { fromH2Headers, RESET_ERROR, toH2Headers } from '../../http/codec/h2/headers.js';
 import { DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS, durationToMs, type PoolRequest, type ResponseSink, type UpstreamPool, type UpstreamStream } from './types.js';
 
 /** Envoy's default SETTINGS_MAX_CONCURRENT_STREAMS for its HTTP/2 codec (2^31 - 1). */
@@ -136,7 +140,13 @@ class H2UpstreamStream implements UpstreamStream {
       sink.onResponseComplete(this.trailers);
       return;
     }
-    sink.onUpstreamReset(this.sess.closed || this.sess.session.destroyed ? 'connection termination' : 'remote reset');
+    sink.onUpstreamReset(
+      s.rstCode === constants.NGHTTP2_REFUSED_STREAM
+        ? 'remote refused stream reset'
+        : this.sess.closed || this.sess.session.destroyed
+          ? 'connection termination'
+          : 'remote reset',
+    );
   }
 
   sendBody(chunk: Buffer): boolean {
@@ -167,7 +177,7 @@ class H2UpstreamStream implements UpstreamStream {
   abort(): void {
     this.sink = null;
     const s = this.s;
-    if (s !== null && !s.destroyed) s.close(constants.NGHTTP2_NO_ERROR);
+    if (s !== null && !s.destroyed) s.destroy(RESET_ERROR);
     this.finish();
   }
 
@@ -305,20 +315,21 @@ export class H2Pool implements UpstreamPool {
       }, timeoutMs);
     }
     sess.on('error', () => undefined);
-    sess.once('connect', () => {
-      clearTimeout(timer);
-      s.connected = true;
-      try {
-        if (this.connectionWindow > 65535) sess.setLocalWindowSize(this.connectionWindow);
-      } catch {
-        // The session already failed: its close handler cleans up.
-      }
-      this.host.outlier.putResult('local-origin-success');
-      this.servePending();
-    });
+    // Ready once the peer's first SETTINGS arrived (not at TCP connect): streams sent before it could exceed the
+    // peer's SETTINGS_MAX_CONCURRENT_STREAMS and be refused.
     sess.on('remoteSettings', (settings) => {
       const peer = settings.maxConcurrentStreams;
       s.maxStreams = peer !== undefined ? Math.min(peer, this.maxConcurrentStreams) : this.maxConcurrentStreams;
+      if (!s.connected) {
+        clearTimeout(timer);
+        s.connected = true;
+        try {
+          if (this.connectionWindow > 65535) sess.setLocalWindowSize(this.connectionWindow);
+        } catch {
+          // The session already failed: its close handler cleans up.
+        }
+        this.host.outlier.putResult('local-origin-success');
+      }
       this.servePending();
     });
     sess.on('goaway', () => {

@@ -16,7 +16,7 @@ import type { HeaderList, RequestHead, ResponseHead } from '../../http/headers.j
 export type PoolFailure = 'overflow' | 'connection failure';
 
 /** Why an upstream stream ended before its response completed (Envoy's StreamResetReason, as the router names it). */
-export type UpstreamResetReason = 'connection termination' | 'remote reset';
+export type UpstreamResetReason = 'connection termination' | 'remote reset' | 'remote refused stream reset';
 
 /** A request that wants an upstream stream. */
 export interface PoolRequest {

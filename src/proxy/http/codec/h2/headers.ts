@@ -10,6 +10,8 @@
  * - `requestFieldsFromRaw(raw)`: the regular fields of a request from node's raw [name, value, ...] array, in
  *   order, with cookie crumbs joined into one `cookie` field by "; " (RFC 9113 §8.2.3, Envoy's
  *   reconstituteCrumbledCookies), so an HTTP/1.1 upstream sees one Cookie header.
+ * - `RESET_ERROR`: `stream.destroy(RESET_ERROR)` resets a node:http2 stream with INTERNAL_ERROR without ending it
+ *   first (node's `close(code)` ends the writable side with END_STREAM before the RST_STREAM).
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import type { HeaderList } from '../../headers.js';
@@ -78,3 +80,6 @@ export function requestFieldsFromRaw(raw: string[]): HeaderList {
   }
   return out;
 }
+
+/** Destroying a node:http2 stream with an error resets it with INTERNAL_ERROR, without ending it first. */
+export const RESET_ERROR = new Error('stream reset by the proxy');
