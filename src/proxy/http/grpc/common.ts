@@ -9,7 +9,7 @@
  *   gRPC requests use it (see server/local-reply.ts).
  * - `parseGrpcTimeout(value)`: Grpc::Common::getGrpcTimeout — 1 to 8 ASCII digits and a unit `H M S m u n`;
  *   anything else is no timeout. Converted to whole milliseconds, rounded up so that a sub-millisecond timeout
- *   is not read as "none".
+ *   is not read as "none", and capped at 2^31-1 ms (about 24.8 days, the longest node timer).
  * - `grpcStatusOf(headers)`: the `grpc-status` of a response head (a trailers-only response carries it there),
  *   used by the retry conditions `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`,
  *   `unavailable` (RetryStateImpl::wouldRetryFromHeaders).
@@ -59,8 +59,15 @@ export function httpToGrpcStatus(status: number): number {
   }
 }
 
+const MAX_TIMER_MS = 2147483647;
+
 /** grpc-timeout → milliseconds; undefined when absent or malformed. */
 export function parseGrpcTimeout(value: string | undefined): number | undefined {
+  const ms = grpcTimeoutMs(value);
+  return ms === undefined || ms <= MAX_TIMER_MS ? ms : MAX_TIMER_MS;
+}
+
+function grpcTimeoutMs(value: string | undefined): number | undefined {
   if (value === undefined || value.length < 2 || value.length > 9) return undefined;
   let n = 0;
   for (let i = 0; i < value.length - 1; i++) {
