@@ -1,8 +1,13 @@
 /**
  * The request path from a route decision to the upstream and back: Envoy's router filter
- * (source/common/router/router.cc, retry_state_impl.cc) for HTTP/1.1 upstreams.
+ * (source/common/router/router.cc, retry_state_impl.cc) for HTTP/1.1 and HTTP/2 upstreams and any downstream
+ * (DownstreamStream, server/connection.ts).
  *
  *   new RouterRequest(stream, decision, cluster, random).start();
+ *
+ * The upstream protocol is the cluster's (UpstreamProtocol: http1, http2, or the downstream's for
+ * use_downstream_protocol_config); the host's pool of that protocol gives an UpstreamStream (upstream/pool/types.ts),
+ * so HTTP/1.1 framing and HTTP/2 streams look the same here.
  *
  * Per attempt: choose a host (cluster.lb, previous-hosts predicate on retries) → no host: 503 UH; take the
  * `requests` circuit breaker → overflow: 503 UO; ask the host's pool for a connection (pending overflow: 503 UO,
@@ -22,6 +27,12 @@
  * Timeouts: the route timeout (decision.timeoutMs: 15 s unless the route says; 0 = none) runs from the end of the
  * downstream request until the response is complete → 504 UT `upstream request timeout` (or a reset downstream
  * if the response had begun); per_try_timeout runs from the end of the upstream request to response headers.
+ * gRPC (Envoy's FilterUtility::finalTimeout and the HCM's refreshDurationTimeout): with max_grpc_timeout the
+ * request's grpc-timeout is the route timeout (and the upstream's grpc-timeout says what is left); a route with
+ * max_stream_duration has no route timeout, its stream duration (grpc-timeout when grpc_timeout_header_max is set)
+ * ends the stream with 408 `downstream duration timeout` (gRPC: DEADLINE_EXCEEDED).
+ * gRPC retries: retry_on cancelled / deadline-exceeded / internal / resource-exhausted / unavailable match the
+ * grpc-status of a trailers-only response (RetryStateImpl::wouldRetryFromHeaders).
  *
  * Headers: the upstream request gets x-envoy-expected-rq-timeout-ms (when a timeout applies) and
  * x-envoy-attempt-count (virtual host include_request_attempt_count); hop-by-hop fields are removed both ways.

@@ -340,7 +340,8 @@ export class H1ServerConnection implements H1RequestHandler {
     const cur = this.current;
     this.closeAfterResponse = true;
     if (status === 0 || (cur !== null && cur.responseStarted)) {
-      // HTTP/2 prior knowledge (not served by this slice) or an error after the response began: just close.
+      // The HTTP/2 preface on an HTTP/1-only connection (codec_type HTTP1; AUTO sniffs it in serve.ts) or an error
+      // after the response began: just close.
       cur?.onDownstreamReset();
       this.socket.destroy();
       return;
