@@ -6,6 +6,15 @@ import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { run } from './mesh-processes.js';
 
+/** `p`, or a rejection naming `what` after 10 s. */
+export function within<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no ${what} within 10 s`)), 10_000);
+  });
+  return Promise.race([p, guard]).finally(() => clearTimeout(timer));
+}
+
 export interface H2Result {
   status: number;
   headers: IncomingHttpHeaders;

@@ -75,11 +75,13 @@ describe('weft proxy: gRPC end to end (outbound → inbound sidecars)', () => {
     client = new GreeterClient(`127.0.0.1:${outbound}`, credentials.createInsecure(), { ...opts, 'grpc.default_authority': 'greeter:50051' }) as unknown as AnyClient;
     directClient = new GreeterClient(`127.0.0.1:${outbound}`, credentials.createInsecure(), { ...opts, 'grpc.default_authority': 'direct:50052' }) as unknown as AnyClient;
     // The inbound listener comes with the server sidecar's config: wait until a call goes through.
+    let warm: ServiceError | null = null;
     for (let i = 0; i < 100; i++) {
-      const r = await unary<HelloReply>(client, 'SayHello', { name: 'warmup' });
-      if (r.err === null) break;
+      warm = (await unary<HelloReply>(client, 'SayHello', { name: 'warmup' }, 5000)).err;
+      if (warm === null) break;
       await sleep(100);
     }
+    if (warm !== null) throw new Error(`no call went through: ${warm.message}\n${clientProxy.log()}\n${serverProxy.log()}`);
   });
 
   after(async () => {
@@ -105,7 +107,7 @@ describe('weft proxy: gRPC end to end (outbound → inbound sidecars)', () => {
   test('server streaming, client streaming and bidi streaming', async () => {
     const replies: HelloReply[] = [];
     await new Promise<void>((resolve, reject) => {
-      const call = client.SayHellos!({ name: 'cy', count: 5 } satisfies StreamRequest) as NodeJS.EventEmitter;
+      const call = client.SayHellos!({ name: 'cy', count: 5 } satisfies StreamRequest, new Metadata(), { deadline: Date.now() + 20_000 }) as NodeJS.EventEmitter;
       call.on('data', (m: HelloReply) => replies.push(m));
       call.on('error', reject);
       call.on('end', resolve);
@@ -113,7 +115,7 @@ describe('weft proxy: gRPC end to end (outbound → inbound sidecars)', () => {
     assert.deepEqual(replies.map((m) => m.message), [0, 1, 2, 3, 4].map((i) => `hello cy #${i}`));
 
     const collected = await new Promise<HelloReply>((resolve, reject) => {
-      const call = client.Collect!((err: ServiceError | null, res: HelloReply) => (err ? reject(err) : resolve(res))) as NodeJS.WritableStream;
+      const call = client.Collect!(new Metadata(), { deadline: Date.now() + 20_000 }, (err: ServiceError | null, res: HelloReply) => (err ? reject(err) : resolve(res))) as NodeJS.WritableStream;
       for (const name of ['a', 'b', 'c']) call.write({ name } as never);
       call.end();
     });
@@ -121,7 +123,7 @@ describe('weft proxy: gRPC end to end (outbound → inbound sidecars)', () => {
 
     const chat: string[] = [];
     await new Promise<void>((resolve, reject) => {
-      const call = client.Chat!() as NodeJS.ReadWriteStream;
+      const call = client.Chat!(new Metadata(), { deadline: Date.now() + 20_000 }) as NodeJS.ReadWriteStream;
       let sent = 0;
       const next = () => {
         if (sent === 4) {
@@ -210,7 +212,7 @@ describe('weft proxy: gRPC end to end (outbound → inbound sidecars)', () => {
       nohost.close();
     }
     const nr = await new Promise<ServiceError | null>((resolve) => {
-      directClient.makeUnaryRequest('/other.Service/Nope', (v: unknown) => Buffer.from(JSON.stringify(v)), (b: Buffer) => JSON.parse(b.toString()), {}, (err) => resolve(err));
+      directClient.makeUnaryRequest('/other.Service/Nope', (v: unknown) => Buffer.from(JSON.stringify(v)), (b: Buffer) => JSON.parse(b.toString()), {}, new Metadata(), { deadline: Date.now() + 20_000 }, (err) => resolve(err));
     });
     assert.equal(nr?.code, status.UNIMPLEMENTED);
   });

@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect as netConnect, type AddressInfo } from 'node:net';
 import { constants } from 'node:http2';
 import { adminGet } from '../helpers/admin-http.js';
-import { curl, H2Upstream, h2Request, sha256 } from '../helpers/h2-clients.js';
+import { curl, H2Upstream, h2Request, sha256, within } from '../helpers/h2-clients.js';
 import { freePort, MeshWorkDir, proxyArgs, run, serviceYaml, startControlPlane, waitProxyReady, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
 
 const NODE_ID = 'e2e-h2-client';
@@ -256,7 +256,7 @@ describe('weft proxy: HTTP/2 end to end', () => {
     assert.ok(web2.resets.includes('/hold/1'), 'the upstream stream was reset');
     // Same connection still serves.
     const st2 = session.request({ ':method': 'GET', ':path': '/after', ':authority': 'web2:9081' });
-    const status = await new Promise<number>((resolve) => st2.on('response', (h) => resolve(Number(h[':status']))));
+    const status = await within(new Promise<number>((resolve) => st2.on('response', (h) => resolve(Number(h[':status'])))), 'the response');
     st2.resume();
     assert.equal(status, 200);
     session.close();

@@ -20,7 +20,7 @@ import { compileHcm, type HttpConnectionManagerImpl } from '../../src/proxy/http
 import { serveHttp, type HttpServerConnection } from '../../src/proxy/http/server/serve.js';
 import { compileRouteConfiguration } from '../../src/proxy/http/router/index.js';
 import { ConfigError } from '../../src/proxy/config-error.js';
-import { h2Request } from '../helpers/h2-clients.js';
+import { h2Request, within } from '../helpers/h2-clients.js';
 import { run } from '../helpers/mesh-processes.js';
 
 function hcm(codecType: HttpConnectionManager_CodecType): HttpConnectionManagerImpl {
@@ -135,6 +135,23 @@ describe('downstream codec selection (codec_type, prior knowledge, ALPN)', () =>
     assert.deepEqual(await curlVersion(url, [...resolve, '--http1.1']), { status: 0, out: '1.1 200' });
   });
 
+  test('expect: 100-continue on HTTP/2 is answered by the proxy', async () => {
+    const s = await serve(HttpConnectionManager_CodecType.AUTO);
+    servers.push(s);
+    const session = h2connect(`http://127.0.0.1:${s.port}`);
+    session.on('error', () => undefined);
+    try {
+      const st = session.request({ ':method': 'POST', ':path': '/ok', ':authority': 'x', expect: '100-continue' });
+      await within(new Promise<void>((resolve) => st.once('continue', () => resolve())), '100 Continue');
+      st.end(Buffer.from('body after 100'));
+      const status = await within(new Promise<number>((resolve) => st.on('response', (h) => resolve(Number(h[':status'])))), 'the response');
+      st.resume();
+      assert.equal(status, 200);
+    } finally {
+      session.close();
+    }
+  });
+
   test('local replies to gRPC requests are trailers-only gRPC responses (404 → UNIMPLEMENTED)', async () => {
     const s = await serve(HttpConnectionManager_CodecType.AUTO);
     servers.push(s);
@@ -153,11 +170,11 @@ describe('downstream codec selection (codec_type, prior knowledge, ALPN)', () =>
     const s = await serve(HttpConnectionManager_CodecType.AUTO);
     servers.push(s);
     const session = h2connect(`http://127.0.0.1:${s.port}`);
-    const goaway = new Promise<number>((resolve) => session.on('goaway', (code: number) => resolve(code)));
-    const closed = new Promise<void>((resolve) => session.on('close', () => resolve()));
+    const goaway = within(new Promise<number>((resolve) => session.on('goaway', (code: number) => resolve(code))), 'GOAWAY');
+    const closed = within(new Promise<void>((resolve) => session.on('close', () => resolve())), 'close');
     session.on('error', () => undefined);
     const st = session.request({ ':path': '/ok', ':authority': 'x' });
-    const status = await new Promise<number>((resolve) => st.on('response', (h) => resolve(Number(h[':status']))));
+    const status = await within(new Promise<number>((resolve) => st.on('response', (h) => resolve(Number(h[':status'])))), 'the response');
     st.resume();
     assert.equal(status, 200);
     assert.equal(s.conns.length, 1);

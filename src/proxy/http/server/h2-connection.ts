@@ -25,11 +25,12 @@
  * - Trailers: a response that is gRPC (content-type application/grpc…) or answers a request with
  *   `te: trailers` is sent with trailers (an empty trailing HEADERS frame when the upstream sent none); request
  *   trailers are passed to the router.
- * - Cookie crumbs are joined into one `cookie` field (codec/h2/headers.ts).
+ * - Cookie crumbs are joined into one `cookie` field (codec/h2/headers.ts); `expect: 100-continue` is answered
+ *   by the proxy with a 100 and removed (proxy_100_continue off, Envoy's default), as on HTTP/1.1.
  */
 import { constants, performServerHandshake, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
-import { getHeader, type HeaderList, type RequestHead, type ResponseHead } from '../headers.js';
+import { getHeader, removeHeader, type HeaderList, type RequestHead, type ResponseHead } from '../headers.js';
 import { fromH2Headers, requestFieldsFromRaw, RESET_ERROR, toH2Headers } from '../codec/h2/headers.js';
 import { isGrpcContentType, isGrpcRequest } from '../grpc/common.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
@@ -275,7 +276,20 @@ export class H2ServerConnection {
       headers: fields,
       httpVersion: '2',
     };
-    const s = new H2DownstreamStream(this, st, head, (flags & FLAG_END_STREAM) !== 0);
+    const endStream = (flags & FLAG_END_STREAM) !== 0;
+    if (h.expect !== undefined && !endStream) {
+      // proxy_100_continue off (Envoy's default): the proxy answers 100 Continue itself and drops Expect, as the
+      // HTTP/1.1 connection does.
+      removeHeader(fields, 'expect');
+      if (h.expect.toLowerCase() === '100-continue') {
+        try {
+          st.additionalHeaders({ ':status': 100 });
+        } catch {
+          // The stream is already gone: its close handler runs.
+        }
+      }
+    }
+    const s = new H2DownstreamStream(this, st, head, endStream);
     if (this.stats !== null) this.stats.requestStart(true);
     this.handler.onRequest(s);
   }
