@@ -64,7 +64,7 @@ export type ListenerContext = Omit<HcmContext, 'listener' | 'field'> & {
   tcpSessionClosed?(session: TcpProxySession): void;
 };
 
-/** A connection a listener holds: HTTP/1.1 server connection or TCP proxy session. */
+/** A connection a listener holds: HTTP server connection (http/server/serve.ts) or TCP proxy session. */
 interface ServerConnection {
   readonly socket: Socket;
   drain(): void;

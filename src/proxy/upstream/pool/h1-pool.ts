@@ -4,7 +4,7 @@
  *   const pool = new H1Pool(cluster, host);
  *   const handle = pool.newStream(req);   // req.onPoolReady(conn) (maybe synchronously) or req.onPoolFailure(why)
  *   pool.cancel(req);                     // the request gave up while waiting (timeout, downstream reset)
- *   conn.attach(sink); conn.writeHead(s); conn.write(buf); ...    // see H1Connection
+ *   conn.sendHead(sink, head, endStream); conn.sendBody(buf); conn.sendEnd(trailers)   // UpstreamStream (types.ts)
  *   pool.drain();                         // host removed / cluster replaced: close idle, finish busy, then close
  *
  * One request at a time per connection; a connection whose request and response both completed with keep-alive
