@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as h2connect } from 'node:http2';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
@@ -23,10 +23,11 @@ import { ConfigError } from '../../src/proxy/config-error.js';
 import { h2Request, within } from '../helpers/h2-clients.js';
 import { run } from '../helpers/mesh-processes.js';
 
-function hcm(codecType: HttpConnectionManager_CodecType): HttpConnectionManagerImpl {
+function hcm(codecType: HttpConnectionManager_CodecType, idleTimeoutMs?: number): HttpConnectionManagerImpl {
   const proto = create(HttpConnectionManagerSchema, {
     statPrefix: 't',
     codecType,
+    commonHttpProtocolOptions: idleTimeoutMs === undefined ? undefined : { idleTimeout: { seconds: 0n, nanos: idleTimeoutMs * 1e6 } },
     httpFilters: [{ name: 'envoy.filters.http.router', configType: { case: 'typedConfig', value: pack(RouterSchema, {}) } }],
     routeSpecifier: {
       case: 'routeConfig',
@@ -60,8 +61,8 @@ interface Served {
   conns: HttpServerConnection[];
 }
 
-async function serve(codec: HttpConnectionManager_CodecType): Promise<Served> {
-  const h = hcm(codec);
+async function serve(codec: HttpConnectionManager_CodecType, idleTimeoutMs?: number): Promise<Served> {
+  const h = hcm(codec, idleTimeoutMs);
   const conns: HttpServerConnection[] = [];
   const server = createServer((s: Socket) => conns.push(serveHttp(s, h, () => undefined)));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -181,5 +182,27 @@ describe('downstream codec selection (codec_type, prior knowledge, ALPN)', () =>
     s.conns[0]!.drain();
     assert.equal(await goaway, 0);
     await closed;
+  });
+
+  test('after a protocol error GOAWAY the idle timeout closes the connection even if the client keeps it open', async () => {
+    const s = await serve(HttpConnectionManager_CodecType.AUTO, 300);
+    servers.push(s);
+    const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+    const frame = (type: number, flags: number, stream: number, payload: Buffer) => {
+      const h = Buffer.alloc(9);
+      h.writeUIntBE(payload.length, 0, 3);
+      h[3] = type;
+      h[4] = flags;
+      h.writeUInt32BE(stream, 5);
+      return Buffer.concat([h, payload]);
+    };
+    const sock = netConnect({ host: '127.0.0.1', port: s.port });
+    sock.on('error', () => undefined);
+    let bytes = Buffer.alloc(0);
+    sock.on('data', (d: Buffer) => (bytes = Buffer.concat([bytes, d])));
+    // DATA on stream 0: nghttp2 answers GOAWAY PROTOCOL_ERROR; this client does not close.
+    sock.write(Buffer.concat([preface, frame(0x4, 0, 0, Buffer.alloc(0)), frame(0x0, 0x1, 0, Buffer.from('x'))]));
+    await within(new Promise<void>((resolve) => sock.once('close', () => resolve())), 'the proxy closing the connection');
+    assert.ok(bytes.includes(Buffer.from([0x07, 0x00, 0x00, 0x00, 0x00, 0x00])), 'a GOAWAY frame was sent');
   });
 });

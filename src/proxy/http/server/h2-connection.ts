@@ -21,7 +21,11 @@
  *   after DATA as a complete response. (The reset is `stream.destroy(error)`: node's `close(code)` would first
  *   end the stream with an END_STREAM frame, which the client reads as a complete response.)
  * - Protocol errors (bad preface, invalid HPACK, frames on the wrong stream, flow-control violations) are
- *   nghttp2's: a GOAWAY with the error code, then the connection closes; other connections are not affected.
+ *   nghttp2's: a GOAWAY with the error code; other connections are not affected. node:http2 does not tell JS
+ *   about most of them, so the connection closes when the client closes it (clients do after such a GOAWAY) or,
+ *   at the latest, at the idle timeout.
+ * - Idle timeout (common_http_protocol_options.idle_timeout, Envoy's default 1 h): a connection without streams
+ *   and without frames for that long is drained (GOAWAY, close).
  * - Trailers: a response that is gRPC (content-type application/grpc…) or answers a request with
  *   `te: trailers` is sent with trailers (an empty trailing HEADERS frame when the upstream sent none); request
  *   trailers are passed to the router.
@@ -44,6 +48,8 @@ export interface H2ServerOptions {
   initialConnectionWindowSize: number;
   maxHeaderListSize: number;
   maxHeaderListPairs: number;
+  /** common_http_protocol_options.idle_timeout: close after this long without frames and without streams; 0 = never. */
+  idleTimeoutMs: number;
 }
 
 export const DEFAULT_H2_SERVER_OPTIONS: H2ServerOptions = {
@@ -52,6 +58,7 @@ export const DEFAULT_H2_SERVER_OPTIONS: H2ServerOptions = {
   initialConnectionWindowSize: 4 << 20,
   maxHeaderListSize: 60 * 1024,
   maxHeaderListPairs: 100,
+  idleTimeoutMs: 3_600_000,
 };
 
 const FLAG_END_STREAM = constants.NGHTTP2_FLAG_END_STREAM;
@@ -237,6 +244,11 @@ export class H2ServerConnection {
     session.on('error', () => undefined);
     session.on('close', () => this.onClose());
     socket.on('close', () => this.onClose());
+    if (options.idleTimeoutMs > 0) {
+      session.setTimeout(options.idleTimeoutMs, () => {
+        if (this.active === 0) this.drain();
+      });
+    }
     try {
       if (options.initialConnectionWindowSize > 65535) session.setLocalWindowSize(Math.min(options.initialConnectionWindowSize, 2147483647));
     } catch {

@@ -21,7 +21,8 @@
  * Downstream codecs (codec_type, see serve.ts): AUTO (HTTP/1.1, or HTTP/2 when the connection starts with the
  * HTTP/2 preface or ALPN chose h2), HTTP1, HTTP2; HTTP3 is a ConfigError. http2_protocol_options gives the HTTP/2
  * settings (max_concurrent_streams, initial stream and connection windows); max_request_headers_kb and
- * max_headers_count limit header blocks of both codecs.
+ * max_headers_count limit header blocks of both codecs; common_http_protocol_options.idle_timeout closes idle
+ * HTTP/2 connections (default 1 h).
  */
 import { randomUUID } from 'node:crypto';
 import type { HttpConnectionManager } from '../../../xds/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
@@ -39,6 +40,7 @@ import { RouterRequest, type UpstreamCluster } from '../route-path/upstream-requ
 import type { DownstreamStream, ServerHeaderPolicy } from './connection.js';
 import { DEFAULT_H2_SERVER_OPTIONS, type H2ServerOptions } from './h2-connection.js';
 import type { CodecType, HttpServerConfig } from './serve.js';
+import { durationToMs } from '../../upstream/pool/types.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
 
 /** Where the connection manager finds its routes: a fixed (inline) configuration or the latest RDS version. */
@@ -223,6 +225,7 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
     initialConnectionWindowSize: h2p?.initialConnectionWindowSize ?? DEFAULT_H2_SERVER_OPTIONS.initialConnectionWindowSize,
     maxHeaderListSize: parserOptions.maxHeaderBytes ?? DEFAULT_H2_SERVER_OPTIONS.maxHeaderListSize,
     maxHeaderListPairs: parserOptions.maxHeaderCount ?? DEFAULT_H2_SERVER_OPTIONS.maxHeaderListPairs,
+    idleTimeoutMs: durationToMs(p.commonHttpProtocolOptions?.idleTimeout) ?? DEFAULT_H2_SERVER_OPTIONS.idleTimeoutMs,
   };
   if (h2Options.maxConcurrentStreams < 1) fail('http2_protocol_options.max_concurrent_streams', 'must be at least 1');
   if (h2Options.initialStreamWindowSize < 65535) fail('http2_protocol_options.initial_stream_window_size', 'must be at least 65535');
