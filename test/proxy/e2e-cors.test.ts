@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statValue } from '../helpers/admin-http.js';
 import { curl, Upstream } from '../helpers/http-upstream.js';
+import { h2Request } from '../helpers/h2-clients.js';
 import { freePort, MeshWorkDir, proxyArgs, serviceYaml, startControlPlane, waitProxyReady, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
 
 describe('weft proxy: CORS end to end', () => {
@@ -111,9 +112,24 @@ describe('weft proxy: CORS end to end', () => {
     assert.equal(r.headers['access-control-allow-origin'], 'https://app.example');
   });
 
+  test('HTTP/2 downstream (h2c): the preflight is answered by the proxy, the actual response gets the CORS headers', async () => {
+    const port = Number(new URL(proxyUrl).port);
+    const before = api.count((s) => s.method === 'OPTIONS');
+    const p = await h2Request(port, { authority: 'api:9080', method: 'OPTIONS', path: '/items', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' } });
+    assert.equal(p.status, 200);
+    assert.equal(p.headers['access-control-allow-origin'], 'https://app.example');
+    assert.equal(p.headers['access-control-allow-methods'], 'GET,POST');
+    assert.equal(api.count((s) => s.method === 'OPTIONS'), before, 'the upstream never sees the preflight');
+    const r = await h2Request(port, { authority: 'api:9080', path: '/items', headers: { origin: 'https://app.example' } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-upstream'], 'api');
+    assert.equal(r.headers['access-control-allow-origin'], 'https://app.example');
+    assert.equal(r.headers['access-control-expose-headers'], 'x-exposed');
+  });
+
   test('origin stats count the requests with an Origin under a policy', async () => {
-    // Valid: two preflights, one actual request, one local reply. Invalid: the evil origin's request and preflight.
-    assert.equal(await statValue(adminPort, 'http.outbound.cors.origin_valid'), 4);
+    // Valid: three preflights, two actual requests, one local reply. Invalid: the evil origin's request and preflight.
+    assert.equal(await statValue(adminPort, 'http.outbound.cors.origin_valid'), 6);
     assert.equal(await statValue(adminPort, 'http.outbound.cors.origin_invalid'), 2);
   });
 });

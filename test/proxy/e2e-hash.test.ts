@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
 import { send, Upstream } from '../helpers/http-upstream.js';
+import { h2Request } from '../helpers/h2-clients.js';
 import { freePort, MeshWorkDir, proxyArgs, serviceYaml, startControlPlane, waitProxyReady, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
 
 describe('weft proxy: consistent hashing end to end', () => {
@@ -92,6 +93,24 @@ describe('weft proxy: consistent hashing end to end', () => {
     const seen = new Set<string>();
     for (let i = 0; i < 50; i++) seen.add((await send(outbound, { path: `/s/${i}`, headers: { host: 'bysource:9082' } })).headers['x-upstream'] as string);
     assert.equal(seen.size, 1);
+  });
+
+  test('HTTP/2 downstream (h2c): header and source IP hashing pin the upstream; the generated cookie is set', async () => {
+    for (const user of ['alice', 'erin']) {
+      const seen = new Set<string>();
+      for (let i = 0; i < 20; i++) {
+        const r = await h2Request(outbound, { authority: 'byheader:9080', path: `/h2/${i}`, headers: { 'x-user': user } });
+        assert.equal(r.status, 200);
+        seen.add(String(r.headers['x-upstream']));
+      }
+      assert.equal(seen.size, 1, `${user} over HTTP/2 went to ${[...seen].join(', ')}`);
+    }
+    const bySource = new Set<string>();
+    for (let i = 0; i < 20; i++) bySource.add(String((await h2Request(outbound, { authority: 'bysource:9082', path: `/h2s/${i}` })).headers['x-upstream']));
+    assert.equal(bySource.size, 1);
+    const c = await h2Request(outbound, { authority: 'bycookie:9081', path: '/h2c' });
+    assert.equal(c.status, 200);
+    assert.match(String(c.headers['set-cookie']), /^session="[0-9a-f]{16}"; Max-Age=60; Path=\/; HttpOnly$/);
   });
 
   test('query parameter (MAGLEV): the same ?user= value pins the upstream; values spread', async () => {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Agent } from 'node:http';
 import { eventually, send, Upstream } from '../helpers/http-upstream.js';
+import { h2Request, H2Upstream } from '../helpers/h2-clients.js';
 import { freePort, MeshWorkDir, proxyArgs, serviceYaml, startControlPlane, waitProxyReady, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
 
 describe('weft proxy: request mirroring end to end', () => {
@@ -16,6 +17,8 @@ describe('weft proxy: request mirroring end to end', () => {
   const proxy = new WeftProcess();
   const main = new Upstream('main');
   const mirror = new Upstream('mirror');
+  // An HTTP/2 (h2c) mirror cluster: mirrors go through the common pool interface, whatever the protocol.
+  const mirror2 = new H2Upstream('mirror2');
   const hung: Array<() => void> = [];
   // Never answers (until the test ends).
   const hang = new Upstream('hang', (_req, res) => {
@@ -27,6 +30,7 @@ describe('weft proxy: request mirroring end to end', () => {
   before(async () => {
     await main.start();
     await mirror.start();
+    await mirror2.start();
     await hang.start();
     const deadPort = await freePort();
     const vs = (prefix: string, host: string, percent?: number) =>
@@ -38,12 +42,15 @@ describe('weft proxy: request mirroring end to end', () => {
         workloadEntryYaml('reviews-1', { app: 'reviews' }, 'http', main.port),
         serviceYaml('mirror', { name: 'http', port: 9090 }),
         workloadEntryYaml('mirror-1', { app: 'mirror' }, 'http', mirror.port),
+        serviceYaml('mirror2', { name: 'http2', port: 9093 }),
+        workloadEntryYaml('mirror2-1', { app: 'mirror2' }, 'http2', mirror2.port),
         serviceYaml('hang', { name: 'http', port: 9091 }),
         workloadEntryYaml('hang-1', { app: 'hang' }, 'http', hang.port),
         serviceYaml('dead', { name: 'http', port: 9092 }),
         workloadEntryYaml('dead-1', { app: 'dead' }, 'http', deadPort),
         `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews]\n  http:\n` +
           vs('/m/', 'mirror') +
+          vs('/m2/', 'mirror2') +
           vs('/hang/', 'hang') +
           vs('/dead/', 'dead') +
           vs('/half/', 'mirror', 50) +
@@ -68,6 +75,7 @@ describe('weft proxy: request mirroring end to end', () => {
     for (const h of hung.splice(0)) h();
     await main.stop();
     await mirror.stop();
+    await mirror2.stop();
     await hang.stop();
     mesh.remove();
   });
@@ -92,6 +100,25 @@ describe('weft proxy: request mirroring end to end', () => {
     const sha = createHash('sha256').update(body).digest('hex');
     assert.equal(mirror.seen.find((s) => s.url === '/m/post')!.bodySha, sha);
     assert.equal(main.seen.find((s) => s.url === '/m/post')!.bodySha, sha);
+  });
+
+  test('an HTTP/2 mirror cluster gets the copy over h2c, from HTTP/1.1 and HTTP/2 downstream requests', async () => {
+    const body = Buffer.alloc(100_000, 'h');
+    const sha = createHash('sha256').update(body).digest('hex');
+    const p = await req('/m2/post', { method: 'POST', body });
+    assert.equal(p.status, 200);
+    assert.equal(p.headers['x-upstream'], 'main');
+    await eventually(() => mirror2.seen.some((s) => s.path === '/m2/post'), 'the mirrored POST on the HTTP/2 mirror');
+    const copy = mirror2.seen.find((s) => s.path === '/m2/post')!;
+    assert.equal(copy.authority, 'reviews-shadow:9080');
+    assert.equal(copy.bodySha, sha);
+    assert.equal(copy.headers['x-tag'], 'copied');
+    // An HTTP/2 downstream request is mirrored the same way (and answered by the HTTP/1.1 main cluster).
+    const r2 = await h2Request(outbound, { authority: 'reviews:9080', path: '/m2/from-h2', method: 'POST', headers: { 'x-tag': 'copied' }, body });
+    assert.equal(r2.status, 200);
+    assert.equal(r2.headers['x-upstream'], 'main');
+    await eventually(() => mirror2.seen.some((s) => s.path === '/m2/from-h2'), 'the mirrored POST of the HTTP/2 request');
+    assert.equal(mirror2.seen.find((s) => s.path === '/m2/from-h2')!.bodySha, sha);
   });
 
   test('a mirror that is down or never answers does not affect the main requests', async () => {

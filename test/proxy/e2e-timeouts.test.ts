@@ -2,7 +2,7 @@
 // control plane's translation with the outbound HCM's timeouts shortened): stream_idle_timeout (504 / 408
 // `stream timeout`, flag SI), request_timeout (408 `request timeout`), common_http_protocol_options.idle_timeout
 // (idle keep-alive connections closed) and max_connection_duration (connection closed, drained when busy), each
-// with its Envoy counter. Assertions are on statuses, bodies, flags, closes and counters, never on durations.
+// with its Envoy counter; the stream timeouts also on HTTP/2 (h2c) streams. Assertions are on statuses, bodies, flags, closes and counters, never on durations.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { create } from '@bufbuild/protobuf';
@@ -13,6 +13,8 @@ import { serviceYaml, sleep, workloadEntryYaml, yamlDocuments } from '../helpers
 import { durationOf, editHcm, startStaticProxy, type StaticProxy } from '../helpers/static-ads.js';
 import { eventually, rawSession, statValue } from '../helpers/raw-client.js';
 import { TypeUrl } from '../../src/xds/index.js';
+import { connect as h2connect, type IncomingHttpHeaders } from 'node:http2';
+import { h2Request, within } from '../helpers/h2-clients.js';
 
 const HOST = 'echo:9080';
 
@@ -82,6 +84,19 @@ describe('weft proxy: downstream timeouts', () => {
     assert.ok(r.closed);
   });
 
+  test('stream_idle_timeout on an HTTP/2 stream: 504 `stream timeout`, flag SI, the upstream request is abandoned', async () => {
+    const before = await stat('downstream_rq_idle_timeout');
+    const held = holdClosed;
+    const r = await h2Request(port, { authority: HOST, path: '/hold', headers: { 'x-weft-debug': '1' } });
+    assert.equal(r.status, 504);
+    assert.equal(r.headers['x-weft-response-flags'], 'SI');
+    assert.equal(r.headers['x-weft-response-code-details'], 'stream_idle_timeout');
+    assert.equal(r.body.toString(), 'stream timeout');
+    assert.equal(r.rstCode, undefined);
+    assert.equal(await stat('downstream_rq_idle_timeout'), before + 1);
+    await eventually(() => holdClosed > held, 'the upstream request to be closed');
+  });
+
   test('request_timeout: a body trickling in is cut off → 408 `request timeout`', async () => {
     await reconfigure((h) => {
       h.streamIdleTimeout = durationOf(0);
@@ -101,6 +116,33 @@ describe('weft proxy: downstream timeouts', () => {
     assert.match(r.text, /request timeout$/);
     assert.ok(r.closed);
     assert.equal(await stat('downstream_rq_timeout'), before + 1);
+  });
+
+  test('request_timeout on an HTTP/2 stream: a body trickling in is cut off → 408 `request timeout`', async () => {
+    // The listener version of the previous test is in force (request_timeout 1.5 s, no stream idle timeout).
+    const before = await stat('downstream_rq_timeout');
+    const session = h2connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => undefined);
+    try {
+      const st = session.request({ ':method': 'POST', ':path': '/', ':authority': HOST }, { endStream: false });
+      st.on('error', () => undefined);
+      let headers: IncomingHttpHeaders = {};
+      const chunks: Buffer[] = [];
+      st.on('response', (h) => (headers = h));
+      st.on('data', (c: Buffer) => chunks.push(c));
+      const closed = new Promise<void>((r) => st.once('close', () => r()));
+      // One byte every 250 ms, bounded to 100 bytes, until the proxy answers.
+      for (let i = 0; i < 100 && headers[':status'] === undefined && !st.closed; i++) {
+        st.write('x');
+        await sleep(250);
+      }
+      await within(closed, 'the end of the HTTP/2 stream');
+      assert.equal(Number(headers[':status']), 408);
+      assert.equal(Buffer.concat(chunks).toString(), 'request timeout');
+      assert.equal(await stat('downstream_rq_timeout'), before + 1);
+    } finally {
+      session.destroy();
+    }
   });
 
   test('idle_timeout: a keep-alive connection left idle is closed by the proxy', async () => {

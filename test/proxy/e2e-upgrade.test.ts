@@ -201,7 +201,16 @@ describe('weft proxy: WebSocket upgrade through outbound and inbound sidecars', 
     wsServer = await startWsServer(seen);
     const wsPort = (wsServer.address() as AddressInfo).port;
     const inbound = await freePort();
-    mesh.writeConfig('mesh.yaml', yamlDocuments([serviceYaml('ws', { name: 'http-ws', port: 8080 }), workloadEntryYaml('ws-1', { app: 'ws' }, 'http-ws', inbound)]));
+    mesh.writeConfig(
+      'mesh.yaml',
+      yamlDocuments([
+        serviceYaml('ws', { name: 'http-ws', port: 8080 }),
+        workloadEntryYaml('ws-1', { app: 'ws' }, 'http-ws', inbound),
+        // An HTTP/2 service: an upgrade to it would need extended CONNECT, which is not supported.
+        serviceYaml('ws2', { name: 'http2', port: 8081 }),
+        workloadEntryYaml('ws2-1', { app: 'ws2' }, 'http2', wsPort),
+      ]),
+    );
     const addr = await startControlPlane(cp, mesh.config);
     const common = (p: ProxyPorts) => ['--outbound-port', String(p.outbound), '--admin-port', String(p.admin), '--health-port', String(p.health), '--stats-port', '0'];
     await startProxyOnFreePorts(serverSide, (p) => ['proxy', '--xds', addr.xds, '--id', 'ws-server', '--namespace', 'default', '--labels', 'app=ws', '--workload-port', `${inbound}:${wsPort}/http`, ...common(p)]);
@@ -270,5 +279,17 @@ describe('weft proxy: WebSocket upgrade through outbound and inbound sidecars', 
     assert.ok(r.closed);
     assert.equal(seen.length, n, 'nothing reached the server');
     assert.equal(await statValue(clientAdmin, 'http.outbound.downstream_rq_ws_on_non_ws_route'), before + 1);
+  });
+
+  test('a WebSocket upgrade to an HTTP/2 cluster → 403 upgrade_failed (no extended CONNECT), the connection closes', async () => {
+    const n = seen.length;
+    const r = await rawExchange(
+      outbound,
+      `GET /h2 HTTP/1.1\r\nHost: ws2:8081\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nx-weft-debug: 1\r\n\r\n`,
+    );
+    assert.match(r.text, /^HTTP\/1\.1 403 /);
+    assert.match(r.text, /\r\nx-weft-response-code-details: upgrade_failed\r\n/i);
+    assert.ok(r.closed);
+    assert.equal(seen.length, n, 'nothing reached the server');
   });
 });

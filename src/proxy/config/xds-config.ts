@@ -49,6 +49,8 @@ import { compileListener, type CompiledListener, type ListenerManager } from '..
 import { compileCluster, type ClusterRuntime } from '../upstream/cluster/index.js';
 import type { Host } from '../upstream/cluster/host.js';
 import { H1Pool } from '../upstream/pool/h1-pool.js';
+import { H2Pool } from '../upstream/pool/h2-pool.js';
+import type { UpstreamPool } from '../upstream/pool/types.js';
 
 export interface ConfigLogger {
   info(obj: object, msg: string): void;
@@ -67,9 +69,10 @@ class FixedRoutes implements RouteSource {
   constructor(readonly current: CompiledRouteConfig) {}
 }
 
-/** A cluster in force: its runtime, its request stats and one HTTP/1.1 pool per host. */
+/** A cluster in force: its runtime, its request stats and one HTTP/1.1 and/or HTTP/2 pool per host. */
 export class ClusterEntry implements UpstreamCluster {
-  private readonly pools = new Map<Host, H1Pool>();
+  private readonly pools = new Map<Host, UpstreamPool>();
+  private readonly h2Pools = new Map<Host, UpstreamPool>();
   private retired = false;
 
   constructor(
@@ -78,21 +81,24 @@ export class ClusterEntry implements UpstreamCluster {
   ) {
     runtime.onHostsChanged((_added, removed) => {
       for (const h of removed) {
-        const p = this.pools.get(h);
-        if (p !== undefined) {
-          this.pools.delete(h);
-          p.drain();
+        for (const m of [this.pools, this.h2Pools]) {
+          const p = m.get(h);
+          if (p !== undefined) {
+            m.delete(h);
+            p.drain();
+          }
         }
       }
     });
   }
 
-  pool(host: Host): H1Pool {
-    let p = this.pools.get(host);
+  pool(host: Host, protocol: 1 | 2): UpstreamPool {
+    const m = protocol === 2 ? this.h2Pools : this.pools;
+    let p = m.get(host);
     if (p === undefined) {
-      p = new H1Pool(this.runtime, host);
+      p = protocol === 2 ? new H2Pool(this.runtime, host) : new H1Pool(this.runtime, host);
       if (this.retired) p.drain();
-      this.pools.set(host, p);
+      m.set(host, p);
     }
     return p;
   }
@@ -101,6 +107,7 @@ export class ClusterEntry implements UpstreamCluster {
   retire(): void {
     this.retired = true;
     for (const p of this.pools.values()) p.drain();
+    for (const p of this.h2Pools.values()) p.drain();
     this.runtime.close();
     this.stats.remove();
   }
@@ -109,6 +116,7 @@ export class ClusterEntry implements UpstreamCluster {
   close(): void {
     this.retired = true;
     for (const p of this.pools.values()) p.close();
+    for (const p of this.h2Pools.values()) p.close();
     this.runtime.close();
     this.stats.remove();
   }

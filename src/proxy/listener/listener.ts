@@ -35,7 +35,7 @@ import type { Listener } from '../../xds/gen/envoy/config/listener/v3/listener_p
 import { HttpConnectionManagerSchema } from '../../xds/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
 import { typeNameOf, unpack } from '../../xds/index.js';
 import { ConfigError } from '../config-error.js';
-import { H1ServerConnection } from '../http/server/connection.js';
+import { serveHttp } from '../http/server/serve.js';
 import { compileHcm, type HcmContext, type HttpConnectionManagerImpl } from '../http/server/hcm.js';
 import { TcpProxySchema } from '../../xds/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy_pb.js';
 import { compileTcpProxy, TcpProxySession, type TcpProxyConfig, type TcpProxyStats } from '../tcp/index.js';
@@ -147,7 +147,7 @@ export type ListenerContext = Omit<HcmContext, 'listener' | 'field'> & {
   tcpSessionClosed?(session: TcpProxySession): void;
 };
 
-/** A connection a listener holds: HTTP/1.1 server connection or TCP proxy session. */
+/** A connection a listener holds: HTTP server connection (http/server/serve.ts) or TCP proxy session. */
 interface ServerConnection {
   readonly socket: Socket;
   drain(): void;
@@ -383,8 +383,7 @@ export class ListenerManager {
       session.start();
       return;
     }
-    const hcm = chain.hcm!;
-    entry.connections.add(new H1ServerConnection(socket, hcm, hcm.parserOptions, hcm.serverPolicy, onClose));
+    entry.connections.add(serveHttp(socket, chain.hcm!, onClose));
   }
 
   private retire(l: ActiveListener): void {

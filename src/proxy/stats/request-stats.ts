@@ -18,7 +18,8 @@
  *   (upstream_rq_total, upstream_rq_retry, upstream_rq_timeout, upstream_cx_total, upstream_cx_active, ...) are the
  *   runtime's plain-field ClusterStats, listed through `scope.addSource`.
  * - HTTP connection manager, `http.<stat_prefix>.`: downstream_cx_total / _active, downstream_cx_http1_total /
- *   _active, downstream_cx_destroy, downstream_rq_total, downstream_rq_http1_total, downstream_rq_active,
+ *   _active, downstream_cx_http2_total / _active, downstream_cx_destroy, downstream_rq_total,
+ *   downstream_rq_http1_total, downstream_rq_http2_total, downstream_rq_active,
  *   downstream_rq_completed and downstream_rq_<class>xx (charged when the response head is written, as
  *   ConnectionManagerImpl::ActiveStream::chargeStats), downstream_rq_time (ms, request head to stream end).
  * - listener, `listener.<address>_<port>.` (or `listener.<stat_prefix>.`): downstream_cx_total / _active,
@@ -91,9 +92,12 @@ export class HttpConnStats {
   readonly downstream_cx_active: Gauge;
   readonly downstream_cx_http1_total: Counter;
   readonly downstream_cx_http1_active: Gauge;
+  readonly downstream_cx_http2_total: Counter;
+  readonly downstream_cx_http2_active: Gauge;
   readonly downstream_cx_destroy: Counter;
   readonly downstream_rq_total: Counter;
   readonly downstream_rq_http1_total: Counter;
+  readonly downstream_rq_http2_total: Counter;
   readonly downstream_rq_active: Gauge;
   readonly downstream_rq_completed: Counter;
   readonly downstream_rq_time: Histogram;
@@ -118,9 +122,12 @@ export class HttpConnStats {
     this.downstream_cx_active = scope.gauge('downstream_cx_active');
     this.downstream_cx_http1_total = scope.counter('downstream_cx_http1_total');
     this.downstream_cx_http1_active = scope.gauge('downstream_cx_http1_active');
+    this.downstream_cx_http2_total = scope.counter('downstream_cx_http2_total');
+    this.downstream_cx_http2_active = scope.gauge('downstream_cx_http2_active');
     this.downstream_cx_destroy = scope.counter('downstream_cx_destroy');
     this.downstream_rq_total = scope.counter('downstream_rq_total');
     this.downstream_rq_http1_total = scope.counter('downstream_rq_http1_total');
+    this.downstream_rq_http2_total = scope.counter('downstream_rq_http2_total');
     this.downstream_rq_active = scope.gauge('downstream_rq_active');
     this.downstream_rq_completed = scope.counter('downstream_rq_completed');
     this.downstream_rq_time = scope.histogram('downstream_rq_time', HistogramUnit.Milliseconds);
@@ -136,11 +143,16 @@ export class HttpConnStats {
     this.classes = classCounters(scope, 'downstream_rq_');
   }
 
-  connectionOpen(): void {
+  connectionOpen(h2 = false): void {
     this.downstream_cx_total.inc();
     this.downstream_cx_active.inc();
-    this.downstream_cx_http1_total.inc();
-    this.downstream_cx_http1_active.inc();
+    if (h2) {
+      this.downstream_cx_http2_total.inc();
+      this.downstream_cx_http2_active.inc();
+    } else {
+      this.downstream_cx_http1_total.inc();
+      this.downstream_cx_http1_active.inc();
+    }
     const l = this.listener;
     if (l !== null) {
       l.downstream_cx_total.inc();
@@ -148,9 +160,10 @@ export class HttpConnStats {
     }
   }
 
-  connectionClose(): void {
+  connectionClose(h2 = false): void {
     this.downstream_cx_active.dec();
-    this.downstream_cx_http1_active.dec();
+    if (h2) this.downstream_cx_http2_active.dec();
+    else this.downstream_cx_http1_active.dec();
     this.downstream_cx_destroy.inc();
     const l = this.listener;
     if (l !== null) {
@@ -160,9 +173,10 @@ export class HttpConnStats {
   }
 
   /** A request head arrived (or a codec error created a stream for its local reply). */
-  requestStart(): void {
+  requestStart(h2 = false): void {
     this.downstream_rq_total.inc();
-    this.downstream_rq_http1_total.inc();
+    if (h2) this.downstream_rq_http2_total.inc();
+    else this.downstream_rq_http1_total.inc();
     this.downstream_rq_active.inc();
   }
 

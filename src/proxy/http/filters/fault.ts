@@ -27,7 +27,6 @@ import type { Any } from '@bufbuild/protobuf/wkt';
 import { unpack } from '../../../xds/index.js';
 import { HTTPFaultSchema, type HTTPFault } from '../../../xds/gen/envoy/extensions/filters/http/fault/v3/fault_pb.js';
 import type { FractionalPercent } from '../../../xds/gen/envoy/type/v3/percent_pb.js';
-import { isGrpcRequest } from '../router/compile.js';
 import type { RouteDecision } from '../router/decision.js';
 import { compileHeaderMatcher, listHeaderFirst, matchAllHeaders, type HeaderMatch } from '../router/match.js';
 import { durationMs, fraction, sampled, type CompileContext } from '../router/util.js';
@@ -227,13 +226,9 @@ class FaultFilter implements HttpFilter {
     // An abort is over once answered: counted while it is being written (Envoy: until the stream ends).
     this.startFault();
     this.endFault();
-    if (isGrpcRequest(stream.head)) {
-      // Envoy's gRPC local reply: trailers-only, HTTP 200 with the gRPC status (an http status maps to one).
-      const code = grpc ?? httpToGrpcStatus(http);
-      stream.localReply(200, '', 'FI', ABORT_DETAILS, ['content-type', 'application/grpc', 'grpc-status', String(code), 'grpc-message', ABORT_BODY]);
-    } else {
-      stream.localReply(http, ABORT_BODY, 'FI', ABORT_DETAILS);
-    }
+    // A gRPC request gets the gRPC-shaped local reply (server/local-reply.ts): trailers-only, HTTP 200, the gRPC
+    // status (header_abort grpc_status, else the http status mapped), the body as grpc-message.
+    stream.localReply(http, ABORT_BODY, 'FI', ABORT_DETAILS, undefined, grpc);
     return true;
   }
 
@@ -245,27 +240,6 @@ class FaultFilter implements HttpFilter {
   private endFault(): void {
     this.active--;
     this.stats.active_faults?.dec();
-  }
-}
-
-/** Envoy's Grpc::Utility::httpToGrpcStatus. */
-function httpToGrpcStatus(http: number): number {
-  switch (http) {
-    case 400:
-      return 13; // INTERNAL
-    case 401:
-      return 16; // UNAUTHENTICATED
-    case 403:
-      return 7; // PERMISSION_DENIED
-    case 404:
-      return 12; // UNIMPLEMENTED
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return 14; // UNAVAILABLE
-    default:
-      return 2; // UNKNOWN
   }
 }
 

@@ -12,18 +12,19 @@
  * As Envoy's (non-streaming) shadow, the copy is sent once the whole request body has arrived, with a
  * Content-Length; a body larger than the buffer limit (1 MiB by default) is not mirrored, and trailers are not
  * copied. The mirror uses the mirror cluster's load balancer, `requests` circuit breaker (overflow: dropped) and
- * host pools; the route timeout bounds it. Nothing the mirror does (no host, overflow, connection failure, a slow
+ * host pools of the mirror cluster's protocol (HTTP/1.1 or HTTP/2, through the common pool interface,
+ * upstream/pool/types.ts); the route timeout bounds it. Nothing the mirror does (no host, overflow, connection failure, a slow
  * or hung answer) reaches the main request: its response is read and dropped. trace_sampled has no effect (no
  * tracing here). Stats: the mirror cluster's upstream_rq_total / _active / response codes.
  */
-import { FRAME_END_STREAM, FRAME_HAS_CONTENT_LENGTH, removeHopByHopHeaders, requestFraming, serializeRequestHead } from '../codec/h1/index.js';
+import { removeHopByHopHeaders } from '../codec/h1/index.js';
 import { removeHeader, type HeaderList, type RequestHead, type ResponseHead } from '../headers.js';
 import type { MirrorPolicy } from '../router/policies.js';
 import type { RouteDecision } from '../router/decision.js';
 import { listHeaderFirst } from '../router/match.js';
 import type { Host } from '../../upstream/cluster/host.js';
-import type { H1Connection, PoolFailure, PoolRequest, ResponseSink } from '../../upstream/pool/h1-pool.js';
-import type { UpstreamCluster } from './upstream-request.js';
+import type { PoolFailure, PoolRequest, ResponseSink, UpstreamStream } from '../../upstream/pool/types.js';
+import { upstreamProtocolOf, type UpstreamCluster } from './upstream-request.js';
 
 /** `host` → `host-shadow`, `host:port` → `host-shadow:port` (Envoy's ShadowWriterImpl). */
 export function shadowAuthority(authority: string): string {
@@ -100,7 +101,9 @@ function copyHead(head: RequestHead, p: MirrorPolicy): RequestHead {
 /** One mirrored request: fire and forget, its response drained and dropped. */
 class MirrorRequest implements PoolRequest, ResponseSink {
   private host: Host | undefined;
-  private conn: H1Connection | null = null;
+  private conn: UpstreamStream | null = null;
+  /** The mirror cluster's upstream protocol (1 or 2), as for the main request. */
+  private readonly protocol: 1 | 2;
   private body: Buffer | null = null;
   private holdsRequest = false;
   private timer: NodeJS.Timeout | undefined;
@@ -110,7 +113,9 @@ class MirrorRequest implements PoolRequest, ResponseSink {
     private readonly cluster: UpstreamCluster,
     private readonly head: RequestHead,
     private readonly timeoutMs: number,
-  ) {}
+  ) {
+    this.protocol = upstreamProtocolOf(cluster.runtime, head.httpVersion);
+  }
 
   send(body: Buffer): void {
     const rt = this.cluster.runtime;
@@ -132,22 +137,22 @@ class MirrorRequest implements PoolRequest, ResponseSink {
     host.stats.rq_total++;
     host.stats.rq_active++;
     if (this.timeoutMs > 0) this.timer = setTimeout(() => this.abandon(), this.timeoutMs);
-    this.cluster.pool(host).newStream(this);
+    this.cluster.pool(host, this.protocol).newStream(this);
   }
 
-  onPoolReady(conn: H1Connection): void {
+  onPoolReady(conn: UpstreamStream): void {
     if (this.done) {
-      conn.requestComplete();
+      // Cannot happen (abandon cancels the pool wait), but never leak a stream.
+      conn.abort();
       return;
     }
     this.conn = conn;
-    conn.attach(this, this.head.method);
     const body = this.body!;
     this.body = null;
-    const framing = requestFraming(this.head.method, FRAME_HAS_CONTENT_LENGTH | (body.length === 0 ? FRAME_END_STREAM : 0));
-    conn.write(serializeRequestHead(this.head, framing));
-    if (body.length > 0) conn.write(body);
-    conn.requestComplete();
+    conn.sendHead(this, this.head, body.length === 0);
+    if (this.conn !== conn) return; // reset at once (the HTTP/2 session went away)
+    if (body.length > 0) conn.sendBody(body);
+    conn.sendEnd(null);
   }
 
   onPoolFailure(_reason: PoolFailure): void {
@@ -186,7 +191,7 @@ class MirrorRequest implements PoolRequest, ResponseSink {
     const c = this.conn;
     this.conn = null;
     if (c !== null) c.abort();
-    else if (this.host !== undefined) this.cluster.pool(this.host).cancel(this);
+    else if (this.host !== undefined) this.cluster.pool(this.host, this.protocol).cancel(this);
     this.finish();
   }
 

@@ -56,28 +56,28 @@ export class StreamVars implements FormatVars {
       const x = this.xff();
       if (x !== undefined) return x;
     }
-    return unmapped(this.stream.conn.socket.remoteAddress);
+    return unmapped(this.stream.socket.remoteAddress);
   }
 
   get downstreamRemotePort(): number | undefined {
     if (!this.useRemoteAddress && this.xff() !== undefined) return 0;
-    return this.stream.conn.socket.remotePort;
+    return this.stream.socket.remotePort;
   }
 
   get downstreamDirectRemoteAddress(): string | undefined {
-    return unmapped(this.stream.conn.socket.remoteAddress);
+    return unmapped(this.stream.socket.remoteAddress);
   }
 
   get downstreamDirectRemotePort(): number | undefined {
-    return this.stream.conn.socket.remotePort;
+    return this.stream.socket.remotePort;
   }
 
   get downstreamLocalAddress(): string | undefined {
-    return unmapped(this.stream.conn.socket.localAddress);
+    return unmapped(this.stream.socket.localAddress);
   }
 
   get downstreamLocalPort(): number | undefined {
-    return this.stream.conn.socket.localPort;
+    return this.stream.socket.localPort;
   }
 
   get upstreamRemoteAddress(): string | undefined {

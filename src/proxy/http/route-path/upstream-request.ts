@@ -1,8 +1,13 @@
 /**
  * The request path from a route decision to the upstream and back: Envoy's router filter
- * (source/common/router/router.cc, retry_state_impl.cc) for HTTP/1.1 upstreams.
+ * (source/common/router/router.cc, retry_state_impl.cc) for HTTP/1.1 and HTTP/2 upstreams and any downstream
+ * (DownstreamStream, server/connection.ts).
  *
  *   new RouterRequest(stream, decision, cluster, random).start();
+ *
+ * The upstream protocol is the cluster's (UpstreamProtocol: http1, http2, or the downstream's for
+ * use_downstream_protocol_config); the host's pool of that protocol gives an UpstreamStream (upstream/pool/types.ts),
+ * so HTTP/1.1 framing and HTTP/2 streams look the same here.
  *
  * Per attempt: choose a host (cluster.lb, previous-hosts predicate on retries) → no host: 503 UH; take the
  * `requests` circuit breaker → overflow: 503 UO; ask the host's pool for a connection (pending overflow: 503 UO,
@@ -22,6 +27,12 @@
  * Timeouts: the route timeout (decision.timeoutMs: 15 s unless the route says; 0 = none) runs from the end of the
  * downstream request until the response is complete → 504 UT `upstream request timeout` (or a reset downstream
  * if the response had begun); per_try_timeout runs from the end of the upstream request to response headers.
+ * gRPC (Envoy's FilterUtility::finalTimeout and the HCM's refreshDurationTimeout): with max_grpc_timeout the
+ * request's grpc-timeout is the route timeout (and the upstream's grpc-timeout says what is left); a route with
+ * max_stream_duration has no route timeout, its stream duration (grpc-timeout when grpc_timeout_header_max is set)
+ * ends the stream with 408 `downstream duration timeout` (gRPC: DEADLINE_EXCEEDED).
+ * gRPC retries: retry_on cancelled / deadline-exceeded / internal / resource-exhausted / unavailable match the
+ * grpc-status of a trailers-only response (RetryStateImpl::wouldRetryFromHeaders).
  *
  * Headers: the upstream request gets x-envoy-expected-rq-timeout-ms (when a timeout applies) and
  * x-envoy-attempt-count (virtual host include_request_attempt_count); hop-by-hop fields are removed both ways.
@@ -31,9 +42,10 @@
  * request is sent first; `mirrorTo(mirrors)` — the request body is teed to the request mirrors (route-path/
  * mirror.ts); the route's hash policies give RING_HASH / MAGLEV clusters the request hash (route-path/hash.ts),
  * and generated hash cookies are returned in Set-Cookie.
- * Upgrades (WebSocket; the connection manager has checked the type is allowed): the request goes out with Connection
- * and Upgrade kept and no body framing, without retries; bytes the client sends before the answer are held until the
- * connection is ready and then written raw. A 101 answer turns the exchange into a tunnel (Envoy's upgrade handling
+ * Upgrades (WebSocket, HTTP/1.1 upstreams only: the connection manager has checked the type is allowed and refuses
+ * upgrades to HTTP/2 clusters, so the pool's stream is a TunnelStream, upstream/pool/types.ts): the request goes out
+ * with Connection and Upgrade kept and no body framing, without retries; bytes the client sends before the answer
+ * are held until the connection is ready and then written raw. A 101 answer turns the exchange into a tunnel (Envoy's upgrade handling
  * in the router and codecs): the route timeout no longer applies, raw bytes are relayed both ways with flow control,
  * an end from either side half-closes the other, and the request is over once both directions have ended; a reset
  * on either side resets the other. Any other answer is an ordinary response.
@@ -43,24 +55,13 @@
  */
 import { isIP } from 'node:net';
 import { isOwnAddress } from '../../listener/own-ports.js';
-import {
-  CHUNK_END,
-  chunkHeader,
-  FRAME_END_STREAM,
-  FRAME_HAS_CONTENT_LENGTH,
-  FRAMING_CHUNK_BODY,
-  FRAME_UPGRADE,
-  LAST_CHUNK,
-  removeHopByHopHeaders,
-  requestFraming,
-  serializeRequestHead,
-  serializeTrailers,
-} from '../codec/h1/index.js';
-import { getHeader, hasHeader, removeHeader, setHeader, type HeaderList, type ResponseHead } from '../headers.js';
+import { removeHopByHopHeaders } from '../codec/h1/index.js';
+import { getHeader, removeHeader, setHeader, type HeaderList, type ResponseHead } from '../headers.js';
+import { grpcStatusOf, GrpcStatus, isGrpcRequest, parseGrpcTimeout } from '../grpc/common.js';
 import { applyResponseHeaders, autoRewriteHost, RetryOn, type RetryPolicy, type RouteDecision } from '../router/index.js';
 import type { ClusterRuntime } from '../../upstream/cluster/cluster.js';
 import type { Host } from '../../upstream/cluster/host.js';
-import type { H1Connection, H1Pool, PoolFailure, PoolRequest, ResponseSink } from '../../upstream/pool/h1-pool.js';
+import type { PoolFailure, PoolRequest, ResponseSink, TunnelStream, UpstreamPool, UpstreamResetReason, UpstreamStream } from '../../upstream/pool/types.js';
 import type { DownstreamStream, RequestBodySink } from '../server/connection.js';
 import type { ClusterRequestStats } from '../../stats/request-stats.js';
 import type { HeldBody } from '../filters/registry.js';
@@ -69,12 +70,25 @@ import type { RequestMirrors } from './mirror.js';
 import type { StreamVars } from './stream-vars.js';
 import { NO_HEALTHY_UPSTREAM, resetBody, resetFlag, UPSTREAM_TIMEOUT, type ResetReason } from '../server/local-reply.js';
 
-/** A cluster as the request path uses it: the runtime, a pool per host, and its response-code and timing stats. */
+/**
+ * A cluster as the request path uses it: the runtime, a pool per host and protocol, and its response-code and
+ * timing stats.
+ */
 export interface UpstreamCluster {
   readonly runtime: ClusterRuntime;
   /** Response-code counters and upstream_rq_time (absent: not kept, e.g. in unit tests). */
   readonly stats?: ClusterRequestStats;
-  pool(host: Host): H1Pool;
+  /** The pool of a host for HTTP/1.1 (1) or HTTP/2 (2). */
+  pool(host: Host, protocol: 1 | 2): UpstreamPool;
+}
+
+/**
+ * The protocol of a cluster's upstream requests: HTTP/2 for http2_protocol_options, the downstream's for
+ * use_downstream_protocol_config, else HTTP/1.1.
+ */
+export function upstreamProtocolOf(cluster: ClusterRuntime, downstreamVersion: string): 1 | 2 {
+  const p = cluster.protocol;
+  return p === 'http2' || (p === 'downstream' && downstreamVersion === '2') ? 2 : 1;
 }
 
 /** Envoy's default per-connection buffer limit, used as the retry buffer limit. */
@@ -82,6 +96,7 @@ export const DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024;
 const DEFAULT_BACKOFF_BASE_MS = 25;
 
 const RESET_RETRY = RetryOn['5xx'] | RetryOn['gateway-error'] | RetryOn.reset;
+const GRPC_RETRY = RetryOn.cancelled | RetryOn['deadline-exceeded'] | RetryOn['resource-exhausted'] | RetryOn.unavailable | RetryOn.internal;
 const CONNECT_FAILURE_RETRY = RESET_RETRY | RetryOn['connect-failure'] | RetryOn['reset-before-request'];
 
 export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink {
@@ -107,10 +122,14 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
   private readonly backoffMaxMs: number;
   private host: Host | null = null;
   private triedHosts: Host[] | undefined;
-  private pool: H1Pool | null = null;
+  private pool: UpstreamPool | null = null;
   private waitingPool = false;
-  private conn: H1Connection | null = null;
-  private framing = 0;
+  private conn: UpstreamStream | null = null;
+  /** 1 or 2: the upstream protocol of this request (cluster protocol, or the downstream's). */
+  private readonly upstreamProtocol: 1 | 2;
+  /** The router's global timeout for this request (route timeout, or from grpc-timeout); 0 = none. */
+  private globalTimeoutMs: number;
+  private durationTimer: NodeJS.Timeout | undefined;
   private requestSent = false;
   private attemptStartMs = 0;
   private forwarding = false;
@@ -145,6 +164,8 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.upgrade = stream.upgrade !== '';
     if (this.upgrade) this.retriable = false;
     this.bufferLimit = decision.perRequestBufferLimitBytes ?? bufferLimitBytes;
+    this.upstreamProtocol = upstreamProtocolOf(upstream.runtime, stream.head.httpVersion);
+    this.globalTimeoutMs = decision.timeoutMs;
   }
 
   /** The request body a filter kept while it held the request (sent before what arrives next). */
@@ -169,7 +190,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     const lbPolicy = this.cluster.lbPolicy;
     if (this.decision.hashPolicies.length > 0 && (lbPolicy === 'RING_HASH' || lbPolicy === 'MAGLEV')) {
       // Envoy computes the hash only for load balancers that use one (so only they generate cookies).
-      const sock = s.conn.socket;
+      const sock = s.socket;
       const cookies: string[] = [];
       this.hash = requestHash(this.decision.hashPolicies, head, { remoteAddress: sock.remoteAddress ?? '', remotePort: sock.remotePort ?? 0, localAddress: sock.localAddress ?? '', localPort: sock.localPort ?? 0 }, cookies);
       if (cookies.length > 0) this.setCookies = cookies;
@@ -182,11 +203,31 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
         this.retryStatusCodes = [...this.retryStatusCodes, ...codes];
       }
     }
-    const timeout = this.decision.timeoutMs;
+    const d = this.decision;
+    // Envoy's FilterUtility::finalTimeout: a route with max_stream_duration ("new timeouts") has no router
+    // timeout (the stream duration below applies); a gRPC request on a route with max_grpc_timeout takes its
+    // grpc-timeout (minus grpc_timeout_offset, capped at max_grpc_timeout, 0 = infinite) as the route timeout.
+    const newTimeouts = d.maxStreamDurationMs !== undefined || d.grpcTimeoutHeaderMaxMs !== undefined || d.grpcTimeoutHeaderOffsetMs !== undefined;
+    let grpcTimeoutHeader = false;
+    if (newTimeouts) this.globalTimeoutMs = 0;
+    else if (d.maxGrpcTimeoutMs !== undefined && isGrpcRequest(head)) {
+      let t = parseGrpcTimeout(getHeader(head.headers, 'grpc-timeout')) ?? 0;
+      const off = d.grpcTimeoutOffsetMs;
+      if (off !== undefined && off < t) t -= off;
+      const max = d.maxGrpcTimeoutMs;
+      if (max !== 0 && (t === 0 || t > max)) t = max;
+      this.globalTimeoutMs = t;
+      grpcTimeoutHeader = true;
+    }
+    const timeout = this.globalTimeoutMs;
     const perTry = this.policy?.perTryTimeoutMs ?? 0;
     const expected = perTry > 0 && (timeout === 0 || perTry < timeout) ? perTry : timeout;
-    if (expected > 0) setHeader(head.headers, 'x-envoy-expected-rq-timeout-ms', String(expected));
-    else removeHeader(head.headers, 'x-envoy-expected-rq-timeout-ms');
+    if (expected > 0) {
+      setHeader(head.headers, 'x-envoy-expected-rq-timeout-ms', String(expected));
+      // setTimeoutHeaders: with max_grpc_timeout the upstream's grpc-timeout says the time it really has.
+      if (grpcTimeoutHeader) setHeader(head.headers, 'grpc-timeout', `${expected}m`);
+    } else removeHeader(head.headers, 'x-envoy-expected-rq-timeout-ms');
+    if (newTimeouts && !this.armStreamDuration()) return;
     s.setBodySink(this);
     s.onReset = (byTimeout) => this.onDownstreamReset(byTimeout);
     const held = this.held;
@@ -201,6 +242,44 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     }
     this.cluster.stats.upstream_rq_total++;
     this.startAttempt();
+  }
+
+  /**
+   * The HCM's stream duration (ConnectionManagerImpl::ActiveStream::refreshDurationTimeout) for a route with
+   * max_stream_duration: a grpc-timeout header, when grpc_timeout_header_max is set, gives the duration (capped
+   * at grpc_timeout_header_max unless 0, minus grpc_timeout_header_offset); otherwise max_stream_duration (0 =
+   * none). Measured from the stream's start. False when the time is already up (the reply has been sent).
+   */
+  private armStreamDuration(): boolean {
+    const d = this.decision;
+    const ht = parseGrpcTimeout(getHeader(this.stream.head.headers, 'grpc-timeout'));
+    let t: number;
+    if (ht === undefined || d.grpcTimeoutHeaderMaxMs === undefined) {
+      if (d.maxStreamDurationMs === undefined || d.maxStreamDurationMs === 0) return true;
+      t = d.maxStreamDurationMs;
+    } else {
+      t = ht;
+      const max = d.grpcTimeoutHeaderMaxMs;
+      if (max !== 0 && t > max) t = max;
+      const off = d.grpcTimeoutHeaderOffsetMs;
+      if (t !== 0 && off !== undefined) t = t > off ? t - off : 0;
+    }
+    const left = t - (Date.now() - this.stream.startMs);
+    if (left <= 0) {
+      this.onStreamDuration();
+      return false;
+    }
+    this.durationTimer = setTimeout(() => this.onStreamDuration(), left);
+    return true;
+  }
+
+  /** onStreamMaxDurationReached: 408 `downstream duration timeout` (gRPC: DEADLINE_EXCEEDED); a reset if the response began. */
+  private onStreamDuration(): void {
+    this.durationTimer = undefined;
+    if (this.done) return;
+    this.dropAttempt();
+    this.stream.localReply(408, 'downstream duration timeout', '', 'max_duration_timeout', undefined, GrpcStatus.DEADLINE_EXCEEDED);
+    this.cleanup();
   }
 
   // ------------------------------------------------------------------------------------------------ attempts
@@ -234,7 +313,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     host.stats.rq_active++;
     this.requestSent = false;
     this.forwarding = false;
-    this.pool = this.upstream.pool(host);
+    this.pool = this.upstream.pool(host, this.upstreamProtocol);
     this.waitingPool = true;
     this.pool.newStream(this);
   }
@@ -254,30 +333,22 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     return undefined;
   }
 
-  onPoolReady(conn: H1Connection): void {
+  onPoolReady(conn: UpstreamStream): void {
     this.waitingPool = false;
     if (this.done) {
       // Cannot happen (cancel removes the request), but never leak a connection.
-      conn.requestComplete();
+      conn.abort();
       return;
     }
     this.conn = conn;
-    conn.attach(this, this.stream.head.method);
     const head = this.stream.head;
     if (this.decision.virtualHost.includeRequestAttemptCount) setHeader(head.headers, 'x-envoy-attempt-count', String(this.attempt));
     if (this.host !== null) autoRewriteHost(this.decision, head, this.host.hostname);
-    let flags = 0;
-    if (hasHeader(head.headers, 'content-length')) flags |= FRAME_HAS_CONTENT_LENGTH;
-    if (this.headOnly) flags |= FRAME_END_STREAM;
-    if (this.upgrade) flags |= FRAME_UPGRADE;
-    this.framing = requestFraming(head.method, flags);
     this.attemptStartMs = Date.now();
-    const sock = conn.socket;
-    sock.cork();
-    conn.write(serializeRequestHead(head, this.framing));
-    if (this.body !== null) for (const b of this.body) this.writeBody(b);
+    conn.sendHead(this, head, this.headOnly, this.upgrade);
+    if (this.conn !== conn) return; // reset at once (the HTTP/2 session went away)
+    if (this.body !== null) for (const b of this.body) conn.sendBody(b);
     if (this.stream.requestComplete) this.endUpstreamRequest();
-    sock.uncork();
     if (this.upgrade) {
       // Tunnel bytes are never resent: nothing more is kept.
       if (this.body !== null && this.bodyBytes > this.bufferLimit) this.stream.resumeRequestBody();
@@ -300,30 +371,16 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.onAttemptReset('connection failure', CONNECT_FAILURE_RETRY);
   }
 
-  private writeBody(b: Buffer): boolean {
-    const c = this.conn!;
-    if ((this.framing & FRAMING_CHUNK_BODY) !== 0) {
-      c.write(chunkHeader(b.length));
-      c.write(b);
-      return c.write(CHUNK_END);
-    }
-    return c.write(b);
-  }
-
   private endUpstreamRequest(): void {
     const c = this.conn!;
-    if ((this.framing & FRAMING_CHUNK_BODY) !== 0) {
-      const t = this.trailers;
-      c.write(t !== null && t.length > 0 ? serializeTrailers(t) : LAST_CHUNK);
-    }
     this.requestSent = true;
     if (this.upgrade) {
       // The client ended its side of the (requested or accepted) tunnel: half-close the upstream.
-      c.endTunnel();
+      (c as TunnelStream).endTunnel();
       if (this.tunnelResponseDone) this.finishTunnel();
       return;
     }
-    c.requestComplete();
+    c.sendEnd(this.trailers);
     const perTry = this.policy?.perTryTimeoutMs ?? 0;
     if (perTry > 0 && !this.forwarding) this.perTryTimer = setTimeout(() => this.onPerTryTimeout(), perTry);
   }
@@ -347,9 +404,9 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
         }
       } else this.body.push(chunk);
     }
-    if (sending && !this.writeBody(chunk)) {
+    if (sending && !this.conn!.sendBody(chunk)) {
       this.stream.pauseRequestBody();
-      this.conn!.socket.once('drain', () => this.stream.resumeRequestBody());
+      this.conn!.onWritable(() => this.stream.resumeRequestBody());
     }
   }
 
@@ -363,18 +420,19 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
 
   private startGlobalTimer(): void {
     if (this.tunnel) return;
-    const t = this.decision.timeoutMs;
+    const t = this.globalTimeoutMs;
     if (t > 0 && this.globalTimer === undefined) this.globalTimer = setTimeout(() => this.onGlobalTimeout(), t);
   }
 
   // ------------------------------------------------------------------------------------------------ response
 
-  onResponseHead(head: ResponseHead, conn: H1Connection): void {
+  onResponseHead(head: ResponseHead, endStream: boolean): void {
     clearTimeout(this.perTryTimer);
+    const conn = this.conn!;
     const status = head.status;
     const host = this.host!;
     host.outlier.putResult(status >= 500 ? '5xx' : 'success', status);
-    if (this.shouldRetryStatus(status)) {
+    if (this.shouldRetryStatus(status) || this.shouldRetryGrpc(head.headers)) {
       if (this.retriesLeft > 0 && this.tryScheduleRetry()) {
         host.stats.rq_error++;
         this.conn = null;
@@ -395,7 +453,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
       this.tunnel = true;
       clearTimeout(this.globalTimer);
       this.globalTimer = undefined;
-      conn.startTunnel();
+      (conn as TunnelStream).startTunnel();
     }
     removeHopByHopHeaders(h, this.tunnel);
     setHeader(h, 'x-envoy-upstream-service-time', String(Date.now() - this.attemptStartMs)); // set, not appended (Envoy setEnvoyUpstreamServiceTime)
@@ -407,7 +465,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
       vars.upstreamSocket = conn.socket;
     }
     applyResponseHeaders(this.decision, head, this.stream.head, vars);
-    const end = !conn.responseHasBody;
+    const end = endStream;
     this.stream.onResponseDrain = end ? null : () => conn.resumeResponse();
     this.stream.sendHead(head, end);
   }
@@ -438,7 +496,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.cleanup();
   }
 
-  onUpstreamReset(reason: 'connection termination' | 'remote reset'): void {
+  onUpstreamReset(reason: UpstreamResetReason): void {
     this.conn = null;
     if (this.done) return;
     clearTimeout(this.perTryTimer);
@@ -454,7 +512,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     }
     this.cluster.stats.upstream_rq_rx_reset++;
     this.releaseAttempt();
-    this.onAttemptReset(reason, RESET_RETRY);
+    this.onAttemptReset(reason, reason === 'remote refused stream reset' ? RESET_RETRY | RetryOn['refused-stream'] : RESET_RETRY);
   }
 
   /** Both directions of a tunnel have ended. */
@@ -475,6 +533,31 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     if ((m & RetryOn['retriable-4xx']) !== 0 && status === 409) return true;
     if ((m & RetryOn['retriable-status-codes']) !== 0 && this.retryStatusCodes.includes(status)) return true;
     return false;
+  }
+
+  /**
+   * gRPC retry_on conditions (RetryStateImpl::wouldRetryFromHeaders): the grpc-status of a trailers-only
+   * response (grpc-status in the response head) is cancelled (1), deadline-exceeded (4), resource-exhausted (8),
+   * internal (13) or unavailable (14), and the policy names that condition.
+   */
+  private shouldRetryGrpc(h: HeaderList): boolean {
+    if (!this.retriable) return false;
+    const m = this.policy!.retryOnMask;
+    if ((m & GRPC_RETRY) === 0) return false;
+    switch (grpcStatusOf(h)) {
+      case GrpcStatus.CANCELLED:
+        return (m & RetryOn.cancelled) !== 0;
+      case GrpcStatus.DEADLINE_EXCEEDED:
+        return (m & RetryOn['deadline-exceeded']) !== 0;
+      case GrpcStatus.RESOURCE_EXHAUSTED:
+        return (m & RetryOn['resource-exhausted']) !== 0;
+      case GrpcStatus.INTERNAL:
+        return (m & RetryOn.internal) !== 0;
+      case GrpcStatus.UNAVAILABLE:
+        return (m & RetryOn.unavailable) !== 0;
+      default:
+        return false;
+    }
   }
 
   /** Takes the retries circuit breaker and arms the back-off timer; false on overflow (flag UO). */
@@ -505,7 +588,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
       if (this.retriesLeft === 0) this.stream.flags = addFlagTo(this.stream.flags, 'URX');
     }
     const flag = resetFlag(reason);
-    this.finishLocal(503, resetBody(reason, this.retried), flag, `upstream_reset_before_response_started{${reason.replace(' ', '_')}}`);
+    this.finishLocal(503, resetBody(reason, this.retried), flag, `upstream_reset_before_response_started{${reason.replace(/ /g, '_')}}`);
   }
 
   private onPerTryTimeout(): void {
@@ -589,6 +672,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     clearTimeout(this.perTryTimer);
     clearTimeout(this.globalTimer);
     clearTimeout(this.backoffTimer);
+    clearTimeout(this.durationTimer);
     this.releaseAttempt();
     this.stream.setBodySink(null);
     this.stream.onReset = null;

@@ -68,6 +68,7 @@ import {
   runtimeFraction,
   startsWithIgnoreCase,
 } from './util.js';
+import { isGrpcRequest } from '../grpc/common.js';
 import type { RegexRewrite } from './util.js';
 
 export interface CompileOptions extends FormatterOptions {
@@ -161,12 +162,6 @@ function pathEnd(path: string, ignoreParams: boolean): number {
   return n;
 }
 
-/** content-type application/grpc or application/grpc+… (Envoy's Grpc::Common::isGrpcRequestHeaders). */
-export function isGrpcRequest(head: RequestHead): boolean {
-  if (!head.path) return false;
-  const ct = listHeaderFirst(head.headers, 'content-type');
-  return ct !== undefined && ct.startsWith('application/grpc') && (ct.length === 16 || ct.charCodeAt(16) === 43 /* + */);
-}
 
 /** uint64 from a header (absl::SimpleAtoi) modulo `total`; -1 when the value is not a valid unsigned number. */
 function headerRandomModulo(v: string, total: number): number {

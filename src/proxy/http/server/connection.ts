@@ -13,11 +13,13 @@
  * closes; the proxy keeps serving everyone else. Flow control: a full socket buffer on either side pauses the
  * other side (`pauseRequestBody` / `onResponseDrain`).
  *
- * DownstreamStream (one request):
+ * DownstreamStream (one request, protocol-neutral: H1DownstreamStream here, H2DownstreamStream in h2-connection.ts):
  *   head, remoteAddress, requestComplete, setBodySink(sink) (body chunks as Buffers, then the end + trailers),
- *   sendHead(head, endStream), sendBody(chunk) → false when the socket buffer is full, sendEnd(trailers),
+ *   sendHead(head, endStream), sendBody(chunk) → false when the transport buffer is full, sendEnd(trailers),
  *   localReply(status, body, flags, details), onReset (set by the consumer: the client went away, or a timeout
- *   ended the stream: then it is called with `true`), upgrade (the lower-case Upgrade type, '' for none).
+ *   ended the stream: then it is called with `true`), responseHeadersHook (set by a filter, CORS), socket (the
+ *   downstream connection's socket: addresses for hash policies and header variables), upgrade (the lower-case
+ *   Upgrade type, '' for none; always '' on HTTP/2, where extended CONNECT is not supported).
  *
  * Timeouts (the connection manager's `timeouts`, Envoy's ConnectionManagerImpl semantics, 0 = off):
  * - request_headers_timeout: from the first byte of a request until its head is complete → 408 `request header
@@ -63,7 +65,8 @@ import {
   type H1RequestParserOptions,
 } from '../codec/h1/index.js';
 import { hasHeader, type HeaderList, type RequestHead, type ResponseHead } from '../headers.js';
-import { DEBUG_HEADER, DETAILS_HEADER, FLAGS_HEADER } from './local-reply.js';
+import { DEBUG_HEADER, FLAGS_HEADER, localReplyHeaders } from './local-reply.js';
+import { isGrpcRequest } from '../grpc/common.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
 
 export interface RequestBodySink {
@@ -74,6 +77,52 @@ export interface RequestBodySink {
 /** Sees (and may change) a response head before it is written: upstream responses and local replies alike. */
 export interface ResponseHeadersHook {
   onResponseHeaders(resp: ResponseHead): void;
+}
+
+/** One downstream request as the connection manager and the router use it, whatever the protocol. */
+export interface DownstreamStream {
+  readonly head: RequestHead;
+  readonly remoteAddress: string;
+  /** The downstream connection's socket (addresses: hash policies, header variables). */
+  readonly socket: Socket;
+  /** The whole request (body and trailers) has been received. */
+  readonly requestComplete: boolean;
+  readonly responseStarted: boolean;
+  /** The client went away (or reset the stream) before the response completed. */
+  readonly reset: boolean;
+  /** The request asked for the debug response headers (x-weft-debug: 1). */
+  readonly debug: boolean;
+  readonly startMs: number;
+  /** Response flags earned so far (comma-separated, Envoy's short names). */
+  flags: string;
+  /** Response code details (Envoy's %RESPONSE_CODE_DETAILS%). */
+  details: string;
+  /**
+   * Set by the consumer: called once if the client goes away (or resets the stream) before the response completed,
+   * or with `true` when the connection manager ends the stream itself (a timeout; it then answers or resets).
+   */
+  onReset: ((byTimeout?: boolean) => void) | null;
+  /** Set by the consumer: called when a full transport buffer has drained. */
+  onResponseDrain: (() => void) | null;
+  /** The Upgrade type of an HTTP/1.1 upgrade request (lower case; `connect` for CONNECT), '' for none (HTTP/2: ''). */
+  readonly upgrade: string;
+  /** Set by an HTTP filter (CORS): runs on the response head before it is written (Envoy's encodeHeaders). */
+  responseHeadersHook: ResponseHeadersHook | null;
+  setBodySink(sink: RequestBodySink | null): void;
+  pauseRequestBody(): void;
+  resumeRequestBody(): void;
+  /** Writes the response head. `endStream`: no body follows. */
+  sendHead(resp: ResponseHead, endStream: boolean): void;
+  /** false when the transport buffer is full (wait for onResponseDrain). */
+  sendBody(chunk: Buffer): boolean;
+  sendEnd(trailers: HeaderList | null): void;
+  /**
+   * A response written by the proxy itself (Envoy's local reply; gRPC-shaped for gRPC requests, see
+   * local-reply.ts). `flag` is added to the stream's flags; `grpcStatus` overrides the mapped gRPC status.
+   */
+  localReply(status: number, body: string | Buffer, flag: string, details: string, extra?: HeaderList, grpcStatus?: number): void;
+  /** The response cannot be completed (upstream broke mid-body): HTTP/1 closes the connection, HTTP/2 resets the stream. */
+  abortResponse(): void;
 }
 
 export interface StreamHandler {
@@ -107,18 +156,7 @@ export interface ServerHeaderPolicy {
   serverHeader: 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH';
 }
 
-let cachedDate = '';
-let cachedDateAt = 0;
-function httpDate(): string {
-  const now = Date.now();
-  if (now - cachedDateAt >= 1000) {
-    cachedDate = new Date(now).toUTCString();
-    cachedDateAt = now - (now % 1000);
-  }
-  return cachedDate;
-}
-
-export class DownstreamStream {
+export class H1DownstreamStream implements DownstreamStream {
   /** Response flags earned so far (comma-separated, Envoy's short names). */
   flags = '';
   /** Response code details (Envoy's %RESPONSE_CODE_DETAILS%). */
@@ -159,6 +197,10 @@ export class DownstreamStream {
 
   get remoteAddress(): string {
     return this.conn.socket.remoteAddress ?? '';
+  }
+
+  get socket(): Socket {
+    return this.conn.socket;
   }
 
   setBodySink(sink: RequestBodySink | null): void {
@@ -208,12 +250,7 @@ export class DownstreamStream {
     const st = this.conn.stats;
     if (st !== null) st.responseHead(resp.status);
     const h = resp.headers;
-    const policy = this.conn.policy;
-    if (policy.serverName !== '' && policy.serverHeader !== 'PASS_THROUGH') {
-      if (policy.serverHeader === 'OVERWRITE') setOrAdd(h, 'server', policy.serverName);
-      else if (!hasHeader(h, 'server')) h.push('server', policy.serverName);
-    }
-    if (this.debug && this.flags !== '') h.push(FLAGS_HEADER, this.flags);
+    applyServerHeaders(h, this.conn.policy, this.debug, this.flags);
     const closing = !this.tunnel && (this.conn.closeAfterResponse || !this.requestComplete);
     if (closing) h.push('connection', 'close');
     let flags = 0;
@@ -277,7 +314,7 @@ export class DownstreamStream {
    * A response written by the proxy itself: Envoy's local reply shape (content-length, content-type text/plain
    * when there is a body, date, server) plus the debug headers. `flag` is added to the stream's flags.
    */
-  localReply(status: number, body: string | Buffer, flag: string, details: string, extra?: HeaderList): void {
+  localReply(status: number, body: string | Buffer, flag: string, details: string, extra?: HeaderList, grpcStatus?: number): void {
     if (this.responseStarted) {
       // Too late for a reply: the client sees the connection end instead.
       this.abortResponse();
@@ -285,12 +322,10 @@ export class DownstreamStream {
     }
     if (flag !== '') this.flags = this.flags === '' ? flag : this.flags + ',' + flag;
     this.details = details;
-    const len = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     const headers: HeaderList = extra ? extra.slice() : [];
-    if (len > 0 && !hasHeader(headers, 'content-type')) headers.push('content-type', 'text/plain');
-    headers.push('content-length', String(len), 'date', httpDate());
-    if (this.debug) headers.push(DETAILS_HEADER, details);
-    this.sendHead({ status, headers }, len === 0);
+    const r = localReplyHeaders(headers, status, body, details, this.debug, isGrpcRequest(this.head), grpcStatus);
+    const len = r.len;
+    this.sendHead({ status: r.status, headers }, len === 0);
     if (len > 0) {
       this.flushHead();
       if (!this.headRequest) this.conn.socket.write(body as Buffer);
@@ -347,8 +382,17 @@ export class DownstreamStream {
 /** Bodies up to this size are copied behind the response head into one write (a copy is cheaper than writev). */
 const COALESCE_MAX_BODY = 8192;
 
-function flushHead(s: DownstreamStream): void {
+function flushHead(s: H1DownstreamStream): void {
   s.flushHead();
+}
+
+/** The `server` header per the HCM's server_header_transformation, and the debug flags header. */
+export function applyServerHeaders(h: HeaderList, policy: ServerHeaderPolicy, debug: boolean, flags: string): void {
+  if (policy.serverName !== '' && policy.serverHeader !== 'PASS_THROUGH') {
+    if (policy.serverHeader === 'OVERWRITE') setOrAdd(h, 'server', policy.serverName);
+    else if (!hasHeader(h, 'server')) h.push('server', policy.serverName);
+  }
+  if (debug && flags !== '') h.push(FLAGS_HEADER, flags);
 }
 
 function setOrAdd(h: HeaderList, lower: string, value: string): void {
@@ -362,7 +406,7 @@ function setOrAdd(h: HeaderList, lower: string, value: string): void {
   h.push(lower, value);
 }
 
-function hasDebugHeader(h: HeaderList): boolean {
+export function hasDebugHeader(h: HeaderList): boolean {
   for (let i = 0; i < h.length; i += 2) {
     const n = h[i]!;
     if (n.length === 12 && n.toLowerCase() === DEBUG_HEADER) return h[i + 1] === '1';
@@ -372,7 +416,7 @@ function hasDebugHeader(h: HeaderList): boolean {
 
 export class H1ServerConnection implements H1RequestHandler {
   private readonly parser: H1RequestParser;
-  private current: DownstreamStream | null = null;
+  private current: H1DownstreamStream | null = null;
   private leftover: Buffer | null = null;
   /** The socket is paused because a complete request waits for its response. */
   waitingForResponse = false;
@@ -541,7 +585,8 @@ export class H1ServerConnection implements H1RequestHandler {
     const cur = this.current;
     this.closeAfterResponse = true;
     if (status === 0 || (cur !== null && cur.responseStarted)) {
-      // HTTP/2 prior knowledge (not served by this slice) or an error after the response began: just close.
+      // The HTTP/2 preface on an HTTP/1-only connection (codec_type HTTP1; AUTO sniffs it in serve.ts) or an error
+      // after the response began: just close.
       cur?.onDownstreamReset();
       this.socket.destroy();
       return;
@@ -559,7 +604,7 @@ export class H1ServerConnection implements H1RequestHandler {
     this.requestArmed = false;
     let stream = this.current;
     if (stream === null) {
-      stream = new DownstreamStream(this, { method: 'GET', path: '', authority: '', scheme: 'http', headers: [], httpVersion: '1.1' });
+      stream = new H1DownstreamStream(this, { method: 'GET', path: '', authority: '', scheme: 'http', headers: [], httpVersion: '1.1' });
       if (this.stats !== null) this.stats.requestStart();
     }
     stream.requestComplete = true;
@@ -602,7 +647,7 @@ export class H1ServerConnection implements H1RequestHandler {
   }
 
   /** @internal */
-  onResponseComplete(s: DownstreamStream): void {
+  onResponseComplete(s: H1DownstreamStream): void {
     if (this.current !== s) return;
     if (s.tunnel && !s.requestComplete) {
       // The upstream ended its side of the tunnel: pass the half-close on; the client may still send.
@@ -629,7 +674,7 @@ export class H1ServerConnection implements H1RequestHandler {
   }
 
   /** @internal both directions of a tunnel have ended. */
-  onTunnelDone(s: DownstreamStream): void {
+  onTunnelDone(s: H1DownstreamStream): void {
     if (this.current !== s) return;
     this.current = null;
     this.streamArmed = false;
@@ -644,7 +689,7 @@ export class H1ServerConnection implements H1RequestHandler {
     this.requests++;
     this.headerArmed = false;
     this.idleArmed = false;
-    const s = new DownstreamStream(this, head);
+    const s = new H1DownstreamStream(this, head);
     if (this.stats !== null) this.stats.requestStart();
     // A request without a body is complete with its head (Envoy: decodeHeaders with end_stream).
     s.requestComplete = !this.parser.hasBody;

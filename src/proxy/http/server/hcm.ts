@@ -20,13 +20,17 @@
  * once). Per request, after route selection, each filter's decodeHeaders runs in order (no route: they run with no
  * decision, then 404 NR): one may answer (fault abort, CORS preflight) or hold the request and resume the chain
  * later (fault delay). With no filters (or none that applies) nothing is allocated.
- * Only HTTP/1.1 downstreams are served: codec_type HTTP2/HTTP3 is a ConfigError; with AUTO an HTTP/2 preface is
- * refused by closing the connection.
+ * Downstream codecs (codec_type, see serve.ts): AUTO (HTTP/1.1, or HTTP/2 when the connection starts with the
+ * HTTP/2 preface or ALPN chose h2), HTTP1, HTTP2; HTTP3 is a ConfigError. http2_protocol_options gives the HTTP/2
+ * settings (max_concurrent_streams, initial stream and connection windows); max_request_headers_kb and
+ * max_headers_count limit header blocks of both codecs. Filters run on HTTP/1.1 and HTTP/2 streams alike.
  * Downstream timeouts (request_headers_timeout — 10 s when unset, Weft's slowloris default —, stream_idle_timeout,
  * request_timeout, common_http_protocol_options idle_timeout / max_connection_duration, drain_timeout) are compiled
- * into `timeouts` and enforced by the connection (connection.ts). `upgrade_configs` (types compared
+ * into `timeouts` and enforced by the connection (connection.ts; on HTTP/2, h2-connection.ts: the stream timeouts
+ * per stream, idle_timeout / max_connection_duration per connection with a GOAWAY drain). `upgrade_configs` (types compared
  * case-insensitively; CONNECT and upgrade filter chains are ConfigErrors) decide which Upgrade requests pass: an
- * upgrade not allowed by the connection manager or the route → 403 `upgrade_failed`, connection closed.
+ * upgrade not allowed by the connection manager or the route → 403 `upgrade_failed`, connection closed. Upgrades
+ * are HTTP/1.1 only (HTTP/2 extended CONNECT is not supported).
  */
 import { randomUUID } from 'node:crypto';
 import type { HttpConnectionManager } from '../../../xds/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
@@ -40,12 +44,14 @@ import { ConfigError } from '../../config-error.js';
 import type { H1RequestParserOptions } from '../codec/h1/index.js';
 import { hasHeader } from '../headers.js';
 import { applyRequestHeaders, localReplyLocation, rewritePath, type CompiledRouteConfig } from '../router/index.js';
-import { DEFAULT_BUFFER_LIMIT_BYTES, RouterRequest, type UpstreamCluster } from '../route-path/upstream-request.js';
+import { DEFAULT_BUFFER_LIMIT_BYTES, RouterRequest, upstreamProtocolOf, type UpstreamCluster } from '../route-path/upstream-request.js';
 import { startMirrors } from '../route-path/mirror.js';
 import { StreamVars } from '../route-path/stream-vars.js';
 import { compileHttpFilters, STOP, type FilterChainCallbacks, type HeldBody, type HttpFilter } from '../filters/index.js';
 import type { RouteDecision } from '../router/decision.js';
-import type { ConnectionTimeouts, DownstreamStream, ServerHeaderPolicy, StreamHandler } from './connection.js';
+import { H1DownstreamStream, type ConnectionTimeouts, type DownstreamStream, type ServerHeaderPolicy } from './connection.js';
+import { DEFAULT_H2_SERVER_OPTIONS, type H2ServerOptions } from './h2-connection.js';
+import type { CodecType, HttpServerConfig } from './serve.js';
 import { durationMs } from '../../upstream/cluster/compile.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
 
@@ -84,7 +90,7 @@ export const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000;
 export const DEFAULT_CONNECTION_IDLE_TIMEOUT_MS = 3_600_000;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 5_000;
 
-export class HttpConnectionManagerImpl implements StreamHandler, FilterChainCallbacks {
+export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainCallbacks {
   private readonly someDisabledByDefault: boolean;
   readonly parserOptions: H1RequestParserOptions;
   readonly serverPolicy: ServerHeaderPolicy;
@@ -110,6 +116,8 @@ export class HttpConnectionManagerImpl implements StreamHandler, FilterChainCall
     private readonly filters: readonly HttpFilter[] = [],
     /** Per filter: http_filters[i].disabled (off unless a route enables it). */
     private readonly disabledByDefault: readonly boolean[] = [],
+    readonly codec: CodecType = 'auto',
+    readonly h2Options: H2ServerOptions = DEFAULT_H2_SERVER_OPTIONS,
   ) {
     this.someDisabledByDefault = disabledByDefault.includes(true);
     this.rdsName = rdsName;
@@ -177,13 +185,18 @@ export class HttpConnectionManagerImpl implements StreamHandler, FilterChainCall
       // Envoy: an upgrade the connection manager (or the route) does not allow is refused with 403 and the
       // connection closes after it (its later bytes could be a smuggled request).
       if (this.stats !== null) this.stats.downstream_rq_ws_on_non_ws_route.inc();
-      stream.conn.closeAfterResponse = true;
-      stream.localReply(403, '', '', 'upgrade_failed');
+      refuseUpgrade(stream);
       return;
     }
     const cluster = d.cluster === '' ? undefined : this.clusters(d.cluster);
     if (cluster === undefined) {
       stream.localReply(d.clusterNotFoundStatus, '', 'NC', 'cluster_not_found');
+      return;
+    }
+    if (stream.upgrade !== '' && upstreamProtocolOf(cluster.runtime, head.httpVersion) === 2) {
+      // An HTTP/2 upstream would need extended CONNECT (RFC 8441), which Weft does not speak: refused as an
+      // upgrade that cannot be made.
+      refuseUpgrade(stream);
       return;
     }
     const vars = d.needsFormatVars ? new StreamVars(stream, this.useRemoteAddress) : undefined;
@@ -206,6 +219,12 @@ export class HttpConnectionManagerImpl implements StreamHandler, FilterChainCall
     const r = route.get(type);
     return r !== undefined ? r : hcm;
   }
+}
+
+/** 403 `upgrade_failed`; the HTTP/1.1 connection closes after it (upgrades exist only on HTTP/1.1 streams). */
+function refuseUpgrade(stream: DownstreamStream): void {
+  if (stream instanceof H1DownstreamStream) stream.conn.closeAfterResponse = true;
+  stream.localReply(403, '', '', 'upgrade_failed');
 }
 
 function isLoopback(addr: string): boolean {
@@ -241,9 +260,9 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
   const fail = (field: string, detail: string): never => {
     throw new ConfigError(ctx.listener, `${ctx.field}.${field}`, detail, 'listener');
   };
-  if (p.codecType === HttpConnectionManager_CodecType.HTTP2 || p.codecType === HttpConnectionManager_CodecType.HTTP3) {
-    fail('codec_type', `${HttpConnectionManager_CodecType[p.codecType]} downstreams are not supported yet (HTTP/1.1 only)`);
-  }
+  if (p.codecType === HttpConnectionManager_CodecType.HTTP3) fail('codec_type', 'HTTP3 downstreams are not supported');
+  const codec: CodecType =
+    p.codecType === HttpConnectionManager_CodecType.HTTP2 ? 'http2' : p.codecType === HttpConnectionManager_CodecType.HTTP1 ? 'http1' : 'auto';
   // HTTP filters: the router last, the others from the registry. Their stats live under http.<stat_prefix>.
   const httpStats = ctx.httpStats?.(p.statPrefix) ?? null;
   const filters = compileHttpFilters(p.httpFilters, { listener: ctx.listener, field: ctx.field, stats: httpStats?.scope, warn: ctx.warn });
@@ -278,6 +297,17 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
           ? 'drop'
           : 'allow',
   };
+  const h2p = p.http2ProtocolOptions;
+  const h2Options: H2ServerOptions = {
+    maxConcurrentStreams: h2p?.maxConcurrentStreams ?? DEFAULT_H2_SERVER_OPTIONS.maxConcurrentStreams,
+    initialStreamWindowSize: h2p?.initialStreamWindowSize ?? DEFAULT_H2_SERVER_OPTIONS.initialStreamWindowSize,
+    initialConnectionWindowSize: h2p?.initialConnectionWindowSize ?? DEFAULT_H2_SERVER_OPTIONS.initialConnectionWindowSize,
+    maxHeaderListSize: parserOptions.maxHeaderBytes ?? DEFAULT_H2_SERVER_OPTIONS.maxHeaderListSize,
+    maxHeaderListPairs: parserOptions.maxHeaderCount ?? DEFAULT_H2_SERVER_OPTIONS.maxHeaderListPairs,
+  };
+  if (h2Options.maxConcurrentStreams < 1) fail('http2_protocol_options.max_concurrent_streams', 'must be at least 1');
+  if (h2Options.initialStreamWindowSize < 65535) fail('http2_protocol_options.initial_stream_window_size', 'must be at least 65535');
+  if (h2Options.initialConnectionWindowSize < 65535) fail('http2_protocol_options.initial_connection_window_size', 'must be at least 65535');
   const sht = p.serverHeaderTransformation;
   const serverPolicy: ServerHeaderPolicy = {
     serverName: p.serverName || DEFAULT_SERVER_NAME,
@@ -321,6 +351,8 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
     httpStats,
     filters,
     disabledByDefault,
+    codec,
+    h2Options,
   );
   hcm.timeouts = timeouts;
   hcm.upgrades = upgrades;

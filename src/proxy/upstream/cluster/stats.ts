@@ -80,6 +80,8 @@ export class ClusterStats {
   // Connections (pools).
   upstream_cx_total = 0;
   upstream_cx_active = 0;
+  upstream_cx_http1_total = 0;
+  upstream_cx_http2_total = 0;
   upstream_cx_connect_fail = 0;
   upstream_cx_connect_timeout = 0;
   upstream_cx_destroy = 0;

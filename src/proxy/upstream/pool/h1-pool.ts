@@ -4,7 +4,7 @@
  *   const pool = new H1Pool(cluster, host);
  *   const handle = pool.newStream(req);   // req.onPoolReady(conn) (maybe synchronously) or req.onPoolFailure(why)
  *   pool.cancel(req);                     // the request gave up while waiting (timeout, downstream reset)
- *   conn.attach(sink); conn.writeHead(s); conn.write(buf); ...    // see H1Connection
+ *   conn.sendHead(sink, head, endStream); conn.sendBody(buf); conn.sendEnd(trailers)   // UpstreamStream (types.ts)
  *   pool.drain();                         // host removed / cluster replaced: close idle, finish busy, then close
  *
  * One request at a time per connection; a connection whose request and response both completed with keep-alive
@@ -16,7 +16,8 @@
  * - connect timeout: cluster.connectTimeoutMs (upstream_cx_connect_timeout) → 'connection failure';
  * - idle timeout: common_http_protocol_options.idle_timeout (Envoy's default 1 h) closes idle connections;
  * - max_requests_per_connection: the connection closes after that many requests.
- * Upgrades: after a 101 the router calls `startTunnel()`: the connection is never reused, allows half-open, an end
+ * Upgrades: `sendHead(sink, head, endStream, true)` sends an Upgrade request without body framing (bytes after the
+ * head are raw); after a 101 the router calls `startTunnel()`: the connection is never reused, allows half-open, an end
  * (FIN) from the upstream completes the response and is passed on while the request side may continue, and
  * `endTunnel()` half-closes the upstream when the client is done; the socket closes once both sides have ended.
  * When a connection fails to connect, pending requests that the remaining connecting connections cannot serve
@@ -25,38 +26,33 @@
 import { connect, type Socket } from 'node:net';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/host.js';
-import { H1ResponseParser, type H1ResponseHandler } from '../../http/codec/h1/index.js';
-import type { HeaderList, ResponseHead } from '../../http/headers.js';
+import {
+  CHUNK_END,
+  chunkHeader,
+  FRAME_END_STREAM,
+  FRAME_HAS_CONTENT_LENGTH,
+  FRAMING_CHUNK_BODY,
+  FRAME_UPGRADE,
+  H1ResponseParser,
+  LAST_CHUNK,
+  requestFraming,
+  serializeRequestHead,
+  serializeTrailers,
+  type H1ResponseHandler,
+} from '../../http/codec/h1/index.js';
+import { hasHeader, type HeaderList, type RequestHead, type ResponseHead } from '../../http/headers.js';
+import { DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS, durationToMs, type PoolRequest, type ResponseSink, type TunnelStream, type UpstreamPool } from './types.js';
 
-export type PoolFailure = 'overflow' | 'connection failure';
-
-/** A request that wants a connection. */
-export interface PoolRequest {
-  onPoolReady(conn: H1Connection): void;
-  onPoolFailure(reason: PoolFailure): void;
-}
-
-/** Receives the response of the request attached to a connection. */
-export interface ResponseSink {
-  onResponseHead(head: ResponseHead, conn: H1Connection): void;
-  onResponseBody(chunk: Buffer): void;
-  onResponseComplete(trailers: HeaderList | null): void;
-  /** The connection ended or broke before the response completed. */
-  onUpstreamReset(reason: 'connection termination' | 'remote reset'): void;
-}
-
-/** Envoy's default idle timeout for upstream HTTP connections (1 hour). */
-export const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 3_600_000;
-
-function durationToMs(d: { seconds: bigint; nanos: number } | undefined): number | undefined {
-  return d === undefined ? undefined : Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
-}
+export type { PoolFailure, PoolRequest, ResponseSink } from './types.js';
+export { DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS } from './types.js';
 
 /** The read buffer of every upstream HTTP/1 connection (see H1Connection). */
 const READ_BUFFER = Buffer.allocUnsafe(65536);
 
-export class H1Connection implements H1ResponseHandler {
+export class H1Connection implements H1ResponseHandler, TunnelStream {
+  readonly protocol = 1;
   readonly socket: Socket;
+  private framing = 0;
   private readonly parser: H1ResponseParser;
   private sink: ResponseSink | null = null;
   /** Connected (TCP handshake done). */
@@ -113,13 +109,46 @@ export class H1Connection implements H1ResponseHandler {
     }
   }
 
-  /** Attaches the request that will use this connection. */
-  attach(sink: ResponseSink, method: string): void {
+  /** Attaches the request that will use this connection and writes its head (UpstreamStream). */
+  sendHead(sink: ResponseSink, head: RequestHead, endStream: boolean, upgrade?: boolean): void {
     this.sink = sink;
     this.requestDone = false;
     this.responseDone = false;
     this.requests++;
-    this.parser.expectResponseTo(method);
+    this.parser.expectResponseTo(head.method);
+    let flags = 0;
+    if (hasHeader(head.headers, 'content-length')) flags |= FRAME_HAS_CONTENT_LENGTH;
+    if (endStream) flags |= FRAME_END_STREAM;
+    if (upgrade === true) flags |= FRAME_UPGRADE;
+    this.framing = requestFraming(head.method, flags);
+    if (endStream) {
+      this.write(serializeRequestHead(head, this.framing));
+      return;
+    }
+    // The body already received (or buffered for a retry) follows in the same tick: one write to the socket.
+    this.socket.cork();
+    this.write(serializeRequestHead(head, this.framing));
+    process.nextTick(uncork, this.socket);
+  }
+
+  sendBody(chunk: Buffer): boolean {
+    if ((this.framing & FRAMING_CHUNK_BODY) !== 0) {
+      this.write(chunkHeader(chunk.length));
+      this.write(chunk);
+      return this.write(CHUNK_END);
+    }
+    return this.write(chunk);
+  }
+
+  sendEnd(trailers: HeaderList | null): void {
+    if ((this.framing & FRAMING_CHUNK_BODY) !== 0) {
+      this.write(trailers !== null && trailers.length > 0 ? serializeTrailers(trailers) : LAST_CHUNK);
+    }
+    this.requestComplete();
+  }
+
+  onWritable(cb: () => void): void {
+    this.socket.once('drain', cb);
   }
 
   /** Writes request bytes (head string or body buffer). Returns false when the socket buffer is full. */
@@ -194,11 +223,6 @@ export class H1Connection implements H1ResponseHandler {
     sink.onUpstreamReset('connection termination');
   }
 
-  /** Whether the response being received has a body (valid from onResponseHead). */
-  get responseHasBody(): boolean {
-    return this.parser.hasBody;
-  }
-
   /** Stops / resumes reading the response (downstream flow control). */
   pauseResponse(): void {
     this.socket.pause();
@@ -216,7 +240,7 @@ export class H1Connection implements H1ResponseHandler {
 
   onResponseHead(head: ResponseHead): void {
     if (!this.parser.keepAlive) this.reusable = false;
-    this.sink?.onResponseHead(head, this);
+    this.sink?.onResponseHead(head, !this.parser.hasBody);
   }
 
   onInterimHead(): void {
@@ -249,6 +273,9 @@ export class H1Connection implements H1ResponseHandler {
 
   private release(): void {
     this.sink = null;
+    // The last response may have ended while downstream backpressure had paused reading: an idle connection
+    // must read (the next response, or the upstream closing it).
+    this.socket.resume();
     const max = this.pool.maxRequestsPerConnection;
     if (!this.reusable || this.closed || this.pool.draining || (max > 0 && this.requests >= max)) {
       this.destroy();
@@ -262,7 +289,11 @@ export class H1Connection implements H1ResponseHandler {
   }
 }
 
-export class H1Pool {
+function uncork(s: Socket): void {
+  s.uncork();
+}
+
+export class H1Pool implements UpstreamPool {
   private readonly idle: H1Connection[] = [];
   private readonly pending: PoolRequest[] = [];
   private readonly all = new Set<H1Connection>();
@@ -341,6 +372,7 @@ export class H1Pool {
     const c = new H1Connection(this, this.host);
     this.all.add(c);
     stats.upstream_cx_total++;
+    stats.upstream_cx_http1_total++;
     stats.upstream_cx_active++;
     this.host.stats.cx_total++;
     this.host.stats.cx_active++;
