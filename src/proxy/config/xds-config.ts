@@ -367,7 +367,7 @@ export class XdsConfig {
         this.rejected(this.dumped.listeners, name, entry, messageOf(e));
       }
     }
-    const rdsNames = compiled.map((c) => c.l.rdsName).filter((n) => n !== '');
+    const rdsNames = compiled.flatMap((c) => c.l.rdsNames);
     if (rdsNames.length) this.client.subscribe(TypeUrl.RouteConfiguration, rdsNames);
     for (const { l, entry, stats } of compiled) {
       try {

@@ -47,6 +47,7 @@ import { getHeader, hasHeader, removeHeader, setHeader, type HeaderList, type Re
 import { applyResponseHeaders, autoRewriteHost, RetryOn, type RetryPolicy, type RouteDecision } from '../router/index.js';
 import type { ClusterRuntime } from '../../upstream/cluster/cluster.js';
 import type { Host } from '../../upstream/cluster/host.js';
+import { originalDstOf } from '../../listener/original-dst.js';
 import type { H1Connection, H1Pool, PoolFailure, PoolRequest, ResponseSink } from '../../upstream/pool/h1-pool.js';
 import type { DownstreamStream, RequestBodySink } from '../server/connection.js';
 import type { ClusterRequestStats } from '../../stats/request-stats.js';
@@ -149,6 +150,8 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
       previousHosts: this.triedHosts,
       attempt: this.attempt,
       hostSelectionRetries: this.policy?.hostSelectionMaxAttempts,
+      // ORIGINAL_DST clusters: the downstream connection's restored original destination (transparent capture).
+      originalDst: rt.originalDst !== undefined ? originalDstOf(this.stream.conn.socket) : undefined,
     });
     if (host === undefined) {
       rt.stats.upstream_cx_none_healthy++;
