@@ -38,6 +38,8 @@ import { buildRoutes } from './route.js';
 import type { GrpcTarget } from './route.js';
 import { HCM_FILTER, TCP_PROXY_FILTER } from './route/util.js';
 import { computeScope } from './scope.js';
+import { OUTBOUND_LISTENER } from './names.js';
+import { buildTransparent } from './transparent.js';
 import type { ProxyScope } from './scope.js';
 
 function messageOf(e: unknown): string {
@@ -241,16 +243,35 @@ export function translateProxy(input: TranslateInput, cache?: TranslationCache):
     return { routes, grpcTargets };
   });
 
-  out.listeners = section(cache, keys?.listeners, errors, (errs) => {
-    const built = guarded(errs, TypeUrl.Listener, '*', { listeners: [] as Listener[], errors: [] as TranslateError[] }, () =>
-      buildListeners({ model: input.model, proxy: input.proxy, scope }, rds.grpcTargets, cache),
+  const transparent = input.proxy.mode === 'transparent' && input.proxy.type === 'sidecar';
+  if (transparent) {
+    // Transparent capture (transparent.ts): Istio's virtualOutbound/virtualInbound set, per-port routes, DNS table.
+    const t = guarded(errors, TypeUrl.Listener, '*', undefined, () =>
+      buildTransparent({ model: input.model, proxy: input.proxy, scope, registry: input.registry, outbound: rds.routes.find((r) => r.name === OUTBOUND_LISTENER) }),
     );
-    errs.push(...built.errors);
-    return encodable(ListenerSchema, TypeUrl.Listener, built.listeners, (l) => l.name, errs, cache);
-  });
-  out.routes = rds.routes;
+    out.routes = [];
+    if (t) {
+      errors.push(...t.errors);
+      out.listeners = encodable(ListenerSchema, TypeUrl.Listener, t.listeners, (l) => l.name, errors, cache);
+      for (const rc of t.routes) {
+        const ok = validRoute(rc, errors, cache);
+        if (ok) out.routes.push(ok);
+      }
+      out.clusters = [...cds, ...encodable(ClusterSchema, TypeUrl.Cluster, t.clusters, (c) => c.name, errors, cache)];
+      out.nameTables = [t.nameTable];
+    }
+  } else {
+    out.listeners = section(cache, keys?.listeners, errors, (errs) => {
+      const built = guarded(errs, TypeUrl.Listener, '*', { listeners: [] as Listener[], errors: [] as TranslateError[] }, () =>
+        buildListeners({ model: input.model, proxy: input.proxy, scope }, rds.grpcTargets, cache),
+      );
+      errs.push(...built.errors);
+      return encodable(ListenerSchema, TypeUrl.Listener, built.listeners, (l) => l.name, errs, cache);
+    });
+    out.routes = rds.routes;
+  }
 
-  const missingKey = keys?.clusters !== undefined ? `missing|${keys.clusters}|${keys.listeners}` : undefined;
+  const missingKey = keys?.clusters !== undefined && !transparent ? `missing|${keys.clusters}|${keys.listeners}` : undefined;
   section(cache, missingKey, errors, (errs) => reportMissingClusters(out.clusters, out.routes, out.listeners, errs, cache));
   return out;
 }
