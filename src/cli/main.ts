@@ -6,6 +6,7 @@ import { register as registerGrpcBootstrap } from './commands/grpc-bootstrap.js'
 import { register as registerProxyConfig } from './commands/proxy-config.js';
 import { register as registerProxyStatus } from './commands/proxy-status.js';
 import { register as registerProxy } from './commands/proxy.js';
+import { register as registerNetnsRun } from './commands/netns-run.js';
 
 // Output piped into a command that stops reading (`weft analyze . | head`) is not an error.
 for (const stream of [process.stdout, process.stderr]) {
@@ -30,6 +31,7 @@ registerProxyStatus(program);
 registerProxyConfig(program);
 registerGrpcBootstrap(program);
 registerProxy(program);
+registerNetnsRun(program);
 
 try {
   await program.parseAsync(process.argv);
