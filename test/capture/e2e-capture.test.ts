@@ -91,7 +91,9 @@ describe('transparent capture: curl in a namespace through its sidecar', { skip 
       if (ok(r)) return r;
       await sleep(250);
     }
-    assert.fail(`curl ${args.join(' ')} never succeeded: exit ${r.code} ${r.err} ${r.out}\nsidecar:\n${sidecarLog.slice(-3000)}`);
+    const syncz = await fetch(`${cpHttp}/debug/syncz`).then((x) => x.text(), (e: Error) => e.message);
+    const xds = await curl(w, ['http://127.0.0.1:15000/xds']);
+    assert.fail(`curl ${args.join(' ')} never succeeded: exit ${r.code} ${r.err} ${r.out}\nsidecar:\n${sidecarLog.slice(-3000)}\ncontrol plane:\n${cp.log(40)}\nsyncz: ${syncz}\nsidecar xds: ${xds.out}`);
   }
 
   test('an unmodified curl reaches reviews by name, routed by the sidecar (subset v2 + header)', async () => {

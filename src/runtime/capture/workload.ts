@@ -1,8 +1,9 @@
 /**
  * A workload with a transparent sidecar, Istio-style, on one machine: `startCapturedWorkload` creates a network
- * namespace (netns.ts), starts `weft proxy --mode transparent` inside it under the sidecar uid (Istio's 1337,
- * via `setpriv`), waits for the sidecar to be ready, then installs the capture rules (iptables.ts) — so the
- * sidecar's own xDS connection is never captured — and returns a handle to run the application in the namespace.
+ * namespace (netns.ts), installs the capture rules (iptables.ts; the sidecar's uid is exempt, so its own xDS
+ * connection is never captured), starts `weft proxy --mode transparent` inside it under the sidecar uid (Istio's
+ * 1337, via `setpriv`), waits for its first full config and returns a handle to run the application in the
+ * namespace.
  *
  *   const w = await startCapturedWorkload({ workload: 'productpage', xds: '127.0.0.1:15010' });
  *   const app = w.spawn(['curl', 'http://reviews:9080/']);   // its TCP and DNS go through the sidecar
@@ -199,6 +200,9 @@ export async function startCapturedWorkload(o: CapturedWorkloadOptions): Promise
     if (o.labels && Object.keys(o.labels).length) args.push('--labels', Object.entries(o.labels).map(([k, v]) => `${k}=${v}`).join(','));
     for (const p of o.workloadPorts ?? []) args.push('--workload-port', p);
     if (o.locality) args.push('--locality', o.locality);
+    // The rules go in before the sidecar starts, as Istio's init container does: connections that predate the nat
+    // table would be picked up mid-stream by conntrack, and their inbound packets redirected to virtualInbound.
+    await ns.exec(['iptables-restore'], natRules({ proxyUid: uid, proxyGid: uid, outboundPort: OUTBOUND_CAPTURE_PORT, inboundPort: INBOUND_CAPTURE_PORT, dnsPort: DNS_PORT, workloadAddress: ns.address, excludeInboundPorts: o.excludeInboundPorts }));
     sidecar = spawnInNamespace(ns.name, args, { uid, gid: uid });
     const keep = (d: Buffer) => {
       const s = d.toString();
@@ -209,7 +213,6 @@ export async function startCapturedWorkload(o: CapturedWorkloadOptions): Promise
     sidecar.stdout?.on('data', keep);
     sidecar.stderr?.on('data', keep);
     await waitReady(sidecar, o.readyTimeoutMs ?? 30_000, () => logTail.join(''));
-    await ns.exec(['iptables-restore'], natRules({ proxyUid: uid, proxyGid: uid, outboundPort: OUTBOUND_CAPTURE_PORT, inboundPort: INBOUND_CAPTURE_PORT, dnsPort: DNS_PORT, workloadAddress: ns.address, excludeInboundPorts: o.excludeInboundPorts }));
   } catch (e) {
     await close();
     throw e;
