@@ -12,9 +12,15 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import { captureSupport, PROXY_UID, startCapturedWorkload } from '../../src/runtime/capture/index.js';
 import type { CapturedWorkload } from '../../src/runtime/capture/index.js';
 import { MeshWorkDir, sleep, startControlPlane, WeftProcess } from '../helpers/mesh-processes.js';
+
+/** The workload's application: echoes who connected and the request headers, on 0.0.0.0:8080 and :8081. */
+const INBOUND_APP = `const http = require('http'); let n = 0;
+for (const port of [8080, 8081]) http.createServer((q, s) => { const b = JSON.stringify({ port, remote: q.socket.remoteAddress, headers: q.headers });
+  s.writeHead(200, { 'content-length': Buffer.byteLength(b) }); s.end(b); }).listen(port, '0.0.0.0', () => console.log('listening ' + ++n));`;
 
 const FIXTURE = new URL('../../../test/fixtures/capture/mesh.yaml', import.meta.url);
 const skip = captureSupport();
@@ -59,12 +65,30 @@ describe('transparent capture: curl in a namespace through its sidecar', { skip 
   const servers: Server[] = [];
   let outside = 0;
   let sidecarLog = '';
+  let app: ChildProcess | undefined;
 
   before(async () => {
     dir.writeConfig('mesh.yaml', readFileSync(FIXTURE, 'utf8'));
     const addrs = await startControlPlane(cp, dir.config);
     cpHttp = addrs.http;
-    w = await startCapturedWorkload({ workload: 'productpage', labels: { app: 'productpage' }, xds: addrs.xds, onSidecarOutput: (s) => (sidecarLog += s) });
+    w = await startCapturedWorkload({
+      workload: 'productpage',
+      labels: { app: 'productpage' },
+      xds: addrs.xds,
+      workloadPorts: ['8080/http'],
+      onSidecarOutput: (s) => (sidecarLog += s),
+    });
+    // The application in the namespace: port 8080 (declared, HTTP) and 8081 (not declared).
+    const a = w.spawn([process.execPath, '-e', INBOUND_APP]);
+    app = a;
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      a.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('listening 2')) resolve();
+      });
+      a.once('exit', (c) => reject(new Error(`app exited ${c}`)));
+    });
     // reviews v1 and v2 and a server that is not in the mesh, on the host side of the veth pair.
     for (const v of ['v1', 'v2']) {
       const s = await echoServer(w.hostAddress, `reviews-${v}`);
@@ -77,6 +101,7 @@ describe('transparent capture: curl in a namespace through its sidecar', { skip 
   });
 
   after(async () => {
+    app?.kill();
     await w?.close();
     await cp.stop();
     for (const s of servers) await new Promise<void>((r) => s.close(() => r()));
@@ -133,5 +158,17 @@ describe('transparent capture: curl in a namespace through its sidecar', { skip 
     const direct = await curl(w, [url], PROXY_UID);
     assert.equal(direct.code, 0, `uid ${PROXY_UID} is not captured: ${direct.err}`);
     assert.equal((JSON.parse(direct.out) as { server: string }).server, 'outside');
+  });
+
+  test('inbound capture: a declared port goes through virtualInbound to the app; another port passes through', async () => {
+    // From the host (outside the namespace): PREROUTING redirects to 15006.
+    const declared = (await (await fetch(`http://${w.address}:8080/`)).json()) as { port: number; remote: string; headers: Record<string, string> };
+    assert.equal(declared.port, 8080);
+    assert.equal(declared.remote, '127.0.0.1', 'the inbound sidecar connects to the app on loopback (inbound|8080||)');
+    assert.ok(declared.headers['x-request-id'], 'the inbound HTTP connection manager handled the request');
+    const other = (await (await fetch(`http://${w.address}:8081/`)).json()) as { port: number; remote: string; headers: Record<string, string> };
+    assert.equal(other.port, 8081);
+    assert.equal(other.remote, w.address, 'InboundPassthroughCluster connects to the original destination');
+    assert.equal(other.headers['x-request-id'], undefined, 'passed through as TCP');
   });
 });
