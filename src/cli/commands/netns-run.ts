@@ -8,6 +8,7 @@
  * everything is removed: the command, the sidecar, the rules, the namespace and its veth pair. The sidecar's log
  * goes to stderr with `--sidecar-log`.
  */
+import type { ChildProcess } from 'node:child_process';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { captureSupport, startCapturedWorkload } from '../../runtime/capture/index.js';
@@ -46,9 +47,20 @@ export async function runNetns(opts: NetnsRunOptions, cmd: string[], err: (s: st
     return 2;
   }
   let w: CapturedWorkload | undefined;
+  let app: ChildProcess | undefined;
   let stopping = false;
-  const cleanup = async () => {
+  let cleaning: Promise<void> | undefined;
+  // One cleanup, however many times it is asked for (the command's exit and a signal may both ask).
+  const cleanup = () => (cleaning ??= doCleanup());
+  const doCleanup = async () => {
     stopping = true;
+    if (app && app.exitCode === null && app.signalCode === null) {
+      const gone = new Promise((r) => app!.once('exit', r));
+      app.kill('SIGTERM');
+      const t = setTimeout(() => app!.kill('SIGKILL'), 5000);
+      await gone;
+      clearTimeout(t);
+    }
     await w?.close();
   };
   const onSignal = (s: NodeJS.Signals) => {
@@ -69,15 +81,16 @@ export async function runNetns(opts: NetnsRunOptions, cmd: string[], err: (s: st
       onSidecarOutput: opts.sidecarLog ? (s) => err(s) : undefined,
     });
     err(`weft netns-run: ${opts.workload} in ${w.ns.name} at ${w.address} (host side ${w.hostAddress}), sidecar ready\n`);
-    const app = w.spawn(cmd, { uid: opts.uid, gid: opts.uid });
-    app.stdout?.pipe(process.stdout);
-    app.stderr?.pipe(process.stderr);
+    const a = w.spawn(cmd, { uid: opts.uid, gid: opts.uid });
+    app = a;
+    a.stdout?.pipe(process.stdout);
+    a.stderr?.pipe(process.stderr);
     const code = await new Promise<number>((resolve) => {
-      app.once('error', (e) => {
+      a.once('error', (e) => {
         err(`weft netns-run: cannot run ${cmd[0]}: ${e.message}\n`);
         resolve(127);
       });
-      app.once('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
+      a.once('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
     });
     return code;
   } catch (e) {
