@@ -246,19 +246,31 @@ export function translateProxy(input: TranslateInput, cache?: TranslationCache):
   const transparent = input.proxy.mode === 'transparent' && input.proxy.type === 'sidecar';
   if (transparent) {
     // Transparent capture (transparent.ts): Istio's virtualOutbound/virtualInbound set, per-port routes, DNS table.
-    const t = guarded(errors, TypeUrl.Listener, '*', undefined, () =>
-      buildTransparent({ model: input.model, proxy: input.proxy, scope, registry: input.registry, outbound: rds.routes.find((r) => r.name === OUTBOUND_LISTENER) }),
-    );
-    out.routes = [];
-    if (t) {
-      errors.push(...t.errors);
-      out.listeners = encodable(ListenerSchema, TypeUrl.Listener, t.listeners, (l) => l.name, errors, cache);
-      for (const rc of t.routes) {
-        const ok = validRoute(rc, errors, cache);
-        if (ok) out.routes.push(ok);
+    // Kept per listeners key and labels (TCP route matches may read them), like the other stages.
+    const key = keys ? `tp|${keys.listeners}|${labelsKey(input.proxy.labels)}` : undefined;
+    const t = section(cache, key, errors, (errs) => {
+      const built = guarded(errs, TypeUrl.Listener, '*', undefined, () =>
+        buildTransparent({ model: input.model, proxy: input.proxy, scope, registry: input.registry, outbound: rds.routes.find((r) => r.name === OUTBOUND_LISTENER) }),
+      );
+      if (!built) return undefined;
+      errs.push(...built.errors);
+      const routes: RouteConfiguration[] = [];
+      for (const rc of built.routes) {
+        const ok = validRoute(rc, errs, cache);
+        if (ok) routes.push(ok);
       }
-      out.clusters = [...cds, ...encodable(ClusterSchema, TypeUrl.Cluster, t.clusters, (c) => c.name, errors, cache)];
-      out.nameTables = [t.nameTable];
+      return {
+        listeners: encodable(ListenerSchema, TypeUrl.Listener, built.listeners, (l) => l.name, errs, cache),
+        routes,
+        clusters: encodable(ClusterSchema, TypeUrl.Cluster, built.clusters, (c) => c.name, errs, cache),
+        nameTables: [built.nameTable],
+      };
+    });
+    out.routes = t?.routes ?? [];
+    if (t) {
+      out.listeners = t.listeners;
+      out.clusters = [...cds, ...t.clusters];
+      out.nameTables = t.nameTables;
     }
   } else {
     out.listeners = section(cache, keys?.listeners, errors, (errs) => {
