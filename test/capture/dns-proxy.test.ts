@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
-import { connect, createServer, type Server } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { create } from '@bufbuild/protobuf';
 import { DnsProxy, resolvConfNameservers } from '../../src/proxy/dns/server.js';
 import { answerA, buildQuery, parseQuery, parseResponse, QTYPE_A, QTYPE_AAAA, RCODE_FORMERR, RCODE_NOERROR, RCODE_SERVFAIL } from '../../src/proxy/dns/message.js';
@@ -68,16 +68,8 @@ describe('DNS proxy', () => {
   let dns: DnsProxy;
 
   before(async () => {
-    // A tiny upstream resolver: answers `example.org` A with 192.0.2.10 and every other name with no records.
-    upstream = createSocket('udp4');
-    upstream.on('message', (m, r) => {
-      const q = parseQuery(m);
-      upstreamQueries.push(q.name);
-      upstream.send(q.name === 'example.org' ? answerA(q, ['192.0.2.10'], 60) : answerA(q, [], 60), r.port, r.address);
-    });
-    await new Promise<void>((r) => upstream.bind(0, '127.0.0.1', r));
-    upstreamPort = upstream.address().port;
-    // The same resolver over TCP, on the same port number.
+    // A tiny upstream resolver on one port number for UDP and TCP: answers `example.org` A with 192.0.2.10 and
+    // every other name with no records.
     upstreamTcp = createServer((c) => {
       let buf = Buffer.alloc(0);
       c.on('error', () => undefined);
@@ -92,15 +84,40 @@ describe('DNS proxy', () => {
         c.end(Buffer.concat([len, a]));
       });
     });
-    await new Promise<void>((r) => upstreamTcp.listen(upstreamPort, '127.0.0.1', r));
+    // A free TCP port whose UDP twin is free too (bounded retries: other tests take ports concurrently).
+    for (let attempt = 0; attempt < 20 && !upstreamPort; attempt++) {
+      await new Promise<void>((resolve, reject) => {
+        upstreamTcp.once('error', reject);
+        upstreamTcp.listen(0, '127.0.0.1', () => resolve());
+      });
+      const port = (upstreamTcp.address() as AddressInfo).port;
+      const udp = createSocket('udp4');
+      const ok = await new Promise<boolean>((resolve) => {
+        udp.once('error', () => resolve(false));
+        udp.bind(port, '127.0.0.1', () => resolve(true));
+      });
+      if (ok) {
+        upstream = udp;
+        upstreamPort = port;
+      } else {
+        udp.close();
+        await new Promise<void>((r) => upstreamTcp.close(() => r()));
+      }
+    }
+    assert.ok(upstreamPort, 'a port free for both UDP and TCP');
+    upstream.on('message', (m, r) => {
+      const q = parseQuery(m);
+      upstreamQueries.push(q.name);
+      upstream.send(q.name === 'example.org' ? answerA(q, ['192.0.2.10'], 60) : answerA(q, [], 60), r.port, r.address);
+    });
     dns = new DnsProxy({ port: 0, upstreams: [`127.0.0.1:${upstreamPort}`], timeoutMs: 1000 });
     await dns.start();
     dns.setTable(table({ reviews: ['240.240.4.159'], 'reviews.default.svc.cluster.local': ['240.240.4.159'], 'db.default': ['198.18.200.20', '198.18.200.21'] }));
   });
 
   after(async () => {
-    await dns.close();
-    upstream.close();
+    await dns?.close();
+    upstream?.close();
     await new Promise<void>((r) => upstreamTcp.close(() => r()));
   });
 

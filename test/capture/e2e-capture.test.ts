@@ -83,11 +83,18 @@ describe('transparent capture: curl in a namespace through its sidecar', { skip 
     app = a;
     await new Promise<void>((resolve, reject) => {
       let out = '';
+      const t = setTimeout(() => reject(new Error(`app not listening after 30 s: ${out}`)), 30_000);
       a.stdout?.on('data', (d: Buffer) => {
         out += d.toString();
-        if (out.includes('listening 2')) resolve();
+        if (out.includes('listening 2')) {
+          clearTimeout(t);
+          resolve();
+        }
       });
-      a.once('exit', (c) => reject(new Error(`app exited ${c}`)));
+      a.once('exit', (c) => {
+        clearTimeout(t);
+        reject(new Error(`app exited ${c}`));
+      });
     });
     // reviews v1 and v2 and a server that is not in the mesh, on the host side of the veth pair.
     for (const v of ['v1', 'v2']) {

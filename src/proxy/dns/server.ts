@@ -107,27 +107,38 @@ export class DnsProxy {
   async start(): Promise<void> {
     const bind = this.opts.bind ?? '127.0.0.1';
     const type = isIPv6(bind) ? 'udp6' : 'udp4';
-    const udp = createSocket(type);
-    this.udp = udp;
-    udp.on('message', (msg, rinfo) => this.onUdp(msg, rinfo));
-    udp.on('error', (e) => this.opts.log?.warn({ err: e.message }, 'DNS proxy UDP socket error'));
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(this.opts.port, bind, () => {
-        udp.off('error', reject);
-        resolve();
+    // Port 0: the UDP port the kernel picks may be taken for TCP; try a few (bounded).
+    for (let attempt = 0; ; attempt++) {
+      const udp = createSocket(type);
+      udp.on('message', (msg, rinfo) => this.onUdp(msg, rinfo));
+      udp.on('error', (e) => this.opts.log?.warn({ err: e.message }, 'DNS proxy UDP socket error'));
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject);
+        udp.bind(this.opts.port, bind, () => {
+          udp.off('error', reject);
+          resolve();
+        });
       });
-    });
-    this.port = udp.address().port;
-    const tcp = createServer((s) => this.onTcp(s));
-    this.tcp = tcp;
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject);
-      tcp.listen(this.port, bind, () => {
-        tcp.off('error', reject);
-        resolve();
-      });
-    });
+      const port = udp.address().port;
+      const tcp = createServer((s) => this.onTcp(s));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          tcp.once('error', reject);
+          tcp.listen(port, bind, () => {
+            tcp.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (e) {
+        await new Promise<void>((r) => udp.close(() => r()));
+        if (this.opts.port !== 0 || attempt >= 9) throw e;
+        continue;
+      }
+      this.udp = udp;
+      this.tcp = tcp;
+      this.port = port;
+      break;
+    }
     const up = createSocket(type === 'udp6' && this.upstreams.every((u) => isIPv6(u.host)) ? 'udp6' : 'udp4');
     this.upstreamUdp = up;
     up.on('message', (msg) => this.onUpstreamUdp(msg));
