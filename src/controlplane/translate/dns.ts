@@ -77,20 +77,23 @@ export function serviceVips(svc: Service, auto: ReadonlyMap<string, string>): st
 /** The name table of one proxy: every alias of every visible service → its VIPs. */
 export function nameTable(visible: readonly Service[], auto: ReadonlyMap<string, string>, clientNamespace: string): NameTable {
   const table: { [host: string]: NameInfo } = {};
-  for (const svc of visible) {
-    const ips = serviceVips(svc, auto);
-    if (!ips.length) continue;
-    const kubernetes = svc.name !== undefined && svc.hostname.startsWith(`${svc.name}.${svc.namespace}.svc.`);
-    for (const alias of hostAliases(svc, clientNamespace)) {
-      const key = alias.toLowerCase();
-      // The first service keeps a name (visible services come one per hostname; aliases cannot take a real host).
-      if (table[key] !== undefined) continue;
-      table[key] = create(NameInfoSchema, {
-        ips,
-        registry: kubernetes ? 'Kubernetes' : 'External',
-        shortname: kubernetes ? svc.name! : '',
-        namespace: kubernetes ? svc.namespace : '',
-      });
+  // Real host names first, then aliases: an alias never takes another service's host name, and the first
+  // service keeps a shared alias.
+  for (const aliasesToo of [false, true]) {
+    for (const svc of visible) {
+      const ips = serviceVips(svc, auto);
+      if (!ips.length) continue;
+      const kubernetes = svc.name !== undefined && svc.hostname.startsWith(`${svc.name}.${svc.namespace}.svc.`);
+      for (const alias of aliasesToo ? hostAliases(svc, clientNamespace) : [svc.hostname]) {
+        const key = alias.toLowerCase();
+        if (table[key] !== undefined) continue;
+        table[key] = create(NameInfoSchema, {
+          ips,
+          registry: kubernetes ? 'Kubernetes' : 'External',
+          shortname: kubernetes ? svc.name! : '',
+          namespace: kubernetes ? svc.namespace : '',
+        });
+      }
     }
   }
   return create(NameTableSchema, { name: NAME_TABLE_RESOURCE, table });
