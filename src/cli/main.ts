@@ -14,6 +14,7 @@ const COMMANDS: Array<[names: string[], load: () => Promise<(program: Command) =
   [['proxy-config', 'pc'], async () => (await import('./commands/proxy-config.js')).register],
   [['grpc-bootstrap'], async () => (await import('./commands/grpc-bootstrap.js')).register],
   [['proxy'], async () => (await import('./commands/proxy.js')).register],
+  [['netns-run'], async () => (await import('./commands/netns-run.js')).register],
   [['up'], async () => (await import('./commands/up.js')).register],
   [['status'], async () => (await import('./commands/status.js')).register],
   [['logs'], async () => (await import('./commands/logs.js')).register],

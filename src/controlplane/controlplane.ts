@@ -29,6 +29,7 @@
  * - A translation error drops the resource concerned; it is logged, counted and shown in /debug/syncz, and
  *   everything else is pushed.
  */
+import { NAME_TABLE_TYPE_URL, NameTableSchema } from '../xds/name-table.js';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -819,6 +820,7 @@ export class ControlPlane extends EventEmitter {
       [TypeUrl.ClusterLoadAssignment, encode(TypeUrl.ClusterLoadAssignment, ClusterLoadAssignmentSchema, res.endpoints, (c) => c.clusterName)],
       [TypeUrl.Listener, encode(TypeUrl.Listener, ListenerSchema, res.listeners, (l) => l.name)],
       [TypeUrl.RouteConfiguration, encode(TypeUrl.RouteConfiguration, RouteConfigurationSchema, res.routes, (r) => r.name)],
+      [NAME_TABLE_TYPE_URL, encode(NAME_TABLE_TYPE_URL, NameTableSchema, res.nameTables ?? [], (t) => t.name)],
     ]);
     for (const e of errors) this.metrics.translationErrors.inc({ type: metricType(e.typeUrl) });
     return { snapshot, errors };

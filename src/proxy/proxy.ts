@@ -17,6 +17,7 @@
  * Weft additions: `/listeners` (name::address) and `/xds` (the xDS client's state as JSON).
  * Stats port (`--stats-port`, Istio's 15090, bound on `statsBind`, default 0.0.0.0 as Istio's sidecar does so
  * Prometheus can scrape it): `GET /stats/prometheus` only.
+ * DNS port (`dns`, transparent mode, Istio's 15053 on 127.0.0.1): the DNS proxy (dns/server.ts).
  * Stats (`proxy.stats`): Envoy's names — `cluster.<name>.*`, `http.<stat_prefix>.*`, `listener.<address>.*`,
  * `tcp.<stat_prefix>.*` (see config/xds-config.ts and stats/request-stats.ts); histogram intervals flush every 5 s.
  */
@@ -29,6 +30,9 @@ import { clusterViews, proxyNode, startStatsServer, type StatsServer } from './a
 import { XdsConfig, type ConfigLogger } from './config/xds-config.js';
 import { ListenerManager } from './listener/listener.js';
 import { StatsStore } from './stats/store.js';
+import { DnsProxy } from './dns/server.js';
+import { NAME_TABLE_RESOURCE, NAME_TABLE_TYPE_URL } from '../xds/name-table.js';
+import type { NameTable } from '../xds/name-table.js';
 
 export interface ProxyOptions {
   /** `host:port` of the xDS (ADS) server. */
@@ -49,6 +53,12 @@ export interface ProxyOptions {
   drainTimeoutMs?: number;
   /** xDS protocol: `auto` (Delta, falling back to SotW), `delta` or `sotw`. */
   protocol?: 'auto' | 'delta' | 'sotw';
+  /**
+   * The DNS proxy (transparent mode; dns/server.ts): UDP+TCP on `bind` (default 127.0.0.1):`port`, answering from
+   * the name table the control plane sends (`weft.dns.v1.NameTable`); undefined = not served. The proxy is ready
+   * only once the name table has arrived too.
+   */
+  dns?: { port: number; bind?: string; upstreams?: string[] };
   logger?: AdsLogger & ConfigLogger & Partial<LevelledLogger>;
 }
 
@@ -69,6 +79,8 @@ export class Proxy {
   private health?: Server;
   private admin?: AdminServer;
   private statsServer?: StatsServer;
+  /** The DNS proxy, when `dns` is set. */
+  dns?: DnsProxy;
   private stopFlush?: () => void;
   private resolveClosed!: () => void;
   private shuttingDown?: Promise<void>;
@@ -78,7 +90,7 @@ export class Proxy {
     this.listeners = new ListenerManager(opts.drainTimeoutMs ?? 5000);
     this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats });
     this.closed = new Promise((r) => (this.resolveClosed = r));
-    this.ready = this.client.synced(FULL_CONFIG).then(() => {
+    this.ready = this.client.synced(opts.dns ? [...FULL_CONFIG, NAME_TABLE_TYPE_URL] : FULL_CONFIG).then(() => {
       if (this.state === 'PRE_INITIALIZING') this.state = 'LIVE';
     });
     // A closed client rejects `synced`; the proxy is not ready then, which is all it means.
@@ -112,6 +124,15 @@ export class Proxy {
     if (this.opts.statsPort !== undefined) {
       this.statsServer = await startStatsServer({ store: this.stats, port: this.opts.statsPort, host: this.opts.statsBind ?? '0.0.0.0' });
       this.statsPort = this.statsServer.port;
+    }
+    if (this.opts.dns !== undefined) {
+      const dns = new DnsProxy({ ...this.opts.dns, log: this.opts.logger });
+      await dns.start();
+      this.dns = dns;
+      this.client.watch<NameTable>(NAME_TABLE_TYPE_URL, {
+        names: [NAME_TABLE_RESOURCE],
+        onUpdate: (u) => dns.setTable(u.full.get(NAME_TABLE_RESOURCE)?.message),
+      });
     }
     this.config.watch();
   }
@@ -157,7 +178,7 @@ export class Proxy {
       this.config.close();
       await this.client.close();
       this.stopFlush?.();
-      await Promise.all([closeServer(this.health), this.admin?.close(), this.statsServer?.close()]);
+      await Promise.all([closeServer(this.health), this.admin?.close(), this.statsServer?.close(), this.dns?.close()]);
       this.resolveClosed();
     })();
     return this.shuttingDown;

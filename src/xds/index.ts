@@ -20,6 +20,7 @@ import {
 import type { DescMessage, JsonValue, JsonWriteOptions, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import type { Any } from '@bufbuild/protobuf/wkt';
 import { registry as generatedRegistry } from './gen/registry.js';
+import { file_weft_dns_v1_name_table } from './name-table.js';
 
 /**
  * Every generated Envoy type plus the protobuf well-known types, which protoc-gen-es does not generate: an `Any`
@@ -34,6 +35,8 @@ export const registry = createRegistry(
   file_google_protobuf_struct,
   file_google_protobuf_timestamp,
   file_google_protobuf_wrappers,
+  // Weft's own ADS resource: the DNS name table (name-table.ts).
+  file_weft_dns_v1_name_table,
 );
 
 /** Type URL prefix used by every xDS resource packed in `google.protobuf.Any`. */

@@ -224,7 +224,7 @@ describe('tcp_proxy config', () => {
       warn: () => undefined,
     });
     assert.equal(l.hcm, undefined);
-    assert.equal(l.rdsName, '');
+    assert.deepEqual(l.rdsNames, []);
     assert.deepEqual(l.tcpProxy?.clusterNames, ['a']);
   });
 });

@@ -13,8 +13,11 @@
  * control plane gives the sidecar a listener `127.0.0.1_<LOCALPORT>` that proxies to service HOST port PORT, so an
  * application reaches a TCP service at 127.0.0.1:LOCALPORT). `--inbound-port` is the transparent-mode capture port and
  * `--stats-port` the Prometheus port (served on 0.0.0.0, as Istio's sidecar does, so Prometheus can scrape it); both
- * are announced in the metadata (`WEFT_INBOUND_CAPTURE_PORT`, `WEFT_STATS_PORT`). The capture port is served once
- * transparent mode exists.
+ * are announced in the metadata (`WEFT_INBOUND_CAPTURE_PORT`, `WEFT_STATS_PORT`).
+ *
+ * `--mode transparent` (WEFT_MODE transparent): the control plane sends Istio's capture listeners (virtualOutbound
+ * on 15001, virtualInbound on 15006; see src/controlplane/translate/transparent.ts) and the proxy serves the DNS
+ * proxy on 127.0.0.1:`--dns-port` (15053). iptables rules send the workload's traffic there (`weft netns-run`).
  *
  * `--concurrency N` (Envoy's worker count; default 1 = one process, as before): N worker processes share the
  * listeners and the primary serves the health, admin and stats ports for all of them (src/proxy/workers.ts).
@@ -27,6 +30,7 @@ import { LOG_LEVELS } from '../../controlplane/log.js';
 import { Proxy } from '../../proxy/proxy.js';
 import { isProxyWorker, runPrimary, serveWorker } from '../../proxy/workers.js';
 import { restoreYoungGenerationGrowth } from '../startup.js';
+import { DEFAULT_DNS_PORT } from '../../proxy/dns/server.js';
 import { parseLabels, parseLocality, parseNamespace, parseServiceAccount, parseXdsAddress } from './grpc-bootstrap.js';
 
 export interface ProxyCliOptions {
@@ -48,6 +52,10 @@ export interface ProxyCliOptions {
   logLevel: string;
   /** Worker processes (default 1: the proxy runs in this process). */
   concurrency?: number;
+  /** `explicit` (applications address the sidecar) or `transparent` (iptables capture; WEFT_MODE). */
+  mode?: 'explicit' | 'transparent';
+  /** Transparent mode: the DNS proxy's port on 127.0.0.1 (Istio's 15053). */
+  dnsPort?: number;
 }
 
 export interface WorkloadPort {
@@ -108,13 +116,13 @@ function secondsArg(v: string): number {
 
 /** The node metadata `weft proxy` announces. */
 export function proxyMetadata(
-  o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort'> & { upstream?: UpstreamPort[] },
+  o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort' | 'mode'> & { upstream?: UpstreamPort[] },
 ): JsonObject {
   const md: JsonObject = {
     NAMESPACE: o.namespace,
     LABELS: o.labels,
     SERVICE_ACCOUNT: o.serviceAccount,
-    WEFT_MODE: 'explicit',
+    WEFT_MODE: o.mode ?? 'explicit',
     WEFT_OUTBOUND_PORT: o.outboundPort,
     WEFT_INBOUND_CAPTURE_PORT: o.inboundPort,
     WEFT_STATS_PORT: o.statsPort,
@@ -126,9 +134,13 @@ export function proxyMetadata(
 
 const SHUTDOWN_GRACE_MS = 5_000;
 
-function banner(opts: ProxyCliOptions, ports: { health?: number; admin?: number; stats?: number }): string {
+function banner(opts: ProxyCliOptions, ports: { health?: number; admin?: number; stats?: number; dns?: number }): string {
   const workers = (opts.concurrency ?? 1) > 1 ? ` (${opts.concurrency} workers)` : '';
-  return `weft proxy ${opts.id} started${workers}\n  xDS: ${opts.xds}\n  health: http://0.0.0.0:${ports.health}/healthz/ready\n  admin: http://127.0.0.1:${ports.admin}\n  stats: http://0.0.0.0:${ports.stats}/stats/prometheus\n  outbound: 127.0.0.1:${opts.outboundPort} (from the control plane's listener)\n`;
+  const traffic =
+    opts.mode === 'transparent'
+      ? `  mode: transparent (virtualOutbound 0.0.0.0:15001, virtualInbound 0.0.0.0:15006 from the control plane)\n  dns: 127.0.0.1:${ports.dns ?? opts.dnsPort ?? DEFAULT_DNS_PORT}\n`
+      : `  outbound: 127.0.0.1:${opts.outboundPort} (from the control plane's listener)\n`;
+  return `weft proxy ${opts.id} started${workers}\n  xDS: ${opts.xds}\n  health: http://0.0.0.0:${ports.health}/healthz/ready\n  admin: http://127.0.0.1:${ports.admin}\n  stats: http://0.0.0.0:${ports.stats}/stats/prometheus\n${traffic}`;
 }
 
 export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, err: (s: string) => void): Promise<number> {
@@ -168,6 +180,7 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
     version: '0.1.0',
     drainTimeoutMs: drainMs,
     protocol: opts.xdsProtocol,
+    dns: opts.mode === 'transparent' ? { port: opts.dnsPort ?? DEFAULT_DNS_PORT } : undefined,
     logger,
   });
   try {
@@ -178,7 +191,7 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
     await proxy.shutdown().catch(() => undefined);
     return 1;
   }
-  out(banner(opts, { health: proxy.healthPort, admin: proxy.adminPort, stats: proxy.statsPort }));
+  out(banner(opts, { health: proxy.healthPort, admin: proxy.adminPort, stats: proxy.statsPort, dns: proxy.dns?.port }));
   proxy.client.on('nack', (e) => logger.warn({ typeUrl: e.typeUrl, version: e.version, error: e.message }, 'config rejected (NACK)'));
   proxy.client.on('ack', (e) => logger.debug({ typeUrl: e.typeUrl, version: e.version }, 'config applied'));
   proxy.ready.then(
@@ -218,7 +231,7 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
 export function register(program: Command): void {
   program
     .command('proxy')
-    .description('run the xDS-driven sidecar proxy (like Envoy with istio-agent), explicit mode')
+    .description('run the xDS-driven sidecar proxy (like Envoy with istio-agent)')
     .requiredOption('--xds <host:port>', 'xDS (ADS) address of the control plane', parseXdsAddress)
     .requiredOption('--id <id>', 'node id announced to the control plane')
     .option('--namespace <ns>', 'namespace of the workload', parseNamespace, 'default')
@@ -229,6 +242,8 @@ export function register(program: Command): void {
     .option('--admin-port <port>', 'admin port (127.0.0.1)', portArg, 15000)
     .option('--outbound-port <port>', 'outbound HTTP listener port on 127.0.0.1 (WEFT_OUTBOUND_PORT)', portArg, 15001)
     .option('--inbound-port <port>', 'transparent-mode inbound capture port (announced only)', portArg, 15006)
+    .addOption(new Option('--mode <mode>', 'explicit: applications address the sidecar; transparent: traffic is captured by iptables (see weft netns-run)').choices(['explicit', 'transparent']).default('explicit'))
+    .option('--dns-port <port>', 'transparent mode: DNS proxy port on 127.0.0.1', portArg, DEFAULT_DNS_PORT)
     .option('--health-port <port>', 'health port: /healthz/ready', portArg, 15021)
     .option('--stats-port <port>', 'Prometheus stats port: /stats/prometheus on 0.0.0.0, as Istio (0 = any free port)', portArg, 15090)
     .option('--locality <region/zone/subzone>', 'locality of the workload', parseLocality)

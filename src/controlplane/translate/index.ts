@@ -16,6 +16,7 @@ import type { ClusterLoadAssignment } from '../../xds/gen/envoy/config/endpoint/
 import type { Listener } from '../../xds/gen/envoy/config/listener/v3/listener_pb.js';
 import type { RouteConfiguration } from '../../xds/gen/envoy/config/route/v3/route_pb.js';
 import type { MeshModel, Service } from '../../api/model.js';
+import type { NameTable } from '../../xds/name-table.js';
 import type { ProxyInfo } from '../proxy.js';
 import type { Endpoint } from '../registry/registry.js';
 
@@ -46,5 +47,7 @@ export interface ProxyResources {
   endpoints: ClusterLoadAssignment[];
   listeners: Listener[];
   routes: RouteConfiguration[];
+  /** Transparent-mode sidecars: the DNS proxy's name table (one, `name-table`; see transparent.ts, dns.ts). */
+  nameTables?: NameTable[];
   errors: TranslateError[];
 }

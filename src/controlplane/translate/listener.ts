@@ -107,12 +107,12 @@ export const faultFilter = (): HttpFilter => httpFilter(FAULT_FILTER, pack(HTTPF
 export const corsFilter = (): HttpFilter => httpFilter(CORS_FILTER, pack(CorsSchema, {}));
 export const routerFilter = (): HttpFilter => httpFilter(ROUTER_FILTER, pack(RouterSchema, {}));
 
-function networkFilter(name: string, config: Any): Filter {
+export function networkFilter(name: string, config: Any): Filter {
   return create(FilterSchema, { name, configType: { case: 'typedConfig', value: config } });
 }
 
 /** A sidecar HttpConnectionManager with Istio's settings (see the module comment). */
-function sidecarHcm(statPrefix: string, filters: HttpFilter[], route: { rds: string } | { inline: RouteConfiguration }): HttpConnectionManager {
+export function sidecarHcm(statPrefix: string, filters: HttpFilter[], route: { rds: string } | { inline: RouteConfiguration }): HttpConnectionManager {
   const hcm = create(HttpConnectionManagerSchema, {
     codecType: HttpConnectionManager_CodecType.AUTO,
     statPrefix,
@@ -131,7 +131,7 @@ function sidecarHcm(statPrefix: string, filters: HttpFilter[], route: { rds: str
   return hcm;
 }
 
-function tcpProxy(statPrefix: string, clusters: Array<{ name: string; weight: number }>): TcpProxy {
+export function tcpProxy(statPrefix: string, clusters: Array<{ name: string; weight: number }>): TcpProxy {
   const p = create(TcpProxySchema, { statPrefix });
   if (clusters.length === 1) p.clusterSpecifier = { case: 'cluster', value: clusters[0]!.name };
   else {
@@ -216,6 +216,38 @@ function l4MatchHolds(m: L4Match, port: number, client: RouteClient): boolean {
   return matchAppliesToClient(m, client);
 }
 
+/**
+ * The clusters a TCP service port forwards to for this client: the destinations of the first TCP route of the
+ * host whose matches hold for the port and client (as Istio picks them), else the port's own cluster.
+ * `error` reports a route whose destinations all have weight 0 (the port's own cluster is used then).
+ */
+export function tcpRouteClusters(
+  scope: Pick<ListenerInput['scope'], 'services'>,
+  eff: EffectiveRoutes,
+  svc: Service,
+  port: number,
+  client: RouteClient,
+  error: (message: string, source: string) => void,
+): Array<{ name: string; weight: number }> {
+  const own = outboundClusterName(port, undefined, svc.hostname);
+  const route = tablesFor(eff, svc.hostname, port)
+    .flatMap((t) => t.tcp)
+    .find((r) => r.matches.length === 0 || r.matches.some((m) => l4MatchHolds(m, port, client)));
+  if (!route) return [{ name: own, weight: 1 }];
+  const byService = new Map(scope.services.map((s) => [s.hostname, s]));
+  const weighted = route.destinations
+    .filter((d) => route.destinations.length === 1 || d.weight > 0)
+    .map((d) => {
+      const ds = byService.get(d.host);
+      const p = d.port ?? (ds && ds.ports.length === 1 ? ds.ports[0]!.port : port);
+      return { name: outboundClusterName(p, d.subset, d.host), weight: d.weight };
+    });
+  if (weighted.length) return weighted;
+  const source = `${route.origin.kind} ${route.origin.namespace}/${route.origin.name}`;
+  error(`every TCP destination of ${source} for ${svc.hostname}:${port} has weight 0: traffic goes to ${own}`, source);
+  return [{ name: own, weight: 1 }];
+}
+
 class ListenerBuilder {
   readonly errors: TranslateError[] = [];
   private readonly client: RouteClient;
@@ -260,22 +292,7 @@ class ListenerBuilder {
       return undefined;
     }
     const own = outboundClusterName(u.port, undefined, svc.hostname);
-    let clusters = [{ name: own, weight: 1 }];
-    const route = tablesFor(eff, svc.hostname, u.port)
-      .flatMap((t) => t.tcp)
-      .find((r) => r.matches.length === 0 || r.matches.some((m) => l4MatchHolds(m, u.port, this.client)));
-    if (route) {
-      const byService = new Map(this.input.scope.services.map((s) => [s.hostname, s]));
-      const weighted = route.destinations
-        .filter((d) => route.destinations.length === 1 || d.weight > 0)
-        .map((d) => {
-          const ds = byService.get(d.host);
-          const port = d.port ?? (ds && ds.ports.length === 1 ? ds.ports[0]!.port : u.port);
-          return { name: outboundClusterName(port, d.subset, d.host), weight: d.weight };
-        });
-      if (weighted.length) clusters = weighted;
-      else this.error(name, `every TCP destination of ${route.origin.kind} ${route.origin.namespace}/${route.origin.name} for ${svc.hostname}:${u.port} has weight 0: traffic goes to ${own}`, `${route.origin.kind} ${route.origin.namespace}/${route.origin.name}`);
-    }
+    const clusters = tcpRouteClusters(this.input.scope, eff, svc, u.port, this.client, (m, source) => this.error(name, m, source));
     return create(ListenerSchema, {
       name,
       address: socketAddress('127.0.0.1', u.localPort),

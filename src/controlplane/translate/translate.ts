@@ -38,6 +38,8 @@ import { buildRoutes } from './route.js';
 import type { GrpcTarget } from './route.js';
 import { HCM_FILTER, TCP_PROXY_FILTER } from './route/util.js';
 import { computeScope } from './scope.js';
+import { OUTBOUND_LISTENER } from './names.js';
+import { buildTransparent } from './transparent.js';
 import type { ProxyScope } from './scope.js';
 
 function messageOf(e: unknown): string {
@@ -241,16 +243,47 @@ export function translateProxy(input: TranslateInput, cache?: TranslationCache):
     return { routes, grpcTargets };
   });
 
-  out.listeners = section(cache, keys?.listeners, errors, (errs) => {
-    const built = guarded(errs, TypeUrl.Listener, '*', { listeners: [] as Listener[], errors: [] as TranslateError[] }, () =>
-      buildListeners({ model: input.model, proxy: input.proxy, scope }, rds.grpcTargets, cache),
-    );
-    errs.push(...built.errors);
-    return encodable(ListenerSchema, TypeUrl.Listener, built.listeners, (l) => l.name, errs, cache);
-  });
-  out.routes = rds.routes;
+  const transparent = input.proxy.mode === 'transparent' && input.proxy.type === 'sidecar';
+  if (transparent) {
+    // Transparent capture (transparent.ts): Istio's virtualOutbound/virtualInbound set, per-port routes, DNS table.
+    // Kept per listeners key and labels (TCP route matches may read them), like the other stages.
+    const key = keys ? `tp|${keys.listeners}|${labelsKey(input.proxy.labels)}` : undefined;
+    const t = section(cache, key, errors, (errs) => {
+      const built = guarded(errs, TypeUrl.Listener, '*', undefined, () =>
+        buildTransparent({ model: input.model, proxy: input.proxy, scope, registry: input.registry, outbound: rds.routes.find((r) => r.name === OUTBOUND_LISTENER) }),
+      );
+      if (!built) return undefined;
+      errs.push(...built.errors);
+      const routes: RouteConfiguration[] = [];
+      for (const rc of built.routes) {
+        const ok = validRoute(rc, errs, cache);
+        if (ok) routes.push(ok);
+      }
+      return {
+        listeners: encodable(ListenerSchema, TypeUrl.Listener, built.listeners, (l) => l.name, errs, cache),
+        routes,
+        clusters: encodable(ClusterSchema, TypeUrl.Cluster, built.clusters, (c) => c.name, errs, cache),
+        nameTables: [built.nameTable],
+      };
+    });
+    out.routes = t?.routes ?? [];
+    if (t) {
+      out.listeners = t.listeners;
+      out.clusters = [...cds, ...t.clusters];
+      out.nameTables = t.nameTables;
+    }
+  } else {
+    out.listeners = section(cache, keys?.listeners, errors, (errs) => {
+      const built = guarded(errs, TypeUrl.Listener, '*', { listeners: [] as Listener[], errors: [] as TranslateError[] }, () =>
+        buildListeners({ model: input.model, proxy: input.proxy, scope }, rds.grpcTargets, cache),
+      );
+      errs.push(...built.errors);
+      return encodable(ListenerSchema, TypeUrl.Listener, built.listeners, (l) => l.name, errs, cache);
+    });
+    out.routes = rds.routes;
+  }
 
-  const missingKey = keys?.clusters !== undefined ? `missing|${keys.clusters}|${keys.listeners}` : undefined;
+  const missingKey = keys?.clusters !== undefined && !transparent ? `missing|${keys.clusters}|${keys.listeners}` : undefined;
   section(cache, missingKey, errors, (errs) => reportMissingClusters(out.clusters, out.routes, out.listeners, errs, cache));
   return out;
 }

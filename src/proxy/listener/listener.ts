@@ -22,6 +22,14 @@
  * address_suffix, TLS inspection). TLS transport sockets and api_listeners are ConfigErrors naming the field (the
  * other listeners of the same update still apply, as Envoy applies the valid listeners of an LDS response).
  *
+ * Transparent capture (Envoy semantics): `bind_to_port: false` listeners are not bound and take connections only
+ * by hand-off; `use_original_dst: true` (which implies the original_dst listener filter) reads the original
+ * destination of each connection (SO_ORIGINAL_DST, original-dst.ts), runs its own listener filters, then hands the
+ * connection to the listener on that exact address, else on 0.0.0.0 with that port, else serves it with its own
+ * chains; the listener that takes the connection runs its listener filters (the HTTP inspector) in turn. The
+ * original_dst listener filter alone restores the destination without hand-off. The restored destination is the
+ * one destination_port matches and ORIGINAL_DST clusters connect to.
+ *
  * Updates (Envoy's listener manager, simplified for one process): a listener whose address is unchanged keeps its
  * socket and takes the new filter chain for new connections, while its existing connections drain — each closes
  * after the exchange in progress (`connection: close`), idle ones at once, and any left after the drain timeout
@@ -43,6 +51,7 @@ import type { FilterChain, FilterChainMatch } from '../../xds/gen/envoy/config/l
 import { HttpInspectorSchema } from '../../xds/gen/envoy/extensions/filters/listener/http_inspector/v3/http_inspector_pb.js';
 import { durationMs } from '../upstream/cluster/compile.js';
 import { peekProtocol } from './http-inspector.js';
+import { originalDstSupport, readOriginalDst, tagOriginalDst, type OriginalDst } from './original-dst.js';
 import { ownPorts } from './own-ports.js';
 
 const HCM_NAME = 'envoy.filters.network.http_connection_manager';
@@ -51,6 +60,8 @@ const TCP_PROXY_NAME = 'envoy.filters.network.tcp_proxy';
 const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 const HTTP_INSPECTOR_NAME = 'envoy.filters.listener.http_inspector';
 const HTTP_INSPECTOR_TYPE = 'envoy.extensions.filters.listener.http_inspector.v3.HttpInspector';
+const ORIGINAL_DST_NAME = 'envoy.filters.listener.original_dst';
+const ORIGINAL_DST_TYPE = 'envoy.extensions.filters.listener.original_dst.v3.OriginalDst';
 /** Envoy's listener_filters_timeout default. */
 export const DEFAULT_LISTENER_FILTERS_TIMEOUT_MS = 15_000;
 
@@ -74,6 +85,17 @@ export class CompiledChain {
 
 const ANY_MATCH: ChainMatch = { destinationPort: 0, serverNames: [], transportProtocol: '', applicationProtocols: [] };
 
+export interface ListenerOptions {
+  /** bind_to_port (default true): false listeners take connections only by hand-off (use_original_dst). */
+  bindToPort: boolean;
+  /** use_original_dst: hand redirected connections to the listener of their original destination. */
+  useOriginalDst: boolean;
+  /** Whether the original destination is restored on accept (use_original_dst or the original_dst listener filter). */
+  restoresDestination: boolean;
+}
+
+const DEFAULT_OPTIONS: ListenerOptions = { bindToPort: true, useOriginalDst: false, restoresDestination: false };
+
 export class CompiledListener {
   constructor(
     readonly name: string,
@@ -85,6 +107,7 @@ export class CompiledListener {
     readonly inspectHttp = false,
     readonly filtersTimeoutMs = DEFAULT_LISTENER_FILTERS_TIMEOUT_MS,
     readonly continueOnFiltersTimeout = false,
+    readonly options: ListenerOptions = DEFAULT_OPTIONS,
   ) {}
 
   get key(): string {
@@ -167,9 +190,18 @@ export function compileListener(l: Listener, ctx: ListenerContext): CompiledList
   if (sa.portSpecifier.case !== 'portValue') fail('address.socket_address.port_specifier', 'a port_value is required');
   const port = sa.portSpecifier.value as number;
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail('address.socket_address.port_value', `invalid port ${port}`);
+  const useOriginalDst = l.useOriginalDst === true;
+  // Envoy adds the original_dst listener filter itself when use_original_dst is set (ListenerImpl).
+  let restoresDestination = useOriginalDst;
   let inspectHttp = false;
   l.listenerFilters.forEach((f, i) => {
     const type = f.configType.case === 'typedConfig' ? typeNameOf(f.configType.value.typeUrl) : undefined;
+    if (f.name === ORIGINAL_DST_NAME || type === ORIGINAL_DST_TYPE) {
+      if (type !== undefined && type !== ORIGINAL_DST_TYPE) fail(`listener_filters[${i}].typed_config`, `expected ${ORIGINAL_DST_TYPE}, got ${type}`);
+      if (f.filterDisabled) fail(`listener_filters[${i}].filter_disabled`, 'is not supported');
+      restoresDestination = true;
+      return;
+    }
     if (f.name === HTTP_INSPECTOR_NAME || type === HTTP_INSPECTOR_TYPE) {
       if (type !== undefined && type !== HTTP_INSPECTOR_TYPE) fail(`listener_filters[${i}].typed_config`, `expected ${HTTP_INSPECTOR_TYPE}, got ${type}`);
       if (f.configType.case === 'typedConfig') {
@@ -183,8 +215,12 @@ export function compileListener(l: Listener, ctx: ListenerContext): CompiledList
       inspectHttp = true;
       return;
     }
-    fail(`listener_filters[${i}]`, `listener filter ${f.name || type} is not supported (only ${HTTP_INSPECTOR_NAME})`);
+    fail(`listener_filters[${i}]`, `listener filter ${f.name || type} is not supported (only ${ORIGINAL_DST_NAME} and ${HTTP_INSPECTOR_NAME})`);
   });
+  if (restoresDestination) {
+    const why = originalDstSupport();
+    if (why !== undefined) fail(useOriginalDst ? 'use_original_dst' : 'listener_filters', `the original destination cannot be read: ${why}`);
+  }
   if (l.filterChains.length === 0 && !l.defaultFilterChain) fail('filter_chains', 'at least one filter chain (or a default_filter_chain) is required');
   if (l.filterChainMatcher) fail('filter_chain_matcher', 'is not supported (use filter_chain_match)');
   const chains = l.filterChains.map((c, i) => compileChain(c, `filter_chains[${i}]`, name, ctx, fail));
@@ -204,6 +240,7 @@ export function compileListener(l: Listener, ctx: ListenerContext): CompiledList
     inspectHttp,
     durationMs(l.listenerFiltersTimeout, DEFAULT_LISTENER_FILTERS_TIMEOUT_MS),
     l.continueOnListenerFiltersTimeout,
+    { bindToPort: l.bindToPort ?? true, useOriginalDst, restoresDestination },
   );
 }
 
@@ -269,14 +306,17 @@ function compileChain(chain: FilterChain, field: string, name: string, ctx: List
 
 interface ActiveListener {
   config: CompiledListener;
-  server: Server;
-  /** The port actually bound (differs from config.port when it is 0). */
+  /** undefined for a bind_to_port false listener. */
+  server: Server | undefined;
+  /** The port actually bound (differs from config.port when it is 0; the configured port when not bound). */
   port: number;
   connections: Set<ServerConnection>;
 }
 
 export class ListenerManager {
   private readonly active = new Map<string, ActiveListener>();
+  /** Listeners by `address:port` (bound or not), for the hand-off of use_original_dst listeners. */
+  private readonly byAddress = new Map<string, ActiveListener>();
   private readonly draining = new Set<ServerConnection>();
   private closed = false;
 
@@ -286,7 +326,7 @@ export class ListenerManager {
     return [...this.active.keys()];
   }
 
-  /** The port a listener is bound to. */
+  /** The port a listener is bound to (its configured port when it is not bound). */
   port(name: string): number | undefined {
     return this.active.get(name)?.port;
   }
@@ -295,30 +335,35 @@ export class ListenerManager {
   async apply(config: CompiledListener): Promise<void> {
     if (this.closed) return;
     const old = this.active.get(config.name);
-    if (old !== undefined && old.config.key === config.key) {
+    if (old !== undefined && old.config.key === config.key && old.config.options.bindToPort === config.options.bindToPort) {
       const previous = old.config;
       old.config = config;
       if (previous !== config) this.drainConnections(old.connections);
       return;
     }
-    const entry: ActiveListener = { config, server: undefined as unknown as Server, port: 0, connections: new Set() };
-    entry.server = createServer({ noDelay: true }, (socket) => this.accept(entry, socket));
-    await new Promise<void>((resolve, reject) => {
-      const onError = (e: NodeJS.ErrnoException) => {
-        reject(new ConfigError(config.name, 'address', `cannot listen on ${config.key}: ${e.code ?? e.message}`, 'listener'));
-      };
-      entry.server.once('error', onError);
-      entry.server.listen({ host: config.address, port: config.port }, () => {
-        entry.server.off('error', onError);
-        resolve();
+    const entry: ActiveListener = { config, server: undefined, port: config.port, connections: new Set() };
+    if (config.options.bindToPort) {
+      const server = createServer({ noDelay: true }, (socket) => this.accept(entry, socket));
+      entry.server = server;
+      await new Promise<void>((resolve, reject) => {
+        const onError = (e: NodeJS.ErrnoException) => {
+          reject(new ConfigError(config.name, 'address', `cannot listen on ${config.key}: ${e.code ?? e.message}`, 'listener'));
+        };
+        server.once('error', onError);
+        server.listen({ host: config.address, port: config.port }, () => {
+          server.off('error', onError);
+          resolve();
+        });
       });
-    });
-    const addr = entry.server.address();
-    entry.port = typeof addr === 'object' && addr !== null ? addr.port : config.port;
-    ownPorts.add(entry.port);
-    entry.server.once('close', () => ownPorts.delete(entry.port));
+      const addr = server.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : config.port;
+      entry.port = port;
+      ownPorts.add(port);
+      server.once('close', () => ownPorts.delete(port));
+    }
     this.active.set(config.name, entry);
     if (old !== undefined) this.retire(old);
+    this.byAddress.set(config.key, entry);
   }
 
   remove(name: string): void {
@@ -333,15 +378,83 @@ export class ListenerManager {
     this.closed = true;
     const all: ServerConnection[] = [...this.draining];
     for (const l of this.active.values()) {
-      l.server.close();
+      l.server?.close();
       for (const c of l.connections) all.push(c);
     }
     this.active.clear();
+    this.byAddress.clear();
     await drainAll(all, drainTimeoutMs);
   }
 
+  /**
+   * A new connection. A listener that restores the original destination (use_original_dst or the original_dst
+   * listener filter) reads it first: from then on it is the connection's destination, for destination_port
+   * matching and ORIGINAL_DST clusters (Envoy's OriginalDstFilter restores the local address). Then the
+   * listener's own listener filters run (listenerFilters).
+   */
   private accept(entry: ActiveListener, socket: Socket): void {
     if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    let dst: OriginalDst | undefined;
+    if (entry.config.options.restoresDestination) {
+      dst = readOriginalDst(socket);
+      if (dst !== undefined) tagOriginalDst(socket, dst);
+    }
+    this.listenerFilters(entry, socket, dst, '', false);
+  }
+
+  /**
+   * Runs a listener's listener filters — the HTTP inspector, which decides the application protocol; the
+   * connection counts as held by the listener meanwhile — then hands the connection off or serves it.
+   * `protocol` is what an earlier listener's inspector found (it stays with the connection, as Envoy keeps the
+   * requested application protocols on the socket); this listener's inspector, if any, decides anew.
+   */
+  private listenerFilters(entry: ActiveListener, socket: Socket, dst: OriginalDst | undefined, protocol: string, handedOff: boolean): void {
+    const config = entry.config;
+    if (!config.inspectHttp) {
+      this.handOffOrServe(entry, config, socket, dst, protocol, handedOff);
+      return;
+    }
+    const pending: ServerConnection = { socket, drain: () => socket.destroy() };
+    entry.connections.add(pending);
+    socket.on('error', () => undefined);
+    peekProtocol(socket, config.filtersTimeoutMs, config.continueOnFiltersTimeout, (found) => {
+      entry.connections.delete(pending);
+      this.draining.delete(pending);
+      if (found === undefined || socket.destroyed || this.closed) {
+        socket.destroy();
+        return;
+      }
+      this.handOffOrServe(entry, config, socket, dst, found, handedOff);
+    });
+  }
+
+  /**
+   * After the listener filters: a use_original_dst listener hands the connection to the listener whose address is
+   * the original destination exactly, else to the one on 0.0.0.0 with its port, else keeps it (Envoy
+   * ActiveTcpSocket::newConnection and ConnectionHandlerImpl::getBalancedHandlerByAddress; the listener taking
+   * it runs its own listener filters, and a handed-off connection is not handed off again).
+   */
+  private handOffOrServe(entry: ActiveListener, config: CompiledListener, socket: Socket, dst: OriginalDst | undefined, protocol: string, handedOff: boolean): void {
+    if (dst !== undefined && !handedOff && config.options.useOriginalDst) {
+      const target = this.byAddress.get(`${dst.address}:${dst.port}`) ?? this.byAddress.get(`0.0.0.0:${dst.port}`);
+      if (target !== undefined && target !== entry) {
+        this.listenerFilters(target, socket, dst, protocol, true);
+        return;
+      }
+    }
+    this.serve(entry, config, socket, dst?.port ?? socket.localPort ?? 0, protocol);
+  }
+
+  /**
+   * Hands a connection to the filter chain that matches its (restored) destination port and application protocol;
+   * no chain: the connection is closed (Envoy's no_filter_chain_match).
+   */
+  private serve(entry: ActiveListener, config: CompiledListener, socket: Socket, destinationPort: number, protocol: string): void {
+    const chain = config.select(destinationPort, protocol);
+    if (chain === undefined) {
       socket.destroy();
       return;
     }
@@ -349,33 +462,6 @@ export class ListenerManager {
       entry.connections.delete(c);
       this.draining.delete(c);
     };
-    const config = entry.config;
-    if (!config.inspectHttp) {
-      this.serve(entry, config, socket, '', onClose);
-      return;
-    }
-    // The HTTP inspector decides the application protocol first; the connection counts as held meanwhile.
-    const pending: ServerConnection = { socket, drain: () => socket.destroy() };
-    entry.connections.add(pending);
-    socket.on('error', () => undefined);
-    peekProtocol(socket, config.filtersTimeoutMs, config.continueOnFiltersTimeout, (protocol) => {
-      entry.connections.delete(pending);
-      this.draining.delete(pending);
-      if (protocol === undefined || socket.destroyed || this.closed) {
-        socket.destroy();
-        return;
-      }
-      this.serve(entry, config, socket, protocol, onClose);
-    });
-  }
-
-  /** Hands a connection to the filter chain that matches it (none: the connection is closed). */
-  private serve(entry: ActiveListener, config: CompiledListener, socket: Socket, protocol: string, onClose: (c: ServerConnection) => void): void {
-    const chain = config.select(socket.localPort ?? 0, protocol);
-    if (chain === undefined) {
-      socket.destroy();
-      return;
-    }
     const tcp = chain.tcpProxy;
     if (tcp !== undefined) {
       const session = new TcpProxySession(socket, tcp, onClose);
@@ -387,7 +473,8 @@ export class ListenerManager {
   }
 
   private retire(l: ActiveListener): void {
-    l.server.close();
+    l.server?.close();
+    if (this.byAddress.get(l.config.key) === l) this.byAddress.delete(l.config.key);
     this.drainConnections(l.connections);
   }
 

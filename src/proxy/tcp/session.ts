@@ -34,6 +34,7 @@
 import { connect, type Socket } from 'node:net';
 import type { ClusterRuntime } from '../upstream/cluster/cluster.js';
 import type { Host } from '../upstream/cluster/host.js';
+import { originalDstOf } from '../listener/original-dst.js';
 import { xxhash64 } from '../upstream/lb/xxhash64.js';
 import type { TcpProxyConfig } from './config.js';
 
@@ -131,7 +132,10 @@ export class TcpProxySession {
       this.fail('URX');
       return;
     }
-    const host = rt.lb.choose(this.hash === undefined ? undefined : { hash: this.hash });
+    // ORIGINAL_DST clusters (PassthroughCluster): the connection's restored original destination.
+    const host = rt.lb.choose(
+      rt.originalDst !== undefined ? { hash: this.hash, originalDst: originalDstOf(this.downstream) } : this.hash === undefined ? undefined : { hash: this.hash },
+    );
     if (host === undefined) {
       rt.stats.upstream_cx_none_healthy++;
       this.fail('UH');

@@ -62,6 +62,7 @@ import { applyResponseHeaders, autoRewriteHost, RetryOn, type RetryPolicy, type 
 import type { ClusterRuntime } from '../../upstream/cluster/cluster.js';
 import type { Host } from '../../upstream/cluster/host.js';
 import type { PoolFailure, PoolRequest, ResponseSink, TunnelStream, UpstreamPool, UpstreamResetReason, UpstreamStream } from '../../upstream/pool/types.js';
+import { originalDstOf } from '../../listener/original-dst.js';
 import type { DownstreamStream, RequestBodySink } from '../server/connection.js';
 import type { ClusterRequestStats } from '../../stats/request-stats.js';
 import type { HeldBody } from '../filters/registry.js';
@@ -294,7 +295,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
       previousHosts: this.triedHosts,
       attempt: this.attempt,
       hostSelectionRetries: this.policy?.hostSelectionMaxAttempts,
-      originalDst: od !== undefined && od.useHttpHeader ? this.originalDstFromHeader(od.httpHeaderName) : undefined,
+      originalDst: od !== undefined ? this.originalDestination(od.useHttpHeader ? od.httpHeaderName : undefined) : undefined,
     });
     if (host === undefined) {
       rt.stats.upstream_cx_none_healthy++;
@@ -319,18 +320,24 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
   }
 
   /**
-   * ORIGINAL_DST with use_http_header (Envoy's OriginalDstCluster::LoadBalancer::requestOverrideHost): the request
-   * header names the destination, an IP:port (`:authority` / `host` name the request's authority). Anything else is
-   * counted in original_dst_host_invalid and gives no host (Envoy would fall back to the connection's original
-   * destination, which an explicit-mode listener does not have); so is one of the proxy's own listeners, which
-   * would make the request loop through the proxy forever.
+   * The destination of an ORIGINAL_DST cluster's host (Envoy's OriginalDstCluster::LoadBalancer::chooseHost). With
+   * use_http_header (`header` set) the request header names it, an IP:port (`:authority` / `host` name the
+   * request's authority; requestOverrideHost); a value that is anything else is counted in
+   * original_dst_host_invalid, and so is one of the proxy's own listeners, which would make the request loop
+   * through the proxy forever. Without a usable header: the downstream connection's original destination, when
+   * its listener restored one (transparent capture: listener/original-dst.ts); else no host. An explicit-mode
+   * listener restores none, so there only the header can name the destination.
    */
-  private originalDstFromHeader(name: string): string | undefined {
-    const head = this.stream.head;
-    const v = name === ':authority' || name === 'host' ? head.authority : getHeader(head.headers, name);
-    if (v !== undefined && isIpAndPort(v) && !isOwnDestination(v)) return v;
-    if (v !== undefined) this.cluster.stats.inc('original_dst_host_invalid');
-    return undefined;
+  private originalDestination(header: string | undefined): string | undefined {
+    if (header !== undefined) {
+      const head = this.stream.head;
+      const v = header === ':authority' || header === 'host' ? head.authority : getHeader(head.headers, header);
+      if (v !== undefined) {
+        if (isIpAndPort(v) && !isOwnDestination(v)) return v;
+        this.cluster.stats.inc('original_dst_host_invalid');
+      }
+    }
+    return originalDstOf(this.stream.socket);
   }
 
   onPoolReady(conn: UpstreamStream): void {
