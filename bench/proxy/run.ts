@@ -51,6 +51,8 @@ export interface BenchOptions {
   /** Services for the idle-RSS measurement (0 skips it). */
   idleServices: number;
   progress: (line: string) => void;
+  /** Pin the proxy under test and the load to separate CPUs with taskset (default: when there are 2 or more). */
+  pin?: boolean;
 }
 
 export interface CaseResult {
@@ -399,7 +401,7 @@ class Started {
 }
 
 export async function runBench(o: BenchOptions): Promise<BenchResult> {
-  const pinned = availableParallelism() >= 2;
+  const pinned = (o.pin ?? true) && availableParallelism() >= 2;
   const cpus: Cpus = pinned ? { load: '0', proxy: '1' } : { load: undefined, proxy: undefined };
   const started = new Started();
   const cases: CaseResult[] = [];

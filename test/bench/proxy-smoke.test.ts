@@ -101,6 +101,8 @@ describe('proxy benchmark: tiny real run', () => {
         weftConcurrency: [1],
         fixedRps: 100,
         idleServices: 20,
+        // Not pinned: the test suite's other files run beside it, and a CPU of its own is what a measurement needs.
+        pin: false,
         progress: (l) => lines.push(l),
       });
       for (const c of r.cases) {
