@@ -377,30 +377,11 @@ export class LazyDiscoveryRequest implements SotwRequest {
   responseNonce = '';
   node?: Node;
   errorDetail?: Status;
-  private readonly spans: number[] = [];
-  private namesStart = -1;
-  private namesEnd = -1;
-  private contiguous = true;
-  private names?: string[];
+  private readonly names: RepeatedNames;
 
-  constructor(private readonly buf: Buffer) {
-    const pos = { p: 0 };
-    while (pos.p < buf.length) {
-      const tagStart = pos.p;
-      const tag = readVarint(buf, pos);
-      const field = Math.floor(tag / 8);
-      const wire = tag & 7;
-      if (wire !== 2) {
-        if (wire === 0) readVarint(buf, pos);
-        else if (wire === 1) pos.p += 8;
-        else if (wire === 5) pos.p += 4;
-        else throw new Error(`unsupported wire type ${wire} (field ${field})`);
-        continue;
-      }
-      const len = readVarint(buf, pos);
-      const start = pos.p;
-      const end = start + len;
-      if (end > buf.length) throw new Error('truncated field');
+  constructor(buf: Buffer) {
+    const names = (this.names = new RepeatedNames(buf));
+    forEachLengthDelimited(buf, (field, start, end, tagStart) => {
       switch (field) {
         case 1:
           this.versionInfo = buf.toString('utf8', start, end);
@@ -409,10 +390,7 @@ export class LazyDiscoveryRequest implements SotwRequest {
           this.node = fromBinary(NodeSchema, buf.subarray(start, end));
           break;
         case 3:
-          if (this.namesStart < 0) this.namesStart = tagStart;
-          else if (tagStart !== this.namesEnd) this.contiguous = false;
-          this.namesEnd = end;
-          this.spans.push(start, end);
+          names.add(tagStart, start, end);
           break;
         case 4:
           this.typeUrl = buf.toString('utf8', start, end);
@@ -426,22 +404,78 @@ export class LazyDiscoveryRequest implements SotwRequest {
         default:
           break;
       }
-      pos.p = end;
-    }
+    });
   }
 
   get resourceNames(): string[] {
-    if (!this.names) {
-      const out: string[] = [];
-      for (let i = 0; i < this.spans.length; i += 2) out.push(this.buf.toString('utf8', this.spans[i]!, this.spans[i + 1]!));
-      this.names = out;
-    }
-    return this.names;
+    return this.names.list();
   }
 
   get resourceNamesBytes(): Uint8Array | undefined {
+    return this.names.bytes();
+  }
+}
+
+/**
+ * Calls `visit` for each length-delimited field of a serialized message (field number, value start and end, and
+ * where its tag starts); varint and fixed-width fields are skipped.
+ */
+function forEachLengthDelimited(buf: Buffer, visit: (field: number, start: number, end: number, tagStart: number) => void): void {
+  const pos = { p: 0 };
+  while (pos.p < buf.length) {
+    const tagStart = pos.p;
+    const tag = readVarint(buf, pos);
+    const field = Math.floor(tag / 8);
+    const wire = tag & 7;
+    if (wire !== 2) {
+      if (wire === 0) readVarint(buf, pos);
+      else if (wire === 1) pos.p += 8;
+      else if (wire === 5) pos.p += 4;
+      else throw new Error(`unsupported wire type ${wire} (field ${field})`);
+      continue;
+    }
+    const len = readVarint(buf, pos);
+    const start = pos.p;
+    const end = start + len;
+    if (end > buf.length) throw new Error('truncated field');
+    visit(field, start, end, tagStart);
+    pos.p = end;
+  }
+}
+
+/**
+ * A repeated string field of a serialized request, kept as spans of its buffer: the strings are decoded only when
+ * `list()` is asked for, and `bytes()` gives the fields' serialized bytes when they are contiguous (streams that
+ * send the same bytes share the subscription read from them).
+ */
+class RepeatedNames {
+  private readonly spans: number[] = [];
+  private first = -1;
+  private last = -1;
+  private contiguous = true;
+  private decoded?: string[];
+
+  constructor(private readonly buf: Buffer) {}
+
+  add(tagStart: number, start: number, end: number): void {
+    if (this.first < 0) this.first = tagStart;
+    else if (tagStart !== this.last) this.contiguous = false;
+    this.last = end;
+    this.spans.push(start, end);
+  }
+
+  list(): string[] {
+    if (!this.decoded) {
+      const out: string[] = [];
+      for (let i = 0; i < this.spans.length; i += 2) out.push(this.buf.toString('utf8', this.spans[i]!, this.spans[i + 1]!));
+      this.decoded = out;
+    }
+    return this.decoded;
+  }
+
+  bytes(): Uint8Array | undefined {
     if (!this.contiguous) return undefined;
-    return this.namesStart < 0 ? EMPTY_BYTES : this.buf.subarray(this.namesStart, this.namesEnd);
+    return this.first < 0 ? EMPTY_BYTES : this.buf.subarray(this.first, this.last);
   }
 }
 
@@ -474,30 +508,11 @@ export class LazyDeltaDiscoveryRequest implements DeltaRequest {
   errorDetail?: Status;
   readonly resourceNamesUnsubscribe: string[] = [];
   readonly initialResourceVersions: Record<string, string> = {};
-  private readonly spans: number[] = [];
-  private namesStart = -1;
-  private namesEnd = -1;
-  private contiguous = true;
-  private names?: string[];
+  private readonly names: RepeatedNames;
 
   constructor(private readonly buf: Buffer) {
-    const pos = { p: 0 };
-    while (pos.p < buf.length) {
-      const tagStart = pos.p;
-      const tag = readVarint(buf, pos);
-      const field = Math.floor(tag / 8);
-      const wire = tag & 7;
-      if (wire !== 2) {
-        if (wire === 0) readVarint(buf, pos);
-        else if (wire === 1) pos.p += 8;
-        else if (wire === 5) pos.p += 4;
-        else throw new Error(`unsupported wire type ${wire} (field ${field})`);
-        continue;
-      }
-      const len = readVarint(buf, pos);
-      const start = pos.p;
-      const end = start + len;
-      if (end > buf.length) throw new Error('truncated field');
+    const names = (this.names = new RepeatedNames(buf));
+    forEachLengthDelimited(buf, (field, start, end, tagStart) => {
       switch (field) {
         case 1:
           this.node = fromBinary(NodeSchema, buf.subarray(start, end));
@@ -506,10 +521,7 @@ export class LazyDeltaDiscoveryRequest implements DeltaRequest {
           this.typeUrl = buf.toString('utf8', start, end);
           break;
         case 3:
-          if (this.namesStart < 0) this.namesStart = tagStart;
-          else if (tagStart !== this.namesEnd) this.contiguous = false;
-          this.namesEnd = end;
-          this.spans.push(start, end);
+          names.add(tagStart, start, end);
           break;
         case 4:
           this.resourceNamesUnsubscribe.push(buf.toString('utf8', start, end));
@@ -526,8 +538,7 @@ export class LazyDeltaDiscoveryRequest implements DeltaRequest {
         default:
           break;
       }
-      pos.p = end;
-    }
+    });
   }
 
   /** One initial_resource_versions entry (a map entry message: key = 1, value = 2; the last one wins). */
@@ -551,16 +562,10 @@ export class LazyDeltaDiscoveryRequest implements DeltaRequest {
   }
 
   get resourceNamesSubscribe(): string[] {
-    if (!this.names) {
-      const out: string[] = [];
-      for (let i = 0; i < this.spans.length; i += 2) out.push(this.buf.toString('utf8', this.spans[i]!, this.spans[i + 1]!));
-      this.names = out;
-    }
-    return this.names;
+    return this.names.list();
   }
 
   get resourceNamesSubscribeBytes(): Uint8Array | undefined {
-    if (!this.contiguous) return undefined;
-    return this.namesStart < 0 ? EMPTY_BYTES : this.buf.subarray(this.namesStart, this.namesEnd);
+    return this.names.bytes();
   }
 }

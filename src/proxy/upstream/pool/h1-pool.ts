@@ -42,6 +42,7 @@ import {
 } from '../../http/codec/h1/index.js';
 import { hasHeader, type HeaderList, type RequestHead, type ResponseHead } from '../../http/headers.js';
 import { DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS, durationToMs, type PoolRequest, type ResponseSink, type TunnelStream, type UpstreamPool } from './types.js';
+import { PendingRequests } from './pending.js';
 
 export type { PoolFailure, PoolRequest, ResponseSink } from './types.js';
 export { DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS } from './types.js';
@@ -295,7 +296,7 @@ function uncork(s: Socket): void {
 
 export class H1Pool implements UpstreamPool {
   private readonly idle: H1Connection[] = [];
-  private readonly pending: PoolRequest[] = [];
+  private readonly pending: PendingRequests;
   private readonly all = new Set<H1Connection>();
   private connecting = 0;
   draining = false;
@@ -306,6 +307,7 @@ export class H1Pool implements UpstreamPool {
     readonly cluster: ClusterRuntime,
     readonly host: Host,
   ) {
+    this.pending = new PendingRequests(cluster);
     const common = cluster.httpProtocolOptions?.commonHttpProtocolOptions;
     this.idleTimeoutMs = durationToMs(common?.idleTimeout) ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS;
     this.maxRequestsPerConnection = common?.maxRequestsPerConnection ?? 0;
@@ -327,24 +329,13 @@ export class H1Pool implements UpstreamPool {
       req.onPoolReady(c);
       return;
     }
-    const cb = this.cluster.circuitBreaker();
-    if (!cb.tryAcquire('pending')) {
-      req.onPoolFailure('overflow');
-      return;
-    }
-    const stats = this.cluster.stats;
-    stats.upstream_rq_pending_total++;
-    stats.upstream_rq_pending_active++;
-    this.pending.push(req);
+    if (!this.pending.add(req)) return;
     if (this.connecting < this.pending.length) this.tryConnect();
   }
 
   /** Removes a request that is still waiting for a connection. */
   cancel(req: PoolRequest): void {
-    const i = this.pending.indexOf(req);
-    if (i < 0) return;
-    this.pending.splice(i, 1);
-    this.releasePending();
+    this.pending.cancel(req);
   }
 
   /** Closes idle connections and lets busy ones finish; the pool opens no new connection for new requests. */
@@ -352,11 +343,6 @@ export class H1Pool implements UpstreamPool {
     this.draining = true;
     for (const c of this.idle.splice(0)) c.destroy();
     for (const c of this.all) c.noReuse();
-  }
-
-  private releasePending(): void {
-    this.cluster.circuitBreaker().release('pending');
-    this.cluster.stats.upstream_rq_pending_active--;
   }
 
   private tryConnect(): void {
@@ -402,7 +388,6 @@ export class H1Pool implements UpstreamPool {
     }
     const req = this.pending.shift();
     if (req !== undefined) {
-      this.releasePending();
       req.onPoolReady(c);
       return;
     }
@@ -425,9 +410,7 @@ export class H1Pool implements UpstreamPool {
       this.host.outlier.putResult('local-origin-failure', 503);
       // Fail the waiting requests that the connections still connecting cannot serve.
       while (this.pending.length > this.connecting) {
-        const req = this.pending.shift()!;
-        this.releasePending();
-        req.onPoolFailure('connection failure');
+        this.pending.shift()!.onPoolFailure('connection failure');
       }
     } else if (this.pending.length > this.connecting && !this.draining) {
       this.tryConnect();

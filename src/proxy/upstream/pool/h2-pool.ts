@@ -39,6 +39,7 @@ import type { Host } from '../cluster/host.js';
 import type { HeaderList, RequestHead, ResponseHead } from '../../http/headers.js';
 import { fromH2Headers, RESET_ERROR, toH2Headers } from '../../http/codec/h2/headers.js';
 import { DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS, durationToMs, type PoolRequest, type ResponseSink, type UpstreamPool, type UpstreamStream } from './types.js';
+import { PendingRequests } from './pending.js';
 
 /** Envoy's default SETTINGS_MAX_CONCURRENT_STREAMS for its HTTP/2 codec (2^31 - 1). */
 const DEFAULT_MAX_CONCURRENT_STREAMS = 2147483647;
@@ -195,7 +196,7 @@ class H2UpstreamStream implements UpstreamStream {
 
 export class H2Pool implements UpstreamPool {
   private readonly sessions: H2Session[] = [];
-  private readonly pending: PoolRequest[] = [];
+  private readonly pending: PendingRequests;
   draining = false;
   readonly idleTimeoutMs: number;
   readonly maxRequestsPerConnection: number;
@@ -207,6 +208,7 @@ export class H2Pool implements UpstreamPool {
     readonly cluster: ClusterRuntime,
     readonly host: Host,
   ) {
+    this.pending = new PendingRequests(cluster);
     const o = cluster.httpProtocolOptions;
     const common = o?.commonHttpProtocolOptions;
     this.idleTimeoutMs = durationToMs(common?.idleTimeout) ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS;
@@ -235,23 +237,12 @@ export class H2Pool implements UpstreamPool {
       req.onPoolReady(new H2UpstreamStream(s));
       return;
     }
-    const cb = this.cluster.circuitBreaker();
-    if (!cb.tryAcquire('pending')) {
-      req.onPoolFailure('overflow');
-      return;
-    }
-    const stats = this.cluster.stats;
-    stats.upstream_rq_pending_total++;
-    stats.upstream_rq_pending_active++;
-    this.pending.push(req);
+    if (!this.pending.add(req)) return;
     if (!this.draining && this.connectingCapacity() < this.pending.length) this.tryConnect();
   }
 
   cancel(req: PoolRequest): void {
-    const i = this.pending.indexOf(req);
-    if (i < 0) return;
-    this.pending.splice(i, 1);
-    this.releasePending();
+    this.pending.cancel(req);
   }
 
   drain(): void {
@@ -287,11 +278,6 @@ export class H2Pool implements UpstreamPool {
     }
     const max = this.maxRequestsPerConnection;
     if (max > 0 && s.total >= max) s.closing = true;
-  }
-
-  private releasePending(): void {
-    this.cluster.circuitBreaker().release('pending');
-    this.cluster.stats.upstream_rq_pending_active--;
   }
 
   private tryConnect(): void {
@@ -354,7 +340,6 @@ export class H2Pool implements UpstreamPool {
       const s = this.available();
       if (s === undefined) break;
       const req = this.pending.shift()!;
-      this.releasePending();
       this.reserve(s);
       req.onPoolReady(new H2UpstreamStream(s));
     }
@@ -403,9 +388,7 @@ export class H2Pool implements UpstreamPool {
       this.host.outlier.putResult('local-origin-failure', 503);
       // Fail the waiting requests that the sessions still connecting cannot serve.
       while (this.pending.length > this.connectingCapacity()) {
-        const req = this.pending.shift()!;
-        this.releasePending();
-        req.onPoolFailure('connection failure');
+        this.pending.shift()!.onPoolFailure('connection failure');
       }
     } else if (this.pending.length > 0) this.servePending();
   }
