@@ -1,0 +1,40 @@
+/**
+ * What the transport knows about the downstream peer of one connection: set once, when the connection is accepted
+ * (plaintext) or when its TLS handshake completes, and read by whatever needs the peer's identity (authorization,
+ * metrics labels, access logs, x-forwarded-client-cert).
+ *
+ *   setPeer(socket, info)     // the listener / TLS layer, once per connection
+ *   peerOf(socket)            // anyone holding the connection's socket (DownstreamStream.socket, tcp sessions)
+ *
+ * A socket with nothing recorded is a plaintext connection with no identity (PLAINTEXT_PEER).
+ */
+import type { Socket } from 'node:net';
+
+export interface PeerInfo {
+  /** TLS was terminated on this connection (mutual or simple). */
+  readonly tls: boolean;
+  /** The verified peer certificate's URI SAN (`spiffe://<td>/ns/<ns>/sa/<sa>`); '' when none was presented. */
+  readonly principal: string;
+  /** The SNI the client sent; '' when none. */
+  readonly sni: string;
+  /** The negotiated ALPN protocol; '' when none. */
+  readonly alpn: string;
+  /** SHA-256 of the peer certificate's DER, lower-case hex (x-forwarded-client-cert `Hash`); '' when none. */
+  readonly certHash: string;
+  /** The peer certificate's subject, RFC 2253 style (x-forwarded-client-cert `Subject`); '' when none. */
+  readonly subject: string;
+}
+
+export const PLAINTEXT_PEER: PeerInfo = Object.freeze({ tls: false, principal: '', sni: '', alpn: '', certHash: '', subject: '' });
+
+const PEER = Symbol('weft.peer');
+
+type WithPeer = Socket & { [PEER]?: PeerInfo };
+
+export function setPeer(socket: Socket, info: PeerInfo): void {
+  (socket as WithPeer)[PEER] = info;
+}
+
+export function peerOf(socket: Socket): PeerInfo {
+  return (socket as WithPeer)[PEER] ?? PLAINTEXT_PEER;
+}
