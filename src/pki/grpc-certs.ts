@@ -32,9 +32,13 @@ export class MemoryCertificateProvider implements experimental.CertificateProvid
     return this.identity !== null;
   }
 
+  // A new listener hears the current value on the next microtask, not during the call: grpc-js registers its
+  // own watcher only after adding the listener, and would lose a synchronous first update.
   addCaCertificateListener(listener: CaListener): void {
     this.caListeners.add(listener);
-    if (this.ca) listener(this.ca);
+    queueMicrotask(() => {
+      if (this.ca && this.caListeners.has(listener)) listener(this.ca);
+    });
   }
 
   removeCaCertificateListener(listener: CaListener): void {
@@ -43,7 +47,9 @@ export class MemoryCertificateProvider implements experimental.CertificateProvid
 
   addIdentityCertificateListener(listener: IdentityListener): void {
     this.identityListeners.add(listener);
-    if (this.identity) listener(this.identity);
+    queueMicrotask(() => {
+      if (this.identity && this.identityListeners.has(listener)) listener(this.identity);
+    });
   }
 
   removeIdentityCertificateListener(listener: IdentityListener): void {
