@@ -159,7 +159,7 @@ export class IdentityAgent implements WorkloadIdentity {
     const key = await generateEcKey();
     const csr = await buildCsr(key.privateKey, {});
     const cur = this.material;
-    const certValid = cur !== null && cur.notAfter.getTime() > Date.now() + 5000;
+    const certValid = cur !== null && cur.notAfter.getTime() > Date.now() + 1000;
     const token = this.opts.token();
     // Renewals go with the current certificate while it is valid; then (or if that is refused) the token.
     const attempts: Array<'cert' | 'token'> = certValid ? (token ? ['cert', 'token'] : ['cert']) : token ? ['token'] : [];
