@@ -67,6 +67,8 @@ export class IdentityAgent implements WorkloadIdentity {
   private readonly listeners = new Set<(m: IdentityMaterial) => void>();
   private readonly provider = new MemoryCertificateProvider();
   private timer?: NodeJS.Timeout;
+  /** Ends start()'s wait between attempts (on close). */
+  private wake?: () => void;
   private closed = false;
   private failures = 0;
   private readonly random: () => number;
@@ -103,6 +105,7 @@ export class IdentityAgent implements WorkloadIdentity {
         const delay = this.backoff();
         this.opts.logger.warn({ ca: this.opts.caAddr, err: (e as Error).message, retryInMs: delay }, 'cannot get the workload certificate yet; retrying');
         await new Promise<void>((r) => {
+          this.wake = r;
           this.timer = setTimeout(r, delay);
         });
         if (this.closed) throw new Error('identity agent closed');
@@ -126,6 +129,7 @@ export class IdentityAgent implements WorkloadIdentity {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    this.wake?.();
   }
 
   private backoff(): number {
@@ -150,7 +154,8 @@ export class IdentityAgent implements WorkloadIdentity {
     const ratio = (this.opts.renewRatio ?? 0.5) + (this.opts.jitterRatio ?? 0.01) * (2 * this.random() - 1);
     const renewIn = receivedAt + lifetime * ratio - Date.now();
     this.opts.logger.info({ serial, notAfter: m.notAfter.toISOString(), renewInMs: Math.round(renewIn) }, 'workload certificate installed');
-    this.schedule(renewIn);
+    // At least a second apart, so a certificate capped by an expiring CA cannot make renewals spin.
+    this.schedule(Math.max(1000, renewIn));
     for (const l of this.listeners) l(m);
   }
 
