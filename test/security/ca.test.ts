@@ -16,6 +16,7 @@ import {
   DEFAULT_WORKLOAD_TTL_MS,
   loadCa,
   loadOrCreateCa,
+  loadOrCreateTokenKey,
 } from '../../src/controlplane/ca/index.js';
 import { buildCsr, generateEcKey } from '../../src/pki/x509.js';
 import { caDir, issueForTest } from '../helpers/ca.js';
@@ -193,4 +194,16 @@ test('an expired test certificate can be made with notBefore', async () => {
   const c = await issueForTest(ca, { namespace: 'a', serviceAccount: 'b', notBefore: new Date(Date.now() - 2 * 3600_000), ttlMs: 3600_000 });
   assert.ok(c.notAfter.getTime() < Date.now());
   assert.throws(() => verify(ca.rootPem, c.certPem), /certificate has expired/);
+});
+
+test('processes starting together on an empty directory agree on one root and one token key', async () => {
+  const dir = join(tmp, 'race');
+  const results = await Promise.all([1, 2, 3, 4].map(() => loadOrCreateCa(dir)));
+  assert.equal(results.filter((r) => r.created).length, 1);
+  assert.equal(new Set(results.map((r) => r.ca.rootPem)).size, 1);
+  assert.equal(loadCa(dir).rootPem, results[0]!.ca.rootPem);
+  const keys = await Promise.all([1, 2, 3, 4].map(() => loadOrCreateTokenKey(join(dir, 'token-key.pem'))));
+  const pems = new Set(keys.map((k) => k.export({ type: 'pkcs8', format: 'pem' }) as string));
+  assert.equal(pems.size, 1);
+  assert.equal(statSync(join(dir, 'token-key.pem')).mode & 0o777, 0o600);
 });

@@ -256,17 +256,39 @@ export async function createIntermediateCa(parent: CertificateAuthority, opts: C
 
 /** Writes a CA in the cacerts layout (directory 0700, key 0600, each file replaced atomically). */
 export function writeCa(dir: string, ca: CertificateAuthority): void {
+  writeCaFiles(dir, ca, false);
+}
+
+/**
+ * Writes the four files, each through a temporary file then a rename. `exclusive`: only when the directory has
+ * no key yet (the key is linked into place first, which fails when it exists: then nothing is written and the
+ * result is false).
+ */
+function writeCaFiles(dir: string, ca: CertificateAuthority, exclusive: boolean): boolean {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const put = (name: string, data: string, mode: number) => {
-    const tmp = join(dir, `.${name}.tmp`);
-    writeFileSync(tmp, data, { mode });
-    chmodSync(tmp, mode);
-    renameSync(tmp, join(dir, name));
-  };
-  put(CA_FILES.caKey, ca.signingKey().export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
-  put(CA_FILES.caCert, ca.caCertPem, 0o644);
-  put(CA_FILES.certChain, ca.selfSigned ? '' : ca.caChain.join(''), 0o644);
-  put(CA_FILES.rootCert, ca.rootPem, 0o644);
+  const tmp = (name: string) => join(dir, `.${name}.${process.pid}.new`);
+  const files: Array<[string, string, number]> = [
+    [CA_FILES.caKey, ca.signingKey().export({ type: 'pkcs8', format: 'pem' }) as string, 0o600],
+    [CA_FILES.caCert, ca.caCertPem, 0o644],
+    [CA_FILES.certChain, ca.selfSigned ? '' : ca.caChain.join(''), 0o644],
+    [CA_FILES.rootCert, ca.rootPem, 0o644],
+  ];
+  for (const [name, data, mode] of files) {
+    writeFileSync(tmp(name), data, { mode });
+    chmodSync(tmp(name), mode);
+  }
+  if (exclusive) {
+    try {
+      linkSync(tmp(CA_FILES.caKey), join(dir, CA_FILES.caKey));
+    } catch (e) {
+      for (const [name] of files) rmSync(tmp(name), { force: true });
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    }
+    rmSync(tmp(CA_FILES.caKey));
+  }
+  for (const [name] of exclusive ? files.slice(1) : files) renameSync(tmp(name), join(dir, name));
+  return true;
 }
 
 function readPemFile(dir: string, name: string, required: boolean): string | undefined {
@@ -350,7 +372,7 @@ export async function loadOrCreateCa(dir: string, opts: CaOptions & { rootTtlMs?
   const hasKey = existsSync(join(dir, CA_FILES.caKey));
   if (hasCert || hasKey) return { ca: await loadSettled(dir, opts), created: false };
   const ca = await createRootCa(opts);
-  const created = writeCaExclusive(dir, ca);
+  const created = writeCaFiles(dir, ca, true);
   return { ca: await loadSettled(dir, opts), created };
 }
 
@@ -365,30 +387,4 @@ async function loadSettled(dir: string, opts: CaOptions): Promise<CertificateAut
       await sleep(100);
     }
   }
-}
-
-/** Writes a new CA unless the directory has a key already (then false: another process created one). */
-function writeCaExclusive(dir: string, ca: CertificateAuthority): boolean {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = (name: string) => join(dir, `.${name}.${process.pid}.new`);
-  const files: Array<[string, string, number]> = [
-    [CA_FILES.caKey, ca.signingKey().export({ type: 'pkcs8', format: 'pem' }) as string, 0o600],
-    [CA_FILES.caCert, ca.caCertPem, 0o644],
-    [CA_FILES.certChain, '', 0o644],
-    [CA_FILES.rootCert, ca.rootPem, 0o644],
-  ];
-  for (const [name, data, mode] of files) {
-    writeFileSync(tmp(name), data, { mode });
-    chmodSync(tmp(name), mode);
-  }
-  try {
-    linkSync(tmp(CA_FILES.caKey), join(dir, CA_FILES.caKey)); // fails when the key exists: the claim
-  } catch (e) {
-    for (const [name] of files) rmSync(tmp(name), { force: true });
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw e;
-  }
-  rmSync(tmp(CA_FILES.caKey));
-  for (const [name] of files.slice(1)) renameSync(tmp(name), join(dir, name));
-  return true;
 }
