@@ -61,6 +61,11 @@ test('--xds-plaintext=false: the plaintext port refuses connections; --cacerts: 
     assert.equal(leafX.subjectAltName, 'URI:spiffe://corp.example/ns/prod/sa/web');
     const interX = new X509Certificate(inter!);
     assert.ok(leafX.verify(interX.publicKey) && interX.verify(new X509Certificate(company.rootPem).publicKey));
+    // Renewal authenticates with that certificate over mTLS: the control plane verifies leaf → intermediate → root.
+    const serial = agent.serial;
+    await agent.renew();
+    assert.notEqual(agent.serial, serial);
+    assert.match(cp.stderr, /"identity":"spiffe:\/\/corp\.example\/ns\/prod\/sa\/web","via":"client certificate"/);
   } finally {
     agent.close();
   }
