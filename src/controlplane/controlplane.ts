@@ -86,6 +86,11 @@ import { buildEndpoints } from './translate/endpoint.js';
 import { parseClusterName } from './translate/names.js';
 import { computeScope } from './translate/scope.js';
 import { translateProxy } from './translate/translate.js';
+import { MeshTelemetry } from './telemetry/telemetry.js';
+import type { ScrapeTarget, TelemetryOptions, TelemetryWindow } from './telemetry/telemetry.js';
+import type { MeshSource } from './meshapi/views.js';
+import { analyze } from '../analyze/index.js';
+import type { AnalysisMessage } from '../analyze/types.js';
 
 /** Weft's version (from package.json). */
 export const WEFT_VERSION: string = (() => {
@@ -133,6 +138,11 @@ export interface ControlPlaneOptions {
   expiryIntervalMs?: number;
   /** Bound of the bytes of ADS responses written and not yet sent (default 128 MiB; see SendBudget). */
   sendBudgetBytes?: number;
+  /**
+   * Mesh telemetry (src/controlplane/telemetry): scrape the proxies' Istio metrics (default) or query Prometheus
+   * (`prometheus`); `false` switches it off (the mesh API then reports no traffic).
+   */
+  telemetry?: false | Pick<TelemetryOptions, 'prometheus' | 'intervalMs' | 'windowMs' | 'errorsWindowMs'>;
 }
 
 /** The state of one xDS type of one proxy, as /debug/syncz reports it. */
@@ -313,6 +323,8 @@ export class ControlPlane extends EventEmitter {
   readonly ads: AdsServer;
   readonly id = `weft-${hostname()}`;
   readonly version = WEFT_VERSION;
+  /** Golden metrics of the mesh's calls (undefined when switched off). */
+  readonly telemetry?: MeshTelemetry;
 
   private readonly opts: Required<Pick<ControlPlaneOptions, 'xdsPort' | 'httpPort' | 'bind' | 'domain' | 'debounceMs' | 'debounceMaxMs' | 'expiryIntervalMs'>>;
   private readonly translateFn: TranslateFn;
@@ -335,6 +347,7 @@ export class ControlPlane extends EventEmitter {
   private readonly translationCache = new TranslationCache();
   private diagnostics: Diagnostic[] = [];
   private configRevision = 0;
+  private analysisCache?: { revision: number; messages: AnalysisMessage[] };
   private configLoaded = false;
   private lastGood = new Map<string, RawResource>();
   /** The last model built and its diagnostics (what a WorkloadEntry-only change starts from). */
@@ -444,6 +457,7 @@ export class ControlPlane extends EventEmitter {
       return [...counts.values()].map((c) => [{ version: c.version, type: c.type }, c.n]);
     });
     this.metrics.services.collect(() => [[undefined, this.registry.services().length]]);
+    if (opts.telemetry !== false) this.telemetry = new MeshTelemetry({ ...opts.telemetry, targets: () => this.statsTargets(), logger: this.logger });
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -475,6 +489,7 @@ export class ControlPlane extends EventEmitter {
     this.xdsBound = await this.ads.listen(this.opts.bind, this.opts.xdsPort);
     this.expiryTimer = setInterval(() => this.expire(), this.opts.expiryIntervalMs);
     this.isReady = !this.closed;
+    if (!this.closed) this.telemetry?.start();
     this.logger.info(
       { xds: `${this.opts.bind}:${this.xdsBound}`, http: `${this.opts.bind}:${this.httpBound}`, services: this.registry.services().length, configRevision: this.configRevision, version: this.version },
       'control plane ready',
@@ -487,6 +502,7 @@ export class ControlPlane extends EventEmitter {
     this.closed = true;
     this.isReady = false;
     this.debouncer.close();
+    await this.telemetry?.close();
     if (this.expiryTimer) clearInterval(this.expiryTimer);
     this.expiryTimer = undefined;
     await this.source.close();
@@ -1204,6 +1220,45 @@ export class ControlPlane extends EventEmitter {
   /** Connected proxy ids. */
   connectedProxies(): string[] {
     return this.cache.connectedNodes().filter((id) => this.proxies.has(id)).sort();
+  }
+
+  /**
+   * The Prometheus endpoints of the connected proxies: those that announced WEFT_STATS_PORT (`weft proxy` does),
+   * at their first INSTANCE_IPS address, else 127.0.0.1 (the local runtime's sidecars).
+   */
+  statsTargets(): ScrapeTarget[] {
+    const out: ScrapeTarget[] = [];
+    for (const id of this.cache.connectedNodes()) {
+      const info = this.proxies.get(id)?.info;
+      const v = info?.metadata.WEFT_STATS_PORT;
+      const port = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : 0;
+      if (!info || !(port >= 1 && port <= 65535)) continue;
+      const ip = info.ipAddresses[0] ?? '127.0.0.1';
+      out.push({ proxy: id, url: `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}/stats/prometheus` });
+    }
+    return out;
+  }
+
+  /** The analyzer's messages for the current configuration (computed once per config revision). */
+  analysis(): readonly AnalysisMessage[] {
+    if (this.analysisCache?.revision !== this.configRevision) {
+      const built = buildModel(this.source.store.snapshot().resources, { domain: this.opts.domain });
+      this.analysisCache = { revision: this.configRevision, messages: analyze({ resources: built.resources, model: built.model, diagnostics: built.diagnostics, domain: this.opts.domain }) };
+    }
+    return this.analysisCache.messages;
+  }
+
+  /** What the mesh API (src/controlplane/meshapi) reads. */
+  meshSource(): MeshSource {
+    const empty: TelemetryWindow = { source: 'scrape', seconds: 0, series: [], recentErrors: [], scrapeErrors: [] };
+    return {
+      model: this.currentModel,
+      services: () => this.registry.services(),
+      endpoints: (host, port) => this.registry.endpoints(host, port),
+      syncStatus: () => this.syncStatus(),
+      analysis: () => this.analysis(),
+      telemetry: () => this.telemetry?.window() ?? empty,
+    };
   }
 
   /** What the control plane knows of a connected proxy. */
