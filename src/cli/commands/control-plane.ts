@@ -1,6 +1,8 @@
 /**
- * `weft control-plane --config DIR [--xds-port 15010] [--http-port 15014] [--bind 127.0.0.1]`: runs Weft's xDS
- * control plane (src/controlplane) until SIGINT or SIGTERM, then shuts down cleanly and exits 0.
+ * `weft control-plane --config DIR [--xds-port 15010] [--http-port 15014] [--bind 127.0.0.1] [--prometheus URL]`:
+ * runs Weft's xDS control plane (src/controlplane) until SIGINT or SIGTERM, then shuts down cleanly and exits 0.
+ * The dashboard is on the HTTP port under /dashboard/; its numbers come from the proxies' Istio metrics, scraped
+ * every 2 s, or from Prometheus' query API with `--prometheus` (src/controlplane/telemetry).
  * Where it listens goes to stdout; the structured log (pino JSON lines) goes to stderr.
  */
 import { stat } from 'node:fs/promises';
@@ -16,12 +18,19 @@ export interface ControlPlaneCliOptions {
   bind: string;
   domain: string;
   logLevel: string;
+  /** Prometheus' URL: the telemetry queries it instead of scraping the proxies. */
+  prometheus?: string;
 }
 
 function portArg(v: string): number {
   const n = Number(v);
   if (!/^\d+$/.test(v) || !Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number 0-65535 (0 = any free port)');
   return n;
+}
+
+function prometheusArg(v: string): string {
+  if (!/^https?:\/\/[^/\s]+/.test(v)) throw new InvalidArgumentError('expected an http(s) URL, e.g. http://127.0.0.1:9090');
+  return v.replace(/\/+$/, '');
 }
 
 /** How long shutdown may take before the process is forced out (only reached if something is still open). */
@@ -42,6 +51,7 @@ export async function runControlPlane(opts: ControlPlaneCliOptions, out: (s: str
     configPaths: opts.config,
     xdsPort: opts.xdsPort,
     httpPort: opts.httpPort,
+    ...(opts.prometheus ? { telemetry: { prometheus: opts.prometheus } } : {}),
     bind: opts.bind,
     domain: opts.domain,
     logger,
@@ -59,7 +69,8 @@ export async function runControlPlane(opts: ControlPlaneCliOptions, out: (s: str
     [
       `weft control plane ${cp.version} ready`,
       `  xDS (ADS over plaintext gRPC): ${host}:${cp.xdsPort}`,
-      `  HTTP: http://${host}:${cp.httpPort}  (/ready /metrics /debug/syncz /debug/config_dump?proxy=ID /debug/registryz /v1/workloads)`,
+      `  HTTP: http://${host}:${cp.httpPort}  (/ready /metrics /debug/syncz /debug/config_dump?proxy=ID /debug/registryz /v1/workloads /api/mesh)`,
+      `  dashboard: http://${host}:${cp.httpPort}/dashboard/`,
       `  config: ${opts.config.join(', ')} (watched)`,
       '',
     ].join('\n'),
@@ -104,6 +115,7 @@ export function register(program: Command): void {
     .option('--http-port <port>', 'HTTP port: /ready, /metrics, /debug/*, registration API', portArg, 15014)
     .option('--bind <address>', 'address both ports bind to', '127.0.0.1')
     .option('--domain <domain>', 'DNS domain of Kubernetes service hostnames', 'cluster.local')
+    .option('--prometheus <url>', "read the mesh's golden metrics from this Prometheus (query API) instead of scraping the proxies", prometheusArg)
     .addOption(new Option('--log-level <level>', 'log level').choices([...LOG_LEVELS]).default('info'))
     .action(async (opts: ControlPlaneCliOptions) => {
       process.exitCode = await runControlPlane(
