@@ -19,6 +19,9 @@
  * on 15001, virtualInbound on 15006; see src/controlplane/translate/transparent.ts) and the proxy serves the DNS
  * proxy on 127.0.0.1:`--dns-port` (15053). iptables rules send the workload's traffic there (`weft netns-run`).
  *
+ * Metrics (docs/metrics.md): `--metrics=false` turns off Istio's standard metrics and the peer metadata exchange;
+ * `--workload-name` and `--cluster-id` (WORKLOAD_NAME, CLUSTER_ID) name the workload in their labels.
+ *
  * `--concurrency N` (Envoy's worker count; default 1 = one process, as before): N worker processes share the
  * listeners and the primary serves the health, admin and stats ports for all of them (src/proxy/workers.ts).
  */
@@ -56,6 +59,12 @@ export interface ProxyCliOptions {
   mode?: 'explicit' | 'transparent';
   /** Transparent mode: the DNS proxy's port on 127.0.0.1 (Istio's 15053). */
   dnsPort?: number;
+  /** Istio's standard metrics and the peer metadata exchange (default true; `--metrics=false`). */
+  metrics?: boolean;
+  /** WORKLOAD_NAME (Istio: the Deployment's name); default: the node id's pod name, else the id. */
+  workloadName?: string;
+  /** CLUSTER_ID (Istio's default `Kubernetes`). */
+  clusterId?: string;
 }
 
 export interface WorkloadPort {
@@ -108,6 +117,12 @@ function concurrencyArg(v: string): number {
   return n;
 }
 
+function booleanArg(v: string): boolean {
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw new InvalidArgumentError('expected true or false');
+}
+
 function secondsArg(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds');
@@ -116,7 +131,9 @@ function secondsArg(v: string): number {
 
 /** The node metadata `weft proxy` announces. */
 export function proxyMetadata(
-  o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort' | 'mode'> & { upstream?: UpstreamPort[] },
+  o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort' | 'mode' | 'workloadName' | 'clusterId'> & {
+    upstream?: UpstreamPort[];
+  },
 ): JsonObject {
   const md: JsonObject = {
     NAMESPACE: o.namespace,
@@ -128,6 +145,8 @@ export function proxyMetadata(
     WEFT_STATS_PORT: o.statsPort,
   };
   if (o.workloadPort.length) md.WEFT_INBOUND = o.workloadPort.map((w) => ({ ...w }) as JsonObject);
+  if (o.workloadName) md.WORKLOAD_NAME = o.workloadName;
+  if (o.clusterId) md.CLUSTER_ID = o.clusterId;
   if (o.upstream?.length) md.WEFT_UPSTREAMS = o.upstream.map((u) => ({ host: u.host, port: u.port, localPort: u.localPort }));
   return md;
 }
@@ -181,6 +200,7 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
     drainTimeoutMs: drainMs,
     protocol: opts.xdsProtocol,
     dns: opts.mode === 'transparent' ? { port: opts.dnsPort ?? DEFAULT_DNS_PORT } : undefined,
+    metrics: opts.metrics ?? true,
     logger,
   });
   try {
@@ -251,6 +271,9 @@ export function register(program: Command): void {
     .addOption(new Option('--xds-protocol <protocol>', 'xDS variant').choices(['auto', 'delta', 'sotw']).default('auto'))
     .addOption(new Option('--log-level <level>', 'log level').choices([...LOG_LEVELS]).default('info'))
     .option('--concurrency <n>', 'worker processes sharing the listeners (Envoy --concurrency)', concurrencyArg, 1)
+    .option('--metrics <on>', "Istio's standard metrics (istio_requests_total, ...) and the peer metadata exchange: true or false", booleanArg, true)
+    .option('--workload-name <name>', "the workload's name in metrics labels (WORKLOAD_NAME; default: the pod name of an Istio-style node id, else the id)")
+    .option('--cluster-id <id>', 'the cluster in metrics labels (CLUSTER_ID)', 'Kubernetes')
     .action(async (opts: ProxyCliOptions) => {
       process.exitCode = await runProxy(
         opts,
