@@ -372,6 +372,8 @@ export class Replica {
     for (const u of w.upstreams) args.push('--upstream', `${u.host}:${u.port}=${sp.upstreams[u.name]}`);
     args.push('--outbound-port', String(sp.outbound), '--admin-port', String(sp.admin), '--health-port', String(sp.health), '--stats-port', String(sp.stats));
     if (w.locality) args.push('--locality', w.locality);
+    // Istio's workload is the Deployment, not the pod: the LocalWorkload's name labels the replicas' metrics.
+    args.push('--workload-name', w.name);
     args.push('--drain-timeout', String(SIDECAR_DRAIN_SECONDS));
     return args;
   }
