@@ -42,12 +42,13 @@ export function matchText(m: RouteMatch): string {
   return parts.join(' and ') || 'any request';
 }
 
-const shortHost = (h: string): string => h.replace(/\.svc\.cluster\.local$/, '');
+/** A Kubernetes service host by its short name (`reviews.bookinfo.svc.cluster.local` → `reviews`); others as written. */
+const shortHost = (h: string): string => (/\.svc\.cluster\.local$/.test(h) ? h.split('.')[0]! : h);
 
 export function destinationsText(ds: readonly Destination[]): string {
   const total = ds.reduce((a, d) => a + d.weight, 0);
   return ds
-    .map((d) => `${shortHost(d.host)}${d.subset ? ` ${d.subset}` : ''}${d.port ? `:${d.port}` : ''}${ds.length > 1 && total > 0 ? ` ${Math.round((d.weight / total) * 1000) / 10}%` : ''}`)
+    .map((d) => `${shortHost(d.host)}${d.subset ? ` ${d.subset}` : ''}${ds.length > 1 && total > 0 ? ` ${Math.round((d.weight / total) * 1000) / 10}%` : ''}`)
     .join(', ');
 }
 
