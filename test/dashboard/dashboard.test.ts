@@ -231,9 +231,9 @@ describe('dashboard and mesh CLI on a running mesh', { skip: existsSync(CHROMIUM
     const stat = await weft(['stat', 'backend', '--control-plane', cp]);
     assert.equal(stat.status, 0, stat.stderr);
     assert.match(stat.stdout, /default\/backend\s+\d+\.\d\d/);
-    const wl = await weft(['stat', 'web', '--control-plane', cp, '-o', 'json']);
+    const wl = await weft(['stat', 'backend-v3', '--control-plane', cp, '-o', 'json']);
     assert.equal(wl.status, 0, wl.stderr);
-    assert.ok((JSON.parse(wl.stdout) as { outbound: { rps: number } }).outbound.rps > 0, wl.stdout);
+    assert.ok((JSON.parse(wl.stdout) as { inbound: { rps: number } }).inbound.rps > 0, wl.stdout);
     const missing = await weft(['stat', 'nosuch', '--control-plane', cp]);
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /no service or workload "nosuch"; services: .*default\/backend/);

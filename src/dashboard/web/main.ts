@@ -12,6 +12,7 @@
 import cytoscape from 'cytoscape';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import './style.css';
 import type { GraphEdge, GraphNode } from '../../controlplane/telemetry/aggregate.js';
 import type { EndpointView, MeshView, PolicyView, ProxyView, ServiceDetail, WorkloadDetail } from '../../controlplane/meshapi/views.js';
 
