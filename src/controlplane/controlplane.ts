@@ -41,7 +41,7 @@ import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { buildModel } from '../api/build.js';
 import type { BuildResult } from '../api/build.js';
 import type { Diagnostic } from '../api/diagnostics.js';
-import type { MeshModel, Workload } from '../api/model.js';
+import type { MeshModel, Service, Workload } from '../api/model.js';
 import { emptyModel } from '../api/defaults.js';
 import type { RawResource } from '../api/source.js';
 import { DirectorySource } from '../config/directory.js';
@@ -88,6 +88,7 @@ import { computeScope } from './translate/scope.js';
 import { translateProxy } from './translate/translate.js';
 import { MeshTelemetry } from './telemetry/telemetry.js';
 import type { ScrapeTarget, TelemetryOptions, TelemetryWindow } from './telemetry/telemetry.js';
+import type { SeriesLabels } from './telemetry/istio.js';
 import type { MeshSource } from './meshapi/views.js';
 import { analyze } from '../analyze/index.js';
 import type { AnalysisMessage } from '../analyze/types.js';
@@ -457,7 +458,7 @@ export class ControlPlane extends EventEmitter {
       return [...counts.values()].map((c) => [{ version: c.version, type: c.type }, c.n]);
     });
     this.metrics.services.collect(() => [[undefined, this.registry.services().length]]);
-    if (opts.telemetry !== false) this.telemetry = new MeshTelemetry({ ...opts.telemetry, targets: () => this.statsTargets(), logger: this.logger });
+    if (opts.telemetry !== false) this.telemetry = new MeshTelemetry({ ...opts.telemetry, targets: () => this.statsTargets(), resolveService: (l) => this.resolveMetricService(l), logger: this.logger });
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -1237,6 +1238,28 @@ export class ControlPlane extends EventEmitter {
       out.push({ proxy: id, url: `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}/stats/prometheus` });
     }
     return out;
+  }
+
+  /**
+   * The registry service a metric's destination_service names when it is an authority rather than a service host:
+   * `name[:port]` (a short name, in the destination workload's namespace), `host:port`, or `address:port` of an
+   * endpoint (a sidecar's inbound listener reached directly).
+   */
+  private resolveMetricService(l: SeriesLabels): { host: string; name: string; namespace: string } | undefined {
+    const d = l.destination_service;
+    if (d === 'unknown' || this.registry.servicesByHost(d).length) return undefined;
+    const of = (s: Service | undefined) => (s ? { host: s.hostname, name: s.name ?? s.hostname, namespace: s.namespace } : undefined);
+    const m = /^(.*?)(?::(\d+))?$/.exec(d)!;
+    const host = m[1]!;
+    const port = m[2] ? Number(m[2]) : undefined;
+    const direct = this.registry.servicesByHost(host)[0];
+    if (direct) return of(direct);
+    const ns = l.destination_workload_namespace !== 'unknown' ? l.destination_workload_namespace : l.source_workload_namespace;
+    if (!host.includes('.') && !/^\d/.test(host)) return of(this.registry.services().find((s) => s.name === host && s.namespace === ns));
+    if (port === undefined) return undefined;
+    // An endpoint's address and port: the service it belongs to (the destination workload's, when several).
+    const hits = this.registry.services().filter((s) => s.ports.some((p) => this.registry.endpoints(s.hostname, p.port).some((e) => e.address === host && e.port === port)));
+    return of(hits.find((s) => s.namespace === ns) ?? hits[0]);
   }
 
   /** The analyzer's messages for the current configuration (computed once per config revision). */

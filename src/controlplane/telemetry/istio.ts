@@ -188,20 +188,15 @@ export function golden(st: RequestStats, seconds: number): Golden {
 /**
  * One series per request path: when both proxies of a call reported it (reporter source and destination, same
  * caller, service and destination workload), the destination's report is kept — it knows the security policy and
- * the workload that served — and the source's dropped, so no request is counted twice. A source report that did
- * not know the destination workload is dropped too when the destination reported calls of that caller to that
- * service.
+ * the workload that served — and the source's dropped, so no request is counted twice. Requests that never reached
+ * a workload (a 503 UH, a fault injected by the caller's proxy) only have the source's report, which stays.
  */
 export function dedupeReporters(set: SeriesSet | Iterable<Series>): Series[] {
   const byPath = new Map<string, Series>();
-  const destCalls = new Set<string>();
-  const call = (l: SeriesLabels) => `${l.source_workload_namespace}/${l.source_workload}>${l.destination_service}`;
   for (const s of set instanceof Map ? set.values() : set) {
     const k = seriesKey({ ...s.labels, reporter: '' });
-    if (s.labels.reporter === 'destination') destCalls.add(call(s.labels));
     const prev = byPath.get(k);
-    if (!prev) byPath.set(k, s);
-    else if (prev.labels.reporter !== 'destination' && s.labels.reporter === 'destination') byPath.set(k, s);
+    if (!prev || (prev.labels.reporter !== 'destination' && s.labels.reporter === 'destination')) byPath.set(k, s);
   }
-  return [...byPath.values()].filter((s) => s.labels.reporter === 'destination' || s.labels.destination_workload !== 'unknown' || !destCalls.has(call(s.labels)));
+  return [...byPath.values()];
 }

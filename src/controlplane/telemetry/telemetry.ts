@@ -17,7 +17,7 @@
  *   `errorsWindowMs` (5 min), per request path, code and flags, with when they were last seen.
  */
 import type { Logger } from '../log.js';
-import { addBucket, addRequests, addStats, dedupeReporters, diffSeries, REQUEST_DURATION, REQUESTS_TOTAL, SERIES_LABELS, snapshotOf } from './istio.js';
+import { addBucket, addRequests, addStats, dedupeReporters, diffSeries, REQUEST_DURATION, REQUESTS_TOTAL, SERIES_LABELS, seriesKey, snapshotOf } from './istio.js';
 import type { Series, SeriesLabels, SeriesSet } from './istio.js';
 import { parsePrometheusText } from './prometheus-text.js';
 
@@ -41,6 +41,12 @@ export interface TelemetryOptions {
   errorsWindowMs?: number;
   /** Per-request timeout (default 2000 ms). */
   timeoutMs?: number;
+  /**
+   * The mesh service a `destination_service` names, when it is not a service host as written: a proxy that does
+   * not know the service of a request (no `istio.services` metadata on its cluster) reports the request's
+   * authority (`reviews:9080`, `127.0.0.1:15006`), as Istio's stats filter does. Undefined: leave it.
+   */
+  resolveService?: (l: SeriesLabels) => { host: string; name: string; namespace: string } | undefined;
   logger?: Logger;
 }
 
@@ -222,11 +228,30 @@ export class MeshTelemetry {
     this.#publish(now, 'prometheus', this.windowMs / 1000, set, []);
   }
 
+  /** Series with their destination service resolved (see `resolveService`), merged where they became one. */
+  #resolved(set: SeriesSet): SeriesSet {
+    const resolve = this.#opts.resolveService;
+    if (!resolve) return set;
+    const out: SeriesSet = new Map();
+    for (const s of set.values()) {
+      const r = resolve(s.labels);
+      const labels = r ? { ...s.labels, destination_service: r.host, destination_service_name: r.name, destination_service_namespace: r.namespace } : s.labels;
+      const k = seriesKey(labels);
+      const into = out.get(k);
+      if (into) addStats(into.stats, s.stats);
+      else out.set(k, { labels, stats: { ...s.stats, buckets: new Map(s.stats.buckets), failures: new Map(s.stats.failures) } });
+    }
+    return out;
+  }
+
   #publish(now: number, source: TelemetryWindow['source'], seconds: number, set: SeriesSet, scrapeErrors: TelemetryWindow['scrapeErrors']): void {
+    const resolve = this.#opts.resolveService;
     this.#errorEvents = this.#errorEvents.filter((e) => e.at >= now - this.errorsWindowMs);
     // Per request path, code and flags; the same failures reported by both proxies of a call: the destination's.
     const errors = new Map<string, RecentError>();
-    for (const e of this.#errorEvents) {
+    for (const ev of this.#errorEvents) {
+      const r = resolve?.(ev.labels);
+      const e = r ? { ...ev, labels: { ...ev.labels, destination_service: r.host, destination_service_name: r.name, destination_service_namespace: r.namespace } } : ev;
       const [code, flags] = e.failure.split(' ');
       const k = `${SERIES_LABELS.map((l) => (l === 'reporter' ? '' : e.labels[l])).join('\u001f')}\u001f${e.failure}`;
       const prev = errors.get(k);
@@ -241,7 +266,7 @@ export class MeshTelemetry {
       source,
       updatedAt: new Date(now).toISOString(),
       seconds: Math.round(seconds * 10) / 10,
-      series: dedupeReporters(set),
+      series: dedupeReporters(this.#resolved(set)),
       recentErrors: [...errors.values()].sort((a, b) => b.lastSeen.localeCompare(a.lastSeen) || b.count - a.count),
       scrapeErrors: scrapeErrors.sort((a, b) => a.target.localeCompare(b.target)),
     };

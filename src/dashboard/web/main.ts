@@ -51,6 +51,15 @@ let cy: cytoscape.Core | undefined;
 let plot: uPlot | undefined;
 const history: [number[], number[]] = [[], []];
 
+/** Callers on the left, the services they call in the middle, the workloads serving them on the right. */
+const LAYOUT = {
+  name: 'breadthfirst',
+  directed: true,
+  spacingFactor: 1.1,
+  padding: 20,
+  transform: (_node: unknown, p: { x: number; y: number }) => ({ x: p.y * 2, y: p.x / 2 }),
+} as cytoscape.LayoutOptions;
+
 function nodeLabel(n: GraphNode): string {
   if (n.kind === 'service') return n.name;
   if (n.kind === 'unknown') return 'unknown (outside the mesh)';
@@ -79,16 +88,17 @@ function renderGraph(v: MeshView): void {
       container: $('#graph'),
       elements,
       wheelSensitivity: 0.3,
+      maxZoom: 1.3,
       style: [
         { selector: 'node', style: { label: 'data(label)', 'font-size': 11, 'text-valign': 'bottom', 'text-margin-y': 4, 'background-color': '#3451b2', width: 22, height: 22 } },
         { selector: 'node[kind = "service"]', style: { shape: 'triangle', 'background-color': '#1f8a4c' } },
         { selector: 'node[kind = "unknown"]', style: { 'background-color': '#9aa1b1' } },
-        { selector: 'edge', style: { label: 'data(label)', 'font-size': 9, width: 2, 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', 'line-color': '#9aa1b1', 'target-arrow-color': '#9aa1b1', 'text-background-color': '#fff', 'text-background-opacity': 0.8 } },
+        { selector: 'edge', style: { label: 'data(label)', 'font-size': 9, width: 2, 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', 'line-color': '#9aa1b1', 'target-arrow-color': '#9aa1b1', 'text-background-color': '#fff', 'text-background-opacity': 0.8, 'text-rotation': 'autorotate' } },
         { selector: 'edge[state = "ok"]', style: { 'line-color': '#1f8a4c', 'target-arrow-color': '#1f8a4c' } },
         { selector: 'edge[state = "warn"]', style: { 'line-color': '#b7791f', 'target-arrow-color': '#b7791f' } },
         { selector: 'edge[state = "bad"]', style: { 'line-color': '#c53030', 'target-arrow-color': '#c53030' } },
       ],
-      layout: { name: 'breadthfirst', directed: true, spacingFactor: 1.2 },
+      layout: LAYOUT,
     });
     cy.on('tap', 'node', (ev) => {
       const href = ev.target.data('href') as string;
@@ -114,7 +124,7 @@ function renderGraph(v: MeshView): void {
       changed = true;
     }
   }
-  if (changed) cy.layout({ name: 'breadthfirst', directed: true, spacingFactor: 1.2 }).run();
+  if (changed) cy.layout(LAYOUT).run();
 }
 
 function renderChart(v: MeshView): void {
