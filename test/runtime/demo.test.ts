@@ -60,14 +60,14 @@ describe('weft demo', () => {
     rmSync(stateDir, { recursive: true, force: true });
   });
 
-  test('prints the guide: the product page, the dashboard line and three commands to try', () => {
+  test('prints the guide: the product page, the dashboard line and three commands to try (weft top among them)', () => {
     assert.ok(productPage, stdout);
     assert.ok(dashboard, stdout);
     assert.match(stdout, /Bookinfo is running: 7\/7 workloads ready/);
     const tries = stdout.slice(stdout.indexOf('Try:')).split('\n').filter((l) => /^ {2}weft /.test(l));
     assert.equal(tries.length, 3, stdout);
     assert.match(tries[0]!, /weft demo --apply \S+\/reviews-50-v3\.yaml --state-dir /);
-    assert.match(tries[1]!, /weft status --state-dir /);
+    assert.equal(tries[1]!.trim(), `weft top --control-plane ${dashboard.replace(/\/$/, '')}`);
     assert.match(tries[2]!, /weft demo --apply \S+\/ratings-fault-abort\.yaml --state-dir /);
     assert.equal(pids.length, 14, 'an app and a sidecar for each of the 7 workloads');
   });

@@ -93,7 +93,7 @@ export function explain(inp: ExplainInput): string[] {
       const k = `${e.code} ${flag}`;
       if (seen.has(k)) continue;
       seen.add(k);
-      if (flag === '-' ) {
+      if (flag === '-') {
         if (e.code.startsWith('5')) out.push(`${e.code}: answered by ${e.labels.destination_workload !== 'unknown' ? e.labels.destination_workload : name} itself (no proxy flag: the application returned it)`);
         continue;
       }

@@ -323,7 +323,7 @@ export function workloadDetail(src: MeshSource, namespace: string, name: string)
     edges,
     endpoints,
     securityPolicies: secPols,
-    proxies: proxiesOf(src, namespace, [labels]).filter((p) => endpoints.length === 0 || p.id.includes(name)),
+    proxies: proxiesOf(src, namespace, [labels]),
     analyzer: relevantMessages(src, refs, []),
     recentErrors: errors.map(errorView),
     explanations: [...new Set(explanations)],
