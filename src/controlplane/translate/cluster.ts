@@ -620,9 +620,7 @@ class ClusterBuilder {
     const out: Cluster[] = [];
     const seen = new Set<number>();
     const proxy = this.input.proxy;
-    const own = this.input.model.services
-      .filter((s) => s.namespace === proxy.namespace && s.selector !== undefined && Object.keys(s.selector).length > 0 && labelsSubsetOf(s.selector, proxy.labels))
-      .sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+    const own = inboundServices(this.input.model.services, proxy);
     const key = own.map((s) => s.hostname).join(',');
     for (const p of proxy.inbound ?? []) {
       if (seen.has(p.targetPort)) continue;
@@ -668,4 +666,11 @@ export function buildClusters(input: TranslateInput, scope: ProxyScope, cache?: 
   const b = new ClusterBuilder(input, scope, cache);
   b.build();
   return { clusters: b.clusters, errors: b.errors };
+}
+
+/** The services of a proxy's inbound clusters: those of its namespace whose selector selects its labels, by host. */
+export function inboundServices(services: readonly Service[], proxy: { namespace: string; labels: Readonly<Record<string, string>> }): Service[] {
+  return services
+    .filter((s) => s.namespace === proxy.namespace && s.selector !== undefined && Object.keys(s.selector).length > 0 && labelsSubsetOf(s.selector, proxy.labels))
+    .sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
 }
