@@ -258,9 +258,16 @@ describe('Istio standard metrics through Prometheus', () => {
   test('TCP bytes and connections on both reporters', async () => {
     const names = ['istio_tcp_connections_opened_total', 'istio_tcp_connections_closed_total', 'istio_tcp_received_bytes_total', 'istio_tcp_sent_bytes_total'];
     const match = { destination_service: REVIEWS, request_protocol: 'tcp' };
+    // And Envoy's listener stats of the client's TCP listener.
+    const listener = { envoy_listener_address: `127.0.0.1_${tcpLocal}` };
     const counts = async () => {
       const [c, s] = [await scrape(client.stats), await scrape(reviews.stats)];
-      return names.flatMap((n) => [total(c, n, { ...match, reporter: 'source' }), total(s, n, { ...match, reporter: 'destination' })]);
+      return [
+        ...names.flatMap((n) => [total(c, n, { ...match, reporter: 'source' }), total(s, n, { ...match, reporter: 'destination' })]),
+        total(c, 'envoy_listener_downstream_cx_total', listener),
+        total(c, 'envoy_listener_downstream_cx_destroy', listener),
+        total(c, 'envoy_listener_downstream_cx_active', listener),
+      ];
     };
     const before = await counts();
     const payload = Buffer.alloc(3000, 'x');
@@ -275,7 +282,7 @@ describe('Istio standard metrics through Prometheus', () => {
       s.on('close', () => resolve(got));
     });
     assert.equal(back, payload.length);
-    const want = [1, 1, 1, 1, 3000, 3000, 3000, 3000].map((d, i) => before[i]! + d);
+    const want = [1, 1, 1, 1, 3000, 3000, 3000, 3000, 1, 1, 0].map((d, i) => before[i]! + d);
     let now: number[] = [];
     await eventually(async () => (now = await counts()).every((v, i) => v === want[i]), 'the TCP connection counted').catch(() => assert.deepEqual(now, want));
     // The client side knows the destination workload from the endpoint's metadata (no exchange on plain TCP).

@@ -11,6 +11,9 @@ import { decodePeerMetadata, encodePeerMetadata, PEER_CACHE_SIZE, PeerExchange, 
 import { meshServiceOf } from '../../src/proxy/stats/istio/service.js';
 import { localWorkload, workloadFromEndpointMetadata } from '../../src/proxy/stats/istio/workload.js';
 import { namespaceOfPrincipal } from '../../src/proxy/stats/istio/metrics.js';
+import { ISTIO_STATS_TAGS } from '../../src/proxy/stats/istio/tags.js';
+import { StatsStore, parseStatsParams, renderPrometheus } from '../../src/proxy/stats/index.js';
+import { ClusterRequestStats, HttpConnStats, ListenerStats } from '../../src/proxy/stats/request-stats.js';
 
 function frame(len: number, compressed = 0): Buffer {
   const b = Buffer.alloc(5 + len, 0x61);
@@ -128,3 +131,28 @@ describe('workload identity', () => {
     assert.deepEqual(meshServiceOf({ name: 'inbound|8080||', metadata: undefined }), { host: '', name: '', namespace: '', external: false });
   });
 });
+
+describe("Istio's tag extraction (--stats-tags istio)", () => {
+  test('Envoy stats print with the labels an Istio sidecar gives them', () => {
+    const store = new StatsStore({ useAllDefaultTags: false, statsTags: ISTIO_STATS_TAGS });
+    const cluster = new ClusterRequestStats(store.scope('cluster.outbound|9080||reviews.default.svc.cluster.local.'));
+    cluster.chargeCode(200);
+    cluster.chargeCode(503);
+    const inbound = new HttpConnStats(store.scope('http.10.0.0.1_9080.'), new ListenerStats(store.scope('listener.10.0.0.1:9080.')));
+    inbound.connectionOpen();
+    const outbound = new HttpConnStats(store.scope('http.outbound.'), null);
+    outbound.requestStart();
+    const q = parseStatsParams(new URLSearchParams(), true);
+    assert.ok('params' in q);
+    const text = renderPrometheus(store, q.params);
+    const has = (line: string) => assert.ok(text.split('\n').includes(line), `${line} missing in\n${text}`);
+    const c = 'cluster_name="outbound|9080||reviews.default.svc.cluster.local"';
+    has(`envoy_cluster_upstream_rq_completed{${c}} 2`);
+    has(`envoy_cluster_upstream_rq{response_code="200",${c}} 1`);
+    has(`envoy_cluster_upstream_rq{response_code_class="5xx",${c}} 1`);
+    has('envoy_http_downstream_cx_total{http_conn_manager_prefix="10.0.0.1_9080"} 1');
+    has('envoy_listener_downstream_cx_total{listener_address="10.0.0.1_9080"} 1');
+    has('envoy_http_outbound_downstream_rq_total{} 1');
+  });
+});
+
