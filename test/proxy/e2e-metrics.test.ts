@@ -83,6 +83,9 @@ describe('Istio standard metrics through Prometheus', () => {
   let client!: Sidecar;
   let reviews!: Sidecar;
   let greeterSidecar!: Sidecar;
+  /** A sidecar with --metrics=false in front of `ratingsApp`. */
+  let ratings!: Sidecar;
+  let ratingsApp!: Upstream;
   let app!: Upstream;
   let echo!: Server;
   let greeter!: Greeter;
@@ -115,11 +118,13 @@ describe('Istio standard metrics through Prometheus', () => {
       }, APP_DELAY_MS);
     });
     await app.start();
+    ratingsApp = new Upstream('ratings-v1');
+    await ratingsApp.start();
     echo = createServer((s) => s.pipe(s));
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
     const echoPort = (echo.address() as { port: number }).port;
     greeter = await startGreeter('greeter-v2', 0, { streaming: true });
-    const [rHttp, rTcp, gGrpc] = [await freePort(), await freePort(), await freePort()];
+    const [rHttp, rTcp, gGrpc, ratingsHttp] = [await freePort(), await freePort(), await freePort(), await freePort()];
     tcpLocal = await freePort();
     mesh.writeConfig(
       'mesh.yaml',
@@ -130,11 +135,14 @@ describe('Istio standard metrics through Prometheus', () => {
         'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews}}]\n    retries: {attempts: 0}\n',
         'apiVersion: v1\nkind: Service\nmetadata: {name: greeter, namespace: default}\nspec:\n  selector: {app: greeter}\n  ports: [{name: grpc, port: 50051}]\n',
         workloadEntryYaml('greeter-v2', { app: 'greeter', version: 'v2' }, 'grpc', gGrpc),
+        'apiVersion: v1\nkind: Service\nmetadata: {name: ratings, namespace: default}\nspec:\n  selector: {app: ratings}\n  ports: [{name: http, port: 9081}]\n',
+        workloadEntryYaml('ratings-v1', { app: 'ratings', version: 'v1' }, 'http', ratingsHttp),
       ]),
     );
     const cpAddr = await startControlPlane(cp, mesh.config);
     const xds = ['--xds', cpAddr.xds];
     reviews = await sidecar('reviews-v1', [...xds, '--labels', 'app=reviews,version=v1', '--workload-port', `${rHttp}:${app.port}/http`, '--workload-port', `${rTcp}:${echoPort}/tcp`]);
+    ratings = await sidecar('ratings-v1', [...xds, '--metrics=false', '--labels', 'app=ratings,version=v1', '--workload-port', `${ratingsHttp}:${ratingsApp.port}/http`]);
     greeterSidecar = await sidecar('greeter-v2', [...xds, '--labels', 'app=greeter,version=v2', '--workload-port', `${gGrpc}:${greeter.port}/grpc`]);
     client = await sidecar('productpage-v1', [...xds, '--labels', 'app=productpage,version=v1', '--upstream', `reviews:9000=${tcpLocal}`]);
     grpcClient = new GreeterClient(`127.0.0.1:${client.outbound}`, credentials.createInsecure(), { 'grpc.enable_retries': 0, 'grpc.default_authority': 'greeter:50051' }) as unknown as AnyClient;
@@ -149,9 +157,10 @@ describe('Istio standard metrics through Prometheus', () => {
   after(async () => {
     grpcClient?.close();
     await prom.stop();
-    for (const s of [client, reviews, greeterSidecar]) await s?.proc.stop();
+    for (const s of [client, reviews, greeterSidecar, ratings]) await s?.proc.stop();
     await cp.stop();
     await app?.stop();
+    await ratingsApp?.stop();
     echo?.close();
     await greeter?.close();
     mesh.remove();
@@ -295,6 +304,29 @@ describe('Istio standard metrics through Prometheus', () => {
     assert.equal(dst?.labels.source_workload, 'unknown');
     assert.equal(dst?.labels.destination_workload, 'reviews-v1');
     assert.equal(dst?.labels.connection_security_policy, 'none');
+  });
+
+  test('--metrics=false: no Istio metrics, exchange headers still removed; the client falls back to endpoint metadata', async () => {
+    const r = await send(client.outbound, { path: '/x', headers: { host: 'ratings:9081' } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers[PEER_METADATA_HEADER], undefined);
+    const seen = ratingsApp.seen[ratingsApp.seen.length - 1]!;
+    assert.equal(seen.headers[PEER_METADATA_HEADER], undefined, 'the client sidecar sent metadata; the metrics-off sidecar removed it');
+    assert.equal(seen.headers[PEER_METADATA_ID_HEADER], undefined);
+    const own = await (await fetch(`http://127.0.0.1:${ratings.stats}/stats/prometheus`)).text();
+    assert.doesNotMatch(own, /^istio_/m);
+    assert.match(own, /^envoy_cluster_upstream_rq_total/m, "Envoy's stats are still there");
+    let src: PromSample | undefined;
+    await eventually(async () => {
+      src = (await scrape(client.stats)).find((s) => s.name === 'istio_requests_total' && s.labels.destination_service === 'ratings.default.svc.cluster.local');
+      return src !== undefined;
+    }, "the client's series for ratings");
+    // No metadata came back: workload, namespace, canonical service and revision from the endpoint; app and version unknown.
+    assert.equal(src!.labels.destination_workload, 'ratings-v1');
+    assert.equal(src!.labels.destination_workload_namespace, 'default');
+    assert.equal(src!.labels.destination_canonical_service, 'ratings');
+    assert.equal(src!.labels.destination_canonical_revision, 'v1');
+    assert.equal(src!.labels.destination_app, 'unknown');
   });
 
   test('every Grafana dashboard panel query is valid PromQL over these metrics', async () => {
