@@ -33,6 +33,7 @@ import { XdsConfig, type ConfigLogger } from './config/xds-config.js';
 import { ListenerManager } from './listener/listener.js';
 import { StatsStore } from './stats/store.js';
 import { IstioMetrics } from './stats/istio/metrics.js';
+import { ISTIO_STATS_TAGS } from './stats/istio/tags.js';
 import { DnsProxy } from './dns/server.js';
 import { NAME_TABLE_RESOURCE, NAME_TABLE_TYPE_URL } from '../xds/name-table.js';
 import type { NameTable } from '../xds/name-table.js';
@@ -68,6 +69,11 @@ export interface ProxyOptions {
    * exchange headers a peer sends are still removed before they reach the application.
    */
   metrics?: boolean;
+  /**
+   * Tag extraction of Envoy's stats on /stats/prometheus: `envoy` (Envoy's default tags, `envoy_cluster_name`; the
+   * default) or `istio` (Istio's sidecar bootstrap tags, `cluster_name`; stats/istio/tags.ts).
+   */
+  statsTags?: 'envoy' | 'istio';
   logger?: AdsLogger & ConfigLogger & Partial<LevelledLogger>;
 }
 
@@ -79,7 +85,7 @@ export class Proxy {
   readonly client: AdsClient;
   readonly listeners: ListenerManager;
   readonly config: XdsConfig;
-  readonly stats = new StatsStore();
+  readonly stats: StatsStore;
   /** Istio's standard metrics and the metadata exchange (stats/istio). */
   readonly istio: IstioMetrics;
   /** Resolves once the first full config is applied. */
@@ -99,6 +105,7 @@ export class Proxy {
   constructor(private readonly opts: ProxyOptions) {
     this.client = new AdsClient({ server: opts.xds, node: opts.node, protocol: opts.protocol ?? 'auto', logger: opts.logger });
     this.listeners = new ListenerManager(opts.drainTimeoutMs ?? 5000);
+    this.stats = new StatsStore(opts.statsTags === 'istio' ? { useAllDefaultTags: false, statsTags: ISTIO_STATS_TAGS } : {});
     this.istio = new IstioMetrics(this.stats, { nodeId: opts.node.id, metadata: opts.node.metadata, version: opts.version, enabled: opts.metrics ?? true });
     this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats, istio: this.istio });
     this.closed = new Promise((r) => (this.resolveClosed = r));

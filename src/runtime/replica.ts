@@ -362,7 +362,7 @@ export class Replica {
   private sidecarArgs(): string[] {
     const w = this.spec;
     const sp = this.sidecarPorts;
-    const args = [this.ctx.weftCommand[1], 'proxy', '--xds', this.ctx.xds, '--id', this.id, '--namespace', this.namespace, '--service-account', w.serviceAccount];
+    const args = [this.ctx.weftCommand[1], 'proxy', '--xds', this.ctx.xds, '--id', this.id, '--namespace', this.namespace, '--service-account', w.serviceAccount, '--workload-name', w.name];
     const labels = Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(',');
     if (labels) args.push('--labels', labels);
     for (const p of w.ports) {
@@ -372,8 +372,6 @@ export class Replica {
     for (const u of w.upstreams) args.push('--upstream', `${u.host}:${u.port}=${sp.upstreams[u.name]}`);
     args.push('--outbound-port', String(sp.outbound), '--admin-port', String(sp.admin), '--health-port', String(sp.health), '--stats-port', String(sp.stats));
     if (w.locality) args.push('--locality', w.locality);
-    // Istio's workload is the Deployment, not the pod: the LocalWorkload's name labels the replicas' metrics.
-    args.push('--workload-name', w.name);
     args.push('--drain-timeout', String(SIDECAR_DRAIN_SECONDS));
     return args;
   }

@@ -20,7 +20,8 @@
  * proxy on 127.0.0.1:`--dns-port` (15053). iptables rules send the workload's traffic there (`weft netns-run`).
  *
  * Metrics (docs/metrics.md): `--metrics=false` turns off Istio's standard metrics and the peer metadata exchange;
- * `--workload-name` and `--cluster-id` (WORKLOAD_NAME, CLUSTER_ID) name the workload in their labels.
+ * `--workload-name` and `--cluster-id` (WORKLOAD_NAME, CLUSTER_ID) name the workload in their labels;
+ * `--stats-tags istio` labels Envoy's stats with Istio's tag names (`cluster_name`) instead of Envoy's.
  *
  * `--concurrency N` (Envoy's worker count; default 1 = one process, as before): N worker processes share the
  * listeners and the primary serves the health, admin and stats ports for all of them (src/proxy/workers.ts).
@@ -65,6 +66,8 @@ export interface ProxyCliOptions {
   workloadName?: string;
   /** CLUSTER_ID (Istio's default `Kubernetes`). */
   clusterId?: string;
+  /** Tag extraction of Envoy's stats: `envoy` (default) or `istio`. */
+  statsTags?: 'envoy' | 'istio';
 }
 
 export interface WorkloadPort {
@@ -201,6 +204,7 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
     protocol: opts.xdsProtocol,
     dns: opts.mode === 'transparent' ? { port: opts.dnsPort ?? DEFAULT_DNS_PORT } : undefined,
     metrics: opts.metrics ?? true,
+    statsTags: opts.statsTags ?? 'envoy',
     logger,
   });
   try {
@@ -274,6 +278,7 @@ export function register(program: Command): void {
     .option('--metrics <on>', "Istio's standard metrics (istio_requests_total, ...) and the peer metadata exchange: true or false", booleanArg, true)
     .option('--workload-name <name>', "the workload's name in metrics labels (WORKLOAD_NAME; default: the pod name of an Istio-style node id, else the id)")
     .option('--cluster-id <id>', 'the cluster in metrics labels (CLUSTER_ID)', 'Kubernetes')
+    .addOption(new Option('--stats-tags <set>', "labels of Envoy's stats on /stats/prometheus: Envoy's default tags (envoy_cluster_name) or Istio's (cluster_name)").choices(['envoy', 'istio']).default('envoy'))
     .action(async (opts: ProxyCliOptions) => {
       process.exitCode = await runProxy(
         opts,

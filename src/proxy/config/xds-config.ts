@@ -381,6 +381,7 @@ export class XdsConfig {
             set.tcpPrefixes.push(prefix);
             return this.tcpStatsFor(prefix, reporter);
           },
+          listenerStats: listenerScope,
         });
         compiled.push({ l, entry, stats: set });
       } catch (e) {

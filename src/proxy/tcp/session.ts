@@ -92,6 +92,11 @@ export class TcpProxySession {
     const cfg = this.config;
     const d = this.downstream;
     cfg.stats.downstream_cx_total++;
+    const ls = cfg.listenerStats;
+    if (ls !== null) {
+      ls.downstream_cx_total.inc();
+      ls.downstream_cx_active.inc();
+    }
     d[SESSION] = this;
     d.allowHalfOpen = true;
     d.on('error', ignore);
@@ -350,6 +355,11 @@ export class TcpProxySession {
     this.finished = true;
     clearTimeout(this.durationTimer);
     this.config.stats.istio?.close(this);
+    const ls = this.config.listenerStats;
+    if (ls !== null) {
+      ls.downstream_cx_active.dec();
+      ls.downstream_cx_destroy.inc();
+    }
     clearTimeout(this.connectTimer);
     this.onClose?.(this);
     this.config.onSessionClose?.(this);

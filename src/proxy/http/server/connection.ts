@@ -71,6 +71,7 @@ import type { HttpConnStats } from '../../stats/request-stats.js';
 import type { GrpcFrameCounter } from '../../stats/istio/grpc-frames.js';
 import type { Workload } from '../../stats/istio/workload.js';
 import type { UpstreamCluster } from '../route-path/upstream-request.js';
+import type { Host } from '../../upstream/cluster/host.js';
 
 export interface RequestBodySink {
   onRequestBody(chunk: Buffer): void;
@@ -109,6 +110,8 @@ export interface DownstreamStream {
   readonly responseTrailers: HeaderList | null;
   /** The cluster the router sends the request to (null: not routed to a cluster). */
   cluster: UpstreamCluster | null;
+  /** The upstream host of the current (or last) attempt (null: none chosen). */
+  upstreamHost: Host | null;
   /** Metrics (stats/istio): the peer workload from the metadata exchange (null: none received). */
   peer: Workload | null;
   /** Metrics: the gRPC message counts of a gRPC request (null: not counted). */
@@ -183,6 +186,7 @@ export class H1DownstreamStream implements DownstreamStream {
   bytesSent = 0;
   responseTrailers: HeaderList | null = null;
   cluster: UpstreamCluster | null = null;
+  upstreamHost: Host | null = null;
   peer: Workload | null = null;
   grpcFrames: GrpcFrameCounter | null = null;
   grpcStatus = -1;

@@ -47,6 +47,7 @@ import type { HttpConnStats } from '../../stats/request-stats.js';
 import type { GrpcFrameCounter } from '../../stats/istio/grpc-frames.js';
 import type { Workload } from '../../stats/istio/workload.js';
 import type { UpstreamCluster } from '../route-path/upstream-request.js';
+import type { Host } from '../../upstream/cluster/host.js';
 import { applyServerHeaders, hasDebugHeader, type DownstreamStream, type RequestBodySink, type ResponseHeadersHook, type ServerHeaderPolicy, type StreamHandler, NO_TIMEOUTS, type ConnectionTimeouts } from './connection.js';
 import { localReplyHeaders } from './local-reply.js';
 
@@ -76,6 +77,7 @@ export class H2DownstreamStream implements DownstreamStream {
   bytesReceived = 0;
   bytesSent = 0;
   cluster: UpstreamCluster | null = null;
+  upstreamHost: Host | null = null;
   peer: Workload | null = null;
   grpcFrames: GrpcFrameCounter | null = null;
   grpcStatus = -1;

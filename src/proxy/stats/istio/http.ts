@@ -18,7 +18,9 @@
  * requests, is the trailers' grpc-status, else the response head's, else Envoy's mapping of the HTTP status
  * ('' without a response); response_flags the stream's flags (`-` for none); request duration from the request head
  * to the end of the stream in whole milliseconds; request/response bytes the body bytes; message counts from the
- * gRPC frame prefixes (grpc-frames.ts). connection_security_policy: `mutual_tls` when the downstream connection
+ * gRPC frame prefixes (grpc-frames.ts). Peers: the exchange's; on the client side without one (the server has no
+ * Weft/Istio sidecar, or runs with --metrics=false), the upstream endpoint's `istio.workload` metadata, as Istio.
+ * connection_security_policy: `mutual_tls` when the downstream connection
  * presented a verified certificate (destination reporter), else `none`; `unknown` on the source side, as Istio.
  */
 import type { Counter } from '../metric.js';
@@ -120,7 +122,9 @@ export class IstioHttpStats {
     const grpcFrames = s.grpcFrames;
     const grpc = grpcFrames !== null;
     const principal = this.reporter === 'destination' ? peerOf(s.socket).principal : '';
-    const edge = this.edge(this.destination(s), s.peer ?? UNKNOWN_WORKLOAD, principal, grpc);
+    // The client side falls back to the upstream endpoint's metadata when no peer metadata came back (Istio's too).
+    const peer = s.peer ?? (this.reporter === 'source' && s.upstreamHost !== null ? this.metrics.endpointPeer(s.upstreamHost) : UNKNOWN_WORKLOAD);
+    const edge = this.edge(this.destination(s), peer, principal, grpc);
     const status = s.status;
     let grpcStatus = -1;
     if (grpc && status !== 0) {

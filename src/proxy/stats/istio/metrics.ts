@@ -34,7 +34,8 @@ import { DEFAULT_BUCKETS, HistogramUnit, type Histogram } from '../histogram.js'
 import type { Family, StatsStore } from '../store.js';
 import { PeerExchange } from './peer-metadata.js';
 import type { MeshService } from './service.js';
-import { localWorkload, type Workload } from './workload.js';
+import { localWorkload, UNKNOWN_WORKLOAD, workloadFromEndpointMetadata, type Workload } from './workload.js';
+import type { Host } from '../../upstream/cluster/host.js';
 
 export type Reporter = 'source' | 'destination';
 
@@ -117,6 +118,7 @@ export class IstioMetrics {
   /** Destinations of clusters, by MeshService (the cluster's, shared by its successors of the same metadata). */
   private readonly byService = new WeakMap<MeshService, Destination>();
   private readonly reporters = new Map<string, unknown>();
+  private readonly endpointPeers = new WeakMap<Host, Workload>();
 
   constructor(
     readonly store: StatsStore,
@@ -143,6 +145,20 @@ export class IstioMetrics {
     let r = this.reporters.get(key) as T | undefined;
     if (r === undefined) this.reporters.set(key, (r = make()));
     return r;
+  }
+
+  /**
+   * The workload an upstream endpoint's `filter_metadata.istio.workload` names (Istio's client-side fallback when no
+   * peer metadata came back); UNKNOWN_WORKLOAD when it has none. Parsed once per host.
+   */
+  endpointPeer(h: Host): Workload {
+    let w = this.endpointPeers.get(h);
+    if (w === undefined) {
+      const v = h.metadata?.filterMetadata['istio']?.['workload'];
+      w = (typeof v === 'string' ? workloadFromEndpointMetadata(v) : undefined) ?? UNKNOWN_WORKLOAD;
+      this.endpointPeers.set(h, w);
+    }
+    return w;
   }
 
   /** The Destination of a cluster's service. */

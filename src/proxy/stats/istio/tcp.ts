@@ -20,7 +20,7 @@ import type { ClusterRuntime } from '../../upstream/cluster/cluster.js';
 import { peerOf } from '../../tls/peer.js';
 import type { Socket } from 'node:net';
 import { Destination, flagsLabel, type IstioMetrics, type Reporter } from './metrics.js';
-import { UNKNOWN_WORKLOAD, workloadFromEndpointMetadata, type Workload } from './workload.js';
+import { UNKNOWN_WORKLOAD, type Workload } from './workload.js';
 
 /** The counters of one complete TCP label set. */
 export class TcpSeries {
@@ -49,7 +49,6 @@ const NO_CLUSTER = new Destination('', '');
 
 export class IstioTcpStats {
   private readonly series = new Map<Destination, Map<Workload, Map<string, Map<string, TcpSeries>>>>();
-  private readonly endpointPeers = new WeakMap<Host, Workload>();
 
   constructor(
     readonly metrics: IstioMetrics,
@@ -85,7 +84,7 @@ export class IstioTcpStats {
     const svc = c?.meshService;
     const dest = svc !== undefined && (svc.host !== '' || svc.name !== '') ? this.metrics.destinationOf(svc) : NO_CLUSTER;
     const principal = this.reporter === 'destination' ? peerOf(s.downstream).principal : '';
-    const peer = this.reporter === 'source' && s.host !== null ? this.endpointPeer(s.host) : UNKNOWN_WORKLOAD;
+    const peer = this.reporter === 'source' && s.host !== null ? this.metrics.endpointPeer(s.host) : UNKNOWN_WORKLOAD;
     let byPeer = this.series.get(dest);
     if (byPeer === undefined) this.series.set(dest, (byPeer = new Map()));
     let byPrincipal = byPeer.get(peer);
@@ -100,15 +99,5 @@ export class IstioTcpStats {
       byFlags.set(s.flags, (series = new TcpSeries(this.metrics, values)));
     }
     return series;
-  }
-
-  private endpointPeer(h: Host): Workload {
-    let w = this.endpointPeers.get(h);
-    if (w === undefined) {
-      const v = h.metadata?.filterMetadata['istio']?.['workload'];
-      w = (typeof v === 'string' ? workloadFromEndpointMetadata(v) : undefined) ?? UNKNOWN_WORKLOAD;
-      this.endpointPeers.set(h, w);
-    }
-    return w;
   }
 }
