@@ -18,7 +18,7 @@ import { startGreeter, streamingGreeterService, type Greeter, type HelloReply, t
 import { eventually, send, Upstream } from '../helpers/http-upstream.js';
 import { freePort, MeshWorkDir, ROOT, startControlPlane, startProxyOnFreePorts, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
 import { Prometheus } from '../helpers/prometheus.js';
-import { parsePrometheusText, type PromSample } from '../../src/dashboard/metrics.js';
+import { parsePrometheusText, type PromSample } from '../../src/controlplane/telemetry/prometheus-text.js';
 import { PEER_METADATA_HEADER, PEER_METADATA_ID_HEADER } from '../../src/proxy/stats/istio/peer-metadata.js';
 import { DEFAULT_BUCKETS } from '../../src/proxy/stats/histogram.js';
 

@@ -13,7 +13,7 @@
  * (`envoy_http_outbound_downstream_rq_total`), as on an Istio sidecar. Istio's stats_matcher (which keeps only a few
  * Envoy stats by default) is not applied: every stat is exported.
  *
- * The default stays Envoy's tag set (the dashboard, src/dashboard/metrics.ts, reads those labels).
+ * The default stays Envoy's tag set.
  */
 import type { TagSpecifier } from '../tags.js';
 
