@@ -1273,7 +1273,7 @@ export class ControlPlane extends EventEmitter {
 
   /** What the mesh API (src/controlplane/meshapi) reads. */
   meshSource(): MeshSource {
-    const empty: TelemetryWindow = { source: 'scrape', seconds: 0, series: [], recentErrors: [], scrapeErrors: [] };
+    const empty: TelemetryWindow = { source: 'scrape', seconds: 0, series: [], recentErrors: [], ejections: [], scrapeErrors: [] };
     return {
       model: this.currentModel,
       services: () => this.registry.services(),

@@ -18,6 +18,8 @@ import { aggregate } from '../../src/controlplane/telemetry/aggregate.js';
 import { dedupeReporters, diffSeries, golden, snapshotOf } from '../../src/controlplane/telemetry/istio.js';
 import { histogramQuantile, parsePrometheusText } from '../../src/controlplane/telemetry/prometheus-text.js';
 import { MeshTelemetry } from '../../src/controlplane/telemetry/telemetry.js';
+import { explain } from '../../src/controlplane/meshapi/explain.js';
+import { emptyModel } from '../../src/api/defaults.js';
 import { freePort, sleep } from '../helpers/mesh-processes.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
@@ -47,6 +49,9 @@ function istioText(paths: readonly Path[]): string {
     lines.push(`istio_request_duration_milliseconds_sum{${l}} ${p.n * p.ms}`, `istio_request_duration_milliseconds_count{${l}} ${p.n}`);
   }
   lines.push('# TYPE envoy_cluster_upstream_rq_total counter', 'envoy_cluster_upstream_rq_total{envoy_cluster_name="outbound|80||cart.shop.svc.cluster.local"} 12');
+  lines.push('# TYPE envoy_cluster_outlier_detection_ejections_active gauge');
+  lines.push('envoy_cluster_outlier_detection_ejections_active{envoy_cluster_name="outbound|80|v1|cart.shop.svc.cluster.local"} 1');
+  lines.push('envoy_cluster_outlier_detection_ejections_active{envoy_cluster_name="outbound|80|v3|cart.shop.svc.cluster.local"} 0');
   return `${lines.join('\n')}\n`;
 }
 
@@ -133,6 +138,16 @@ describe('telemetry: scraping proxies', () => {
     const web = agg.edges.find((e) => e.id === 'wl:shop/web>svc:cart.shop.svc.cluster.local')!;
     assert.equal(web.requests, 45);
     assert.deepEqual(w.recentErrors.map((e) => `${e.code} ${e.flags} ${e.count} ${e.labels.destination_workload}`), ['503 UH 3 cart-v1']);
+    // The v1 cluster's ejection gauge (the v3 one is 0: not listed).
+    assert.deepEqual(w.ejections, [{ proxy: 'cart-v1', cluster: 'outbound|80|v1|cart.shop.svc.cluster.local', ejected: 1 }]);
+    // Why: subset v1 has one endpoint, ejected → 503 UH; the observed UH is that cause, not listed again.
+    const model = emptyModel();
+    const origin = { family: 'istio' as const, kind: 'DestinationRule', apiVersion: 'networking.istio.io/v1', namespace: 'shop', name: 'cart' };
+    model.destinationPolicies.push({ host: 'cart.shop.svc.cluster.local', namespace: 'shop', exportTo: ['*'], subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v3', labels: { version: 'v3' } }], origin });
+    const ep = (version: string) => ({ address: '10.0.0.1', port: 80, labels: { app: 'cart', version }, weight: 1, serviceAccount: 'default', namespace: 'shop', workload: `cart-${version}-0`, healthy: true, tlsMode: 'istio' as const });
+    assert.deepEqual(explain({ host: 'cart.shop.svc.cluster.local', model, endpoints: [ep('v1'), ep('v3')], errors: w.recentErrors, ejections: w.ejections }), [
+      '503 UH: outlier detection of cart-v1 has ejected 1 of the 1 endpoint of subset v1 of cart',
+    ]);
   });
 });
 
@@ -178,5 +193,6 @@ describe('telemetry: Prometheus query API', { skip: existsSync(PROMETHEUS) ? fal
     assert.ok(edge.p50! > 10 && edge.p50! <= 25 && edge.p99! > 10 && edge.p99! <= 25, JSON.stringify(edge));
     const err = t.window().recentErrors.find((e) => e.flags === 'UF');
     assert.ok(err && err.code === '503' && err.count > 0, JSON.stringify(t.window().recentErrors));
+    assert.deepEqual(t.window().ejections, [{ proxy: target.host, cluster: 'outbound|80|v1|cart.shop.svc.cluster.local', ejected: 1 }]);
   });
 });

@@ -200,6 +200,7 @@ describe('dashboard and mesh CLI on a running mesh', { skip: existsSync(CHROMIUM
     assert.match(routesTable, /→ backend v3/);
     assert.match(routesTable, /routes\.yaml:13/);
     assert.match(await page.locator('table.endpoints').innerText(), /backend-v1-0[\s\S]*HEALTHY[\s\S]*backend-v3-0/);
+    assert.equal(await page.locator('p.outlier').innerText(), 'no endpoint ejected by outlier detection');
     const why = await poll(30, async () => {
       const t = (await page.locator('.explanations').count()) ? await page.locator('.explanations').innerText() : '';
       return /503 UH: subset v2 of backend selects no endpoints/.test(t) && /UH/.test(await page.locator('table.errors').innerText()) ? t : '';

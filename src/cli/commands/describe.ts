@@ -53,7 +53,7 @@ export function serviceText(d: ServiceDetail): string {
     `Service: ${d.name}\nNamespace: ${d.namespace}\nHost: ${d.host}\nSource: ${d.source.kind} ${d.source.namespace}/${d.source.name}${d.at ? ` (${d.at})` : ''}\nPorts: ${d.ports.map((p) => `${p.port}/${p.protocol}${p.name ? ` (${p.name})` : ''}`).join(', ')}\n`,
     section('Traffic', formatTable([metricCols, metricCells(d.metrics)])),
     section('Calls', edgesText([...d.inbound, ...d.outbound])),
-    section('Endpoints', endpointsText(d.endpoints)),
+    section('Endpoints', endpointsText(d.endpoints) + d.outlierEjections.map((o) => `outlier detection of ${o.proxy} has ejected ${o.ejected} endpoint${o.ejected === 1 ? '' : 's'}${o.subset ? ` of subset ${o.subset}` : ''}\n`).join('')),
     section(
       'Routes',
       d.routes.map((r) => `${r.table.kind} ${r.table.namespace}/${r.table.name} (hosts ${r.hosts.join(', ')})\n${indent(r.rules.map((x) => `${x.match} ${x.action}${x.at ? `  [${x.at}]` : ''}\n`).join(''))}`).join(''),

@@ -8,7 +8,7 @@
  */
 import type { MeshModel } from '../../api/model.js';
 import type { Endpoint } from '../registry/registry.js';
-import type { RecentError } from '../telemetry/telemetry.js';
+import type { Ejection, RecentError } from '../telemetry/telemetry.js';
 import { fileLine, sourceRef } from './render.js';
 
 /** Envoy response flags (short form) and what they mean. */
@@ -44,6 +44,8 @@ export interface ExplainInput {
   endpoints: readonly Endpoint[];
   /** Recent failures of requests to this service. */
   errors: readonly RecentError[];
+  /** The callers' active outlier ejections (any service; those of this host are used). */
+  ejections?: readonly Ejection[];
 }
 
 const short = (h: string): string => h.replace(/\.svc\.cluster\.local$/, '').split('.')[0]!;
@@ -83,6 +85,12 @@ export function explain(inp: ExplainInput): string[] {
     const eps = inp.endpoints.filter((e) => selects(labels, e.labels));
     if (eps.length === 0) structural.push({ flag: 'UH', text: `503 UH: subset ${subset} of ${name} selects no endpoints (labels ${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',')}; route at ${where})` });
     else if (!eps.some((e) => e.healthy)) structural.push({ flag: 'UH', text: `503 UH: every endpoint of subset ${subset} of ${name} is unhealthy` });
+  }
+  for (const e of inp.ejections ?? []) {
+    const [, , subset, host] = e.cluster.split('|');
+    if (host !== inp.host) continue;
+    const eps = subset ? inp.endpoints.filter((x) => selects(subsets.get(subset) ?? {}, x.labels)) : inp.endpoints;
+    structural.push({ flag: e.ejected >= eps.length ? 'UH' : '', text: `${e.ejected >= eps.length ? '503 UH: ' : ''}outlier detection of ${e.proxy} has ejected ${e.ejected} of the ${eps.length} endpoint${eps.length === 1 ? '' : 's'} of ${subset ? `subset ${subset} of ` : ''}${name}` });
   }
   for (const s of structural) out.push(s.text);
 

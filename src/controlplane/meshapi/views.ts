@@ -113,6 +113,8 @@ export interface ServiceDetail {
   inbound: GraphEdge[];
   outbound: GraphEdge[];
   endpoints: EndpointView[];
+  /** Hosts of this service the callers' outlier detection has ejected now (per caller proxy and subset). */
+  outlierEjections: Array<{ proxy: string; subset: string; port: number; ejected: number }>;
   routes: RouteView[];
   destinationPolicies: PolicyView[];
   securityPolicies: PolicyView[];
@@ -274,13 +276,17 @@ export function serviceDetail(src: MeshSource, namespace: string, name: string):
     inbound: agg.edges.filter((e) => e.target === id),
     outbound: agg.edges.filter((e) => e.source === id),
     endpoints,
+    outlierEjections: tw.ejections.flatMap((e) => {
+      const [, port, subset, host] = e.cluster.split('|');
+      return host === s.hostname ? [{ proxy: e.proxy, subset: subset ?? '', port: Number(port), ejected: e.ejected }] : [];
+    }),
     routes,
     destinationPolicies,
     securityPolicies: securityPols,
     proxies: proxiesOf(src, s.namespace, labelSets),
     analyzer: relevantMessages(src, refs, [s.hostname]),
     recentErrors: errors.map(errorView),
-    explanations: explain({ host: s.hostname, model, endpoints: rawEndpoints(src, s), errors }),
+    explanations: explain({ host: s.hostname, model, endpoints: rawEndpoints(src, s), errors, ejections: tw.ejections }),
   };
 }
 
@@ -310,7 +316,7 @@ export function workloadDetail(src: MeshSource, namespace: string, name: string)
   // Why the calls this workload makes fail: per destination service it called with errors.
   for (const host of new Set(errors.filter((e) => e.labels.source_workload === name).map((e) => e.labels.destination_service))) {
     const s = src.services().find((x) => x.hostname === host);
-    if (s) explanations.push(...explain({ host, model: src.model, endpoints: rawEndpoints(src, s), errors: errors.filter((e) => e.labels.destination_service === host) }));
+    if (s) explanations.push(...explain({ host, model: src.model, endpoints: rawEndpoints(src, s), errors: errors.filter((e) => e.labels.destination_service === host), ejections: tw.ejections }));
   }
   const refs = [...(modelWl?.origin ? [sourceRef(modelWl.origin)] : []), ...secPols.map((p) => p.source)];
   return {

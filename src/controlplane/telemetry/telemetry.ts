@@ -15,6 +15,8 @@
  *   the window's deltas directly.
  * - Recent errors: requests answered 5xx or with response flags (response_flags != "-") over the last
  *   `errorsWindowMs` (5 min), per request path, code and flags, with when they were last seen.
+ * - Outlier ejections: the Envoy gauge `envoy_cluster_outlier_detection_ejections_active` of each proxy's
+ *   outbound clusters (`outbound|PORT|SUBSET|HOST`), where it is above zero: which caller ejected how many hosts.
  */
 import type { Logger } from '../log.js';
 import { addBucket, addRequests, addStats, dedupeReporters, diffSeries, REQUEST_DURATION, REQUESTS_TOTAL, SERIES_LABELS, seriesKey, snapshotOf } from './istio.js';
@@ -60,6 +62,17 @@ export interface RecentError {
   lastSeen: string;
 }
 
+/** Hosts of an outbound cluster a proxy's outlier detection has ejected now. */
+export interface Ejection {
+  /** The proxy (scrape mode: its node id; Prometheus mode: the scrape's `instance`). */
+  proxy: string;
+  /** `outbound|PORT|SUBSET|HOST`. */
+  cluster: string;
+  ejected: number;
+}
+
+export const EJECTIONS_ACTIVE = 'envoy_cluster_outlier_detection_ejections_active';
+
 export interface TelemetryWindow {
   /** `scrape` or `prometheus`. */
   source: 'scrape' | 'prometheus';
@@ -70,6 +83,7 @@ export interface TelemetryWindow {
   /** One series per request path (see dedupeReporters), deltas over the window. */
   series: Series[];
   recentErrors: RecentError[];
+  ejections: Ejection[];
   scrapeErrors: Array<{ target: string; error: string }>;
 }
 
@@ -108,7 +122,7 @@ export class MeshTelemetry {
     this.errorsWindowMs = opts.errorsWindowMs ?? 300_000;
     this.#timeoutMs = opts.timeoutMs ?? 2000;
     if (opts.prometheus !== undefined && !/^https?:\/\/[^/]/.test(opts.prometheus)) throw new Error(`telemetry: --prometheus must be an http(s) URL, got ${JSON.stringify(opts.prometheus)}`);
-    this.#current = { source: opts.prometheus ? 'prometheus' : 'scrape', seconds: 0, series: [], recentErrors: [], scrapeErrors: [] };
+    this.#current = { source: opts.prometheus ? 'prometheus' : 'scrape', seconds: 0, series: [], recentErrors: [], ejections: [], scrapeErrors: [] };
   }
 
   /** Starts the periodic updates (the first one at once). */
@@ -150,6 +164,7 @@ export class MeshTelemetry {
   async #scrape(): Promise<void> {
     const targets = this.#opts.targets?.() ?? [];
     const scrapeErrors: TelemetryWindow['scrapeErrors'] = [];
+    const ejections: Ejection[] = [];
     const now = Date.now();
     await Promise.all(
       targets.map(async (t) => {
@@ -160,7 +175,9 @@ export class MeshTelemetry {
           scrapeErrors.push({ target: `proxy ${t.proxy} (${t.url})`, error: errorText(e, this.#timeoutMs) });
           return;
         }
-        const set = snapshotOf(parsePrometheusText(text));
+        const samples = parsePrometheusText(text);
+        const set = snapshotOf(samples);
+        for (const s of samples) if (s.name === EJECTIONS_ACTIVE && s.value > 0 && s.labels['envoy_cluster_name']?.startsWith('outbound|')) ejections.push({ proxy: t.proxy, cluster: s.labels['envoy_cluster_name'], ejected: s.value });
         let snaps = this.#snaps.get(t.proxy);
         if (!snaps) this.#snaps.set(t.proxy, (snaps = []));
         const prev = snaps.at(-1);
@@ -187,7 +204,7 @@ export class MeshTelemetry {
         else sum.set(k, { labels: s.labels, stats: s.stats });
       }
     }
-    this.#publish(now, 'scrape', seconds, sum, scrapeErrors);
+    this.#publish(now, 'scrape', seconds, sum, scrapeErrors, ejections);
   }
 
   #noteErrors(at: number, s: Series): void {
@@ -209,12 +226,15 @@ export class MeshTelemetry {
     const by = SERIES_LABELS.join(', ');
     const outcome = `${by}, response_code, response_flags, connection_security_policy`;
     const set: SeriesSet = new Map();
+    const ejections: Ejection[] = [];
     try {
-      const [requests, buckets, failures] = await Promise.all([
+      const [requests, buckets, failures, ejected] = await Promise.all([
         this.#promQuery(base, `sum by (${outcome}) (increase(${REQUESTS_TOTAL}[${w}]))`),
         this.#promQuery(base, `sum by (${by}, le) (increase(${REQUEST_DURATION}_bucket[${w}]))`),
         this.#promQuery(base, `sum by (${outcome}) (increase(${REQUESTS_TOTAL}{response_code=~"5.*"}[${ew}]) or increase(${REQUESTS_TOTAL}{response_flags!="-"}[${ew}]))`),
+        this.#promQuery(base, `${EJECTIONS_ACTIVE}{envoy_cluster_name=~"outbound[|].*"} > 0`),
       ]);
+      for (const r of ejected) ejections.push({ proxy: r.metric['instance'] ?? 'unknown', cluster: r.metric['envoy_cluster_name'] ?? '', ejected: Number(r.value[1]) });
       for (const r of requests) addRequests(set, r.metric, Number(r.value[1]));
       for (const r of buckets) addBucket(set, r.metric, Number(r.value[1]));
       const errSet: SeriesSet = new Map();
@@ -222,10 +242,10 @@ export class MeshTelemetry {
       this.#errorEvents = [];
       for (const s of errSet.values()) this.#noteErrors(now, s);
     } catch (e) {
-      this.#publish(now, 'prometheus', 0, set, [{ target: `Prometheus ${base}`, error: errorText(e, this.#timeoutMs) }]);
+      this.#publish(now, 'prometheus', 0, set, [{ target: `Prometheus ${base}`, error: errorText(e, this.#timeoutMs) }], []);
       return;
     }
-    this.#publish(now, 'prometheus', this.windowMs / 1000, set, []);
+    this.#publish(now, 'prometheus', this.windowMs / 1000, set, [], ejections);
   }
 
   /** Series with their destination service resolved (see `resolveService`), merged where they became one. */
@@ -244,7 +264,7 @@ export class MeshTelemetry {
     return out;
   }
 
-  #publish(now: number, source: TelemetryWindow['source'], seconds: number, set: SeriesSet, scrapeErrors: TelemetryWindow['scrapeErrors']): void {
+  #publish(now: number, source: TelemetryWindow['source'], seconds: number, set: SeriesSet, scrapeErrors: TelemetryWindow['scrapeErrors'], ejections: Ejection[]): void {
     const resolve = this.#opts.resolveService;
     this.#errorEvents = this.#errorEvents.filter((e) => e.at >= now - this.errorsWindowMs);
     // Per request path, code and flags; the same failures reported by both proxies of a call: the destination's.
@@ -268,6 +288,7 @@ export class MeshTelemetry {
       seconds: Math.round(seconds * 10) / 10,
       series: dedupeReporters(this.#resolved(set)),
       recentErrors: [...errors.values()].sort((a, b) => b.lastSeen.localeCompare(a.lastSeen) || b.count - a.count),
+      ejections: ejections.sort((a, b) => a.cluster.localeCompare(b.cluster) || a.proxy.localeCompare(b.proxy)),
       scrapeErrors: scrapeErrors.sort((a, b) => a.target.localeCompare(b.target)),
     };
   }

@@ -211,6 +211,9 @@ function renderService(d: ServiceDetail): string {
     edgesTable([...d.inbound, ...d.outbound]),
     '<h3>Endpoints</h3>',
     endpointsTable(d.endpoints),
+    d.outlierEjections.length
+      ? `<p class="outlier bad">${d.outlierEjections.map((o) => `outlier detection of ${esc(o.proxy)} has ejected ${o.ejected} endpoint${o.ejected === 1 ? '' : 's'}${o.subset ? ` of subset ${esc(o.subset)}` : ''}`).join('<br>')}</p>`
+      : '<p class="outlier muted">no endpoint ejected by outlier detection</p>',
     '<h3>Routes in force</h3>',
     d.routes.length
       ? d.routes.map((r) => `<p><b>${esc(r.table.kind)} ${esc(r.table.namespace)}/${esc(r.table.name)}</b> <span class="muted">hosts ${esc(r.hosts.join(', '))}</span></p>${table(['Match', 'Action', 'Source'], r.rules.map((x) => [td(x.match), td(x.action), td(x.at, 'at')]), 'routes')}`).join('')
