@@ -64,6 +64,7 @@ describe('peer metadata exchange encoding', () => {
     assert.deepEqual(none, ['host', 'a', 'x-envoy-peer-metadatx', 'b']);
     const x = new PeerExchange(local, 'id-1');
     const out = ['x-envoy-peer-metadata', 'spoofed', 'content-type', 'text/plain'];
+    assert.equal(takePeerHeaders(out), 'spoofed');
     x.inject(out);
     assert.deepEqual(out, ['content-type', 'text/plain', 'x-envoy-peer-metadata-id', 'id-1', 'x-envoy-peer-metadata', x.value]);
   });
