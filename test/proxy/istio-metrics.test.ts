@@ -10,7 +10,10 @@ import { GrpcFrameCounter } from '../../src/proxy/stats/istio/grpc-frames.js';
 import { decodePeerMetadata, encodePeerMetadata, PEER_CACHE_SIZE, PeerExchange, takePeerHeaders } from '../../src/proxy/stats/istio/peer-metadata.js';
 import { meshServiceOf } from '../../src/proxy/stats/istio/service.js';
 import { localWorkload, workloadFromEndpointMetadata } from '../../src/proxy/stats/istio/workload.js';
-import { namespaceOfPrincipal } from '../../src/proxy/stats/istio/metrics.js';
+import { IstioMetrics, namespaceOfPrincipal } from '../../src/proxy/stats/istio/metrics.js';
+import { IstioHttpStats, MAX_PEERS } from '../../src/proxy/stats/istio/http.js';
+import { H1DownstreamStream, H1ServerConnection } from '../../src/proxy/http/server/connection.js';
+import { Socket } from 'node:net';
 import { ISTIO_STATS_TAGS } from '../../src/proxy/stats/istio/tags.js';
 import { StatsStore, parseStatsParams, renderPrometheus } from '../../src/proxy/stats/index.js';
 import { ClusterRequestStats, HttpConnStats, ListenerStats } from '../../src/proxy/stats/request-stats.js';
@@ -64,6 +67,7 @@ describe('peer metadata exchange encoding', () => {
     assert.deepEqual(none, ['host', 'a', 'x-envoy-peer-metadatx', 'b']);
     const x = new PeerExchange(local, 'id-1');
     const out = ['x-envoy-peer-metadata', 'spoofed', 'content-type', 'text/plain'];
+    assert.equal(takePeerHeaders(out), 'spoofed');
     x.inject(out);
     assert.deepEqual(out, ['content-type', 'text/plain', 'x-envoy-peer-metadata-id', 'id-1', 'x-envoy-peer-metadata', x.value]);
   });
@@ -153,6 +157,30 @@ describe("Istio's tag extraction (--stats-tags istio)", () => {
     has('envoy_http_downstream_cx_total{http_conn_manager_prefix="10.0.0.1_9080"} 1');
     has('envoy_listener_downstream_cx_total{listener_address="10.0.0.1_9080"} 1');
     has('envoy_http_outbound_downstream_rq_total{} 1');
+  });
+});
+
+describe('label sets stay bounded', () => {
+  test('peers a client makes up beyond MAX_PEERS are counted as unknown', () => {
+    const store = new StatsStore();
+    const metrics = new IstioMetrics(store, { nodeId: 'reviews-v1', metadata: { NAMESPACE: 'default', LABELS: { app: 'reviews' } } });
+    const rec = IstioHttpStats.of(metrics, 'destination');
+    // Real downstream streams on a connection whose socket never connects (nothing is written).
+    const conn = new H1ServerConnection(new Socket(), { onRequest() {} }, {}, { serverName: '', serverHeader: 'PASS_THROUGH' }, () => undefined);
+    const fake = (i: number) => encodePeerMetadata({ ...localWorkload(`w${i}`, { NAMESPACE: 'x' }) }, `n${i}`);
+    const extra = 25;
+    for (let i = 0; i < MAX_PEERS + extra; i++) {
+      const s = new H1DownstreamStream(conn, { method: 'GET', path: '/', authority: 'reviews', scheme: 'http', headers: [], httpVersion: '1.1' });
+      s.status = 200;
+      s.peer = metrics.exchange.peer(fake(i)) ?? null;
+      rec.record(s);
+    }
+    conn.socket.destroy();
+    const series = metrics.requests.children();
+    assert.equal(series.length, MAX_PEERS + 1);
+    const unknown = series.filter((c) => c.explicitTags![3] === 'unknown');
+    assert.equal(unknown.length, 1);
+    assert.equal(unknown[0]!.value, extra);
   });
 });
 

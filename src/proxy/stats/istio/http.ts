@@ -75,8 +75,16 @@ function statusKey(status: number, grpcStatus: number): number {
 /** Host values a recorder keeps Destinations for (Istio's Host-header fallback); beyond it: `unknown`. */
 const MAX_HOST_DESTINATIONS = 1000;
 
+/**
+ * Peers a recorder keeps edges for. Peer metadata is whatever a client sends, so a hostile client could otherwise
+ * create series without end; beyond this many, new peers are counted as `unknown`.
+ */
+export const MAX_PEERS = 10_000;
+
 export class IstioHttpStats {
   private readonly edges = new Map<Destination, Map<Workload, Map<string, Array<HttpEdge | undefined>>>>();
+  /** (destination, peer) pairs kept (bounded by MAX_PEERS). */
+  private peerCount = 0;
   private readonly hosts = new Map<string, Destination>();
   private readonly unknownHost = new Destination('', '');
 
@@ -177,7 +185,11 @@ export class IstioHttpStats {
     let byPeer = this.edges.get(dest);
     if (byPeer === undefined) this.edges.set(dest, (byPeer = new Map()));
     let byPrincipal = byPeer.get(peer);
-    if (byPrincipal === undefined) byPeer.set(peer, (byPrincipal = new Map()));
+    if (byPrincipal === undefined) {
+      if (this.peerCount >= MAX_PEERS && peer !== UNKNOWN_WORKLOAD) return this.edge(dest, UNKNOWN_WORKLOAD, principal, grpc);
+      this.peerCount++;
+      byPeer.set(peer, (byPrincipal = new Map()));
+    }
     let edges = byPrincipal.get(principal);
     if (edges === undefined) byPrincipal.set(principal, (edges = [undefined, undefined]));
     const i = grpc ? 1 : 0;

@@ -125,9 +125,8 @@ export class PeerExchange {
     return w ?? undefined;
   }
 
-  /** Adds this proxy's two headers (replacing any). */
+  /** Appends this proxy's two headers; the caller has taken any others off (takePeerHeaders) on the same list. */
   inject(h: HeaderList): void {
-    takePeerHeaders(h);
     h.push(PEER_METADATA_ID_HEADER, this.id, PEER_METADATA_HEADER, this.value);
   }
 }
