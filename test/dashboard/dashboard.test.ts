@@ -173,7 +173,7 @@ describe('dashboard and mesh CLI on a running mesh', { skip: existsSync(CHROMIUM
     });
     for (const n of [`svc:${HOST}`, 'svc:web.default.svc.cluster.local', 'wl:default/web', 'wl:default/backend-v1', 'unknown']) assert.ok(graph.nodes.includes(n), `node ${n}: ${graph.nodes}`);
     const v1 = graph.edges.find(([id]) => id === EDGE_V1);
-    assert.match(v1?.[1] ?? '', /rps · 100(\.0)?% · /, JSON.stringify(graph.edges));
+    assert.match(v1?.[1] ?? '', /rps · 100(\.0)?%\n[\d.]+ ms \/ [\d.]+ ms/, JSON.stringify(graph.edges));
     assert.ok(!rows!.some((e) => e.id === EDGE_V3), 'no traffic to v3 yet');
   });
 

@@ -57,7 +57,7 @@ const LAYOUT = {
   directed: true,
   spacingFactor: 1.1,
   padding: 20,
-  transform: (_node: unknown, p: { x: number; y: number }) => ({ x: p.y * 2, y: p.x / 2 }),
+  transform: (_node: unknown, p: { x: number; y: number }) => ({ x: p.y * 3, y: p.x }),
 } as cytoscape.LayoutOptions;
 
 function nodeLabel(n: GraphNode): string {
@@ -69,7 +69,7 @@ function nodeLabel(n: GraphNode): string {
 function edgeLabel(e: GraphEdge): string {
   if (!e.requests) return '';
   const lock = e.mtls === undefined ? '' : e.mtls >= 1 ? ' 🔒' : e.mtls > 0 ? ' ◐' : ' ⚠';
-  return `${fmt.rps(e.rps)} rps · ${fmt.pct(e.successRate)} · ${fmt.ms(e.p50)}/${fmt.ms(e.p99)}${lock}`;
+  return `${fmt.rps(e.rps)} rps · ${fmt.pct(e.successRate)}\n${fmt.ms(e.p50)} / ${fmt.ms(e.p99)}${lock}`;
 }
 
 function nodeHref(n: GraphNode): string | undefined {
@@ -93,7 +93,7 @@ function renderGraph(v: MeshView): void {
         { selector: 'node', style: { label: 'data(label)', 'font-size': 11, 'text-valign': 'bottom', 'text-margin-y': 4, 'background-color': '#3451b2', width: 22, height: 22 } },
         { selector: 'node[kind = "service"]', style: { shape: 'triangle', 'background-color': '#1f8a4c' } },
         { selector: 'node[kind = "unknown"]', style: { 'background-color': '#9aa1b1' } },
-        { selector: 'edge', style: { label: 'data(label)', 'font-size': 9, width: 2, 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', 'line-color': '#9aa1b1', 'target-arrow-color': '#9aa1b1', 'text-background-color': '#fff', 'text-background-opacity': 0.8, 'text-rotation': 'autorotate' } },
+        { selector: 'edge', style: { label: 'data(label)', 'font-size': 9, width: 2, 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', 'line-color': '#9aa1b1', 'target-arrow-color': '#9aa1b1', 'text-background-color': '#fff', 'text-background-opacity': 0.8, 'text-rotation': 'autorotate', 'text-wrap': 'wrap' } },
         { selector: 'edge[state = "ok"]', style: { 'line-color': '#1f8a4c', 'target-arrow-color': '#1f8a4c' } },
         { selector: 'edge[state = "warn"]', style: { 'line-color': '#b7791f', 'target-arrow-color': '#b7791f' } },
         { selector: 'edge[state = "bad"]', style: { 'line-color': '#c53030', 'target-arrow-color': '#c53030' } },
