@@ -27,6 +27,7 @@ const HELP = `Usage: npm run bench:proxy -- [options]
   --concurrency LIST   weft proxy --concurrency values to measure (default 1; e.g. 1,2)
   --rate N             fixed rate for the added-latency measurement, rps (default 1000; 0 skips)
   --idle-services N    services for the idle-RSS measurement (default 1000; 0 skips)
+  --no-metrics-off     do not measure weft --metrics=false (the cost of Istio's metrics) beside weft
   --no-install         do not apt-get install missing tools
   --no-docs            do not write docs/performance.md
   --keep               keep the temporary directory (configs, logs)
@@ -103,6 +104,7 @@ async function main(): Promise<number> {
         rate: { type: 'string' },
         'idle-services': { type: 'string' },
         'no-install': { type: 'boolean' },
+        'no-metrics-off': { type: 'boolean' },
         'no-docs': { type: 'boolean' },
         keep: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -128,6 +130,7 @@ async function main(): Promise<number> {
       targets,
       workloads,
       weftConcurrency,
+      weftMetricsOff: !v['no-metrics-off'],
       fixedRps: num('rate', v.rate, 1000, 0),
       idleServices: num('idle-services', v['idle-services'], 1000, 0),
       progress,

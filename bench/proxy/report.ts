@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Machine } from '../controlplane/report.js';
-import { ALL_WORKLOADS, WORKLOAD_TITLES } from './run.js';
+import { ALL_WORKLOADS, METRICS_OFF_TARGET, WORKLOAD_TITLES } from './run.js';
 import type { BenchResult, CaseResult } from './run.js';
 
 export const TARGETS = {
@@ -114,12 +114,27 @@ export function resultsTables(r: BenchResult): string {
     ]);
     out.push(`**Added latency at a fixed rate (HTTP/1.1, 2-byte body, 10 connections)**\n\n${table(['target', 'rps', 'p50', 'p99', 'p99 added', 'errors'], rows)}`);
   }
+  const cost = metricsCostTable(r);
+  if (cost) out.push(`**Cost of Istio's standard metrics (weft ÷ weft --metrics=false, same run)**\n\n${cost}`);
   if (r.idle) {
     out.push(
       `**Idle weft proxy holding ${r.idle.services} services** (${r.idle.clusters} clusters, one route each): RSS ${fmtMiB(r.idle.rssBytes)}, peak ${fmtMiB(r.idle.peakRssBytes)}.`,
     );
   }
   return out.join('\n\n');
+}
+
+/** Per workload: weft with metrics on and off (throughput, CPU per 1,000 requests, and the ratios); '' without both. */
+export function metricsCostTable(r: BenchResult): string {
+  const rows: string[][] = [];
+  for (const w of ALL_WORKLOADS) {
+    const on = find(r.cases, w, 'weft');
+    const off = find(r.cases, w, METRICS_OFF_TARGET);
+    if (!on || !off || on.skipped || off.skipped) continue;
+    const cpu = (c: CaseResult) => (c.cpuPer1k === undefined ? '—' : `${c.cpuPer1k.toFixed(3)} s`);
+    rows.push([w, fmtRps(on.rps), fmtRps(off.rps), ratio(on.rps, off.rps), cpu(on), cpu(off), on.cpuPer1k !== undefined && off.cpuPer1k !== undefined ? ratio(on.cpuPer1k, off.cpuPer1k) : '']);
+  }
+  return rows.length ? table(['workload', 'rps on', 'rps off', 'on ÷ off', 'CPU / 1k req on', 'CPU / 1k req off', 'CPU on ÷ off'], rows) : '';
 }
 
 /** The issue's targets against this run's weft figures. */

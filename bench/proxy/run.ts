@@ -26,6 +26,8 @@ const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 export type TargetName = 'direct' | 'nginx' | 'haproxy' | 'weft';
 export const ALL_TARGETS: TargetName[] = ['direct', 'nginx', 'haproxy', 'weft'];
 export type WorkloadName = 'h1-2b' | 'h1-1k' | 'h2' | 'tcp';
+/** The target name of `weft proxy --metrics=false` (BenchOptions.weftMetricsOff). */
+export const METRICS_OFF_TARGET = 'weft, metrics off';
 export const ALL_WORKLOADS: WorkloadName[] = ['h1-2b', 'h1-1k', 'h2', 'tcp'];
 
 export const WORKLOAD_TITLES: Record<WorkloadName, string> = {
@@ -46,6 +48,11 @@ export interface BenchOptions {
   workloads: WorkloadName[];
   /** `weft proxy --concurrency` values to measure (1 = the default single process). */
   weftConcurrency: number[];
+  /**
+   * Also measure a single `weft proxy --metrics=false` (target `weft, metrics off`), so the cost of Istio's standard
+   * metrics and the metadata exchange shows against the `weft` row of the same run.
+   */
+  weftMetricsOff?: boolean;
   /** Rate of the added-latency measurement (0 skips it). */
   fixedRps: number;
   /** Services for the idle-RSS measurement (0 skips it). */
@@ -246,13 +253,14 @@ interface WeftProxy {
 }
 
 /** `weft proxy` as in production (`bin/weft.js proxy`), explicit mode; waits for /healthz/ready. */
-async function startWeftProxy(xds: string, id: string, cpu: string | undefined, concurrency: number, withEcho: boolean): Promise<WeftProxy> {
+async function startWeftProxy(xds: string, id: string, cpu: string | undefined, concurrency: number, withEcho: boolean, metrics = true): Promise<WeftProxy> {
   const [outbound, tcp, health, admin] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const args = [WEFT_BIN, 'proxy', '--xds', xds, '--id', id, '--namespace', 'default', '--labels', 'app=bench-client'];
   args.push('--outbound-port', String(outbound), '--health-port', String(health), '--admin-port', String(admin), '--stats-port', '0', '--log-level', 'warn');
   if (withEcho) args.push('--upstream', `echo:9000=${tcp}`);
   if (concurrency > 1) args.push('--concurrency', String(concurrency));
-  const p = startProcess(concurrency > 1 ? `weft proxy ×${concurrency}` : 'weft proxy', process.execPath, args, { cpu });
+  if (!metrics) args.push('--metrics=false');
+  const p = startProcess(concurrency > 1 ? `weft proxy ×${concurrency}` : metrics ? 'weft proxy' : 'weft proxy --metrics=false', process.execPath, args, { cpu });
   for (let i = 0; i < 600; i++) {
     if (p.child.exitCode !== null) break;
     const ok = await httpGet(health, '/healthz/ready', 'localhost').then(
@@ -449,6 +457,11 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
         started.add(w.proc);
         const h2 = await speaksH2c(w.outbound);
         targets.push({ name: n > 1 ? `weft ×${n}` : 'weft', proc: w.proc, h1Port: w.outbound, h2Port: h2 ? w.outbound : undefined, h2Skip: h2 ? undefined : 'weft: h2c not supported in this build', tcpPort: w.tcp });
+        if (n === 1 && o.weftMetricsOff) {
+          const off = await startWeftProxy(xds, 'bench-metrics-off', weftCpus(1, cpus, availableParallelism()), 1, true, false);
+          started.add(off.proc);
+          targets.push({ name: METRICS_OFF_TARGET, proc: off.proc, h1Port: off.outbound, h2Port: h2 ? off.outbound : undefined, h2Skip: h2 ? undefined : 'weft: h2c not supported in this build', tcpPort: off.tcp });
+        }
       }
     }
     if (needHttp) for (const t of targets) await checkServes(t);

@@ -44,7 +44,7 @@ import { timestampFromMs } from '@bufbuild/protobuf/wkt';
 import { buildModel } from '../api/build.js';
 import type { BuildResult } from '../api/build.js';
 import type { Diagnostic } from '../api/diagnostics.js';
-import type { MeshModel, Workload } from '../api/model.js';
+import type { MeshModel, Service, Workload } from '../api/model.js';
 import { emptyModel } from '../api/defaults.js';
 import type { RawResource } from '../api/source.js';
 import { DirectorySource } from '../config/directory.js';
@@ -95,6 +95,12 @@ import { buildEndpoints } from './translate/endpoint.js';
 import { parseClusterName } from './translate/names.js';
 import { computeScope } from './translate/scope.js';
 import { translateProxy } from './translate/translate.js';
+import { MeshTelemetry } from './telemetry/telemetry.js';
+import type { ScrapeTarget, TelemetryOptions, TelemetryWindow } from './telemetry/telemetry.js';
+import type { SeriesLabels } from './telemetry/istio.js';
+import type { MeshSource } from './meshapi/views.js';
+import { analyze } from '../analyze/index.js';
+import type { AnalysisMessage } from '../analyze/types.js';
 
 /** Weft's version (from package.json). */
 export const WEFT_VERSION: string = (() => {
@@ -148,6 +154,11 @@ export interface ControlPlaneOptions {
   xdsPlaintextBind?: string;
   /** The CA, workload tokens and the TLS xDS port; undefined = none of them (plaintext ADS only). */
   security?: SecurityOptions;
+  /**
+   * Mesh telemetry (src/controlplane/telemetry): scrape the proxies' Istio metrics (default) or query Prometheus
+   * (`prometheus`); `false` switches it off (the mesh API then reports no traffic).
+   */
+  telemetry?: false | Pick<TelemetryOptions, 'prometheus' | 'intervalMs' | 'windowMs' | 'errorsWindowMs'>;
 }
 
 /** The control plane's security setup (docs/security.md). */
@@ -349,6 +360,8 @@ export class ControlPlane extends EventEmitter {
   readonly ads: AdsServer;
   readonly id = `weft-${hostname()}`;
   readonly version = WEFT_VERSION;
+  /** Golden metrics of the mesh's calls (undefined when switched off). */
+  readonly telemetry?: MeshTelemetry;
 
   private readonly opts: Required<Pick<ControlPlaneOptions, 'xdsPort' | 'httpPort' | 'bind' | 'domain' | 'debounceMs' | 'debounceMaxMs' | 'expiryIntervalMs'>>;
   private readonly translateFn: TranslateFn;
@@ -373,6 +386,7 @@ export class ControlPlane extends EventEmitter {
   private readonly translationCache = new TranslationCache();
   private diagnostics: Diagnostic[] = [];
   private configRevision = 0;
+  private analysisCache?: { revision: number; messages: AnalysisMessage[] };
   private configLoaded = false;
   private lastGood = new Map<string, RawResource>();
   /** The last model built and its diagnostics (what a WorkloadEntry-only change starts from). */
@@ -491,6 +505,7 @@ export class ControlPlane extends EventEmitter {
       return [...counts.values()].map((c) => [{ version: c.version, type: c.type }, c.n]);
     });
     this.metrics.services.collect(() => [[undefined, this.registry.services().length]]);
+    if (opts.telemetry !== false) this.telemetry = new MeshTelemetry({ ...opts.telemetry, targets: () => this.statsTargets(), resolveService: (l) => this.resolveMetricService(l), logger: this.logger });
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -525,6 +540,7 @@ export class ControlPlane extends EventEmitter {
     this.serving = true;
     this.expiryTimer = setInterval(() => this.expire(), this.opts.expiryIntervalMs);
     this.isReady = !this.closed;
+    if (!this.closed) this.telemetry?.start();
     this.logger.info(
       {
         xds: this.xdsBound !== undefined ? `${this.plaintext.bind}:${this.xdsBound}` : 'off',
@@ -602,6 +618,7 @@ export class ControlPlane extends EventEmitter {
     this.closed = true;
     this.isReady = false;
     this.debouncer.close();
+    await this.telemetry?.close();
     if (this.expiryTimer) clearInterval(this.expiryTimer);
     this.expiryTimer = undefined;
     this.caSource?.close();
@@ -1332,6 +1349,67 @@ export class ControlPlane extends EventEmitter {
   /** Connected proxy ids. */
   connectedProxies(): string[] {
     return this.cache.connectedNodes().filter((id) => this.proxies.has(id)).sort();
+  }
+
+  /**
+   * The Prometheus endpoints of the connected proxies: those that announced WEFT_STATS_PORT (`weft proxy` does),
+   * at their first INSTANCE_IPS address, else 127.0.0.1 (the local runtime's sidecars).
+   */
+  statsTargets(): ScrapeTarget[] {
+    const out: ScrapeTarget[] = [];
+    for (const id of this.cache.connectedNodes()) {
+      const info = this.proxies.get(id)?.info;
+      const v = info?.metadata.WEFT_STATS_PORT;
+      const port = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : 0;
+      if (!info || !(port >= 1 && port <= 65535)) continue;
+      const ip = info.ipAddresses[0] ?? '127.0.0.1';
+      out.push({ proxy: id, url: `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}/stats/prometheus` });
+    }
+    return out;
+  }
+
+  /**
+   * The registry service a metric's destination_service names when it is an authority rather than a service host:
+   * `name[:port]` (a short name, in the destination workload's namespace), `host:port`, or `address:port` of an
+   * endpoint (a sidecar's inbound listener reached directly).
+   */
+  private resolveMetricService(l: SeriesLabels): { host: string; name: string; namespace: string } | undefined {
+    const d = l.destination_service;
+    if (d === 'unknown' || this.registry.servicesByHost(d).length) return undefined;
+    const of = (s: Service | undefined) => (s ? { host: s.hostname, name: s.name ?? s.hostname, namespace: s.namespace } : undefined);
+    const m = /^(.*?)(?::(\d+))?$/.exec(d)!;
+    const host = m[1]!;
+    const port = m[2] ? Number(m[2]) : undefined;
+    const direct = this.registry.servicesByHost(host)[0];
+    if (direct) return of(direct);
+    const ns = l.destination_workload_namespace !== 'unknown' ? l.destination_workload_namespace : l.source_workload_namespace;
+    if (!host.includes('.') && !/^\d/.test(host)) return of(this.registry.services().find((s) => s.name === host && s.namespace === ns));
+    if (port === undefined) return undefined;
+    // An endpoint's address and port: the service it belongs to (the destination workload's, when several).
+    const hits = this.registry.services().filter((s) => s.ports.some((p) => this.registry.endpoints(s.hostname, p.port).some((e) => e.address === host && e.port === port)));
+    return of(hits.find((s) => s.namespace === ns) ?? hits[0]);
+  }
+
+  /** The analyzer's messages for the current configuration (computed once per config revision). */
+  analysis(): readonly AnalysisMessage[] {
+    if (this.analysisCache?.revision !== this.configRevision) {
+      const built = buildModel(this.source.store.snapshot().resources, { domain: this.opts.domain });
+      this.analysisCache = { revision: this.configRevision, messages: analyze({ resources: built.resources, model: built.model, diagnostics: built.diagnostics, domain: this.opts.domain }) };
+    }
+    return this.analysisCache.messages;
+  }
+
+  /** What the mesh API (src/controlplane/meshapi) reads. */
+  meshSource(): MeshSource {
+    const empty: TelemetryWindow = { source: 'scrape', seconds: 0, series: [], recentErrors: [], ejections: [], scrapeErrors: [] };
+    return {
+      model: this.currentModel,
+      services: () => this.registry.services(),
+      endpoints: (host, port) => this.registry.endpoints(host, port),
+      syncStatus: () => this.syncStatus(),
+      analysis: () => this.analysis(),
+      telemetry: () => this.telemetry?.window() ?? empty,
+    };
   }
 
   /** What the control plane knows of a connected proxy. */

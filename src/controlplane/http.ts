@@ -13,6 +13,14 @@
  *   POST   /v1/workloads/{ns}/{name}/heartbeat     heartbeat ({healthy?}); renews the ttl
  *   PUT    /v1/workloads/{ns}/{name}/health        set health ({healthy})
  *   DELETE /v1/workloads/{ns}/{name}               deregister
+ *   GET    /api/mesh                               mesh graph: nodes, edges and services with golden metrics, proxies
+ *   GET    /api/services/{ns}/{name}               a service in detail (routes with file:line, policies, endpoints, ...)
+ *   GET    /api/workloads/{ns}/{name}              a workload in detail
+ *   GET    /dashboard/                             the dashboard (static bundle, see src/dashboard/assets.ts)
+ *
+ * The mesh API and the dashboard are meant for this machine: when the server listens on a loopback address they
+ * answer only requests whose Host is a loopback name (403 otherwise), so a web page cannot read them through DNS
+ * rebinding.
  *
  * Errors are JSON `{"error": "..."}` with 400 (bad input, with `issues`), 404, 405 (with `Allow`) or 413.
  */
@@ -25,8 +33,12 @@ import { toProtoJson } from '../xds/index.js';
 import { ConfigDumpSchema } from '../xds/gen/envoy/admin/v3/config_dump_pb.js';
 import type { ControlPlane, WorkloadRegistration } from './controlplane.js';
 import { PROMETHEUS_CONTENT_TYPE } from './metrics.js';
+import { meshView, serviceDetail, workloadDetail } from './meshapi/views.js';
+import { dashboardAsset, DashboardNotBuilt } from '../dashboard/assets.js';
 
 const MAX_BODY = 1024 * 1024;
+const LOOPBACK_BIND = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+const LOOPBACK_HOST = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?$/i;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -142,6 +154,8 @@ async function handle(cp: ControlPlane, req: IncomingMessage, res: ServerRespons
   const method = req.method ?? 'GET';
   const path = url.pathname.replace(/\/+$/, '') || '/';
 
+  if (path === '/dashboard' || path.startsWith('/dashboard/') || path.startsWith('/api/')) return handleUi(cp, req, res, url, method);
+
   switch (path) {
     case '/':
       allow(method, 'GET');
@@ -149,7 +163,7 @@ async function handle(cp: ControlPlane, req: IncomingMessage, res: ServerRespons
         name: 'weft control plane',
         id: cp.id,
         version: cp.version,
-        endpoints: ['/ready', '/metrics', '/debug/syncz', '/debug/config_dump?proxy=ID', '/debug/registryz', '/debug/configz', '/v1/workloads'],
+        endpoints: ['/ready', '/metrics', '/debug/syncz', '/debug/config_dump?proxy=ID', '/debug/registryz', '/debug/configz', '/v1/workloads', '/api/mesh', '/api/services/{ns}/{name}', '/api/workloads/{ns}/{name}', '/dashboard/'],
       });
     case '/ready':
       allow(method, 'GET', 'HEAD');
@@ -220,4 +234,45 @@ async function handle(cp: ControlPlane, req: IncomingMessage, res: ServerRespons
     }
   }
   throw new HttpError(404, `no such endpoint: ${path}`);
+}
+
+/** The dashboard and its JSON API. */
+function handleUi(cp: ControlPlane, req: IncomingMessage, res: ServerResponse, url: URL, method: string): void {
+  if (LOOPBACK_BIND.test(cp.bind) && !LOOPBACK_HOST.test(req.headers.host ?? '')) {
+    throw new HttpError(403, `host ${JSON.stringify(req.headers.host ?? '')} not allowed: the dashboard and /api answer loopback names only (use http://127.0.0.1:${cp.httpPort ?? ''}/dashboard/)`);
+  }
+  allow(method, 'GET', 'HEAD');
+  const path = url.pathname;
+  if (path === '/dashboard') {
+    res.writeHead(301, { location: '/dashboard/' });
+    res.end();
+    return;
+  }
+  if (path.startsWith('/dashboard/')) {
+    let asset;
+    try {
+      asset = dashboardAsset(path.slice('/dashboard'.length));
+    } catch (e) {
+      if (e instanceof DashboardNotBuilt) throw new HttpError(503, e.message);
+      throw e;
+    }
+    if (!asset) throw new HttpError(404, `no such dashboard file: ${path}`);
+    res.writeHead(200, { 'content-type': asset.type, 'content-length': asset.body.length, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+    res.end(method === 'HEAD' ? undefined : asset.body);
+    return;
+  }
+  const src = cp.meshSource();
+  if (path === '/api/mesh') return sendJson(res, 200, meshView(src));
+  const m = /^\/api\/(services|workloads)\/([^/]+)\/([^/]+)\/?$/.exec(path);
+  if (m) {
+    const ns = segment(m[2]!);
+    const name = segment(m[3]!);
+    const detail = m[1] === 'services' ? serviceDetail(src, ns, name) : workloadDetail(src, ns, name);
+    if (!detail) {
+      const known = m[1] === 'services' ? src.services().filter((s) => s.location === 'MESH_INTERNAL').map((s) => `${s.namespace}/${s.name ?? s.hostname}`) : undefined;
+      throw new HttpError(404, `no ${m[1] === 'services' ? 'service' : 'workload'} ${ns}/${name}`, known ? { services: known } : {});
+    }
+    return sendJson(res, 200, detail);
+  }
+  throw new HttpError(404, `no such endpoint: ${path} (the API has /api/mesh, /api/services/{ns}/{name}, /api/workloads/{ns}/{name})`);
 }

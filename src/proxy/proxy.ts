@@ -20,6 +20,8 @@
  * DNS port (`dns`, transparent mode, Istio's 15053 on 127.0.0.1): the DNS proxy (dns/server.ts).
  * Stats (`proxy.stats`): Envoy's names — `cluster.<name>.*`, `http.<stat_prefix>.*`, `listener.<address>.*`,
  * `tcp.<stat_prefix>.*` (see config/xds-config.ts and stats/request-stats.ts); histogram intervals flush every 5 s.
+ * Istio's standard metrics (`istio_requests_total`, ...; `proxy.istio`, stats/istio, docs/metrics.md) are kept in
+ * the same store unless `metrics: false`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ChannelCredentials } from '@grpc/grpc-js';
@@ -31,6 +33,8 @@ import { clusterViews, proxyNode, startStatsServer, type StatsServer } from './a
 import { XdsConfig, type ConfigLogger } from './config/xds-config.js';
 import { ListenerManager } from './listener/listener.js';
 import { StatsStore } from './stats/store.js';
+import { IstioMetrics } from './stats/istio/metrics.js';
+import { ISTIO_STATS_TAGS } from './stats/istio/tags.js';
 import { DnsProxy } from './dns/server.js';
 import { NAME_TABLE_RESOURCE, NAME_TABLE_TYPE_URL } from '../xds/name-table.js';
 import type { NameTable } from '../xds/name-table.js';
@@ -61,6 +65,17 @@ export interface ProxyOptions {
    * only once the name table has arrived too.
    */
   dns?: { port: number; bind?: string; upstreams?: string[] };
+  /**
+   * Istio's standard metrics (istio_requests_total and the rest, stats/istio) on /stats/prometheus, with the peer
+   * metadata exchange; default true. false (`weft proxy --metrics=false`): none are kept and no metadata is sent;
+   * exchange headers a peer sends are still removed before they reach the application.
+   */
+  metrics?: boolean;
+  /**
+   * Tag extraction of Envoy's stats on /stats/prometheus: `envoy` (Envoy's default tags, `envoy_cluster_name`; the
+   * default) or `istio` (Istio's sidecar bootstrap tags, `cluster_name`; stats/istio/tags.ts).
+   */
+  statsTags?: 'envoy' | 'istio';
   logger?: AdsLogger & ConfigLogger & Partial<LevelledLogger>;
   /**
    * The workload identity (tls/identity): certificate, key and trust bundle. Closed with the proxy when it has
@@ -79,9 +94,11 @@ export class Proxy {
   readonly client: AdsClient;
   readonly listeners: ListenerManager;
   readonly config: XdsConfig;
-  readonly stats = new StatsStore();
   /** The workload identity, when the proxy has one (mTLS). */
   readonly identity: WorkloadIdentity | undefined;
+  readonly stats: StatsStore;
+  /** Istio's standard metrics and the metadata exchange (stats/istio). */
+  readonly istio: IstioMetrics;
   /** Resolves once the first full config is applied. */
   readonly ready: Promise<void>;
   /** Resolves when the proxy has shut down (after `shutdown()` or `POST /quitquitquit`). */
@@ -100,7 +117,9 @@ export class Proxy {
     this.client = new AdsClient({ server: opts.xds, node: opts.node, protocol: opts.protocol ?? 'auto', logger: opts.logger, ...(opts.xdsCredentials ? { credentials: opts.xdsCredentials } : {}) });
     this.identity = opts.identity;
     this.listeners = new ListenerManager(opts.drainTimeoutMs ?? 5000);
-    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats });
+    this.stats = new StatsStore(opts.statsTags === 'istio' ? { useAllDefaultTags: false, statsTags: ISTIO_STATS_TAGS } : {});
+    this.istio = new IstioMetrics(this.stats, { nodeId: opts.node.id, metadata: opts.node.metadata, version: opts.version, enabled: opts.metrics ?? true });
+    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats, istio: this.istio });
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.ready = this.client.synced(opts.dns ? [...FULL_CONFIG, NAME_TABLE_TYPE_URL] : FULL_CONFIG).then(() => {
       if (this.state === 'PRE_INITIALIZING') this.state = 'LIVE';

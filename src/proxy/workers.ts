@@ -276,8 +276,8 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
 // ---------------------------------------------------------------------------------------------------------------
 // Stats merging
 
-/** Per-process server gauges: not summed (the first worker's value is kept). */
-const NOT_SUMMED = /(^|[._])server[._](uptime|state|live|concurrency|version|hot_restart_epoch)\b/;
+/** Per-process gauges: not summed (the first worker's value is kept): server gauges and Istio's istio_build. */
+const NOT_SUMMED = /(^|[._])server[._](uptime|state|live|concurrency|version|hot_restart_epoch)\b|^istio_build\b/;
 
 function addNumbers(a: string, b: string): string | undefined {
   if (!/^-?\d+(\.\d+)?(e[+-]?\d+)?$/i.test(a) || !/^-?\d+(\.\d+)?(e[+-]?\d+)?$/i.test(b)) return undefined;

@@ -368,7 +368,7 @@ export class Replica {
   private sidecarArgs(): string[] {
     const w = this.spec;
     const sp = this.sidecarPorts;
-    const args = [this.ctx.weftCommand[1], 'proxy', '--xds', this.ctx.xds, '--id', this.id, '--namespace', this.namespace, '--service-account', w.serviceAccount];
+    const args = [this.ctx.weftCommand[1], 'proxy', '--xds', this.ctx.xds, '--id', this.id, '--namespace', this.namespace, '--service-account', w.serviceAccount, '--workload-name', w.name];
     const labels = Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(',');
     if (labels) args.push('--labels', labels);
     for (const p of w.ports) {

@@ -1,6 +1,6 @@
 /**
  * The local runtime's status as `weft up` reports it: served as JSON by the runtime's local API
- * (`GET /v1/status`), printed by `weft status`, and read by the dashboard (src/dashboard).
+ * (`GET /v1/status`) and printed by `weft status`.
  *
  * One `WorkloadStatus` per LocalWorkload replica. Ports are the ones in use on 127.0.0.1.
  */
@@ -56,8 +56,6 @@ export interface RuntimeStatus {
   controlPlane: { xdsPort: number; httpPort: number };
   /** The runtime's local API (this status at `/v1/status`). */
   apiPort: number;
-  /** The dashboard's port when one is served. */
-  dashboardPort?: number;
   startedAt: string;
   workloads: WorkloadStatus[];
 }

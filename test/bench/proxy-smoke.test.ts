@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DOC_BEGIN, DOC_END, resultsTables, updatePerformanceDoc } from '../../bench/proxy/report.js';
-import { idleMesh, parseH2load, parseWrk, runBench, speaksH2c } from '../../bench/proxy/run.js';
+import { idleMesh, METRICS_OFF_TARGET, parseH2load, parseWrk, runBench, speaksH2c } from '../../bench/proxy/run.js';
 import { parseConfigText } from '../../src/api/source.js';
 import { buildModel } from '../../src/api/build.js';
 
@@ -99,6 +99,7 @@ describe('proxy benchmark: tiny real run', () => {
         targets: ['direct', 'weft'],
         workloads: ['h1-2b', 'h1-1k', 'h2', 'tcp'],
         weftConcurrency: [1],
+        weftMetricsOff: true,
         fixedRps: 100,
         idleServices: 20,
         // Not pinned: the test suite's other files run beside it, and a CPU of its own is what a measurement needs.
@@ -107,7 +108,7 @@ describe('proxy benchmark: tiny real run', () => {
       });
       for (const c of r.cases) {
         if (c.skipped) {
-          assert.equal(c.target, 'weft', `only weft may skip: ${JSON.stringify(c)}`);
+          assert.ok(c.target === 'weft' || c.target === METRICS_OFF_TARGET, `only weft may skip: ${JSON.stringify(c)}`);
           assert.equal(c.workload, 'h2');
           assert.equal(c.skipped, 'weft: h2c not supported in this build');
           continue;
@@ -119,11 +120,14 @@ describe('proxy benchmark: tiny real run', () => {
         }
       }
       const seen = r.cases.map((c) => `${c.workload}/${c.target}`).sort();
-      assert.deepEqual(seen, ['fixed-rate/direct', 'fixed-rate/weft', 'h1-1k/direct', 'h1-1k/weft', 'h1-2b/direct', 'h1-2b/weft', 'h2/direct', 'h2/weft', 'tcp/direct', 'tcp/weft']);
+      const targets = ['direct', 'weft', METRICS_OFF_TARGET];
+      assert.deepEqual(seen, ['fixed-rate', 'h1-1k', 'h1-2b', 'h2', 'tcp'].flatMap((w) => targets.map((t) => `${w}/${t}`)).sort());
       assert.ok(r.idle, 'idle measured');
       assert.ok(r.idle.clusters >= 20, `idle proxy holds the services' clusters (${r.idle.clusters})`);
       assert.ok(r.idle.rssBytes > 0);
       assert.match(resultsTables(r), /\| weft /);
+      // Metrics on against off, per workload, in the same run.
+      assert.match(resultsTables(r), /Cost of Istio's standard metrics[\s\S]*\| h1-2b /);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

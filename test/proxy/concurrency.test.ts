@@ -161,6 +161,9 @@ describe('--concurrency stats merging', () => {
     const t1 = 'cluster.a.upstream_rq_total: 4\nserver.live: 1\ncluster.a.upstream_rq_time: P0(1,1) P50(2,2)\n';
     const t2 = 'cluster.a.upstream_rq_total: 6\nserver.live: 1\ncluster.a.upstream_rq_time: P0(3,3) P50(4,4)\n';
     assert.equal(mergeStatsText([t1, t2]), 'cluster.a.upstream_rq_total: 10\nserver.live: 1\ncluster.a.upstream_rq_time: P0(1,1) P50(2,2)\n');
+    // Istio's metrics sum like any counter; istio_build (one per proxy) does not.
+    const i1 = 'istio_requests_total{reporter="source",response_code="200"} 2\nistio_build{component="proxy",tag="0.1.0"} 1\n';
+    assert.equal(mergeStatsText([i1, i1]), 'istio_requests_total{reporter="source",response_code="200"} 4\nistio_build{component="proxy",tag="0.1.0"} 1\n');
     const j = JSON.parse(mergeStatsJson([JSON.stringify({ stats: [{ name: 'a', value: 1 }, { name: 'server.state', value: 0 }] }), JSON.stringify({ stats: [{ name: 'a', value: 2 }, { name: 'server.state', value: 0 }, { name: 'b', value: 1 }] })])) as unknown;
     assert.deepEqual(j, { stats: [{ name: 'a', value: 3 }, { name: 'server.state', value: 0 }, { name: 'b', value: 1 }] });
   });

@@ -1,7 +1,7 @@
 // `weft demo` end to end, as a user runs it: the real CLI in a child process with a temporary state dir. It must
 // print the guide; the product page (through productpage's sidecar) must answer with the book details (and the
-// stock, from the gRPC service reached over proxyless gRPC) and the reviews; the dashboard must answer and show
-// the traffic generator's requests; `weft demo --apply` of the all-v1 task must leave only reviews v1, and of the
+// stock, from the gRPC service reached over proxyless gRPC) and the reviews; the dashboard (on the control plane's
+// HTTP port) must answer and its API list the Bookinfo services with their endpoints and the synced sidecars; `weft demo --apply` of the all-v1 task must leave only reviews v1, and of the
 // jason task must send jason (and only him) to v2; SIGINT must stop everything: exit 0, every app and sidecar pid
 // of the status gone, runtime.json removed.
 import { after, before, describe, test } from 'node:test';
@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RuntimeStatus } from '../../src/runtime/status.js';
-import type { MeshView } from '../../src/dashboard/index.js';
+import type { MeshView } from '../../src/controlplane/meshapi/views.js';
 import { ROOT, sleep, WEFT } from '../helpers/mesh-processes.js';
 import { pidAlive, waitGone, weft } from './runtime-helpers.js';
 
@@ -46,7 +46,7 @@ describe('weft demo', () => {
     }
     assert.match(stdout, /Ctrl-C stops everything/, `the guide, within 120 s:\n${stdout}\n${stderr}`);
     productPage = /^Product page: (http:\/\/127\.0\.0\.1:\d+\/productpage)/m.exec(stdout)?.[1] ?? '';
-    dashboard = /^Dashboard: (http:\/\/127\.0\.0\.1:\d+\/)$/m.exec(stdout)?.[1] ?? '';
+    dashboard = /^Dashboard: (http:\/\/127\.0\.0\.1:\d+\/)dashboard\/$/m.exec(stdout)?.[1] ?? '';
     const s = await status();
     pids = s.workloads.flatMap((w) => [w.pid, w.sidecarPid]).filter((p): p is number => p !== undefined);
   });
@@ -60,14 +60,14 @@ describe('weft demo', () => {
     rmSync(stateDir, { recursive: true, force: true });
   });
 
-  test('prints the guide: the product page, the dashboard line and three commands to try', () => {
+  test('prints the guide: the product page, the dashboard line and three commands to try (weft top among them)', () => {
     assert.ok(productPage, stdout);
     assert.ok(dashboard, stdout);
     assert.match(stdout, /Bookinfo is running: 7\/7 workloads ready/);
     const tries = stdout.slice(stdout.indexOf('Try:')).split('\n').filter((l) => /^ {2}weft /.test(l));
     assert.equal(tries.length, 3, stdout);
     assert.match(tries[0]!, /weft demo --apply \S+\/reviews-50-v3\.yaml --state-dir /);
-    assert.match(tries[1]!, /weft status --state-dir /);
+    assert.equal(tries[1]!.trim(), `weft top --control-plane ${dashboard.replace(/\/$/, '')}`);
     assert.match(tries[2]!, /weft demo --apply \S+\/ratings-fault-abort\.yaml --state-dir /);
     assert.equal(pids.length, 14, 'an app and a sidecar for each of the 7 workloads');
   });
@@ -87,20 +87,18 @@ describe('weft demo', () => {
     assert.ok(['v1', 'v2', 'v3'].includes(reviewsVersion(page)!), page);
   });
 
-  test('the dashboard answers and shows the generated traffic on productpage', async () => {
-    const r = await get(dashboard);
+  test('the dashboard answers; its API lists the Bookinfo services with ready endpoints and the synced sidecars', async () => {
+    const r = await get(`${dashboard}dashboard/`);
     assert.equal(r.status, 200);
     assert.match(r.body, /<title>Weft dashboard<\/title>/);
-    let v: MeshView | undefined;
-    for (let i = 0; i < 120; i++) {
-      v = JSON.parse((await get(`${dashboard}api/mesh`)).body) as MeshView;
-      if ((v.services.find((s) => s.name === 'productpage')?.rps ?? 0) > 0) break;
-      await sleep(500);
+    const v = JSON.parse((await get(`${dashboard}api/mesh`)).body) as MeshView;
+    for (const name of ['productpage', 'details', 'reviews', 'ratings']) {
+      const svc = v.services.find((s) => s.name === name);
+      assert.ok(svc && svc.healthyEndpoints > 0, `${name}: ${JSON.stringify(v.services)}`);
     }
-    const pp = v!.services.find((s) => s.name === 'productpage');
-    assert.ok(pp && pp.rps > 0, JSON.stringify(v?.services));
-    assert.equal(v!.workloads.length, 7);
-    assert.ok(v!.edges.some((e) => e.source === 'productpage' && e.destination === 'reviews' && e.rps > 0), JSON.stringify(v!.edges));
+    const sidecars = v.proxies.filter((p) => p.type === 'sidecar');
+    assert.equal(sidecars.length, 7, JSON.stringify(v.proxies));
+    for (const p of sidecars) assert.equal(p.sync['CDS'], 'SYNCED', JSON.stringify(p));
   });
 
   test('--apply virtual-service-all-v1 leaves only reviews v1; --apply reviews-jason-v2 sends only jason to v2', async () => {

@@ -1,7 +1,10 @@
 /**
  * `weft control-plane --config DIR [--xds-port 15010] [--xds-tls-port 15012] [--http-port 15014] [--bind 127.0.0.1]
- * [--state-dir .weft | --cacerts DIR] [--xds-plaintext=false] [--xds-plaintext-bind 127.0.0.1]`: runs Weft's xDS
- * control plane (src/controlplane) until SIGINT or SIGTERM, then shuts down cleanly and exits 0.
+ * [--state-dir .weft | --cacerts DIR] [--xds-plaintext=false] [--xds-plaintext-bind 127.0.0.1]
+ * [--prometheus URL]`: runs Weft's xDS control plane (src/controlplane) until SIGINT or SIGTERM, then shuts down
+ * cleanly and exits 0.
+ * The dashboard is on the HTTP port under /dashboard/; its numbers come from the proxies' Istio metrics, scraped
+ * every 2 s, or from Prometheus' query API with `--prometheus` (src/controlplane/telemetry).
  * Where it listens goes to stdout; the structured log (pino JSON lines) goes to stderr.
  *
  * Security (docs/security.md): the CA lives in `<state-dir>/ca` (a self-signed root created on first start) or
@@ -35,6 +38,8 @@ export interface ControlPlaneCliOptions {
   cacerts?: string;
   workloadCertTtl: number;
   maxWorkloadCertTtl: number;
+  /** Prometheus' URL: the telemetry queries it instead of scraping the proxies. */
+  prometheus?: string;
 }
 
 function boolArg(v: string): boolean {
@@ -53,6 +58,11 @@ function portArg(v: string): number {
   const n = Number(v);
   if (!/^\d+$/.test(v) || !Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number 0-65535 (0 = any free port)');
   return n;
+}
+
+function prometheusArg(v: string): string {
+  if (!/^https?:\/\/[^/\s]+/.test(v)) throw new InvalidArgumentError('expected an http(s) URL, e.g. http://127.0.0.1:9090');
+  return v.replace(/\/+$/, '');
 }
 
 /** How long shutdown may take before the process is forced out (only reached if something is still open). */
@@ -85,6 +95,7 @@ export async function runControlPlane(opts: ControlPlaneCliOptions, out: (s: str
     configPaths: opts.config,
     xdsPort: opts.xdsPort,
     httpPort: opts.httpPort,
+    ...(opts.prometheus ? { telemetry: { prometheus: opts.prometheus } } : {}),
     bind: opts.bind,
     domain: opts.domain,
     logger,
@@ -116,7 +127,8 @@ export async function runControlPlane(opts: ControlPlaneCliOptions, out: (s: str
       cp.xdsPort !== undefined ? `  xDS (ADS over plaintext gRPC): ${br(cp.xdsPlaintextBind)}:${cp.xdsPort}` : '  xDS plaintext: off',
       `  xDS over TLS (ADS over mTLS + CSR service): ${host}:${cp.xdsTlsPort}`,
       `  CA: ${ca.dir} (${ca.selfSigned ? 'self-signed root' : 'intermediate under a plugged-in root'}, trust domain ${ca.trustDomain}); root certificate ${join(ca.dir ?? '', 'root-cert.pem')}`,
-      `  HTTP: http://${host}:${cp.httpPort}  (/ready /metrics /debug/syncz /debug/config_dump?proxy=ID /debug/registryz /v1/workloads)`,
+      `  HTTP: http://${host}:${cp.httpPort}  (/ready /metrics /debug/syncz /debug/config_dump?proxy=ID /debug/registryz /v1/workloads /api/mesh)`,
+      `  dashboard: http://${host}:${cp.httpPort}/dashboard/`,
       `  config: ${opts.config.join(', ')} (watched)`,
       '',
     ].join('\n'),
@@ -168,6 +180,7 @@ export function register(program: Command): void {
     .option('--workload-cert-ttl <duration>', 'default TTL of workload certificates', durationArg, DEFAULT_WORKLOAD_TTL_MS)
     .option('--max-workload-cert-ttl <duration>', 'longest workload certificate TTL a proxy may ask for', durationArg, DEFAULT_MAX_WORKLOAD_TTL_MS)
     .option('--domain <domain>', 'DNS domain of Kubernetes service hostnames', 'cluster.local')
+    .option('--prometheus <url>', "read the mesh's golden metrics from this Prometheus (query API) instead of scraping the proxies", prometheusArg)
     .addOption(new Option('--log-level <level>', 'log level').choices([...LOG_LEVELS]).default('info'))
     .action(async (opts: ControlPlaneCliOptions) => {
       process.exitCode = await runControlPlane(

@@ -1,15 +1,16 @@
 /**
- * `weft demo [--state-dir .weft] [--rps N] [--dashboard-port N]`: the whole mesh on this machine in one command —
+ * `weft demo [--state-dir .weft] [--rps N]`: the whole mesh on this machine in one command —
  * the Bookinfo sample application (examples/bookinfo), the local runtime, live traffic and the dashboard.
  *
  * 1. Copies examples/bookinfo into `<state-dir>/bookinfo` (afresh each time, so applied tasks never touch the
  *    repository) and links `<state-dir>/bookinfo/node_modules` to Weft's own dependencies (the apps use
  *    @grpc/grpc-js and @grpc/grpc-js-xds).
  * 2. Runs the runtime (src/runtime, what `weft up` runs) on `<state-dir>/bookinfo/mesh`, printing its progress.
- * 3. Serves the dashboard (src/dashboard) and, once every workload is ready, sends `--rps` requests per second to
- *    the product page through productpage's sidecar (src/runtime/traffic.ts).
- * 4. Prints a short guide: the product page URL, `Dashboard: http://127.0.0.1:PORT/`, and three commands to try.
- *    Ctrl-C (or SIGTERM, or `weft down --state-dir`) stops the traffic, the dashboard and the runtime; exit 0.
+ * 3. Once every workload is ready, sends `--rps` requests per second to the product page through productpage's
+ *    sidecar (src/runtime/traffic.ts).
+ * 4. Prints a short guide: the product page URL, `Dashboard: http://127.0.0.1:PORT/dashboard/` (served by the
+ *    runtime's control plane on its HTTP port, docs/dashboard.md), and commands to try (`weft top` among them).
+ *    Ctrl-C (or SIGTERM, or `weft down --state-dir`) stops the traffic and the runtime; exit 0.
  *
  * `weft demo --apply FILE [--state-dir DIR]` applies a task file to the running demo, with `kubectl apply`'s
  * meaning: the file goes into `<config>/applied/` of the running demo (found through `<state-dir>/runtime.json`),
@@ -26,11 +27,10 @@ import { InvalidArgumentError } from 'commander';
 import { parseAllDocuments } from 'yaml';
 import { validateResources } from '../../api/build.js';
 import { parseConfigText } from '../../api/source.js';
-import { startDashboard, type Dashboard } from '../../dashboard/index.js';
 import { RuntimeAlreadyRunningError, startRuntime, type Runtime, type RuntimeEvent } from '../../runtime/index.js';
 import { liveRuntime } from '../../runtime/api.js';
 import { startTraffic, type TrafficGenerator } from '../../runtime/traffic.js';
-import { DEFAULT_STATE_DIR, portArg } from './up.js';
+import { DEFAULT_STATE_DIR } from './up.js';
 
 /** The sample application shipped with Weft (dist/src/cli/commands → the package root). */
 const BOOKINFO = fileURLToPath(new URL('../../../../examples/bookinfo', import.meta.url));
@@ -39,7 +39,6 @@ const APPLIED_DIR = 'applied';
 interface DemoOptions {
   stateDir: string;
   rps: number;
-  dashboardPort: number;
   apply?: string;
 }
 
@@ -73,7 +72,12 @@ function commandFor(args: string, stateDir: string): string {
   return `weft ${args}${sd}`;
 }
 
-function guide(rt: Runtime, dash: Dashboard, productPage: string | undefined, opts: DemoOptions): string {
+/** `weft top` pointed at the demo's control plane. */
+function topCommand(httpPort: number): string {
+  return `weft top --control-plane http://127.0.0.1:${httpPort}`;
+}
+
+function guide(rt: Runtime, productPage: string | undefined, opts: DemoOptions): string {
   const st = rt.status();
   const ready = st.workloads.filter((w) => w.ready).length;
   // The task files of the installed sample: relative to the current directory when below it, else absolute.
@@ -86,15 +90,15 @@ function guide(rt: Runtime, dash: Dashboard, productPage: string | undefined, op
     ...(failed.length ? ['Not ready yet (retrying):', ...failed] : []),
     '',
     productPage ? `Product page: ${productPage}  (through productpage's sidecar; sign in as jason there)` : 'Product page: productpage is not running (see the logs in the state dir)',
-    `Dashboard: http://127.0.0.1:${dash.port}/`,
+    `Dashboard: http://127.0.0.1:${st.controlPlane.httpPort}/dashboard/`,
     opts.rps > 0 && productPage ? `Traffic: ${opts.rps} request(s)/s to the product page.` : 'Traffic: none.',
     `Logs: ${join(resolve(opts.stateDir), 'logs')} (${commandFor('logs reviews-v2 -f', opts.stateDir)})`,
     '',
     'Try:',
     `  ${commandFor(`demo --apply ${join(tasks, 'reviews-50-v3.yaml')}`, opts.stateDir)}`,
     '      half of the reviews from v1 (no stars), half from v3 (red stars): reload the page, watch the dashboard',
-    `  ${commandFor('status', opts.stateDir)}`,
-    '      the workloads: phase, ready, restarts, ports (rates and latencies: the dashboard)',
+    `  ${topCommand(st.controlPlane.httpPort)}`,
+    '      the services live: requests per second, success rate, p50/p90/p99 latency, mTLS share (q quits)',
     `  ${commandFor(`demo --apply ${join(tasks, 'ratings-fault-abort.yaml')}`, opts.stateDir)}`,
     "      inject a fault: jason's calls to ratings fail with HTTP 500 (the other tasks are in the same directory)",
     '',
@@ -126,12 +130,10 @@ export async function runDemo(opts: DemoOptions, out: (s: string) => void, err: 
     err(`weft demo: ${e instanceof RuntimeAlreadyRunningError ? e.message : `cannot start: ${(e as Error).message}`}\n`);
     return 1;
   }
-  let dash: Dashboard | undefined;
   let traffic: TrafficGenerator | undefined;
   let signalled = false;
   const stopAll = async (): Promise<void> => {
     await traffic?.stop();
-    await dash?.close();
     await rt.stop();
   };
   const onSignal = (s: NodeJS.Signals): void => {
@@ -140,28 +142,20 @@ export async function runDemo(opts: DemoOptions, out: (s: string) => void, err: 
       return;
     }
     signalled = true;
-    out(`${s}: stopping the traffic, the dashboard and the mesh\n`);
+    out(`${s}: stopping the traffic and the mesh\n`);
     void stopAll();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    try {
-      dash = await startDashboard({ port: opts.dashboardPort, status: () => rt.status() });
-      out(`${time()} dashboard on http://127.0.0.1:${dash.port}/\n`);
-    } catch (e) {
-      err(`weft demo: ${(e as Error).message}\n`);
-      signalled = true;
-      await stopAll();
-      return 1;
-    }
+    out(`${time()} dashboard on http://127.0.0.1:${rt.controlPlane.httpPort}/dashboard/\n`);
     await Promise.race([rt.ready(), rt.stopped]);
     if (!signalled) {
       const pp = rt.status().workloads.find((w) => w.name === 'productpage-v1' && w.ready);
       const inbound = pp?.sidecar.inbound['http'];
       const productPage = inbound ? `http://127.0.0.1:${inbound}/productpage` : undefined;
       if (productPage && opts.rps > 0) traffic = startTraffic({ target: productPage, rps: opts.rps });
-      out(guide(rt, dash, productPage, opts));
+      out(guide(rt, productPage, opts));
     }
     await rt.stopped;
     await stopAll();
@@ -250,7 +244,6 @@ export function register(program: Command): void {
     .description('run the Bookinfo sample mesh with live traffic and the dashboard (foreground; Ctrl-C stops); --apply FILE applies a task to it')
     .option('--state-dir <dir>', 'where the copy of the sample, runtime.json and logs/ go (the default of weft status, logs and down too)', DEFAULT_STATE_DIR)
     .option('--rps <n>', 'requests per second the traffic generator sends to the product page (0 = none)', rpsArg, 3)
-    .option('--dashboard-port <port>', 'dashboard port on 127.0.0.1 (0 = any free port)', portArg, 0)
     .option('--apply <file>', 'apply a task file (e.g. examples/bookinfo/tasks/reviews-50-v3.yaml) to the running demo, then exit')
     .action(async (opts: DemoOptions) => {
       const out = (s: string) => process.stdout.write(s);

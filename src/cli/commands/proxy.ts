@@ -23,6 +23,9 @@
  * the proxy gets its certificate from the CSR service at `--ca-addr` (default: the xDS host, port 15012),
  * verifying the control plane with `--ca-root-file`, renews it at half its lifetime
  * (src/proxy/tls/identity), and takes its xDS over mTLS from that same TLS port instead of `--xds`.
+ * Metrics (docs/metrics.md): `--metrics=false` turns off Istio's standard metrics and the peer metadata exchange;
+ * `--workload-name` and `--cluster-id` (WORKLOAD_NAME, CLUSTER_ID) name the workload in their labels;
+ * `--stats-tags istio` labels Envoy's stats with Istio's tag names (`cluster_name`) instead of Envoy's.
  *
  * `--concurrency N` (Envoy's worker count; default 1 = one process, as before): N worker processes share the
  * listeners and the primary serves the health, admin and stats ports for all of them (src/proxy/workers.ts).
@@ -69,6 +72,14 @@ export interface ProxyCliOptions {
   tokenFile?: string;
   /** Root certificate(s) that verify the control plane's TLS port. */
   caRootFile?: string;
+  /** Istio's standard metrics and the peer metadata exchange (default true; `--metrics=false`). */
+  metrics?: boolean;
+  /** WORKLOAD_NAME (Istio: the Deployment's name); default: the node id's pod name, else the id. */
+  workloadName?: string;
+  /** CLUSTER_ID (Istio's default `Kubernetes`). */
+  clusterId?: string;
+  /** Tag extraction of Envoy's stats: `envoy` (default) or `istio`. */
+  statsTags?: 'envoy' | 'istio';
 }
 
 /** The default CA address: the xDS address's host with port 15012. */
@@ -143,6 +154,12 @@ function concurrencyArg(v: string): number {
   return n;
 }
 
+function booleanArg(v: string): boolean {
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw new InvalidArgumentError('expected true or false');
+}
+
 function secondsArg(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of seconds');
@@ -151,7 +168,9 @@ function secondsArg(v: string): number {
 
 /** The node metadata `weft proxy` announces. */
 export function proxyMetadata(
-  o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort' | 'mode'> & { upstream?: UpstreamPort[] },
+  o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort' | 'mode' | 'workloadName' | 'clusterId'> & {
+    upstream?: UpstreamPort[];
+  },
 ): JsonObject {
   const md: JsonObject = {
     NAMESPACE: o.namespace,
@@ -163,6 +182,8 @@ export function proxyMetadata(
     WEFT_STATS_PORT: o.statsPort,
   };
   if (o.workloadPort.length) md.WEFT_INBOUND = o.workloadPort.map((w) => ({ ...w }) as JsonObject);
+  if (o.workloadName) md.WORKLOAD_NAME = o.workloadName;
+  if (o.clusterId) md.CLUSTER_ID = o.clusterId;
   if (o.upstream?.length) md.WEFT_UPSTREAMS = o.upstream.map((u) => ({ host: u.host, port: u.port, localPort: u.localPort }));
   return md;
 }
@@ -246,6 +267,8 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
     drainTimeoutMs: drainMs,
     protocol: opts.xdsProtocol,
     dns: opts.mode === 'transparent' ? { port: opts.dnsPort ?? DEFAULT_DNS_PORT } : undefined,
+    metrics: opts.metrics ?? true,
+    statsTags: opts.statsTags ?? 'envoy',
     logger,
   });
   try {
@@ -319,6 +342,10 @@ export function register(program: Command): void {
     .option('--token-file <path>', 'workload token (weft token create) to get a certificate with; also env WEFT_TOKEN. Turns on mTLS xDS')
     .option('--ca-addr <host:port>', 'CSR service and mTLS xDS address (default: the --xds host, port 15012)', parseXdsAddress)
     .option('--ca-root-file <path>', 'root certificate that verifies the control plane (its CA directory root-cert.pem)')
+    .option('--metrics <on>', "Istio's standard metrics (istio_requests_total, ...) and the peer metadata exchange: true or false", booleanArg, true)
+    .option('--workload-name <name>', "the workload's name in metrics labels (WORKLOAD_NAME; default: the pod name of an Istio-style node id, else the id)")
+    .option('--cluster-id <id>', 'the cluster in metrics labels (CLUSTER_ID)', 'Kubernetes')
+    .addOption(new Option('--stats-tags <set>', "labels of Envoy's stats on /stats/prometheus: Envoy's default tags (envoy_cluster_name) or Istio's (cluster_name)").choices(['envoy', 'istio']).default('envoy'))
     .action(async (opts: ProxyCliOptions) => {
       process.exitCode = await runProxy(
         opts,

@@ -41,7 +41,8 @@
  *   which have no original destination address, `original_dst_lb_config` takes the destination from the request's
  *   `:authority` — `use_http_header` with `http_header_name: ":authority"`, so an HTTP_PROXY request for
  *   `http://10.1.2.3:8080/` reaches 10.1.2.3:8080; Envoy's ORIGINAL_DST needs an IP:port there) and one
- *   `inbound|<targetPort>||` (STATIC 127.0.0.1:<targetPort>) per WEFT_INBOUND target port, for sidecars;
+ *   `inbound|<targetPort>||` (STATIC 127.0.0.1:<targetPort>) per WEFT_INBOUND target port, for sidecars, with
+ *   `filter_metadata.istio.services` naming the services that select the proxy (as Istio's inbound clusters);
  *   gateways get BlackHoleCluster only; proxyless gRPC clients get outbound EDS clusters only, with the load
  *   balancers gRPC implements (ROUND_ROBIN by default, LEAST_REQUEST, RING_HASH; others fall back to
  *   ROUND_ROBIN and are reported), and no TLS (a rule asking for SIMPLE/MUTUAL drops the cluster, reported).
@@ -107,7 +108,7 @@ import { pack, TypeUrl } from '../../xds/index.js';
 import type { Endpoint } from '../registry/registry.js';
 import type { TranslateError, TranslateInput } from './index.js';
 import { BLACKHOLE_CLUSTER, inboundClusterName, outboundClusterName, PASSTHROUGH_CLUSTER } from './names.js';
-import { baseService, clusterTrafficPolicy, type ClusterTrafficPolicy, type ProxyScope } from './scope.js';
+import { baseService, clusterTrafficPolicy, labelsSubsetOf, type ClusterTrafficPolicy, type ProxyScope } from './scope.js';
 import type { CachedCluster, TranslationCache } from './cache.js';
 import { applyLocalityLb, discoveryKind, localityGroups, localitySetting, subsetEndpoints, type DiscoveryKind } from './endpoint.js';
 
@@ -610,19 +611,26 @@ class ClusterBuilder {
     return c;
   }
 
-  /** `inbound|<targetPort>||` → STATIC 127.0.0.1:<targetPort>, one per target port of WEFT_INBOUND. */
+  /**
+   * `inbound|<targetPort>||` → STATIC 127.0.0.1:<targetPort>, one per target port of WEFT_INBOUND, with Istio's
+   * `filter_metadata.istio.services`: the services of the proxy's namespace whose selector selects its labels
+   * (the server side's destination_service in the metrics).
+   */
   private inbound(): Cluster[] {
     const out: Cluster[] = [];
     const seen = new Set<number>();
-    for (const p of this.input.proxy.inbound ?? []) {
+    const proxy = this.input.proxy;
+    const own = inboundServices(this.input.model.services, proxy);
+    const key = own.map((s) => s.hostname).join(',');
+    for (const p of proxy.inbound ?? []) {
       if (seen.has(p.targetPort)) continue;
       seen.add(p.targetPort);
-      out.push(this.shared(`inbound|${p.targetPort}|${p.protocol}`, () => this.inboundCluster(p)));
+      out.push(this.shared(`inbound|${p.targetPort}|${p.protocol}|${key}`, () => this.inboundCluster(p, own)));
     }
     return out;
   }
 
-  private inboundCluster(p: { targetPort: number; protocol: Protocol }): Cluster {
+  private inboundCluster(p: { targetPort: number; protocol: Protocol }, services: readonly Service[]): Cluster {
     const name = inboundClusterName(p.targetPort);
     const c = create(ClusterSchema, {
       name,
@@ -645,6 +653,7 @@ class ClusterBuilder {
     if (isHttp2Protocol(p.protocol)) http.upstream = 'h2';
     else if (p.protocol === 'UNKNOWN') http.upstream = 'downstream';
     if (hasHttpOptions(http)) c.typedExtensionProtocolOptions[HTTP_PROTOCOL_OPTIONS_KEY] = pack(HttpProtocolOptionsSchema, httpOptionsMessage(http));
+    if (services.length > 0) c.metadata = create(MetadataSchema, { filterMetadata: { istio: { services: services.map(serviceMetadata) } } });
     return c;
   }
 }
@@ -657,4 +666,11 @@ export function buildClusters(input: TranslateInput, scope: ProxyScope, cache?: 
   const b = new ClusterBuilder(input, scope, cache);
   b.build();
   return { clusters: b.clusters, errors: b.errors };
+}
+
+/** The services of a proxy's inbound clusters: those of its namespace whose selector selects its labels, by host. */
+export function inboundServices(services: readonly Service[], proxy: { namespace: string; labels: Readonly<Record<string, string>> }): Service[] {
+  return services
+    .filter((s) => s.namespace === proxy.namespace && s.selector !== undefined && Object.keys(s.selector).length > 0 && labelsSubsetOf(s.selector, proxy.labels))
+    .sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
 }

@@ -30,7 +30,7 @@ import { HttpConnectionManagerSchema } from '../../xds/gen/envoy/extensions/filt
 import { TcpProxySchema } from '../../xds/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy_pb.js';
 import { labelsKey } from './cache.js';
 import type { CachedSection, EndpointSource, TranslationCache } from './cache.js';
-import { buildClusters } from './cluster.js';
+import { buildClusters, inboundServices } from './cluster.js';
 import { buildEndpoints, proxyMatchLabels } from './endpoint.js';
 import type { ProxyResources, TranslateError, TranslateInput } from './index.js';
 import { buildListeners } from './listener.js';
@@ -185,8 +185,9 @@ function reportMissingClusters(clusters: readonly Cluster[], routes: readonly Ro
  *
  * With a cache, each stage's output (with its errors) is also kept whole, keyed by what the stage reads of the
  * proxy, so proxies that differ only in what a stage ignores share that stage's output:
- * - clusters: the scope (see `ProxyScope.key`), the proxy type and its inbound target ports; not kept when a DNS
- *   service is in scope (DNS clusters hold endpoints, and read the proxy's addresses and locality);
+ * - clusters: the scope (see `ProxyScope.key`), the proxy type, its inbound target ports and the services selecting
+ *   it (inbound cluster metadata); not kept when a DNS service is in scope (DNS clusters hold endpoints, and read
+ *   the proxy's addresses and locality);
  * - endpoints: the clusters' key, the proxy's locality (and, when some DestinationRule sets failoverPriority, its
  *   labels); checked against the registry's current endpoint lists before use;
  * - routes: the scope, the proxy type, and its labels when a route matches on source labels;
@@ -305,7 +306,9 @@ function sectionKeys(input: TranslateInput, scope: ProxyScope, cache: Translatio
     `|${proxy.upstreams.length ? labelsKey(proxy.labels) : ''}`;
   const keys: SectionKeys = { routes, listeners };
   if (scope.services.some((s) => s.resolution === 'DNS' || s.resolution === 'DNS_ROUND_ROBIN')) return keys;
-  keys.clusters = `cds|${scope.key}|${proxy.type}|${proxy.inbound.map((p) => `${p.targetPort}/${p.protocol}`).join(',')}`;
+  // Inbound clusters name the services that select the proxy (their metadata).
+  const inboundHosts = proxy.inbound.length ? inboundServices(input.model.services, proxy).map((s) => s.hostname).join(',') : '';
+  keys.clusters = `cds|${scope.key}|${proxy.type}|${proxy.inbound.map((p) => `${p.targetPort}/${p.protocol}`).join(',')}|${inboundHosts}`;
   const l = proxy.locality;
   keys.endpoints =
     `eds|${keys.clusters}|${l?.region ?? ''}/${l?.zone ?? ''}/${l?.subZone ?? ''}` + `|${facts.failoverPriority ? labelsKey(proxyMatchLabels(proxy)) : ''}`;

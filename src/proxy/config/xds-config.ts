@@ -26,6 +26,9 @@
  * `http.<stat_prefix>.`; a TCP proxy `tcp.<stat_prefix>.`. They are created when the resource compiles and
  * removed when it is replaced or removed (stats of the same name carry over: Envoy keeps a replaced cluster's
  * counters, so the new runtime's counters start from the old one's values).
+ * With `opts.istio` (IstioMetrics), the connection managers and TCP proxies of listeners with a traffic_direction
+ * also keep Istio's standard metrics and run the metadata exchange (stats/istio): reporter `destination` on INBOUND
+ * listeners, `source` on OUTBOUND ones.
  *
  * Config dump (`configSnapshot()`, the admin /config_dump input): every resource in force with the version it came
  * with and when it was applied, and for a rejected update the NACK's details, the rejected resource and the time
@@ -41,6 +44,10 @@ import { ClientResourceStatus, type ConfigSnapshot, type DumpedResource } from '
 import { StatsStore } from '../stats/store.js';
 import { ClusterRequestStats, HttpConnStats, ListenerStats } from '../stats/request-stats.js';
 import { TcpProxyStats } from '../tcp/stats.js';
+import { TrafficDirection } from '../../xds/gen/envoy/config/core/v3/base_pb.js';
+import { IstioHttpStats } from '../stats/istio/http.js';
+import { IstioTcpStats } from '../stats/istio/tcp.js';
+import type { IstioMetrics, Reporter } from '../stats/istio/metrics.js';
 import { GAUGES } from '../upstream/cluster/stats.js';
 import { compileRouteConfiguration, type CompiledRouteConfig } from '../http/router/index.js';
 import type { UpstreamCluster } from '../http/route-path/upstream-request.js';
@@ -161,6 +168,8 @@ export interface XdsConfigOptions {
   log?: ConfigLogger;
   /** Where the stats of clusters, listeners and connection managers go (default: a private store). */
   stats?: StatsStore;
+  /** Istio's standard metrics and the metadata exchange (stats/istio), on every sidecar listener; absent: none. */
+  istio?: IstioMetrics;
 }
 
 type Dumped<T> = Map<string, DumpedResource<T>>;
@@ -175,6 +184,7 @@ export class XdsConfig {
   /** Resources applied so far per type (for status output). */
   readonly applied = { cds: 0, eds: 0, lds: 0, rds: 0 };
   readonly stats: StatsStore;
+  private readonly istio: IstioMetrics | undefined;
   private readonly listenerStats = new Map<string, ListenerStatsSet>();
   private readonly tcpStats = new Map<string, { stats: TcpProxyStats; remove: () => void; refs: number }>();
   private readonly dumped = {
@@ -191,6 +201,7 @@ export class XdsConfig {
   ) {
     this.log = opts.log ?? silent;
     this.stats = opts.stats ?? new StatsStore();
+    this.istio = opts.istio;
   }
 
   /** The configuration in force and the rejected updates, for the admin /config_dump. */
@@ -219,10 +230,11 @@ export class XdsConfig {
     });
   }
 
-  private tcpStatsFor(prefix: string): TcpProxyStats {
+  private tcpStatsFor(prefix: string, reporter: Reporter | undefined): TcpProxyStats {
     let e = this.tcpStats.get(prefix);
     if (e === undefined) {
       const stats = new TcpProxyStats();
+      if (this.istio !== undefined && reporter !== undefined) stats.istio = IstioTcpStats.of(this.istio, reporter);
       const scope = this.stats.scope(`tcp.${prefix}.`);
       scope.addSource(stats);
       e = { stats, remove: () => scope.remove(), refs: 0 };
@@ -352,6 +364,7 @@ export class XdsConfig {
     for (const [name, entry] of u.added) {
       const set = new ListenerStatsSet();
       const listenerScope = (): ListenerStats => (set.listener ??= new ListenerStats(this.stats.scope(`listener.${listenerStatName(entry.message)}.`)));
+      const reporter = reporterOf(entry.message);
       try {
         const l = compileListener(entry.message, {
           rds: (n) => this.rdsHolder(n),
@@ -360,13 +373,15 @@ export class XdsConfig {
           warn: (m) => this.warnOnce(m),
           httpStats: (prefix) => {
             const h = new HttpConnStats(this.stats.scope(`http.${prefix}.`), listenerScope());
+            if (this.istio !== undefined && reporter !== undefined) h.istio = IstioHttpStats.of(this.istio, reporter);
             set.http.push(h);
             return h;
           },
           tcpStats: (prefix) => {
             set.tcpPrefixes.push(prefix);
-            return this.tcpStatsFor(prefix);
+            return this.tcpStatsFor(prefix, reporter);
           },
+          listenerStats: listenerScope,
         });
         compiled.push({ l, entry, stats: set });
       } catch (e) {
@@ -433,6 +448,16 @@ export class XdsConfig {
     for (const s of this.listenerStats.values()) s.remove(this.releaseTcpStats);
     this.listenerStats.clear();
   }
+}
+
+/**
+ * The Istio reporter of a listener's traffic: its traffic_direction (INBOUND → destination, OUTBOUND → source), as
+ * Istio configures its stats filters per direction; undefined (no Istio metrics) for an unspecified direction.
+ */
+function reporterOf(l: Listener): Reporter | undefined {
+  if (l.trafficDirection === TrafficDirection.INBOUND) return 'destination';
+  if (l.trafficDirection === TrafficDirection.OUTBOUND) return 'source';
+  return undefined;
 }
 
 /** Envoy's listener stats prefix: stat_prefix, else the address as `<ip>_<port>` (the store sanitizes `:`). */

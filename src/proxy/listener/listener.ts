@@ -47,6 +47,7 @@ import { serveHttp } from '../http/server/serve.js';
 import { compileHcm, type HcmContext, type HttpConnectionManagerImpl } from '../http/server/hcm.js';
 import { TcpProxySchema } from '../../xds/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy_pb.js';
 import { compileTcpProxy, TcpProxySession, type TcpProxyConfig, type TcpProxyStats } from '../tcp/index.js';
+import type { ListenerStats } from '../stats/request-stats.js';
 import type { FilterChain, FilterChainMatch } from '../../xds/gen/envoy/config/listener/v3/listener_components_pb.js';
 import { HttpInspectorSchema } from '../../xds/gen/envoy/extensions/filters/listener/http_inspector/v3/http_inspector_pb.js';
 import { durationMs } from '../upstream/cluster/compile.js';
@@ -168,6 +169,8 @@ export type ListenerContext = Omit<HcmContext, 'listener' | 'field'> & {
   tcpStats?(statPrefix: string): TcpProxyStats;
   /** Called when a TCP proxy session has closed (flags, cluster, host, attempts: the access log's input). */
   tcpSessionClosed?(session: TcpProxySession): void;
+  /** The listener's `listener.<address>.` stats for its TCP proxies' connections (HTTP ones count them through httpStats). */
+  listenerStats?(): ListenerStats;
 };
 
 /** A connection a listener holds: HTTP server connection (http/server/serve.ts) or TCP proxy session. */
@@ -290,6 +293,7 @@ function compileChain(chain: FilterChain, field: string, name: string, ctx: List
       random: ctx.random,
       stats: ctx.tcpStats,
       onSessionClose: ctx.tcpSessionClosed,
+      listenerStats: ctx.listenerStats,
     });
     return new CompiledChain(chain.name, match, undefined, tcp);
   }

@@ -9,7 +9,8 @@
  *
  *   const ls = new ListenerStats(store.scope(`listener.${address}_${port}.`));
  *   const hs = new HttpConnStats(store.scope(`http.${statPrefix}.`), ls);
- *   hs.connectionOpen(); hs.requestStart(); hs.responseHead(200); hs.requestEnd(startMs); hs.connectionClose();
+ *   hs.connectionOpen(); hs.requestStart(); hs.responseHead(stream, resp); hs.requestEnd(stream); hs.connectionClose();
+ *   hs.istio = IstioHttpStats.of(metrics, 'destination');    // Istio's standard metrics too (stats/istio)
  *
  * Names and meanings are Envoy's:
  * - cluster (CodeStatsImpl::chargeBasicResponseStat): `upstream_rq_completed`, `upstream_rq_<class>xx`,
@@ -31,6 +32,9 @@
 import type { Counter, Gauge } from './metric.js';
 import { HistogramUnit, type Histogram } from './histogram.js';
 import type { Scope } from './store.js';
+import type { ResponseHead } from '../http/headers.js';
+import type { DownstreamStream } from '../http/server/connection.js';
+import type { IstioHttpStats } from './istio/http.js';
 
 function classCounters(scope: Scope, prefix: string): Counter[] {
   // Index 1..5 → <prefix>1xx..<prefix>5xx; index 0 unused.
@@ -112,6 +116,8 @@ export class HttpConnStats {
   readonly downstream_cx_upgrades_total: Counter;
   readonly downstream_cx_upgrades_active: Gauge;
   private readonly classes: Counter[];
+  /** Istio's metrics and metadata exchange of the connection manager's direction (stats/istio/http.ts); null: none. */
+  istio: IstioHttpStats | null = null;
 
   constructor(
     readonly scope: Scope,
@@ -180,16 +186,19 @@ export class HttpConnStats {
     this.downstream_rq_active.inc();
   }
 
-  /** The response head is written. */
-  responseHead(status: number): void {
+  /** The response head is about to be written (the Istio recorder may still change its headers). */
+  responseHead(stream: DownstreamStream, resp: ResponseHead): void {
+    const status = resp.status;
     this.downstream_rq_completed.inc();
     if (status >= 100 && status < 600) this.classes[(status / 100) | 0]!.inc();
+    if (this.istio !== null) this.istio.onResponseHead(stream, resp);
   }
 
   /** The stream is over (response complete, or the connection closed under it). */
-  requestEnd(startMs: number): void {
+  requestEnd(stream: DownstreamStream): void {
     this.downstream_rq_active.dec();
-    this.downstream_rq_time.record(Date.now() - startMs);
+    this.downstream_rq_time.record(Date.now() - stream.startMs);
+    if (this.istio !== null) this.istio.record(stream);
   }
 
   remove(): void {

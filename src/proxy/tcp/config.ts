@@ -27,6 +27,7 @@ import { ConfigError } from '../config-error.js';
 import type { ClusterRuntime } from '../upstream/cluster/cluster.js';
 import type { TcpProxySession } from './session.js';
 import { TcpProxyStats } from './stats.js';
+import type { ListenerStats } from '../stats/request-stats.js';
 
 /** Envoy's default tcp_proxy idle timeout: 1 hour. */
 export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 3_600_000;
@@ -45,6 +46,8 @@ export interface TcpProxyContext {
   stats?(statPrefix: string): TcpProxyStats;
   /** Called once per session when both its connections are closed (where access logs hook in). */
   onSessionClose?(session: TcpProxySession): void;
+  /** The listener's `listener.<address>.downstream_cx_*` stats (absent: not kept). */
+  listenerStats?(): ListenerStats;
 }
 
 function durationMs(d: { seconds: bigint; nanos: number } | undefined): number | undefined {
@@ -68,6 +71,8 @@ export class TcpProxyConfig {
   readonly stats: TcpProxyStats;
   readonly cluster: (name: string) => ClusterRuntime | undefined;
   readonly onSessionClose: ((session: TcpProxySession) => void) | undefined;
+  /** The listener's connection counts (null: not kept). */
+  readonly listenerStats: ListenerStats | null;
   private readonly random: () => number;
 
   constructor(init: {
@@ -81,6 +86,7 @@ export class TcpProxyConfig {
     cluster: (name: string) => ClusterRuntime | undefined;
     random?: () => number;
     onSessionClose?: (session: TcpProxySession) => void;
+    listenerStats?: ListenerStats | null;
   }) {
     this.statPrefix = init.statPrefix;
     this.clusterNames = init.clusters.map((c) => c.name);
@@ -96,6 +102,7 @@ export class TcpProxyConfig {
     this.cluster = init.cluster;
     this.random = init.random ?? Math.random;
     this.onSessionClose = init.onSessionClose;
+    this.listenerStats = init.listenerStats ?? null;
   }
 
   /** The cluster for a new connection. */
@@ -167,5 +174,6 @@ export function compileTcpProxy(p: TcpProxy, ctx: TcpProxyContext): TcpProxyConf
     cluster: ctx.cluster,
     random: ctx.random,
     onSessionClose: ctx.onSessionClose,
+    listenerStats: ctx.listenerStats?.() ?? null,
   });
 }

@@ -37,6 +37,7 @@ import type { Host } from '../upstream/cluster/host.js';
 import { originalDstOf } from '../listener/original-dst.js';
 import { xxhash64 } from '../upstream/lb/xxhash64.js';
 import type { TcpProxyConfig } from './config.js';
+import type { TcpSeries } from '../stats/istio/tcp.js';
 
 const SESSION = Symbol('weft.tcpProxySession');
 type Tagged = Socket & { [SESSION]?: TcpProxySession };
@@ -55,6 +56,8 @@ export class TcpProxySession {
   flags = '';
   /** Connection attempts made. */
   attempts = 0;
+  /** Istio's TCP metrics of this connection (null: not kept, or not connected yet). */
+  istio: TcpSeries | null = null;
   private connected = false;
   private downClosed = false;
   private localClose = false;
@@ -89,6 +92,11 @@ export class TcpProxySession {
     const cfg = this.config;
     const d = this.downstream;
     cfg.stats.downstream_cx_total++;
+    const ls = cfg.listenerStats;
+    if (ls !== null) {
+      ls.downstream_cx_total.inc();
+      ls.downstream_cx_active.inc();
+    }
     d[SESSION] = this;
     d.allowHalfOpen = true;
     d.on('error', ignore);
@@ -174,6 +182,8 @@ export class TcpProxySession {
     this.connectTimer = undefined;
     this.connected = true;
     this.host!.outlier.putResult('local-origin-success', 200);
+    const ist = this.config.stats.istio;
+    if (ist !== null) this.istio = ist.open(this);
     const d = this.downstream;
     const u = this.upstream!;
     u.on('data', onUpData);
@@ -192,6 +202,7 @@ export class TcpProxySession {
   /** @internal */ onDownData(chunk: Buffer): void {
     const n = chunk.length;
     this.config.stats.downstream_cx_rx_bytes_total += n;
+    if (this.istio !== null) this.istio.received.add(n);
     const u = this.upstream;
     if (u === null) return;
     this.cluster!.stats.upstream_cx_tx_bytes_total += n;
@@ -221,6 +232,7 @@ export class TcpProxySession {
       return;
     }
     this.config.stats.downstream_cx_tx_bytes_total += n;
+    if (this.istio !== null) this.istio.sent.add(n);
     if (!this.downstream.write(chunk) && !this.upPaused) {
       this.upPaused = true;
       this.upstream!.pause();
@@ -342,6 +354,12 @@ export class TcpProxySession {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.durationTimer);
+    this.config.stats.istio?.close(this);
+    const ls = this.config.listenerStats;
+    if (ls !== null) {
+      ls.downstream_cx_active.dec();
+      ls.downstream_cx_destroy.inc();
+    }
     clearTimeout(this.connectTimer);
     this.onClose?.(this);
     this.config.onSessionClose?.(this);

@@ -10,6 +10,7 @@
  * kept (Node's socket buffers are read on demand with `writableLength`, never summed).
  */
 import type { StatKind, StatVisitor } from '../upstream/cluster/stats.js';
+import type { IstioTcpStats } from '../stats/istio/tcp.js';
 
 export class TcpProxyStats {
   downstream_cx_total = 0;
@@ -22,6 +23,8 @@ export class TcpProxyStats {
   max_downstream_connection_duration = 0;
   upstream_flush_total = 0;
   upstream_flush_active = 0;
+  /** Istio's TCP metrics of the proxy's direction (stats/istio/tcp.ts); null: not kept. */
+  istio: IstioTcpStats | null = null;
 
   forEach(cb: StatVisitor): void {
     for (const [k, v] of Object.entries(this)) {

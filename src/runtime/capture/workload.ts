@@ -188,6 +188,8 @@ export async function startCapturedWorkload(o: CapturedWorkloadOptions): Promise
       sidecarXds,
       '--id',
       `${o.workload}.${namespace}`,
+      '--workload-name',
+      o.workload,
       '--namespace',
       namespace,
       '--service-account',

@@ -303,6 +303,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
       return;
     }
     this.host = host;
+    this.stream.upstreamHost = host;
     if (this.policy?.previousHosts) (this.triedHosts ??= []).push(host);
     if (!rt.circuitBreaker().tryAcquire('requests')) {
       this.finishLocal(503, resetBody('overflow', this.retried), 'UO', 'upstream_reset_before_response_started{overflow}');

@@ -68,6 +68,10 @@ import { hasHeader, type HeaderList, type RequestHead, type ResponseHead } from 
 import { DEBUG_HEADER, FLAGS_HEADER, localReplyHeaders } from './local-reply.js';
 import { isGrpcRequest } from '../grpc/common.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
+import type { GrpcFrameCounter } from '../../stats/istio/grpc-frames.js';
+import type { Workload } from '../../stats/istio/workload.js';
+import type { UpstreamCluster } from '../route-path/upstream-request.js';
+import type { Host } from '../../upstream/cluster/host.js';
 
 export interface RequestBodySink {
   onRequestBody(chunk: Buffer): void;
@@ -97,6 +101,23 @@ export interface DownstreamStream {
   flags: string;
   /** Response code details (Envoy's %RESPONSE_CODE_DETAILS%). */
   details: string;
+  /** The response status written (0 until the response head is written). */
+  readonly status: number;
+  /** Request body bytes received and response body bytes sent so far. */
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
+  /** The response trailers sent (null: none). */
+  readonly responseTrailers: HeaderList | null;
+  /** The cluster the router sends the request to (null: not routed to a cluster). */
+  cluster: UpstreamCluster | null;
+  /** The upstream host of the current (or last) attempt (null: none chosen). */
+  upstreamHost: Host | null;
+  /** Metrics (stats/istio): the peer workload from the metadata exchange (null: none received). */
+  peer: Workload | null;
+  /** Metrics: the gRPC message counts of a gRPC request (null: not counted). */
+  grpcFrames: GrpcFrameCounter | null;
+  /** Metrics: the grpc-status of the response head (-1: none). */
+  grpcStatus: number;
   /**
    * Set by the consumer: called once if the client goes away (or resets the stream) before the response completed,
    * or with `true` when the connection manager ends the stream itself (a timeout; it then answers or resets).
@@ -161,6 +182,14 @@ export class H1DownstreamStream implements DownstreamStream {
   flags = '';
   /** Response code details (Envoy's %RESPONSE_CODE_DETAILS%). */
   details = '';
+  bytesReceived = 0;
+  bytesSent = 0;
+  responseTrailers: HeaderList | null = null;
+  cluster: UpstreamCluster | null = null;
+  upstreamHost: Host | null = null;
+  peer: Workload | null = null;
+  grpcFrames: GrpcFrameCounter | null = null;
+  grpcStatus = -1;
   requestComplete = false;
   responseStarted = false;
   responseComplete = false;
@@ -218,6 +247,8 @@ export class H1DownstreamStream implements DownstreamStream {
   /** @internal */
   deliverBody(chunk: Buffer): void {
     this.conn.touch();
+    this.bytesReceived += chunk.length;
+    if (this.grpcFrames !== null) this.grpcFrames.request(chunk);
     this.sink?.onRequestBody(chunk);
   }
 
@@ -248,7 +279,7 @@ export class H1DownstreamStream implements DownstreamStream {
     }
     if (this.responseHeadersHook !== null) this.responseHeadersHook.onResponseHeaders(resp);
     const st = this.conn.stats;
-    if (st !== null) st.responseHead(resp.status);
+    if (st !== null) st.responseHead(this, resp);
     const h = resp.headers;
     applyServerHeaders(h, this.conn.policy, this.debug, this.flags);
     const closing = !this.tunnel && (this.conn.closeAfterResponse || !this.requestComplete);
@@ -280,6 +311,8 @@ export class H1DownstreamStream implements DownstreamStream {
   sendBody(chunk: Buffer): boolean {
     if (this.reset || this.responseComplete || chunk.length === 0 || this.headRequest) return true;
     this.conn.touch();
+    this.bytesSent += chunk.length;
+    if (this.grpcFrames !== null) this.grpcFrames.response(chunk);
     const sock = this.conn.socket;
     if (this.pendingHead !== null) {
       if ((this.framing & FRAMING_CHUNK_BODY) === 0 && chunk.length <= COALESCE_MAX_BODY) {
@@ -303,6 +336,7 @@ export class H1DownstreamStream implements DownstreamStream {
 
   sendEnd(trailers: HeaderList | null): void {
     if (this.reset || this.responseComplete) return;
+    this.responseTrailers = trailers;
     this.flushHead();
     if ((this.framing & FRAMING_CHUNK_BODY) !== 0 && !this.headRequest) {
       this.conn.socket.write(trailers !== null && trailers.length > 0 ? serializeTrailers(trailers) : LAST_CHUNK, 'latin1');
@@ -328,7 +362,10 @@ export class H1DownstreamStream implements DownstreamStream {
     this.sendHead({ status: r.status, headers }, len === 0);
     if (len > 0) {
       this.flushHead();
-      if (!this.headRequest) this.conn.socket.write(body as Buffer);
+      if (!this.headRequest) {
+        this.bytesSent += len;
+        this.conn.socket.write(body as Buffer);
+      }
       this.finish();
     }
   }
@@ -640,7 +677,7 @@ export class H1ServerConnection implements H1RequestHandler {
     const cur = this.current;
     if (cur !== null) {
       cur.onDownstreamReset();
-      if (this.stats !== null) this.stats.requestEnd(cur.startMs);
+      if (this.stats !== null) this.stats.requestEnd(cur);
     }
     if (this.stats !== null) this.stats.connectionClose();
     this.onClosed(this);
@@ -657,7 +694,7 @@ export class H1ServerConnection implements H1RequestHandler {
     this.current = null;
     this.streamArmed = false;
     this.requestArmed = false;
-    if (this.stats !== null) this.stats.requestEnd(s.startMs);
+    if (this.stats !== null) this.stats.requestEnd(s);
     if (this.closeAfterResponse || !s.requestComplete || !this.parser.keepAlive) {
       this.closeAfterResponse = true;
       this.endConnection();
@@ -678,7 +715,7 @@ export class H1ServerConnection implements H1RequestHandler {
     if (this.current !== s) return;
     this.current = null;
     this.streamArmed = false;
-    if (this.stats !== null) this.stats.requestEnd(s.startMs);
+    if (this.stats !== null) this.stats.requestEnd(s);
     this.closeAfterResponse = true;
     this.endConnection();
   }

@@ -44,6 +44,10 @@ import { getHeader, removeHeader, type HeaderList, type RequestHead, type Respon
 import { fromH2Headers, requestFieldsFromRaw, RESET_ERROR, toH2Headers } from '../codec/h2/headers.js';
 import { isGrpcContentType, isGrpcRequest } from '../grpc/common.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
+import type { GrpcFrameCounter } from '../../stats/istio/grpc-frames.js';
+import type { Workload } from '../../stats/istio/workload.js';
+import type { UpstreamCluster } from '../route-path/upstream-request.js';
+import type { Host } from '../../upstream/cluster/host.js';
 import { applyServerHeaders, hasDebugHeader, type DownstreamStream, type RequestBodySink, type ResponseHeadersHook, type ServerHeaderPolicy, type StreamHandler, NO_TIMEOUTS, type ConnectionTimeouts } from './connection.js';
 import { localReplyHeaders } from './local-reply.js';
 
@@ -70,6 +74,13 @@ const FLAG_END_STREAM = constants.NGHTTP2_FLAG_END_STREAM;
 export class H2DownstreamStream implements DownstreamStream {
   flags = '';
   details = '';
+  bytesReceived = 0;
+  bytesSent = 0;
+  cluster: UpstreamCluster | null = null;
+  upstreamHost: Host | null = null;
+  peer: Workload | null = null;
+  grpcFrames: GrpcFrameCounter | null = null;
+  grpcStatus = -1;
   requestComplete: boolean;
   responseStarted = false;
   responseComplete = false;
@@ -85,7 +96,7 @@ export class H2DownstreamStream implements DownstreamStream {
   private sink: RequestBodySink | null = null;
   private requestTrailers: HeaderList | null = null;
   private sendsTrailers = false;
-  private responseTrailers: HeaderList | null = null;
+  responseTrailers: HeaderList | null = null;
   private readonly headRequest: boolean;
   private requestTimer: NodeJS.Timeout | undefined;
 
@@ -98,7 +109,7 @@ export class H2DownstreamStream implements DownstreamStream {
     this.requestComplete = endStream;
     this.headRequest = head.method === 'HEAD';
     this.debug = hasDebugHeader(head.headers);
-    st.on('data', (chunk: Buffer) => this.sink?.onRequestBody(chunk));
+    st.on('data', (chunk: Buffer) => this.onData(chunk));
     st.on('trailers', (h: IncomingHttpHeaders) => {
       this.requestTrailers = fromH2Headers(h);
     });
@@ -111,6 +122,12 @@ export class H2DownstreamStream implements DownstreamStream {
     // stream_idle_timeout: node's per-stream timer, refreshed by every frame read or written on the stream.
     if (t.streamIdleMs > 0) st.setTimeout(t.streamIdleMs, () => this.onTimer('stream'));
     if (t.requestMs > 0 && !endStream) this.requestTimer = setTimeout(onRequestTimeout, t.requestMs, this).unref();
+  }
+
+  private onData(chunk: Buffer): void {
+    this.bytesReceived += chunk.length;
+    if (this.grpcFrames !== null) this.grpcFrames.request(chunk);
+    this.sink?.onRequestBody(chunk);
   }
 
   /** @internal stream_idle_timeout / request_timeout fired (same replies and stats as on HTTP/1.1, connection.ts). */
@@ -181,7 +198,7 @@ export class H2DownstreamStream implements DownstreamStream {
     this.clearRequestTimer();
     if (this.responseHeadersHook !== null) this.responseHeadersHook.onResponseHeaders(resp);
     const st = this.conn.stats;
-    if (st !== null) st.responseHead(resp.status);
+    if (st !== null) st.responseHead(this, resp);
     const h = resp.headers;
     applyServerHeaders(h, this.conn.policy, this.debug, this.flags);
     const obj: OutgoingHttpHeaders = { ':status': resp.status };
@@ -203,6 +220,8 @@ export class H2DownstreamStream implements DownstreamStream {
 
   sendBody(chunk: Buffer): boolean {
     if (this.reset || this.responseComplete || chunk.length === 0) return true;
+    this.bytesSent += chunk.length;
+    if (this.grpcFrames !== null) this.grpcFrames.response(chunk);
     return this.st.write(chunk);
   }
 
@@ -241,6 +260,7 @@ export class H2DownstreamStream implements DownstreamStream {
     this.sendHead({ status: r.status, headers }, false);
     if (this.reset) return;
     this.finish();
+    this.bytesSent += r.len;
     this.st.end(typeof body === 'string' ? Buffer.from(body) : body);
     this.stopRequest();
   }
@@ -409,7 +429,7 @@ export class H2ServerConnection {
   /** @internal */
   onStreamClosed(s: H2DownstreamStream): void {
     this.active--;
-    if (this.stats !== null) this.stats.requestEnd(s.startMs);
+    if (this.stats !== null) this.stats.requestEnd(s);
   }
 
   private onClose(): void {

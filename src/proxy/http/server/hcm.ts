@@ -54,6 +54,7 @@ import { DEFAULT_H2_SERVER_OPTIONS, type H2ServerOptions } from './h2-connection
 import type { CodecType, HttpServerConfig } from './serve.js';
 import { durationMs } from '../../upstream/cluster/compile.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
+import type { IstioHttpStats } from '../../stats/istio/http.js';
 
 /** Where the connection manager finds its routes: a fixed (inline) configuration or the latest RDS version. */
 export interface RouteSource {
@@ -100,6 +101,8 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
   timeouts: ConnectionTimeouts = { requestHeadersMs: DEFAULT_REQUEST_HEADERS_TIMEOUT_MS, streamIdleMs: DEFAULT_STREAM_IDLE_TIMEOUT_MS, requestMs: 0, idleMs: DEFAULT_CONNECTION_IDLE_TIMEOUT_MS, maxConnectionDurationMs: 0, drainMs: DEFAULT_DRAIN_TIMEOUT_MS };
   /** upgrade_configs: lower-case upgrade type → enabled. */
   upgrades: ReadonlyMap<string, boolean> = new Map();
+  /** Istio's metrics and metadata exchange (the stats' recorder, read once here); null: none. */
+  private readonly istio: IstioHttpStats | null;
 
   constructor(
     private readonly routes: RouteSource,
@@ -120,6 +123,7 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
     readonly h2Options: H2ServerOptions = DEFAULT_H2_SERVER_OPTIONS,
   ) {
     this.someDisabledByDefault = disabledByDefault.includes(true);
+    this.istio = stats?.istio ?? null;
     this.rdsName = rdsName;
     this.parserOptions = parserOptions;
     this.serverPolicy = serverPolicy;
@@ -135,6 +139,7 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
       if (!hasHeader(h, 'x-request-id')) h.push('x-request-id', randomUUID());
       else if (external && !this.preserveExternalRequestId) setFirst(h, 'x-request-id', randomUUID());
     }
+    if (this.istio !== null) this.istio.onRequest(stream);
     const d = this.routes.current?.route(head);
     if (this.filters.length === 0 || this.runFilters(stream, d, 0)) this.route(stream, d, null);
   }
@@ -193,6 +198,8 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
       stream.localReply(d.clusterNotFoundStatus, '', 'NC', 'cluster_not_found');
       return;
     }
+    stream.cluster = cluster;
+    if (this.istio !== null) this.istio.onUpstream(stream, cluster);
     if (stream.upgrade !== '' && upstreamProtocolOf(cluster.runtime, head.httpVersion) === 2) {
       // An HTTP/2 upstream would need extended CONNECT (RFC 8441), which Weft does not speak: refused as an
       // upgrade that cannot be made.

@@ -18,6 +18,7 @@
  * health checks, ignore_health_on_host_removal is off and the host is passing them, in which case it stays with
  * /pending_dynamic_removal until it fails one. `onHostsChanged` tells the pools which hosts were added/removed.
  */
+import { meshServiceOf, type MeshService } from '../../stats/istio/service.js';
 import type { Cluster } from '../../../xds/gen/envoy/config/cluster/v3/cluster_pb.js';
 import type { ClusterLoadAssignment } from '../../../xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import type { HttpProtocolOptions } from '../../../xds/gen/envoy/extensions/upstreams/http/v3/http_protocol_options_pb.js';
@@ -74,6 +75,8 @@ export class ClusterRuntime implements LbEnv {
   readonly originalDst: ClusterSettings['originalDst'];
   /** Unsupported fields that were ignored (report them once). */
   readonly warnings: readonly ConfigWarning[];
+  /** The service the cluster's `filter_metadata.istio` names (metrics labels, metadata exchange; stats/istio). */
+  readonly meshService: MeshService;
   /** The Cluster as received. */
   readonly config: Cluster;
   readonly stats = new ClusterStats();
@@ -121,6 +124,7 @@ export class ClusterRuntime implements LbEnv {
     this.outlierDetection = s.outlier;
     this.originalDst = s.originalDst;
     this.warnings = s.warnings;
+    this.meshService = meshServiceOf(config);
     this.clock = opts.clock ?? systemClock;
     this.random = opts.random ?? defaultRandom();
     this.ready = new Promise((r) => (this.resolveReady = r));

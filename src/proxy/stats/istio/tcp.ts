@@ -1,0 +1,103 @@
+/**
+ * The TCP side of Istio's metrics for one reporter, called by the tcp_proxy session (tcp/session.ts):
+ *
+ *   session.istio = recorder.open(session)      // upstream connected: istio_tcp_connections_opened_total
+ *   session.istio.received.add(n)               // bytes read from the downstream
+ *   session.istio.sent.add(n)                   // bytes written to the downstream
+ *   recorder.close(session)                     // session over: istio_tcp_connections_closed_total (a session that
+ *                                               // never connected counts opened and closed then, with its flags)
+ *
+ * Labels as HTTP (metrics.ts edgeLabels) with request_protocol `tcp` and no response_code / grpc_response_status.
+ * Peers: on the client side the upstream endpoint's `istio.workload` metadata (Istio's endpoint fallback: workload,
+ * namespace, canonical service and revision, cluster; app and version unknown); on the server side the peer is known
+ * only by its certificate (principal and namespace), since Weft does not run Istio's in-band TCP metadata exchange
+ * (see docs/metrics.md). Bytes count on the downstream connection as they flow, so long connections show traffic
+ * before they close.
+ */
+import type { Counter } from '../metric.js';
+import type { Host } from '../../upstream/cluster/host.js';
+import type { ClusterRuntime } from '../../upstream/cluster/cluster.js';
+import { peerOf } from '../../tls/peer.js';
+import type { Socket } from 'node:net';
+import { Destination, flagsLabel, type IstioMetrics, type Reporter } from './metrics.js';
+import { UNKNOWN_WORKLOAD, type Workload } from './workload.js';
+
+/** The counters of one complete TCP label set. */
+export class TcpSeries {
+  readonly opened: Counter;
+  readonly closed: Counter;
+  readonly received: Counter;
+  readonly sent: Counter;
+  constructor(m: IstioMetrics, values: string[]) {
+    this.opened = m.tcpOpened.get(values);
+    this.closed = m.tcpClosed.get(values);
+    this.received = m.tcpReceived.get(values);
+    this.sent = m.tcpSent.get(values);
+  }
+}
+
+/** What the recorder reads of a session. */
+export interface TcpSessionView {
+  readonly downstream: Socket;
+  readonly cluster: ClusterRuntime | undefined;
+  readonly host: Host | null;
+  readonly flags: string;
+  istio: TcpSeries | null;
+}
+
+const NO_CLUSTER = new Destination('', '');
+
+export class IstioTcpStats {
+  private readonly series = new Map<Destination, Map<Workload, Map<string, Map<string, TcpSeries>>>>();
+
+  constructor(
+    readonly metrics: IstioMetrics,
+    readonly reporter: Reporter,
+  ) {}
+
+  /** The recorder of a reporter (shared by the TCP proxies of that direction); null when metrics are off. */
+  static of(metrics: IstioMetrics, reporter: Reporter): IstioTcpStats | null {
+    if (!metrics.enabled) return null;
+    return metrics.reporter(`tcp|${reporter}`, () => new IstioTcpStats(metrics, reporter));
+  }
+
+  /** The upstream is connected: the session's series, with the connection counted as opened. */
+  open(s: TcpSessionView): TcpSeries {
+    const series = this.seriesOf(s);
+    series.opened.inc();
+    return series;
+  }
+
+  /** The session is over. */
+  close(s: TcpSessionView): void {
+    let series = s.istio;
+    if (series === null) {
+      // Never connected (no route, overflow, no host, connect failures): opened and closed now, with its flags.
+      series = s.istio = this.seriesOf(s);
+      series.opened.inc();
+    }
+    series.closed.inc();
+  }
+
+  private seriesOf(s: TcpSessionView): TcpSeries {
+    const c = s.cluster;
+    const svc = c?.meshService;
+    const dest = svc !== undefined && (svc.host !== '' || svc.name !== '') ? this.metrics.destinationOf(svc) : NO_CLUSTER;
+    const principal = this.reporter === 'destination' ? peerOf(s.downstream).principal : '';
+    const peer = this.reporter === 'source' && s.host !== null ? this.metrics.endpointPeer(s.host) : UNKNOWN_WORKLOAD;
+    let byPeer = this.series.get(dest);
+    if (byPeer === undefined) this.series.set(dest, (byPeer = new Map()));
+    let byPrincipal = byPeer.get(peer);
+    if (byPrincipal === undefined) byPeer.set(peer, (byPrincipal = new Map()));
+    let byFlags = byPrincipal.get(principal);
+    if (byFlags === undefined) byPrincipal.set(principal, (byFlags = new Map()));
+    let series = byFlags.get(s.flags);
+    if (series === undefined) {
+      const values = this.metrics.edgeLabels(this.reporter, dest, peer, principal);
+      const security = this.reporter === 'source' ? 'unknown' : principal !== '' ? 'mutual_tls' : 'none';
+      values.push('tcp', flagsLabel(s.flags), security);
+      byFlags.set(s.flags, (series = new TcpSeries(this.metrics, values)));
+    }
+    return series;
+  }
+}
