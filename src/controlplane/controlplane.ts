@@ -55,6 +55,7 @@ import { ClusterLoadAssignmentSchema } from '../xds/gen/envoy/config/endpoint/v3
 import type { ClusterLoadAssignment } from '../xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import { ListenerSchema } from '../xds/gen/envoy/config/listener/v3/listener_pb.js';
 import { RouteConfigurationSchema } from '../xds/gen/envoy/config/route/v3/route_pb.js';
+import { SecretSchema } from '../xds/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
 import { ConfigDumpSchema } from '../xds/gen/envoy/admin/v3/config_dump_pb.js';
 import type { ConfigDump } from '../xds/gen/envoy/admin/v3/config_dump_pb.js';
 import {
@@ -73,6 +74,7 @@ import type { ResourceMap, VersionedResource } from './cache/snapshot.js';
 import { createHttpServer } from './http.js';
 import { createLogger } from './log.js';
 import type { Logger } from './log.js';
+import { CredentialDirectory } from './credentials.js';
 import { ControlPlaneMetrics, metricType } from './metrics.js';
 import { proxyFromNode } from './proxy.js';
 import type { ProxyInfo } from './proxy.js';
@@ -133,6 +135,11 @@ export interface ControlPlaneOptions {
   expiryIntervalMs?: number;
   /** Bound of the bytes of ADS responses written and not yet sent (default 128 MiB; see SendBudget). */
   sendBudgetBytes?: number;
+  /**
+   * Directory of gateway credentials (`credentialName`; layout in credentials.ts and docs/gateways.md), served to
+   * gateway proxies as SDS Secrets and re-pushed when the files change. Undefined = no credentials.
+   */
+  secretsDir?: string;
 }
 
 /** The state of one xDS type of one proxy, as /debug/syncz reports it. */
@@ -311,6 +318,8 @@ export class ControlPlane extends EventEmitter {
   readonly cache = new SnapshotCache();
   readonly source: DirectorySource;
   readonly ads: AdsServer;
+  /** Gateway credentials (`--secrets-dir`); undefined when none is configured. */
+  readonly credentials?: CredentialDirectory;
   readonly id = `weft-${hostname()}`;
   readonly version = WEFT_VERSION;
 
@@ -400,6 +409,16 @@ export class ControlPlane extends EventEmitter {
       onError: (e) => this.logger.error({ err: e.message }, 'config source error'),
     });
     this.source.store.onChange((c) => this.onConfigChange(c));
+    if (opts.secretsDir !== undefined) {
+      this.credentials = new CredentialDirectory(opts.secretsDir, {
+        onChange: () => {
+          if (!this.configLoaded) return;
+          this.metrics.inboundUpdates.inc({ type: 'secret' });
+          this.debouncer.enqueue(pushRequest('secret', { full: true }));
+        },
+        onProblem: (p) => this.logger.warn({ credential: p.credential, file: p.file, error: p.message }, 'gateway credential not usable; its last good version (if any) stays in force'),
+      });
+    }
     this.registry.onChange((c) => {
       if (this.registryCause === 'suppress') return;
       this.metrics.inboundUpdates.inc({ type: c.services ? 'svc' : 'eds' });
@@ -471,6 +490,7 @@ export class ControlPlane extends EventEmitter {
     this.started = true;
     await this.listenHttp();
     await this.source.start();
+    await this.credentials?.start();
     this.configLoaded = true;
     this.xdsBound = await this.ads.listen(this.opts.bind, this.opts.xdsPort);
     this.expiryTimer = setInterval(() => this.expire(), this.opts.expiryIntervalMs);
@@ -487,6 +507,7 @@ export class ControlPlane extends EventEmitter {
     this.closed = true;
     this.isReady = false;
     this.debouncer.close();
+    this.credentials?.close();
     if (this.expiryTimer) clearInterval(this.expiryTimer);
     this.expiryTimer = undefined;
     await this.source.close();
@@ -793,7 +814,7 @@ export class ControlPlane extends EventEmitter {
   // Translation and pushes
 
   private input(info: ProxyInfo): TranslateInput {
-    return { model: this.translationModel, registry: this.registry, proxy: info };
+    return { model: this.translationModel, registry: this.registry, proxy: info, ...(this.credentials ? { credentials: this.credentials } : {}) };
   }
 
   /** Translates for one proxy and encodes the result; undefined when translation threw. */
@@ -821,6 +842,7 @@ export class ControlPlane extends EventEmitter {
       [TypeUrl.Listener, encode(TypeUrl.Listener, ListenerSchema, res.listeners, (l) => l.name)],
       [TypeUrl.RouteConfiguration, encode(TypeUrl.RouteConfiguration, RouteConfigurationSchema, res.routes, (r) => r.name)],
       [NAME_TABLE_TYPE_URL, encode(NAME_TABLE_TYPE_URL, NameTableSchema, res.nameTables ?? [], (t) => t.name)],
+      [TypeUrl.Secret, encode(TypeUrl.Secret, SecretSchema, res.secrets ?? [], (t) => t.name)],
     ]);
     for (const e of errors) this.metrics.translationErrors.inc({ type: metricType(e.typeUrl) });
     return { snapshot, errors };

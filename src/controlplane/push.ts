@@ -21,7 +21,9 @@ export type PushReason =
   /** A workload registered, deregistered, or changed health over the registration API. */
   | 'registration'
   /** A proxy connected and was given its configuration (never debounced). */
-  | 'proxyrequest';
+  | 'proxyrequest'
+  /** A gateway credential (secrets directory) changed. */
+  | 'secret';
 
 export interface PushRequest {
   /** Regenerate everything for every connected proxy; otherwise only EDS for `endpointHosts`. */

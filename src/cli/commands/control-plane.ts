@@ -1,5 +1,5 @@
 /**
- * `weft control-plane --config DIR [--xds-port 15010] [--http-port 15014] [--bind 127.0.0.1]`: runs Weft's xDS
+ * `weft control-plane --config DIR [--xds-port 15010] [--http-port 15014] [--bind 127.0.0.1] [--secrets-dir DIR]`: runs Weft's xDS
  * control plane (src/controlplane) until SIGINT or SIGTERM, then shuts down cleanly and exits 0.
  * Where it listens goes to stdout; the structured log (pino JSON lines) goes to stderr.
  */
@@ -16,6 +16,8 @@ export interface ControlPlaneCliOptions {
   bind: string;
   domain: string;
   logLevel: string;
+  /** Gateway credentials directory (credentialName → SDS Secrets). */
+  secretsDir?: string;
 }
 
 function portArg(v: string): number {
@@ -37,6 +39,13 @@ export async function runControlPlane(opts: ControlPlaneCliOptions, out: (s: str
       return 1;
     }
   }
+  if (opts.secretsDir !== undefined) {
+    const st = await stat(opts.secretsDir).catch(() => undefined);
+    if (!st?.isDirectory()) {
+      err(`weft control-plane: --secrets-dir ${opts.secretsDir} is not a directory\n`);
+      return 1;
+    }
+  }
   const logger = createLogger({ level: opts.logLevel as 'info' });
   const cp = new ControlPlane({
     configPaths: opts.config,
@@ -45,6 +54,7 @@ export async function runControlPlane(opts: ControlPlaneCliOptions, out: (s: str
     bind: opts.bind,
     domain: opts.domain,
     logger,
+    ...(opts.secretsDir !== undefined ? { secretsDir: opts.secretsDir } : {}),
   });
   try {
     await cp.start();
@@ -61,6 +71,7 @@ export async function runControlPlane(opts: ControlPlaneCliOptions, out: (s: str
       `  xDS (ADS over plaintext gRPC): ${host}:${cp.xdsPort}`,
       `  HTTP: http://${host}:${cp.httpPort}  (/ready /metrics /debug/syncz /debug/config_dump?proxy=ID /debug/registryz /v1/workloads)`,
       `  config: ${opts.config.join(', ')} (watched)`,
+      ...(opts.secretsDir !== undefined ? [`  gateway credentials: ${opts.secretsDir} (watched)`] : []),
       '',
     ].join('\n'),
   );
@@ -104,6 +115,7 @@ export function register(program: Command): void {
     .option('--http-port <port>', 'HTTP port: /ready, /metrics, /debug/*, registration API', portArg, 15014)
     .option('--bind <address>', 'address both ports bind to', '127.0.0.1')
     .option('--domain <domain>', 'DNS domain of Kubernetes service hostnames', 'cluster.local')
+    .option('--secrets-dir <dir>', 'gateway credentials (credentialName): <name>.crt/.key/.ca.crt or <name>/tls.crt,tls.key,ca.crt; served over SDS, watched')
     .addOption(new Option('--log-level <level>', 'log level').choices([...LOG_LEVELS]).default('info'))
     .action(async (opts: ControlPlaneCliOptions) => {
       process.exitCode = await runControlPlane(

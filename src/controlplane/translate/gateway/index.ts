@@ -46,7 +46,7 @@ import { HCM_FILTER, TCP_PROXY_FILTER } from '../route/util.js';
 import { gatewayRouteName, GatewayRoutes } from './routes.js';
 import type { BoundServer, GatewayRouteInput } from './routes.js';
 import { gatewayName, gatewaysForProxy, gatewaySource, hostsOnServer, intersectHost, serverHosts } from './select.js';
-import { credentialSecret, downstreamTransportSocket, serverTlsContext, terminatesTls } from './tls.js';
+import { CA_SUFFIX, credentialCa, credentialSecret, downstreamTransportSocket, serverTlsContext, terminatesTls } from './tls.js';
 import type { CredentialView } from './tls.js';
 
 export const TLS_INSPECTOR_FILTER = 'envoy.filters.listener.tls_inspector';
@@ -213,9 +213,17 @@ class GatewayBuilder {
     }
     if (tls.credentialName) {
       const view = this.input.credentials;
-      const missing = !view ? 'no credentials directory is configured (weft control-plane --secrets-dir)' : !view.get(tls.credentialName) ? `credential "${tls.credentialName}" was not found in ${view.where}` : undefined;
+      const cred = view?.get(tls.credentialName);
+      const missing = !view
+        ? 'no credentials directory is configured (weft control-plane --secrets-dir)'
+        : !cred?.certChainPem
+          ? `credential "${tls.credentialName}" was not found in ${view.where}`
+          : undefined;
       const needsCa = mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL';
-      const noCa = !missing && needsCa && !view!.get(tls.credentialName)!.caPem ? `credential "${tls.credentialName}" has no CA certificate (ca.crt) to verify client certificates with (mode ${mode})` : undefined;
+      const noCa =
+        !missing && needsCa && credentialCa(`${tls.credentialName}${CA_SUFFIX}`, view!) === undefined
+          ? `credential "${tls.credentialName}" has no CA certificate (ca.crt) to verify client certificates with (mode ${mode})`
+          : undefined;
       if (missing || noCa) {
         this.error(TypeUrl.Listener, plan.name, `${where(b)}: ${missing ?? noCa}: server left out`, gatewaySource(b.gateway));
         return [];

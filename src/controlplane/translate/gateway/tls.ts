@@ -138,8 +138,9 @@ export function downstreamTransportSocket(ctx: DownstreamTlsContext): TransportS
 
 /** The PEM contents of one credential (a `credentialName`), as read from the credentials directory. */
 export interface Credential {
-  certChainPem: string;
-  keyPem: string;
+  /** Certificate chain and private key (both or neither). */
+  certChainPem?: string;
+  keyPem?: string;
   /** CA certificates for verifying clients (MUTUAL), when the credential has them. */
   caPem?: string;
 }
@@ -153,23 +154,30 @@ export interface CredentialView {
 }
 
 /**
+ * For a `<x>-cacert` name: the CA of credential `<x>-cacert` if it has one, else that of `<x>` (Istio); undefined
+ * for other names or when there is no such CA.
+ */
+export function credentialCa(name: string, view: CredentialView): string | undefined {
+  if (!name.endsWith(CA_SUFFIX)) return undefined;
+  return view.get(name)?.caPem ?? view.get(name.slice(0, -CA_SUFFIX.length))?.caPem;
+}
+
+/**
  * The SDS Secret of a credential name (`kubernetes://<name>` → certificate and key; `kubernetes://<name>-cacert`
  * → the CA as a validation context); undefined when the credential (or its CA) does not exist.
  */
 export function credentialSecret(sdsName: string, view: CredentialView): Secret | undefined {
   if (!sdsName.startsWith(CREDENTIAL_PREFIX)) return undefined;
-  let name = sdsName.slice(CREDENTIAL_PREFIX.length);
-  const ca = name.endsWith(CA_SUFFIX) && !view.get(name);
-  if (ca) name = name.slice(0, -CA_SUFFIX.length);
-  const cred = view.get(name);
-  if (!cred) return undefined;
-  if (ca) {
-    if (!cred.caPem) return undefined;
+  const name = sdsName.slice(CREDENTIAL_PREFIX.length);
+  const caPem = credentialCa(name, view);
+  if (caPem !== undefined) {
     return create(SecretSchema, {
       name: sdsName,
-      type: { case: 'validationContext', value: create(CertificateValidationContextSchema, { trustedCa: { specifier: { case: 'inlineString', value: cred.caPem } } }) },
+      type: { case: 'validationContext', value: create(CertificateValidationContextSchema, { trustedCa: { specifier: { case: 'inlineString', value: caPem } } }) },
     });
   }
+  const cred = view.get(name);
+  if (!cred?.certChainPem || !cred.keyPem) return undefined;
   return create(SecretSchema, {
     name: sdsName,
     type: {
