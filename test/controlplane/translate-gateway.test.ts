@@ -176,7 +176,7 @@ describe('gateway translation (Istio Gateway)', () => {
 describe('gateway translation (Gateway API)', () => {
   test('the Gateway runs on proxies labelled gateway.networking.k8s.io/gateway-name in its namespace; HTTPRoute hostnames are intersected', () => {
     const res = gateway({ 'gateway.networking.k8s.io/gateway-name': 'api-gw' });
-    assert.deepEqual(res.listeners.map((l) => l.name), ['0.0.0.0_8090']);
+    assert.deepEqual(res.listeners.map((l) => l.name), ['0.0.0.0_8090', '0.0.0.0_8493']);
     const rc = res.routes.find((r) => r.name === 'http.8090');
     assert.ok(rc);
     assert.deepEqual(rc.virtualHosts.map((v) => [v.name, v.domains]), [['a.api.example.com:8090', ['a.api.example.com', 'a.api.example.com:*']]]);
@@ -184,6 +184,13 @@ describe('gateway translation (Gateway API)', () => {
     assert.equal(a.case, 'route');
     assert.deepEqual(a.value?.clusterSpecifier, { case: 'cluster', value: 'outbound|9080||reviews.default.svc.cluster.local' });
     assert.deepEqual(res.errors, []);
+    // An HTTPS listener (tls.mode Terminate) serves certificateRefs[0] as a credential.
+    const chain = listener(res, '0.0.0.0_8493').filterChains[0]!;
+    assert.deepEqual(chain.filterChainMatch?.serverNames, ['*.api.example.com']);
+    assert.deepEqual(tlsContext(chain).commonTlsContext?.tlsCertificateSdsSecretConfigs.map((s) => s.name), ['kubernetes://bookinfo-cred']);
+    assert.equal(hcmRds(chain), 'https.8493.https.api-gw.default');
+    assert.deepEqual(res.routes.find((r) => r.name === 'https.8493.https.api-gw.default')?.virtualHosts.map((v) => v.name), ['a.api.example.com:8493']);
+    assert.deepEqual(res.secrets?.map((s) => s.name), ['kubernetes://bookinfo-cred']);
   });
 
   test('a proxy of another namespace does not run it', () => {
