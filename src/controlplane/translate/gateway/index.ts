@@ -205,7 +205,7 @@ class GatewayBuilder {
   private tlsChains(plan: PortPlan, b: BoundServer): FilterChain[] {
     const tls = b.server.tls;
     const mode = tls?.mode ?? 'PASSTHROUGH';
-    if (mode === 'PASSTHROUGH') return this.passthroughChains(b);
+    if (mode === 'PASSTHROUGH') return this.passthroughChains(plan, b);
     if (mode === 'AUTO_PASSTHROUGH') return this.autoPassthroughChains(b);
     if (!tls || !terminatesTls(mode)) {
       this.error(TypeUrl.Listener, plan.name, `${where(b)}: TLS mode ${mode} is not supported: server left out`, gatewaySource(b.gateway));
@@ -232,7 +232,7 @@ class GatewayBuilder {
       this.error(TypeUrl.Listener, plan.name, `${where(b)}: TLS mode ${mode} needs credentialName, or serverCertificate and privateKey: server left out`, gatewaySource(b.gateway));
       return [];
     }
-    const https = serverKind(b.server) === 'tls' && parseProtocol(b.server.port.protocol) === 'HTTPS';
+    const https = parseProtocol(b.server.port.protocol) === 'HTTPS';
     const st = serverTlsContext(tls, https);
     for (const s of st.credentialSecrets) this.secretNames.add(s);
     const chain = https ? this.httpsChain(plan, b) : this.tcpChain(plan, b);
@@ -286,7 +286,7 @@ class GatewayBuilder {
     return undefined;
   }
 
-  private passthroughChains(b: BoundServer): FilterChain[] {
+  private passthroughChains(plan: PortPlan, b: BoundServer): FilterChain[] {
     const hosts = serverHosts(b.server, b.gateway.namespace);
     const out: FilterChain[] = [];
     for (const { table } of this.tablesOn(b)) {
@@ -306,7 +306,7 @@ class GatewayBuilder {
         }
       }
     }
-    if (!out.length) this.error(TypeUrl.Listener, `0.0.0.0_${b.server.port.number}`, `${where(b)}: PASSTHROUGH server has no TLS route (VirtualService tls with sniHosts) bound to the gateway for its hosts`, gatewaySource(b.gateway));
+    if (!out.length) this.error(TypeUrl.Listener, plan.name, `${where(b)}: PASSTHROUGH server has no TLS route (VirtualService tls with sniHosts) bound to the gateway for its hosts`, gatewaySource(b.gateway));
     return out;
   }
 
