@@ -21,7 +21,8 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { splitCertificates } from '../../pki/pem.js';
 import { identityProblem, parseSpiffeUri, spiffeUri } from '../../pki/spiffe.js';
@@ -39,9 +40,16 @@ export const BACKDATE_MS = 60_000;
 /** The file names of Istio's cacerts layout. */
 export const CA_FILES = { caCert: 'ca-cert.pem', caKey: 'ca-key.pem', rootCert: 'root-cert.pem', certChain: 'cert-chain.pem' } as const;
 
-/** A request the CA refuses (bad CSR, identity mismatch, TTL too long). The message says why. */
+/** A request the CA refuses. The message says why; `reason` classifies it (the CSR service maps it to a gRPC code). */
 export class CaRequestError extends Error {
   override readonly name = 'CaRequestError';
+  constructor(
+    message: string,
+    /** `identity`: the CSR asks for another identity; `request`: bad CSR or TTL; `ca`: the CA cannot sign. */
+    readonly reason: 'identity' | 'request' | 'ca' = 'request',
+  ) {
+    super(message);
+  }
 }
 
 /** A CA directory that cannot be loaded. The message names the file. */
@@ -73,7 +81,10 @@ export interface IssuedCertificate {
 }
 
 /** What a certificate is for: a workload identity (URI SAN only) or DNS names / IPs (the control plane). */
-export type Subject = { identity: Omit<WorkloadId, 'trustDomain'> } | { altNames: AltNames };
+export type Subject = { identity: IdentityRequest } | { altNames: AltNames };
+
+/** A workload identity to sign; the trust domain defaults to the CA's (the control plane passes MeshConfig's). */
+export type IdentityRequest = Omit<WorkloadId, 'trustDomain'> & { trustDomain?: string };
 
 interface Material {
   caCert: X509Certificate;
@@ -134,8 +145,8 @@ export class CertificateAuthority {
   }
 
   /** The SPIFFE URI of a workload identity in this CA's trust domain. */
-  spiffeId(identity: Omit<WorkloadId, 'trustDomain'>): string {
-    return spiffeUri({ trustDomain: this.trustDomain, ...identity });
+  spiffeId(identity: IdentityRequest): string {
+    return spiffeUri({ namespace: identity.namespace, serviceAccount: identity.serviceAccount, trustDomain: identity.trustDomain ?? this.trustDomain });
   }
 
   /**
@@ -143,7 +154,7 @@ export class CertificateAuthority {
    * exactly that identity's URI SAN, whatever else the CSR holds; a CSR that asks for a different identity is
    * refused. `ttlMs` 0 or undefined means the default TTL.
    */
-  async signCsr(csrPem: string, identity: Omit<WorkloadId, 'trustDomain'>, ttlMs?: number): Promise<IssuedCertificate> {
+  async signCsr(csrPem: string, identity: IdentityRequest, ttlMs?: number): Promise<IssuedCertificate> {
     let csr;
     try {
       csr = await parseCsr(csrPem);
@@ -154,10 +165,10 @@ export class CertificateAuthority {
     for (const uri of csr.uris) {
       if (uri !== want) {
         const asked = parseSpiffeUri(uri);
-        throw new CaRequestError(`CSR asks for identity ${uri}${asked ? '' : ' (not a workload SPIFFE ID)'}, but the caller is authenticated as ${want}`);
+        throw new CaRequestError(`CSR asks for identity ${uri}${asked ? '' : ' (not a workload SPIFFE ID)'}, but the caller is authenticated as ${want}`, 'identity');
       }
     }
-    if (csr.dnsNames.length) throw new CaRequestError(`CSR asks for DNS names (${csr.dnsNames.join(', ')}); workload certificates carry only the SPIFFE URI ${want}`);
+    if (csr.dnsNames.length) throw new CaRequestError(`CSR asks for DNS names (${csr.dnsNames.join(', ')}); workload certificates carry only the SPIFFE URI ${want}`, 'identity');
     return this.issue({ identity }, csr.publicKey, ttlMs);
   }
 
@@ -173,7 +184,7 @@ export class CertificateAuthority {
     const altNames: AltNames = 'identity' in subject ? { uris: [this.spiffeId(subject.identity)] } : subject.altNames;
     const now = Date.now();
     const caNotAfter = Date.parse(this.m.caCert.validTo);
-    if (caNotAfter <= now) throw new CaRequestError(`the CA certificate expired at ${this.m.caCert.validTo}; it cannot sign`);
+    if (caNotAfter <= now) throw new CaRequestError(`the CA certificate expired at ${this.m.caCert.validTo}; it cannot sign`, 'ca');
     const start = opts.notBefore?.getTime() ?? now;
     const notBefore = new Date(Math.floor((opts.notBefore ? start : start - BACKDATE_MS) / 1000) * 1000);
     const notAfter = new Date(Math.min(Math.floor((start + ttl) / 1000) * 1000, caNotAfter));
@@ -330,13 +341,54 @@ export function loadCa(dir: string, opts: CaOptions = {}): CertificateAuthority 
 
 /**
  * Loads the CA in `dir`, or when the directory holds no ca-cert.pem and ca-key.pem yet, creates a self-signed
- * root there (first start). Returns the CA and whether it was created.
+ * root there (first start). Returns the CA and whether it was created. Safe against several processes starting
+ * at once on the same directory: the key file is claimed with an exclusive link, the losers load the winner's CA
+ * (waiting up to 5 s for its files to be complete).
  */
 export async function loadOrCreateCa(dir: string, opts: CaOptions & { rootTtlMs?: number } = {}): Promise<{ ca: CertificateAuthority; created: boolean }> {
   const hasCert = existsSync(join(dir, CA_FILES.caCert));
   const hasKey = existsSync(join(dir, CA_FILES.caKey));
-  if (hasCert || hasKey) return { ca: loadCa(dir, opts), created: false };
+  if (hasCert || hasKey) return { ca: await loadSettled(dir, opts), created: false };
   const ca = await createRootCa(opts);
-  writeCa(dir, ca);
-  return { ca: loadCa(dir, opts), created: true };
+  const created = writeCaExclusive(dir, ca);
+  return { ca: await loadSettled(dir, opts), created };
+}
+
+/** loadCa, retried for a while when the files are being written by another process. */
+async function loadSettled(dir: string, opts: CaOptions): Promise<CertificateAuthority> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    try {
+      return loadCa(dir, opts);
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await sleep(100);
+    }
+  }
+}
+
+/** Writes a new CA unless the directory has a key already (then false: another process created one). */
+function writeCaExclusive(dir: string, ca: CertificateAuthority): boolean {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmp = (name: string) => join(dir, `.${name}.${process.pid}.new`);
+  const files: Array<[string, string, number]> = [
+    [CA_FILES.caKey, ca.signingKey().export({ type: 'pkcs8', format: 'pem' }) as string, 0o600],
+    [CA_FILES.caCert, ca.caCertPem, 0o644],
+    [CA_FILES.certChain, '', 0o644],
+    [CA_FILES.rootCert, ca.rootPem, 0o644],
+  ];
+  for (const [name, data, mode] of files) {
+    writeFileSync(tmp(name), data, { mode });
+    chmodSync(tmp(name), mode);
+  }
+  try {
+    linkSync(tmp(CA_FILES.caKey), join(dir, CA_FILES.caKey)); // fails when the key exists: the claim
+  } catch (e) {
+    for (const [name] of files) rmSync(tmp(name), { force: true });
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
+  rmSync(tmp(CA_FILES.caKey));
+  for (const [name] of files.slice(1)) renameSync(tmp(name), join(dir, name));
+  return true;
 }

@@ -23,6 +23,8 @@ export {
   loadOrCreateCa,
   writeCa,
 } from './ca.js';
-export type { CaOptions, IssuedCertificate, Subject } from './ca.js';
+export type { CaOptions, IdentityRequest, IssuedCertificate, Subject } from './ca.js';
+export { loadOrCreateTokenKey, TOKEN_AUDIENCE, TOKEN_ISSUER, TokenError, TokenIssuer, tokenKeyPath, WeftTokenVerifier } from './token.js';
+export type { TokenIdentity, TokenVerifier } from './token.js';
 export type { WorkloadId } from '../../pki/spiffe.js';
 export { parseSpiffeUri, spiffeUri } from '../../pki/spiffe.js';
