@@ -35,6 +35,7 @@ import { DnsProxy } from './dns/server.js';
 import { NAME_TABLE_RESOURCE, NAME_TABLE_TYPE_URL } from '../xds/name-table.js';
 import type { NameTable } from '../xds/name-table.js';
 import type { WorkloadIdentity } from './tls/identity/index.js';
+import { SecretManager } from './tls/secrets.js';
 
 export interface ProxyOptions {
   /** `host:port` of the xDS (ADS) server. */
@@ -100,7 +101,8 @@ export class Proxy {
     this.client = new AdsClient({ server: opts.xds, node: opts.node, protocol: opts.protocol ?? 'auto', logger: opts.logger, ...(opts.xdsCredentials ? { credentials: opts.xdsCredentials } : {}) });
     this.identity = opts.identity;
     this.listeners = new ListenerManager(opts.drainTimeoutMs ?? 5000);
-    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats });
+    // The workload identity is the source of the SDS names `default` and `ROOTCA` (tls/secrets.ts).
+    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats, ...(opts.identity ? { secrets: new SecretManager(opts.identity) } : {}) });
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.ready = this.client.synced(opts.dns ? [...FULL_CONFIG, NAME_TABLE_TYPE_URL] : FULL_CONFIG).then(() => {
       if (this.state === 'PRE_INITIALIZING') this.state = 'LIVE';
