@@ -92,6 +92,8 @@ describe('gateways end to end (TLS)', () => {
   let bookinfoCert: TestCert;
   let db: TlsBackend;
   let partner: TlsBackend;
+  /** An external host whose certificate comes from a CA the DestinationRule does not trust. */
+  let rogue: TlsBackend;
   const ports = { simple: 0, mutual: 0, passthrough: 0, auto: 0, egress: 0, outbound: 0 };
 
   async function proxy(proc: WeftProcess, args: string[], id: string): Promise<void> {
@@ -106,7 +108,8 @@ describe('gateways end to end (TLS)', () => {
     const mtlsCert = await issueServerCertForTest(ca, { dnsNames: ['mtls.example.com'] });
     db = new TlsBackend('db', await issueServerCertForTest(ca, { dnsNames: ['db.passthrough.example'] }));
     partner = new TlsBackend('partner', await issueServerCertForTest(ca, { dnsNames: ['api.partner.example'] }));
-    await Promise.all([productpage.start(), db.start(), partner.start()]);
+    rogue = new TlsBackend('rogue', await issueServerCertForTest(await createRootCa(), { dnsNames: ['api.rogue.example'] }));
+    await Promise.all([productpage.start(), db.start(), partner.start(), rogue.start()]);
     mkdirSync(join(secrets, 'mtls-cred'), { recursive: true });
     writeFileSync(join(secrets, 'bookinfo-cred.crt'), bookinfoCert.certChainPem);
     writeFileSync(join(secrets, 'bookinfo-cred.key'), bookinfoCert.keyPem);
@@ -180,6 +183,16 @@ spec:
   resolution: STATIC
   endpoints: [{address: 127.0.0.1, ports: {https: ${partner.port}, http: 1}}]
 `,
+        `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: rogue, namespace: default}
+spec:
+  hosts: [api.rogue.example]
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 443, name: https, protocol: HTTPS}]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {https: ${rogue.port}, http: 1}}]
+`,
         serviceYaml('egressgateway', { name: 'http', port: ports.egress }),
         workloadEntryYaml('egressgateway-1', { app: 'egressgateway' }, 'http', ports.egress),
         `apiVersion: networking.istio.io/v1
@@ -189,7 +202,7 @@ spec:
   selector: {istio: egressgateway}
   servers:
   - port: {number: ${ports.egress}, name: http, protocol: HTTP}
-    hosts: [api.partner.example]
+    hosts: [api.partner.example, api.rogue.example]
 `,
         `apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -202,6 +215,28 @@ spec:
     route: [{destination: {host: egressgateway.default.svc.cluster.local, port: {number: ${ports.egress}}}}]
   - match: [{gateways: [egressgateway], port: ${ports.egress}}]
     route: [{destination: {host: api.partner.example, port: {number: 443}}}]
+`,
+        `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: rogue-via-egress, namespace: default}
+spec:
+  hosts: [api.rogue.example]
+  gateways: [mesh, egressgateway]
+  http:
+  - match: [{gateways: [mesh], port: 80}]
+    route: [{destination: {host: egressgateway.default.svc.cluster.local, port: {number: ${ports.egress}}}}]
+  - match: [{gateways: [egressgateway], port: ${ports.egress}}]
+    route: [{destination: {host: api.rogue.example, port: {number: 443}}}]
+`,
+        `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: rogue-tls, namespace: default}
+spec:
+  host: api.rogue.example
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 443}
+      tls: {mode: SIMPLE, sni: api.rogue.example, caCertificates: ${rootFile}}
 `,
         `apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -226,7 +261,7 @@ spec:
   after(async () => {
     await Promise.all([ingress.stop(), egress.stop(), sidecar.stop()]);
     await cp.stop();
-    await Promise.all([productpage.stop(), db.stop(), partner.stop()]);
+    await Promise.all([productpage.stop(), db.stop(), partner.stop(), rogue.stop()]);
     work.remove();
   });
 
@@ -295,5 +330,11 @@ spec:
     assert.equal(r.headers['x-backend'], 'partner');
     assert.equal(r.body.toString(), 'partner /v1/ping');
     assert.equal(partner.sni.at(-1), 'api.partner.example');
+  });
+
+  test('TLS origination verifies the external host: a certificate from an untrusted CA gets 503, no request sent', async () => {
+    const r = await curl('http://api.rogue.example/v1/ping', ['-x', `http://127.0.0.1:${ports.outbound}`]);
+    assert.equal(r.status, 503);
+    assert.deepEqual(rogue.sni, [], 'no request reached the untrusted host');
   });
 });
