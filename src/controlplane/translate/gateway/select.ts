@@ -12,7 +12,7 @@
  */
 import type { GatewayDef, GatewayServer } from '../../../api/model.js';
 import type { ProxyInfo } from '../../proxy.js';
-import { labelsSubsetOf } from '../scope.js';
+import { hostSubsetOf, labelsSubsetOf } from '../scope.js';
 
 /** `namespace/name` of a Gateway, the form VirtualService `gateways` resolve to. */
 export function gatewayName(gw: Pick<GatewayDef, 'namespace' | 'name'>): string {
@@ -62,20 +62,12 @@ export function serverHosts(server: GatewayServer, gatewayNamespace: string): Se
   });
 }
 
-/** Whether `pattern` (maybe `*` or `*.suffix`) covers `host` (also a wildcard: its set must be inside). */
-export function hostCovers(pattern: string, host: string): boolean {
-  if (pattern === '*' || pattern === host) return true;
-  if (!pattern.startsWith('*')) return false;
-  const suffix = pattern.slice(1);
-  return host.startsWith('*') ? host.slice(1).endsWith(suffix) && host.length > pattern.length - 1 : host.endsWith(suffix) && host.length > suffix.length;
-}
-
 /** The more specific of two overlapping hosts, or undefined when they do not overlap. */
 export function intersectHost(a: string, b: string): string | undefined {
   const x = a.toLowerCase();
   const y = b.toLowerCase();
-  if (hostCovers(x, y)) return y;
-  if (hostCovers(y, x)) return x;
+  if (hostSubsetOf(y, x)) return y;
+  if (hostSubsetOf(x, y)) return x;
   return undefined;
 }
 
