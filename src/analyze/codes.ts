@@ -29,6 +29,7 @@ const list: CodeInfo[] = [
   { code: 'WFT0118', name: 'PortNameIsNotUnderNamingConvention', severity: 'Info', summary: 'A Service port declares no protocol (neither appProtocol nor a protocol name prefix); the protocol is sniffed.', source: 'analyzer' },
   { code: 'WFT0130', name: 'VirtualServiceUnreachableRule', severity: 'Warning', summary: 'A routing rule can never be used: earlier rules catch every request it matches.', source: 'analyzer' },
   { code: 'WFT0131', name: 'VirtualServiceIneffectiveMatch', severity: 'Info', summary: 'One match of a rule is never used: an earlier rule has the same or a broader match.', source: 'analyzer' },
+  { code: 'WFT0145', name: 'ConflictingGateways', severity: 'Error', summary: 'Gateway servers on the same port of the same gateway workloads cannot all be served (different protocols, or the same TLS/TCP hosts).', source: 'analyzer' },
   { code: 'WFT0149', name: 'JwtClaimBasedRoutingWithoutRequestAuthN', severity: 'Error', summary: 'A route matches JWT claims on a gateway whose workloads no RequestAuthentication selects.', source: 'analyzer' },
   { code: 'WFT1009', name: 'DuplicateResource', severity: 'Error', summary: 'The same kind, namespace and name is defined twice.', source: 'validation' },
   { code: 'WFT0173', name: 'DestinationRuleSubsetNotSelectPods', severity: 'Error', summary: 'A DestinationRule subset selects none of the workloads of its host.', source: 'analyzer' },

@@ -1,5 +1,6 @@
 /** The analyzers by name. Adding a check is writing one `Analyzer` and listing it here. */
 import { deprecatedFieldsAnalyzer } from './analyzers/deprecated.js';
+import { gatewayConflictAnalyzer } from './analyzers/gateways.js';
 import { destinationRuleAnalyzers } from './analyzers/destinationrules.js';
 import { jwtClaimRouteAnalyzer } from './analyzers/jwt.js';
 import { portNameAnalyzer } from './analyzers/ports.js';
@@ -17,6 +18,7 @@ const builtin: Analyzer[] = [
   jwtClaimRouteAnalyzer,
   portNameAnalyzer,
   sidecarEgressAnalyzer,
+  gatewayConflictAnalyzer,
   deprecatedFieldsAnalyzer,
 ];
 

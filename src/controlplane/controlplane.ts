@@ -58,6 +58,7 @@ import { ClusterLoadAssignmentSchema } from '../xds/gen/envoy/config/endpoint/v3
 import type { ClusterLoadAssignment } from '../xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import { ListenerSchema } from '../xds/gen/envoy/config/listener/v3/listener_pb.js';
 import { RouteConfigurationSchema } from '../xds/gen/envoy/config/route/v3/route_pb.js';
+import { SecretSchema } from '../xds/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
 import { ConfigDumpSchema } from '../xds/gen/envoy/admin/v3/config_dump_pb.js';
 import type { ConfigDump } from '../xds/gen/envoy/admin/v3/config_dump_pb.js';
 import {
@@ -82,6 +83,7 @@ import type { ResourceMap, VersionedResource } from './cache/snapshot.js';
 import { createHttpServer } from './http.js';
 import { createLogger } from './log.js';
 import type { Logger } from './log.js';
+import { CredentialDirectory } from './credentials.js';
 import { ControlPlaneMetrics, metricType } from './metrics.js';
 import { proxyFromNode } from './proxy.js';
 import type { ProxyInfo } from './proxy.js';
@@ -148,6 +150,11 @@ export interface ControlPlaneOptions {
   expiryIntervalMs?: number;
   /** Bound of the bytes of ADS responses written and not yet sent (default 128 MiB; see SendBudget). */
   sendBudgetBytes?: number;
+  /**
+   * Directory of gateway credentials (`credentialName`; layout in credentials.ts and docs/gateways.md), served to
+   * gateway proxies as SDS Secrets and re-pushed when the files change. Undefined = no credentials.
+   */
+  secretsDir?: string;
   /** Serve plaintext ADS on `xdsPort` (default true; `--xds-plaintext=false` switches it off). */
   xdsPlaintext?: boolean;
   /** Address the plaintext ADS port binds to (default 127.0.0.1: it authenticates nobody, so loopback only). */
@@ -358,6 +365,8 @@ export class ControlPlane extends EventEmitter {
   readonly cache = new SnapshotCache();
   readonly source: DirectorySource;
   readonly ads: AdsServer;
+  /** Gateway credentials (`--secrets-dir`); undefined when none is configured. */
+  readonly credentials?: CredentialDirectory;
   readonly id = `weft-${hostname()}`;
   readonly version = WEFT_VERSION;
   /** Golden metrics of the mesh's calls (undefined when switched off). */
@@ -461,6 +470,16 @@ export class ControlPlane extends EventEmitter {
       onError: (e) => this.logger.error({ err: e.message }, 'config source error'),
     });
     this.source.store.onChange((c) => this.onConfigChange(c));
+    if (opts.secretsDir !== undefined) {
+      this.credentials = new CredentialDirectory(opts.secretsDir, {
+        onChange: () => {
+          if (!this.configLoaded) return;
+          this.metrics.inboundUpdates.inc({ type: 'secret' });
+          this.debouncer.enqueue(pushRequest('secret', { full: true }));
+        },
+        onProblem: (p) => this.logger.warn({ credential: p.credential, file: p.file, error: p.message }, 'gateway credential not usable; its last good version (if any) stays in force'),
+      });
+    }
     this.registry.onChange((c) => {
       if (this.registryCause === 'suppress') return;
       this.metrics.inboundUpdates.inc({ type: c.services ? 'svc' : 'eds' });
@@ -533,6 +552,7 @@ export class ControlPlane extends EventEmitter {
     this.started = true;
     await this.listenHttp();
     await this.source.start();
+    await this.credentials?.start();
     this.configLoaded = true;
     const sec = this.securityOpts;
     if (sec) await this.startSecurity(sec);
@@ -600,6 +620,11 @@ export class ControlPlane extends EventEmitter {
     });
   }
 
+  /** The SDS map of a snapshot: the trust bundle, plus the gateway credentials translation named (if any). */
+  private withCredentials(credentials: ResourceMap): ResourceMap {
+    return credentials.size ? new Map([...this.secrets, ...credentials]) : this.secrets;
+  }
+
   /** The ROOTCA secret every snapshot carries from now on (a push sends it). */
   private setTrustBundle(ca: CertificateAuthority): void {
     const r = rootCaSecret(ca.rootPem);
@@ -619,6 +644,7 @@ export class ControlPlane extends EventEmitter {
     this.isReady = false;
     this.debouncer.close();
     await this.telemetry?.close();
+    this.credentials?.close();
     if (this.expiryTimer) clearInterval(this.expiryTimer);
     this.expiryTimer = undefined;
     this.caSource?.close();
@@ -937,7 +963,7 @@ export class ControlPlane extends EventEmitter {
   // Translation and pushes
 
   private input(info: ProxyInfo): TranslateInput {
-    return { model: this.translationModel, registry: this.registry, proxy: info };
+    return { model: this.translationModel, registry: this.registry, proxy: info, ...(this.credentials ? { credentials: this.credentials } : {}) };
   }
 
   /** Translates for one proxy and encodes the result; undefined when translation threw. */
@@ -965,7 +991,7 @@ export class ControlPlane extends EventEmitter {
       [TypeUrl.Listener, encode(TypeUrl.Listener, ListenerSchema, res.listeners, (l) => l.name)],
       [TypeUrl.RouteConfiguration, encode(TypeUrl.RouteConfiguration, RouteConfigurationSchema, res.routes, (r) => r.name)],
       [NAME_TABLE_TYPE_URL, encode(NAME_TABLE_TYPE_URL, NameTableSchema, res.nameTables ?? [], (t) => t.name)],
-      [TypeUrl.Secret, this.secrets],
+      [TypeUrl.Secret, this.withCredentials(encode(TypeUrl.Secret, SecretSchema, res.secrets ?? [], (t) => t.name))],
     ]);
     for (const e of errors) this.metrics.translationErrors.inc({ type: metricType(e.typeUrl) });
     return { snapshot, errors };

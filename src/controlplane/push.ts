@@ -22,7 +22,10 @@ export type PushReason =
   | 'registration'
   /** A proxy connected and was given its configuration (never debounced). */
   | 'proxyrequest'
-  /** The trust bundle changed (the CA files were replaced): every proxy gets the new ROOTCA secret. */
+  /**
+   * A secret changed: a gateway credential (secrets directory), or the trust bundle (the CA files were replaced:
+   * every proxy gets the new ROOTCA secret).
+   */
   | 'secret';
 
 export interface PushRequest {

@@ -39,6 +39,7 @@ import { DnsProxy } from './dns/server.js';
 import { NAME_TABLE_RESOURCE, NAME_TABLE_TYPE_URL } from '../xds/name-table.js';
 import type { NameTable } from '../xds/name-table.js';
 import type { WorkloadIdentity } from './tls/identity/index.js';
+import { SecretManager } from './tls/secrets.js';
 
 export interface ProxyOptions {
   /** `host:port` of the xDS (ADS) server. */
@@ -119,7 +120,8 @@ export class Proxy {
     this.listeners = new ListenerManager(opts.drainTimeoutMs ?? 5000);
     this.stats = new StatsStore(opts.statsTags === 'istio' ? { useAllDefaultTags: false, statsTags: ISTIO_STATS_TAGS } : {});
     this.istio = new IstioMetrics(this.stats, { nodeId: opts.node.id, metadata: opts.node.metadata, version: opts.version, enabled: opts.metrics ?? true });
-    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats, istio: this.istio });
+    // The workload identity is the source of the SDS names `default` and `ROOTCA` (tls/secrets.ts).
+    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats, istio: this.istio, ...(opts.identity ? { secrets: new SecretManager(opts.identity) } : {}) });
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.ready = this.client.synced(opts.dns ? [...FULL_CONFIG, NAME_TABLE_TYPE_URL] : FULL_CONFIG).then(() => {
       if (this.state === 'PRE_INITIALIZING') this.state = 'LIVE';

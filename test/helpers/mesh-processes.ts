@@ -78,9 +78,9 @@ export interface ControlPlaneAddresses {
   http: string;
 }
 
-/** Starts `weft control-plane` watching `configDir` on ephemeral ports and waits for its addresses. */
-export async function startControlPlane(proc: WeftProcess, configDir: string): Promise<ControlPlaneAddresses> {
-  const m = await proc.start(['control-plane', '--config', configDir, '--xds-port', '0', '--http-port', '0'], /xDS \(ADS over plaintext gRPC\): (\S+)[\s\S]*HTTP: (http:\/\/\S+)/, 'control plane');
+/** Starts `weft control-plane` watching `configDir` on ephemeral ports (plus `extra` arguments) and waits for its addresses. */
+export async function startControlPlane(proc: WeftProcess, configDir: string, extra: string[] = []): Promise<ControlPlaneAddresses> {
+  const m = await proc.start(['control-plane', '--config', configDir, '--xds-port', '0', '--http-port', '0', ...extra], /xDS \(ADS over plaintext gRPC\): (\S+)[\s\S]*HTTP: (http:\/\/\S+)/, 'control plane');
   return { xds: m[1]!, http: m[2]! };
 }
 
@@ -154,9 +154,10 @@ export interface RunResult {
 }
 
 /** Runs a command without blocking the event loop (upstream servers may live in the test process). */
-export function run(cmd: string, args: string[]): Promise<RunResult> {
+export function run(cmd: string, args: string[], input?: string): Promise<RunResult> {
   return new Promise((resolve) => {
     const p = spawn(cmd, args);
+    if (input !== undefined) p.stdin.end(input);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     p.stdout.on('data', (d: Buffer) => out.push(d));

@@ -6,7 +6,7 @@ import { buildModel } from '../../src/api/build.js';
 import { parseConfigText } from '../../src/api/source.js';
 import { proxyFromNode } from '../../src/controlplane/proxy.js';
 import { ServiceRegistry } from '../../src/controlplane/registry/registry.js';
-import type { ProxyResources } from '../../src/controlplane/translate/index.js';
+import type { ProxyResources, TranslateInput } from '../../src/controlplane/translate/index.js';
 import { translateProxy } from '../../src/controlplane/translate/translate.js';
 import { NodeSchema } from '../../src/xds/gen/envoy/config/core/v3/base_pb.js';
 
@@ -15,12 +15,12 @@ import { NodeSchema } from '../../src/xds/gen/envoy/config/core/v3/base_pb.js';
  * services and endpoints, and translates for the proxy described by `node`. Translation errors are left in the
  * result for the caller to check.
  */
-export function translateYaml(yaml: string, fileName: string, node: MessageInitShape<typeof NodeSchema>): ProxyResources {
+export function translateYaml(yaml: string, fileName: string, node: MessageInitShape<typeof NodeSchema>, extra: Pick<TranslateInput, 'credentials'> = {}): ProxyResources {
   const parsed = parseConfigText(yaml, fileName);
   assert.deepEqual(parsed.diagnostics, []);
   const built = buildModel(parsed.resources);
   assert.deepEqual(built.diagnostics.filter((d) => d.severity === 'Error'), []);
   const reg = new ServiceRegistry();
   reg.setModel(built.model);
-  return translateProxy({ model: built.model, registry: reg, proxy: proxyFromNode(create(NodeSchema, node)) });
+  return translateProxy({ model: built.model, registry: reg, proxy: proxyFromNode(create(NodeSchema, node)), ...extra });
 }

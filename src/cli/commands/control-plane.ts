@@ -1,8 +1,8 @@
 /**
  * `weft control-plane --config DIR [--xds-port 15010] [--xds-tls-port 15012] [--http-port 15014] [--bind 127.0.0.1]
  * [--state-dir .weft | --cacerts DIR] [--xds-plaintext=false] [--xds-plaintext-bind 127.0.0.1]
- * [--prometheus URL]`: runs Weft's xDS control plane (src/controlplane) until SIGINT or SIGTERM, then shuts down
- * cleanly and exits 0.
+ * [--secrets-dir DIR] [--prometheus URL]`: runs Weft's xDS control plane (src/controlplane) until SIGINT or SIGTERM,
+ * then shuts down cleanly and exits 0.
  * The dashboard is on the HTTP port under /dashboard/; its numbers come from the proxies' Istio metrics, scraped
  * every 2 s, or from Prometheus' query API with `--prometheus` (src/controlplane/telemetry).
  * Where it listens goes to stdout; the structured log (pino JSON lines) goes to stderr.
@@ -30,6 +30,8 @@ export interface ControlPlaneCliOptions {
   bind: string;
   domain: string;
   logLevel: string;
+  /** Gateway credentials directory (credentialName → SDS Secrets). */
+  secretsDir?: string;
   /** Undefined: 15012, or 0 when xdsPort is 0. */
   xdsTlsPort?: number;
   xdsPlaintext: boolean;
@@ -90,6 +92,13 @@ export async function runControlPlane(opts: ControlPlaneCliOptions, out: (s: str
       return 1;
     }
   }
+  if (opts.secretsDir !== undefined) {
+    const st = await stat(opts.secretsDir).catch(() => undefined);
+    if (!st?.isDirectory()) {
+      err(`weft control-plane: --secrets-dir ${opts.secretsDir} is not a directory\n`);
+      return 1;
+    }
+  }
   const logger = createLogger({ level: opts.logLevel as 'info' });
   const cp = new ControlPlane({
     configPaths: opts.config,
@@ -99,6 +108,7 @@ export async function runControlPlane(opts: ControlPlaneCliOptions, out: (s: str
     bind: opts.bind,
     domain: opts.domain,
     logger,
+    ...(opts.secretsDir !== undefined ? { secretsDir: opts.secretsDir } : {}),
     xdsPlaintext: opts.xdsPlaintext,
     xdsPlaintextBind: opts.xdsPlaintextBind,
     security: {
@@ -130,6 +140,7 @@ export async function runControlPlane(opts: ControlPlaneCliOptions, out: (s: str
       `  HTTP: http://${host}:${cp.httpPort}  (/ready /metrics /debug/syncz /debug/config_dump?proxy=ID /debug/registryz /v1/workloads /api/mesh)`,
       `  dashboard: http://${host}:${cp.httpPort}/dashboard/`,
       `  config: ${opts.config.join(', ')} (watched)`,
+      ...(opts.secretsDir !== undefined ? [`  gateway credentials: ${opts.secretsDir} (watched)`] : []),
       '',
     ].join('\n'),
   );
@@ -181,6 +192,7 @@ export function register(program: Command): void {
     .option('--max-workload-cert-ttl <duration>', 'longest workload certificate TTL a proxy may ask for', durationArg, DEFAULT_MAX_WORKLOAD_TTL_MS)
     .option('--domain <domain>', 'DNS domain of Kubernetes service hostnames', 'cluster.local')
     .option('--prometheus <url>', "read the mesh's golden metrics from this Prometheus (query API) instead of scraping the proxies", prometheusArg)
+    .option('--secrets-dir <dir>', 'gateway credentials (credentialName): <name>.crt/.key/.ca.crt or <name>/tls.crt,tls.key,ca.crt; served over SDS, watched')
     .addOption(new Option('--log-level <level>', 'log level').choices([...LOG_LEVELS]).default('info'))
     .action(async (opts: ControlPlaneCliOptions) => {
       process.exitCode = await runControlPlane(

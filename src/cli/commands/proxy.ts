@@ -19,6 +19,11 @@
  * on 15001, virtualInbound on 15006; see src/controlplane/translate/transparent.ts) and the proxy serves the DNS
  * proxy on 127.0.0.1:`--dns-port` (15053). iptables rules send the workload's traffic there (`weft netns-run`).
  *
+ * `--gateway` (node metadata WEFT_PROXY_TYPE `router`, Istio's gateway proxy type): the proxy runs as an ingress or
+ * egress gateway. It gets no sidecar listeners; its listeners come from the servers of the Gateways whose selector
+ * matches `--labels` (Gateway API Gateways: the label `gateway.networking.k8s.io/gateway-name` in its namespace);
+ * see docs/gateways.md.
+ *
  * Workload identity (docs/security.md): with a token (`--token-file PATH` or env WEFT_TOKEN, from `weft token create`)
  * the proxy gets its certificate from the CSR service at `--ca-addr` (default: the xDS host, port 15012),
  * verifying the control plane with `--ca-root-file`, renews it at half its lifetime
@@ -66,6 +71,8 @@ export interface ProxyCliOptions {
   mode?: 'explicit' | 'transparent';
   /** Transparent mode: the DNS proxy's port on 127.0.0.1 (Istio's 15053). */
   dnsPort?: number;
+  /** Run as a gateway (Istio's `router` proxy type): listeners come from the Gateways that select it. */
+  gateway?: boolean;
   /** CSR service + mTLS xDS address (default: the xDS host, port 15012). */
   caAddr?: string;
   /** File holding the workload token (else env WEFT_TOKEN). */
@@ -168,7 +175,7 @@ function secondsArg(v: string): number {
 
 /** The node metadata `weft proxy` announces. */
 export function proxyMetadata(
-  o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort' | 'mode' | 'workloadName' | 'clusterId'> & {
+  o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort' | 'mode' | 'workloadName' | 'clusterId' | 'gateway'> & {
     upstream?: UpstreamPort[];
   },
 ): JsonObject {
@@ -181,6 +188,7 @@ export function proxyMetadata(
     WEFT_INBOUND_CAPTURE_PORT: o.inboundPort,
     WEFT_STATS_PORT: o.statsPort,
   };
+  if (o.gateway) md.WEFT_PROXY_TYPE = 'router';
   if (o.workloadPort.length) md.WEFT_INBOUND = o.workloadPort.map((w) => ({ ...w }) as JsonObject);
   if (o.workloadName) md.WORKLOAD_NAME = o.workloadName;
   if (o.clusterId) md.CLUSTER_ID = o.clusterId;
@@ -192,8 +200,9 @@ const SHUTDOWN_GRACE_MS = 5_000;
 
 function banner(opts: ProxyCliOptions, ports: { health?: number; admin?: number; stats?: number; dns?: number }): string {
   const workers = (opts.concurrency ?? 1) > 1 ? ` (${opts.concurrency} workers)` : '';
-  const traffic =
-    opts.mode === 'transparent'
+  const traffic = opts.gateway
+    ? '  mode: gateway (listeners from the Gateway servers that select this proxy)\n'
+    : opts.mode === 'transparent'
       ? `  mode: transparent (virtualOutbound 0.0.0.0:15001, virtualInbound 0.0.0.0:15006 from the control plane)\n  dns: 127.0.0.1:${ports.dns ?? opts.dnsPort ?? DEFAULT_DNS_PORT}\n`
       : `  outbound: 127.0.0.1:${opts.outboundPort} (from the control plane's listener)\n`;
   return `weft proxy ${opts.id} started${workers}\n  xDS: ${opts.xds}${opts.tokenFile || process.env.WEFT_TOKEN ? ' (mTLS)' : ''}\n  health: http://0.0.0.0:${ports.health}/healthz/ready\n  admin: http://127.0.0.1:${ports.admin}\n  stats: http://0.0.0.0:${ports.stats}/stats/prometheus\n${traffic}`;
@@ -338,6 +347,7 @@ export function register(program: Command): void {
     .option('--drain-timeout <seconds>', 'how long connections may take to drain on shutdown and listener changes', secondsArg, 5)
     .addOption(new Option('--xds-protocol <protocol>', 'xDS variant').choices(['auto', 'delta', 'sotw']).default('auto'))
     .addOption(new Option('--log-level <level>', 'log level').choices([...LOG_LEVELS]).default('info'))
+    .option('--gateway', "run as an ingress/egress gateway (Istio's router proxy type): listeners come from the Gateways whose selector matches --labels")
     .option('--concurrency <n>', 'worker processes sharing the listeners (Envoy --concurrency)', concurrencyArg, 1)
     .option('--token-file <path>', 'workload token (weft token create) to get a certificate with; also env WEFT_TOKEN. Turns on mTLS xDS')
     .option('--ca-addr <host:port>', 'CSR service and mTLS xDS address (default: the --xds host, port 15012)', parseXdsAddress)

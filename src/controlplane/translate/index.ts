@@ -8,6 +8,7 @@
  *   endpoints (EDS) ─ endpoint.ts  ClusterLoadAssignments with locality, weight, health, priorities
  *   listeners (LDS) ─ listener.ts  outbound/inbound listeners (sidecars) or api_listeners (proxyless gRPC)
  *   routes    (RDS) ─ route.ts     RouteConfigurations from the effective route tables
+ *   gateways        ─ gateway/     routers: listeners, routes and credential Secrets (SDS) from Gateways
  *
  * A translation error in one resource drops that resource and is reported in `errors`; the rest still goes out.
  */
@@ -15,10 +16,12 @@ import type { Cluster } from '../../xds/gen/envoy/config/cluster/v3/cluster_pb.j
 import type { ClusterLoadAssignment } from '../../xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import type { Listener } from '../../xds/gen/envoy/config/listener/v3/listener_pb.js';
 import type { RouteConfiguration } from '../../xds/gen/envoy/config/route/v3/route_pb.js';
+import type { Secret } from '../../xds/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
 import type { MeshModel, Service } from '../../api/model.js';
 import type { NameTable } from '../../xds/name-table.js';
 import type { ProxyInfo } from '../proxy.js';
 import type { Endpoint } from '../registry/registry.js';
+import type { CredentialView } from './gateway/tls.js';
 
 /** What translation reads of the service registry. */
 export interface RegistryView {
@@ -31,6 +34,8 @@ export interface TranslateInput {
   model: MeshModel;
   registry: RegistryView;
   proxy: ProxyInfo;
+  /** Gateway credentials (`credentialName`) the control plane serves over SDS; undefined = none. */
+  credentials?: CredentialView;
 }
 
 export interface TranslateError {
@@ -49,5 +54,7 @@ export interface ProxyResources {
   routes: RouteConfiguration[];
   /** Transparent-mode sidecars: the DNS proxy's name table (one, `name-table`; see transparent.ts, dns.ts). */
   nameTables?: NameTable[];
+  /** Gateways: the SDS Secrets of the credentials their listeners name (gateway/tls.ts). */
+  secrets?: Secret[];
   errors: TranslateError[];
 }

@@ -40,6 +40,8 @@ import { HCM_FILTER, TCP_PROXY_FILTER } from './route/util.js';
 import { computeScope } from './scope.js';
 import { OUTBOUND_LISTENER } from './names.js';
 import { buildTransparent } from './transparent.js';
+import { buildGateway } from './gateway/index.js';
+import { SecretSchema } from '../../xds/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
 import type { ProxyScope } from './scope.js';
 
 function messageOf(e: unknown): string {
@@ -245,7 +247,18 @@ export function translateProxy(input: TranslateInput, cache?: TranslationCache):
   });
 
   const transparent = input.proxy.mode === 'transparent' && input.proxy.type === 'sidecar';
-  if (transparent) {
+  if (input.proxy.type === 'router') {
+    // Gateways (gateway/): listeners and routes from the Gateways that select the proxy, and the credential
+    // Secrets they name. Not kept in the cache: they read the credentials, and gateways are few.
+    const empty = { listeners: [] as Listener[], routes: [] as RouteConfiguration[], secrets: [], errors: [] as TranslateError[] };
+    const built = guarded(errors, TypeUrl.Listener, '*', empty, () =>
+      buildGateway({ model: input.model, proxy: input.proxy, scope, ...(input.credentials ? { credentials: input.credentials } : {}) }),
+    );
+    errors.push(...built.errors);
+    out.listeners = encodable(ListenerSchema, TypeUrl.Listener, built.listeners, (l) => l.name, errors, undefined);
+    out.routes = built.routes.flatMap((rc) => validRoute(rc, errors, undefined) ?? []);
+    out.secrets = encodable(SecretSchema, TypeUrl.Secret, built.secrets, (s) => s.name, errors, undefined);
+  } else if (transparent) {
     // Transparent capture (transparent.ts): Istio's virtualOutbound/virtualInbound set, per-port routes, DNS table.
     // Kept per listeners key and labels (TCP route matches may read them), like the other stages.
     const key = keys ? `tp|${keys.listeners}|${labelsKey(input.proxy.labels)}` : undefined;
@@ -284,7 +297,7 @@ export function translateProxy(input: TranslateInput, cache?: TranslationCache):
     out.routes = rds.routes;
   }
 
-  const missingKey = keys?.clusters !== undefined && !transparent ? `missing|${keys.clusters}|${keys.listeners}` : undefined;
+  const missingKey = keys?.clusters !== undefined && !transparent && input.proxy.type !== 'router' ? `missing|${keys.clusters}|${keys.listeners}` : undefined;
   section(cache, missingKey, errors, (errs) => reportMissingClusters(out.clusters, out.routes, out.listeners, errs, cache));
   return out;
 }

@@ -58,6 +58,8 @@ import type { Host } from '../upstream/cluster/host.js';
 import { H1Pool } from '../upstream/pool/h1-pool.js';
 import { H2Pool } from '../upstream/pool/h2-pool.js';
 import type { UpstreamPool } from '../upstream/pool/types.js';
+import type { Secret } from '../../xds/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
+import { compileSecret, SecretManager } from '../tls/secrets.js';
 
 export interface ConfigLogger {
   info(obj: object, msg: string): void;
@@ -170,6 +172,8 @@ export interface XdsConfigOptions {
   stats?: StatsStore;
   /** Istio's standard metrics and the metadata exchange (stats/istio), on every sidecar listener; absent: none. */
   istio?: IstioMetrics;
+  /** TLS secrets (the workload identity's `default` / `ROOTCA`, and SDS); default: a manager with no identity. */
+  secrets?: SecretManager;
 }
 
 type Dumped<T> = Map<string, DumpedResource<T>>;
@@ -185,6 +189,9 @@ export class XdsConfig {
   readonly applied = { cds: 0, eds: 0, lds: 0, rds: 0 };
   readonly stats: StatsStore;
   private readonly istio: IstioMetrics | undefined;
+  readonly secrets: SecretManager;
+  /** SDS names subscribed over ADS. */
+  private readonly sdsNames = new Set<string>();
   private readonly listenerStats = new Map<string, ListenerStatsSet>();
   private readonly tcpStats = new Map<string, { stats: TcpProxyStats; remove: () => void; refs: number }>();
   private readonly dumped = {
@@ -202,6 +209,7 @@ export class XdsConfig {
     this.log = opts.log ?? silent;
     this.stats = opts.stats ?? new StatsStore();
     this.istio = opts.istio;
+    this.secrets = opts.secrets ?? new SecretManager();
   }
 
   /** The configuration in force and the rejected updates, for the admin /config_dump. */
@@ -257,6 +265,7 @@ export class XdsConfig {
     this.client.watch<ClusterLoadAssignment>(TypeUrl.ClusterLoadAssignment, { onUpdate: (u) => this.onEndpoints(u) });
     this.client.watch<Listener>(TypeUrl.Listener, { wildcard: true, onUpdate: (u) => this.onListeners(u) });
     this.client.watch<RouteConfiguration>(TypeUrl.RouteConfiguration, { onUpdate: (u) => this.onRoutes(u) });
+    this.client.watch<Secret>(TypeUrl.Secret, { onUpdate: (u) => this.onSecrets(u) });
   }
 
   /** The cluster of a name (what the request path uses). */
@@ -277,7 +286,7 @@ export class XdsConfig {
     const compiled: Array<[string, ClusterRuntime]> = [];
     for (const [name, entry] of u.added) {
       try {
-        const rt = compileCluster(entry.message);
+        const rt = compileCluster(entry.message, { secrets: this.secrets });
         for (const w of rt.warnings) this.warnOnce(`cluster ${JSON.stringify(name)}: ${w.field}: ${w.detail}`);
         compiled.push([name, rt]);
         this.accepted(this.dumped.clusters, name, entry);
@@ -302,6 +311,7 @@ export class XdsConfig {
       if (old !== undefined && old.runtime.statName === rt.statName) carryCounters(old.runtime.stats, rt.stats);
       const scope = this.stats.scope(`cluster.${rt.statName}.`);
       scope.addSource(rt.stats);
+      if (!rt.transport.plaintext) scope.addSource(rt.transport.stats);
       this.clusters.set(name, new ClusterEntry(rt, new ClusterRequestStats(scope)));
       old?.retire();
     }
@@ -313,6 +323,7 @@ export class XdsConfig {
     }
     this.applied.cds++;
     this.syncEdsSubscriptions();
+    this.syncSdsSubscriptions();
     throwIfErrors(errors);
   }
 
@@ -382,6 +393,10 @@ export class XdsConfig {
             return this.tcpStatsFor(prefix, reporter);
           },
           listenerStats: listenerScope,
+          secrets: this.secrets,
+          tlsStats: (tls) => {
+            listenerScope().scope.addSource(tls);
+          },
         });
         compiled.push({ l, entry, stats: set });
       } catch (e) {
@@ -411,6 +426,7 @@ export class XdsConfig {
       this.dumped.listeners.delete(name);
     }
     this.applied.lds++;
+    this.syncSdsSubscriptions();
     throwIfErrors(errors);
   }
 
@@ -438,6 +454,41 @@ export class XdsConfig {
     }
     for (const [name, rc] of compiled) this.rdsHolder(name).current = rc;
     this.applied.rds++;
+    throwIfErrors(errors);
+  }
+
+  // ---------------------------------------------------------------------------------------------------- SDS
+
+  /**
+   * Subscribes the SDS names the listeners and clusters in force refer to (except those the local identity
+   * serves), and drops the others. Secrets are never put in the config dump (they hold private keys).
+   */
+  private syncSdsSubscriptions(): void {
+    const want = new Set<string>();
+    for (const c of this.clusters.values()) for (const n of c.runtime.transport.sdsNames()) want.add(n);
+    for (const n of this.listeners.sdsNames()) want.add(n);
+    for (const n of [...want]) if (this.secrets.isLocal(n)) want.delete(n);
+    const add = [...want].filter((n) => !this.sdsNames.has(n));
+    const drop = [...this.sdsNames].filter((n) => !want.has(n));
+    for (const n of add) this.sdsNames.add(n);
+    for (const n of drop) {
+      this.sdsNames.delete(n);
+      this.secrets.applyAds(n, undefined);
+    }
+    if (add.length) this.client.subscribe(TypeUrl.Secret, add);
+    if (drop.length) this.client.unsubscribe(TypeUrl.Secret, drop);
+  }
+
+  onSecrets(u: ResourceUpdate<Secret>): void {
+    const errors: string[] = [];
+    for (const [name, entry] of u.added) {
+      try {
+        this.secrets.applyAds(name, compileSecret(entry.message));
+      } catch (e) {
+        errors.push(messageOf(e));
+      }
+    }
+    for (const name of u.removed) this.secrets.applyAds(name, undefined);
     throwIfErrors(errors);
   }
 

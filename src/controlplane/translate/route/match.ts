@@ -20,6 +20,8 @@ export const MESH_GATEWAY = 'mesh';
 export interface RouteClient {
   namespace: string;
   labels: Labels;
+  /** The gateway (`namespace/name`) routes are generated for; undefined = `mesh` (sidecars). */
+  gateway?: string;
 }
 
 function subsetOf(want: Labels | undefined, have: Labels): boolean {
@@ -30,11 +32,11 @@ function subsetOf(want: Labels | undefined, have: Labels): boolean {
 
 /**
  * Whether a match applies to this client (Istio `sourceMatchHTTP`): a match that names gateways applies when
- * `mesh` is among them (its source labels are then not consulted); otherwise its sourceLabels must be a subset
+ * the client's gateway (`mesh` for sidecars) is among them (its source labels are then not consulted); otherwise its sourceLabels must be a subset
  * of the client's labels and its sourceNamespace, when set, the client's namespace.
  */
 export function matchAppliesToClient(m: Pick<ModelMatch, 'gateways' | 'sourceLabels' | 'sourceNamespace'>, client: RouteClient): boolean {
-  if (m.gateways.length) return m.gateways.includes(MESH_GATEWAY);
+  if (m.gateways.length) return m.gateways.includes(client.gateway ?? MESH_GATEWAY);
   if (!subsetOf(m.sourceLabels, client.labels)) return false;
   return !m.sourceNamespace || m.sourceNamespace === client.namespace;
 }

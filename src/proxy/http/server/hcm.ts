@@ -6,7 +6,8 @@
  *   new H1ServerConnection(socket, hcm, hcm.parserOptions, hcm.serverPolicy, onClose);
  *
  * Per request, in Envoy's order (ConnectionManagerUtility::mutateRequestHeaders, then the router filter):
- * - x-forwarded-proto set to the connection's scheme when absent;
+ * - x-forwarded-proto set to the connection's scheme when absent (`https` on a TLS connection);
+ * - x-forwarded-client-cert per forward_client_cert_details (tls/xfcc.ts; SANITIZE, the default, removes it);
  * - x-forwarded-for: the client address appended only with use_remote_address (the sidecar's outbound HCM has it
  *   off, as Istio sets it: the header passes unchanged);
  * - x-request-id: generated (UUID v4) when absent and generate_request_id is on (default); an external request
@@ -55,6 +56,8 @@ import type { CodecType, HttpServerConfig } from './serve.js';
 import { durationMs } from '../../upstream/cluster/compile.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
 import type { IstioHttpStats } from '../../stats/istio/http.js';
+import { peerOf } from '../../tls/peer.js';
+import { applyXfcc, compileXfcc, type XfccPolicy } from '../../tls/xfcc.js';
 
 /** Where the connection manager finds its routes: a fixed (inline) configuration or the latest RDS version. */
 export interface RouteSource {
@@ -103,6 +106,8 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
   upgrades: ReadonlyMap<string, boolean> = new Map();
   /** Istio's metrics and metadata exchange (the stats' recorder, read once here); null: none. */
   private readonly istio: IstioHttpStats | null;
+  /** forward_client_cert_details / set_current_client_cert_details (null: SANITIZE, Envoy's default). */
+  xfcc: XfccPolicy | null = null;
 
   constructor(
     private readonly routes: RouteSource,
@@ -132,7 +137,8 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
   onRequest(stream: DownstreamStream): void {
     const head = stream.head;
     const h = head.headers;
-    if (!hasHeader(h, 'x-forwarded-proto')) h.push('x-forwarded-proto', head.scheme);
+    if (!hasHeader(h, 'x-forwarded-proto')) h.push('x-forwarded-proto', peerOf(stream.socket).tls ? 'https' : head.scheme);
+    applyXfcc(this.xfcc, h, stream.socket);
     if (this.useRemoteAddress) appendXff(h, stream.remoteAddress);
     if (this.generateRequestId) {
       const external = this.useRemoteAddress && !isLoopback(stream.remoteAddress);
@@ -363,5 +369,6 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
   );
   hcm.timeouts = timeouts;
   hcm.upgrades = upgrades;
+  hcm.xfcc = compileXfcc(p);
   return hcm;
 }
