@@ -38,7 +38,7 @@ import type { RouteConfiguration } from '../../xds/gen/envoy/config/route/v3/rou
 import { TypeUrl } from '../../xds/index.js';
 import type { AdsClient, ResourceEntry, ResourceUpdate } from '../../xds/client/index.js';
 import { ClientResourceStatus, type ConfigSnapshot, type DumpedResource } from '../admin/config-dump.js';
-import { StatsStore } from '../stats/store.js';
+import { StatsStore, type Scope } from '../stats/store.js';
 import { ClusterRequestStats, HttpConnStats, ListenerStats } from '../stats/request-stats.js';
 import { TcpProxyStats } from '../tcp/stats.js';
 import { GAUGES } from '../upstream/cluster/stats.js';
@@ -139,9 +139,12 @@ class ListenerStatsSet {
   listener: ListenerStats | undefined;
   readonly http: HttpConnStats[] = [];
   readonly tcpPrefixes: string[] = [];
+  /** Network filters' scopes (RBAC, ext_authz). */
+  readonly scopes: Scope[] = [];
 
   remove(release: (prefix: string) => void): void {
     for (const h of this.http) h.remove();
+    for (const s of this.scopes) s.remove();
     this.listener?.remove();
     for (const p of this.tcpPrefixes) release(p);
   }
@@ -366,6 +369,11 @@ export class XdsConfig {
           tcpStats: (prefix) => {
             set.tcpPrefixes.push(prefix);
             return this.tcpStatsFor(prefix);
+          },
+          networkStats: (prefix) => {
+            const s = this.stats.scope(prefix);
+            set.scopes.push(s);
+            return s;
           },
         });
         compiled.push({ l, entry, stats: set });

@@ -8,6 +8,8 @@
  * Supported now: a socket_address (TCP) with a port value, and filter chains (plus an optional
  * default_filter_chain) whose only network filter is either the HTTP connection manager (http/server/hcm.ts), with
  * RDS or an inline route_config, or the TCP proxy (tcp/: each accepted connection runs a TcpProxySession).
+ * Before that terminal filter a chain may have network RBAC and ext_authz filters (authz/network.ts): they run in
+ * order on each accepted connection, and a refused connection is closed before the terminal filter sees it.
  * Listener filters: envoy.filters.listener.http_inspector (http-inspector.ts), bounded by listener_filters_timeout
  * (Envoy's default 15 s) and continue_on_listener_filters_timeout.
  *
@@ -53,6 +55,8 @@ import { durationMs } from '../upstream/cluster/compile.js';
 import { peekProtocol } from './http-inspector.js';
 import { originalDstSupport, readOriginalDst, tagOriginalDst, type OriginalDst } from './original-dst.js';
 import { ownPorts } from './own-ports.js';
+import { compileNetworkGuard, NETWORK_EXT_AUTHZ_FILTER, NETWORK_RBAC_FILTER, type NetworkGuard } from '../authz/network.js';
+import type { Scope } from '../stats/store.js';
 
 const HCM_NAME = 'envoy.filters.network.http_connection_manager';
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
@@ -80,6 +84,8 @@ export class CompiledChain {
     readonly match: ChainMatch,
     readonly hcm: HttpConnectionManagerImpl | undefined,
     readonly tcpProxy: TcpProxyConfig | undefined,
+    /** Network filters before the terminal one that admit or refuse the connection (RBAC, ext_authz). */
+    readonly guards: readonly NetworkGuard[] = [],
   ) {}
 }
 
@@ -168,6 +174,8 @@ export type ListenerContext = Omit<HcmContext, 'listener' | 'field'> & {
   tcpStats?(statPrefix: string): TcpProxyStats;
   /** Called when a TCP proxy session has closed (flags, cluster, host, attempts: the access log's input). */
   tcpSessionClosed?(session: TcpProxySession): void;
+  /** A stats scope for a network filter's prefix (`tcp.rbac.`), kept while the listener is (absent: no stats). */
+  networkStats?(prefix: string): Scope;
 };
 
 /** A connection a listener holds: HTTP server connection (http/server/serve.ts) or TCP proxy session. */
@@ -267,11 +275,21 @@ function compileMatch(m: FilterChainMatch | undefined, field: string, fail: (fie
 function compileChain(chain: FilterChain, field: string, name: string, ctx: ListenerContext, fail: (field: string, detail: string) => never): CompiledChain {
   const match = compileMatch(chain.filterChainMatch, field, fail);
   if (chain.transportSocket) fail(`${field}.transport_socket`, 'TLS listeners are not supported yet');
-  if (chain.filters.length !== 1) {
-    fail(`${field}.filters`, `exactly one network filter (the HTTP connection manager or the TCP proxy) is supported (got ${chain.filters.length})`);
+  if (chain.filters.length === 0) fail(`${field}.filters`, 'a terminal network filter (the HTTP connection manager or the TCP proxy) is required');
+  // Network filters before the terminal one: only those that admit or refuse connections (authz/network.ts).
+  const guards: NetworkGuard[] = [];
+  const last = chain.filters.length - 1;
+  for (let i = 0; i < last; i++) {
+    const g = compileNetworkGuard(chain.filters[i]!, `${field}.filters[${i}]`, { listener: name, cluster: (n) => ctx.cluster(n)?.runtime, warn: ctx.warn, ...(ctx.networkStats ? { stats: ctx.networkStats } : {}) });
+    if (g === undefined) {
+      const gf = chain.filters[i]!;
+      const t = gf.configType.case === 'typedConfig' ? typeNameOf((gf.configType.value as Any).typeUrl) : '';
+      fail(`${field}.filters[${i}]`, `network filter ${gf.name || t} is not supported before the terminal filter (only ${NETWORK_RBAC_FILTER} and ${NETWORK_EXT_AUTHZ_FILTER})`);
+    }
+    guards.push(g!);
   }
-  const f = chain.filters[0]!;
-  const ff = `${field}.filters[0]`;
+  const f = chain.filters[last]!;
+  const ff = `${field}.filters[${last}]`;
   if (f.configType.case !== 'typedConfig') fail(`${ff}.typed_config`, 'is required');
   const typed = f.configType.value as Any;
   const type = typeNameOf(typed.typeUrl);
@@ -291,7 +309,7 @@ function compileChain(chain: FilterChain, field: string, name: string, ctx: List
       stats: ctx.tcpStats,
       onSessionClose: ctx.tcpSessionClosed,
     });
-    return new CompiledChain(chain.name, match, undefined, tcp);
+    return new CompiledChain(chain.name, match, undefined, tcp, guards);
   }
   if (type !== HCM_TYPE) fail(`${ff}.typed_config`, `network filter ${f.name || type} is not supported yet (only ${HCM_NAME} and ${TCP_PROXY_NAME})`);
   let proto;
@@ -301,7 +319,7 @@ function compileChain(chain: FilterChain, field: string, name: string, ctx: List
     return fail(`${ff}.typed_config`, `cannot decode: ${e instanceof Error ? e.message : String(e)}`);
   }
   const hcm = compileHcm(proto, { ...ctx, listener: name, field: `${ff}.typed_config` });
-  return new CompiledChain(chain.name, match, hcm, undefined);
+  return new CompiledChain(chain.name, match, hcm, undefined, guards);
 }
 
 interface ActiveListener {
@@ -458,6 +476,41 @@ export class ListenerManager {
       socket.destroy();
       return;
     }
+    if (chain.guards.length > 0) {
+      this.guarded(entry, config, chain, socket, destinationPort, 0);
+      return;
+    }
+    this.start(entry, chain, socket);
+  }
+
+  /**
+   * Runs the chain's guards (network RBAC / ext_authz) from `from`: a refused connection is closed; an admitted one
+   * goes to the terminal filter. While a guard's answer is pending the connection counts as the listener's.
+   */
+  private guarded(entry: ActiveListener, config: CompiledListener, chain: CompiledChain, socket: Socket, destinationPort: number, from: number): void {
+    for (let i = from; i < chain.guards.length; i++) {
+      const r = chain.guards[i]!.check(socket, destinationPort);
+      if (r === false) {
+        socket.destroy();
+        return;
+      }
+      if (r !== true) {
+        const pending: ServerConnection = { socket, drain: () => socket.destroy() };
+        entry.connections.add(pending);
+        socket.on('error', () => undefined);
+        void r.then((ok) => {
+          entry.connections.delete(pending);
+          this.draining.delete(pending);
+          if (!ok || socket.destroyed || this.closed) socket.destroy();
+          else this.guarded(entry, config, chain, socket, destinationPort, i + 1);
+        });
+        return;
+      }
+    }
+    this.start(entry, chain, socket);
+  }
+
+  private start(entry: ActiveListener, chain: CompiledChain, socket: Socket): void {
     const onClose = (c: ServerConnection) => {
       entry.connections.delete(c);
       this.draining.delete(c);
