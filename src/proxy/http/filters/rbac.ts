@@ -11,6 +11,8 @@
  *   request answered 403 `RBAC: access denied` with response code details
  *   `rbac_access_denied_matched_policy[<policy>]` (`none` when no policy matched, as for ALLOW rules). Envoy sets
  *   no response flag for an RBAC denial; the details tell it from an upstream 403.
+ * - rules with action LOG (Istio's AUDIT) never deny: `logged` / `not_logged` are counted and the dynamic metadata
+ *   `envoy.common` `access_log_hint` says whether a policy matched.
  * Stats (under the connection manager's `http.<stat_prefix>.`): `rbac.<rules_stat_prefix>allowed|denied`,
  * `rbac.<shadow_rules_stat_prefix>shadow_allowed|shadow_denied`. Per route, an RBACPerRoute replaces the filter's
  * config (an RBACPerRoute without `rbac` turns the filter off on that route). The `matcher` / `shadow_matcher`
@@ -32,6 +34,8 @@ export const RBAC_FILTER = 'envoy.filters.http.rbac';
 const RBAC_TYPE = 'envoy.extensions.filters.http.rbac.v3.RBAC';
 const RBAC_PER_ROUTE_TYPE = 'envoy.extensions.filters.http.rbac.v3.RBACPerRoute';
 export const RBAC_DENIED_BODY = 'RBAC: access denied';
+/** Envoy's common RBAC metadata namespace (the LOG action's `access_log_hint`). */
+const LOG_NAMESPACE = 'envoy.common';
 
 class RbacStats {
   constructor(
@@ -39,6 +43,8 @@ class RbacStats {
     readonly denied: Counter | null,
     readonly shadowAllowed: Counter | null,
     readonly shadowDenied: Counter | null,
+    readonly logged: Counter | null,
+    readonly notLogged: Counter | null,
   ) {}
 }
 
@@ -70,7 +76,14 @@ function compileSettings(ctx: CompileContext, field: string, p: HttpRbac, stats:
     engine,
     shadow,
     sp,
-    new RbacStats(sc?.counter(`${rp}allowed`) ?? null, sc?.counter(`${rp}denied`) ?? null, sc?.counter(`${sp}shadow_allowed`) ?? null, sc?.counter(`${sp}shadow_denied`) ?? null),
+    new RbacStats(
+      sc?.counter(`${rp}allowed`) ?? null,
+      sc?.counter(`${rp}denied`) ?? null,
+      sc?.counter(`${sp}shadow_allowed`) ?? null,
+      sc?.counter(`${sp}shadow_denied`) ?? null,
+      engine?.action === 'LOG' ? (sc?.counter(`${rp}logged`) ?? null) : null,
+      engine?.action === 'LOG' ? (sc?.counter(`${rp}not_logged`) ?? null) : null,
+    ),
   );
 }
 
@@ -109,6 +122,14 @@ class RbacFilter implements HttpFilter {
         setMetadata(stream, RBAC_FILTER, s.shadowResultKey, ok ? 'allowed' : 'denied');
       }
       if (s.engine === null) return CONTINUE;
+      if (s.engine.action === 'LOG') {
+        // LOG (Istio's AUDIT): never denies; marks the request for access logs when a policy matched.
+        s.engine.allowed(input);
+        const hit = s.engine.effectivePolicy !== '';
+        (hit ? s.stats.logged : s.stats.notLogged)?.inc();
+        setMetadata(stream, LOG_NAMESPACE, 'access_log_hint', hit);
+        return CONTINUE;
+      }
       if (s.engine.allowed(input)) {
         s.stats.allowed?.inc();
         return CONTINUE;
@@ -148,7 +169,7 @@ export const rbacFilterFactory: HttpFilterFactory = {
   perRouteTypes: [RBAC_PER_ROUTE_TYPE],
   create(config: Any | undefined, ctx: FilterFactoryContext): HttpFilter {
     const proto = config === undefined ? undefined : decodeOrFail(ctx.compile, ctx.field, () => unpack(RBACSchema, config));
-    const settings = proto === undefined ? new RbacSettings(null, null, '', new RbacStats(null, null, null, null)) : compileSettings(ctx.compile, ctx.field, proto, ctx.stats);
+    const settings = proto === undefined ? new RbacSettings(null, null, '', new RbacStats(null, null, null, null, null, null)) : compileSettings(ctx.compile, ctx.field, proto, ctx.stats);
     return new RbacFilter(ctx.name, settings, ctx.stats);
   },
   compilePerRoute(config: Any, ctx: CompileContext, field: string): unknown {
