@@ -332,7 +332,14 @@ class ListenerBuilder {
         out.push(l);
       }
     }
-    const sec = p.inbound.length > 0 ? inboundSecurity(this.input.model, p, this.input.scope.services, this.errors) : NO_SECURITY;
+    let sec = NO_SECURITY;
+    try {
+      if (p.inbound.length > 0) sec = inboundSecurity(this.input.model, p, this.input.scope.services, this.errors);
+    } catch (e) {
+      // Fail closed: without its authorization filters no inbound listener is served.
+      this.error('inbound', `inbound listeners left out: authorization could not be translated: ${e instanceof Error ? e.message : String(e)}`);
+      return out;
+    }
     for (const i of p.inbound) {
       const key = `inbound|${i.port}|${i.targetPort}|${i.protocol}|${p.inboundBind}${sec.key === '' ? '' : `|${sec.key}`}`;
       const l = this.guard(`inbound|${i.port}`, () => this.shared(key, () => inboundListener(i, p.inboundBind, sec)));

@@ -13,7 +13,7 @@
  * a request must match one; when none applies it is allowed). AUDIT never changes the decision.
  *
  * Which policies apply (Istio, sidecars): one in the root namespace (MeshConfig rootNamespace, default
- * istio-system) without a selector applies to every workload; one in the root namespace with a selector to the
+ * weft-system, Istio's istio-system) without a selector applies to every workload; one in the root namespace with a selector to the
  * workloads of any namespace it selects; one in another namespace to the workloads of that namespace (all of
  * them, or those its selector selects). Policies with targetRefs attach to gateways and waypoints and never apply
  * to sidecars (Istio). SMI TrafficTarget policies apply to the workloads of their namespace running as their

@@ -13,7 +13,7 @@
  *   accepts is refused with 401;
  * - CORS preflights bypass authentication (bypass_cors_preflight), as Istio sets.
  */
-import { create } from '@bufbuild/protobuf';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import type { JwtRule, RequestAuthenticationPolicy } from '../../../api/model.js';
 import { pack } from '../../../xds/index.js';
 import {
@@ -28,8 +28,21 @@ import { HttpFilterSchema, type HttpFilter } from '../../../xds/gen/envoy/extens
 export const JWT_AUTHN_FILTER = 'envoy.filters.http.jwt_authn';
 export const ISTIO_AUTHN_FILTER = 'istio_authn';
 
+function jwksSource(r: JwtRule): MessageInitShape<typeof JwtProviderSchema>['jwksSourceSpecifier'] {
+  if (r.jwks !== undefined) return { case: 'localJwks', value: { specifier: { case: 'inlineString', value: r.jwks } } };
+  if (r.jwksUri === undefined) return undefined;
+  let cluster = '';
+  try {
+    const u = new URL(r.jwksUri);
+    cluster = `outbound|${u.port || (u.protocol === 'https:' ? 443 : 80)}||${u.hostname}`;
+  } catch {
+    // the proxy reports the bad URI (NACK)
+  }
+  return { case: 'remoteJwks', value: { httpUri: { uri: r.jwksUri, httpUpstreamType: { case: 'cluster', value: cluster }, timeout: { seconds: 5n } }, cacheDuration: { seconds: 300n } } };
+}
+
 function provider(r: JwtRule): JwtProvider {
-  const p = create(JwtProviderSchema, {
+  return create(JwtProviderSchema, {
     issuer: r.issuer,
     audiences: r.audiences,
     forward: r.forwardOriginalToken,
@@ -39,22 +52,8 @@ function provider(r: JwtRule): JwtProvider {
     forwardPayloadHeader: r.outputPayloadToHeader ?? '',
     payloadInMetadata: r.issuer,
     claimToHeaders: r.outputClaimToHeaders.map((c) => ({ headerName: c.header, claimName: c.claim })),
+    jwksSourceSpecifier: jwksSource(r),
   });
-  if (r.jwks !== undefined) p.jwksSourceSpecifier = { case: 'localJwks', value: { specifier: { case: 'inlineString', value: r.jwks } } } as JwtProvider['jwksSourceSpecifier'];
-  else if (r.jwksUri !== undefined) {
-    let cluster = '';
-    try {
-      const u = new URL(r.jwksUri);
-      cluster = `outbound|${u.port || (u.protocol === 'https:' ? 443 : 80)}||${u.hostname}`;
-    } catch {
-      // the proxy reports the bad URI (NACK)
-    }
-    p.jwksSourceSpecifier = {
-      case: 'remoteJwks',
-      value: { httpUri: { uri: r.jwksUri, httpUpstreamType: { case: 'cluster', value: cluster }, timeout: { seconds: 5n } }, cacheDuration: { seconds: 300n } },
-    } as JwtProvider['jwksSourceSpecifier'];
-  }
-  return p;
 }
 
 /** The jwt_authn + istio_authn filters for the policies that apply to a workload (none: no filters). */

@@ -22,7 +22,8 @@
  *   under that key in the dynamic metadata namespace `envoy.filters.http.jwt_authn` (what Istio's istio_authn
  *   filter and RBAC metadata matchers read).
  * - Failure: 401 (403 for `Audiences in Jwt are not allowed`, as Envoy) with the status message as body,
- *   `www-authenticate: Bearer realm="http://<host><path>", error="invalid_token"` (the realm without query), and
+ *   `www-authenticate: Bearer realm="http://<host><path>", error="invalid_token"` (the realm without query; no
+ *   error for a missing token), and
  *   response code details `jwt_authn_access_denied{<message with spaces as _>}`.
  * Requests whose providers find no token are decided synchronously (no allocation beyond the lookups); the others
  * are held (the body is buffered meanwhile) while the keys are read and the signature checked.
@@ -478,7 +479,7 @@ class JwtFilter implements HttpFilter {
     const q = head.path.indexOf('?');
     const realm = `http://${head.authority}${q < 0 ? head.path : head.path.slice(0, q)}`;
     const code = status === JwtStatus.AudienceNotAllowed ? 403 : 401;
-    const extra = ['www-authenticate', `Bearer realm="${realm}", error="invalid_token"`];
+    const extra = ['www-authenticate', status === JwtStatus.Missing ? `Bearer realm="${realm}"` : `Bearer realm="${realm}", error="invalid_token"`];
     const body = this.cfg.stripFailureResponse ? '' : status;
     stream.localReply(code, body, '', `jwt_authn_access_denied{${status.replace(/ /g, '_')}}`, extra);
   }
