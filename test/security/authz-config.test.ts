@@ -17,6 +17,7 @@ import { startStaticProxy, type StaticProxy } from '../helpers/static-ads.js';
 import { httpRequest } from '../helpers/raw-client.js';
 import { freePort } from '../helpers/mesh-processes.js';
 import { Upstream } from '../helpers/http-upstream.js';
+import { normalizeRequestPath } from '../../src/proxy/http/path-normalize.js';
 
 const POLICIES = `apiVersion: weft.dev/v1alpha1
 kind: MeshConfig
@@ -218,5 +219,23 @@ describe('bad security filter configs are NACKed with the field named', () => {
       l.filterChains[0]!.filters.unshift({ ...l.filterChains[0]!.filters[0]!, name: 'envoy.filters.network.local_ratelimit' });
     });
     assert.match(other, /filter_chains\[0\]\.filters\[0\]: network filter envoy\.filters\.network\.local_ratelimit is not supported before the terminal filter/);
+  });
+});
+
+describe('request path normalization (normalize_path, merge_slashes)', () => {
+  it('resolves dot segments (also percent-encoded), decodes unreserved escapes only, keeps the query', () => {
+    const n = (p: string, merge = false) => normalizeRequestPath(p, true, merge);
+    assert.equal(n('/a/b'), '/a/b');
+    assert.equal(n('/a/../admin'), '/admin');
+    assert.equal(n('/a/./b/'), '/a/b/');
+    assert.equal(n('/%2e%2E/admin'), '/admin');
+    assert.equal(n('/..'), '/');
+    assert.equal(n('/a/b/..'), '/a/');
+    assert.equal(n('/a\\..\\b'), '/b');
+    assert.equal(n('/a/%41%2f%7e'), '/a/A%2F~');
+    assert.equal(n('/p/../q?x=/../y'), '/q?x=/../y');
+    assert.equal(n('//a//b'), '//a//b');
+    assert.equal(n('//a//b', true), '/a/b');
+    assert.equal(n('*'), '*');
   });
 });

@@ -9,6 +9,7 @@
  * - x-forwarded-proto set to the connection's scheme when absent;
  * - x-forwarded-for: the client address appended only with use_remote_address (the sidecar's outbound HCM has it
  *   off, as Istio sets it: the header passes unchanged);
+ * - normalize_path / merge_slashes: the path is normalized (path-normalize.ts) before anything reads it;
  * - x-request-id: generated (UUID v4) when absent and generate_request_id is on (default); an external request
  *   (use_remote_address and not from a trusted address) gets a new one unless preserve_external_request_id;
  * - route lookup in the route configuration (inline route_config, or RDS by name: the latest accepted version
@@ -53,6 +54,7 @@ import { H1DownstreamStream, type ConnectionTimeouts, type DownstreamStream, typ
 import { DEFAULT_H2_SERVER_OPTIONS, type H2ServerOptions } from './h2-connection.js';
 import type { CodecType, HttpServerConfig } from './serve.js';
 import { durationMs } from '../../upstream/cluster/compile.js';
+import { normalizeRequestPath } from '../path-normalize.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
 
 /** Where the connection manager finds its routes: a fixed (inline) configuration or the latest RDS version. */
@@ -100,6 +102,9 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
   timeouts: ConnectionTimeouts = { requestHeadersMs: DEFAULT_REQUEST_HEADERS_TIMEOUT_MS, streamIdleMs: DEFAULT_STREAM_IDLE_TIMEOUT_MS, requestMs: 0, idleMs: DEFAULT_CONNECTION_IDLE_TIMEOUT_MS, maxConnectionDurationMs: 0, drainMs: DEFAULT_DRAIN_TIMEOUT_MS };
   /** upgrade_configs: lower-case upgrade type → enabled. */
   upgrades: ReadonlyMap<string, boolean> = new Map();
+  /** normalize_path / merge_slashes (path-normalize.ts), applied before routing and the filters. */
+  normalizePath = false;
+  mergeSlashes = false;
 
   constructor(
     private readonly routes: RouteSource,
@@ -135,6 +140,7 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
       if (!hasHeader(h, 'x-request-id')) h.push('x-request-id', randomUUID());
       else if (external && !this.preserveExternalRequestId) setFirst(h, 'x-request-id', randomUUID());
     }
+    if (this.normalizePath || this.mergeSlashes) head.path = normalizeRequestPath(head.path, this.normalizePath, this.mergeSlashes);
     const d = this.routes.current?.route(head);
     if (this.filters.length === 0 || this.runFilters(stream, d, 0)) this.route(stream, d, null);
   }
@@ -356,5 +362,7 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
   );
   hcm.timeouts = timeouts;
   hcm.upgrades = upgrades;
+  hcm.normalizePath = p.normalizePath === true;
+  hcm.mergeSlashes = p.mergeSlashes;
   return hcm;
 }
