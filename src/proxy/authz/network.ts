@@ -135,7 +135,7 @@ export function compileNetworkGuard(f: Filter, field: string, ctx: NetworkGuardC
     if (p.filterEnabledMetadata) c.fail(`${tf}.filter_enabled_metadata`, 'is not supported on connections (no metadata exists before the check)');
     const client = compileAuthzService(c, `${tf}.grpc_service`, p.grpcService, ctx.cluster);
     if (p.includePeerCertificate) ctx.warn(`${tf}.include_peer_certificate: the peer certificate is not sent`);
-    const sc = ctx.stats?.(`ext_authz.${p.statPrefix}.`);
+    const sc = ctx.stats?.(`ext_authz.${p.statPrefix.endsWith('.') ? p.statPrefix : `${p.statPrefix}.`}`);
     return new ExtAuthzGuard(f.name, client, p.failureModeAllow, {
       ok: sc?.counter('ok'),
       denied: sc?.counter('denied'),
