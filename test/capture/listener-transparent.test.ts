@@ -12,7 +12,6 @@ import { ListenerSchema, type Listener } from '../../src/xds/gen/envoy/config/li
 import { FilterChainSchema, ListenerFilterSchema } from '../../src/xds/gen/envoy/config/listener/v3/listener_components_pb.js';
 import { TcpProxySchema } from '../../src/xds/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy_pb.js';
 import { OriginalDstSchema } from '../../src/xds/gen/envoy/extensions/filters/listener/original_dst/v3/original_dst_pb.js';
-import { TlsInspectorSchema } from '../../src/xds/gen/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector_pb.js';
 import { compileListener, ListenerManager, type ListenerContext } from '../../src/proxy/listener/listener.js';
 import { ConfigError } from '../../src/proxy/config-error.js';
 import { originalDstSupport } from '../../src/proxy/listener/original-dst.js';
@@ -82,14 +81,14 @@ describe('listeners for transparent mode', () => {
 
   test('bind_to_port, use_original_dst and the original_dst listener filter are read', { skip: originalDstSupport() }, () => {
     const plain = compileListener(listenerProto(0, [tcpChain('a')]), ctx());
-    assert.deepEqual(plain.options, { bindToPort: true, useOriginalDst: false, restoresDestination: false });
+    assert.deepEqual(plain.options, { bindToPort: true, useOriginalDst: false, restoresDestination: false, inspectTls: false });
     const virt = compileListener(listenerProto(15001, [tcpChain('a')], (l) => (l.useOriginalDst = true)), ctx());
-    assert.deepEqual(virt.options, { bindToPort: true, useOriginalDst: true, restoresDestination: true });
+    assert.deepEqual(virt.options, { bindToPort: true, useOriginalDst: true, restoresDestination: true, inspectTls: false });
     const inbound = compileListener(
       listenerProto(15006, [tcpChain('a')], (l) => l.listenerFilters.push(create(ListenerFilterSchema, { name: 'envoy.filters.listener.original_dst', configType: { case: 'typedConfig', value: pack(OriginalDstSchema, {}) } }))),
       ctx(),
     );
-    assert.deepEqual(inbound.options, { bindToPort: true, useOriginalDst: false, restoresDestination: true });
+    assert.deepEqual(inbound.options, { bindToPort: true, useOriginalDst: false, restoresDestination: true, inspectTls: false });
     const unbound = compileListener(listenerProto(9080, [tcpChain('a')], (l) => (l.bindToPort = false)), ctx());
     assert.equal(unbound.options.bindToPort, false);
   });
@@ -100,10 +99,10 @@ describe('listeners for transparent mode', () => {
     configError(
       () =>
         compileListener(
-          listenerProto(0, [tcpChain('a')], (l) => l.listenerFilters.push(create(ListenerFilterSchema, { name: 'envoy.filters.listener.tls_inspector', configType: { case: 'typedConfig', value: pack(TlsInspectorSchema, {}) } }))),
+          listenerProto(0, [tcpChain('a')], (l) => l.listenerFilters.push(create(ListenerFilterSchema, { name: 'envoy.filters.listener.proxy_protocol' }))),
           ctx(),
         ),
-      /listener_filters\[0\]: listener filter envoy.filters.listener.tls_inspector is not supported/,
+      /listener_filters\[0\]: listener filter envoy.filters.listener.proxy_protocol is not supported/,
     );
     configError(() => compileListener(listenerProto(0, []), ctx()), /filter_chains: at least one filter chain/);
   });

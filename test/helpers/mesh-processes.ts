@@ -154,9 +154,10 @@ export interface RunResult {
 }
 
 /** Runs a command without blocking the event loop (upstream servers may live in the test process). */
-export function run(cmd: string, args: string[]): Promise<RunResult> {
+export function run(cmd: string, args: string[], input?: string): Promise<RunResult> {
   return new Promise((resolve) => {
     const p = spawn(cmd, args);
+    if (input !== undefined) p.stdin.end(input);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     p.stdout.on('data', (d: Buffer) => out.push(d));

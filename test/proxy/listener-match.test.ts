@@ -8,7 +8,6 @@ import { ListenerSchema, type Listener } from '../../src/xds/gen/envoy/config/li
 import { FilterChainMatchSchema, FilterChainSchema, FilterSchema, ListenerFilterSchema } from '../../src/xds/gen/envoy/config/listener/v3/listener_components_pb.js';
 import { TcpProxySchema } from '../../src/xds/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy_pb.js';
 import { HttpInspectorSchema } from '../../src/xds/gen/envoy/extensions/filters/listener/http_inspector/v3/http_inspector_pb.js';
-import { TlsInspectorSchema } from '../../src/xds/gen/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector_pb.js';
 import { CidrRangeSchema } from '../../src/xds/gen/envoy/config/core/v3/address_pb.js';
 import { socketAddress } from '../../src/controlplane/translate/listener.js';
 import { compileListener, type ListenerContext } from '../../src/proxy/listener/listener.js';
@@ -120,7 +119,7 @@ describe('listener ConfigErrors', () => {
   });
   test('listener filters other than the HTTP inspector', () => {
     const l = listener([tcpChain('a', 'a')]);
-    l.listenerFilters = [create(ListenerFilterSchema, { name: 'envoy.filters.listener.tls_inspector', configType: { case: 'typedConfig', value: pack(TlsInspectorSchema, {}) } })];
-    rejects(l, /listener_filters\[0\].*tls_inspector is not supported/);
+    l.listenerFilters = [create(ListenerFilterSchema, { name: 'envoy.filters.listener.proxy_protocol' })];
+    rejects(l, /listener_filters\[0\].*proxy_protocol is not supported/);
   });
 });

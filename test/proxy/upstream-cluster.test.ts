@@ -1,16 +1,20 @@
 // Cluster compilation and host sets: ConfigErrors naming the cluster and field for invalid / unsupported config,
 // Envoy defaults, protocol and TLS settings, STATIC / EDS / STRICT_DNS (resolving `localhost`) / LOGICAL_DNS /
 // ORIGINAL_DST host management, readiness, stats names, xxHash64.
+import { SecretManager } from '../../src/proxy/tls/secrets.js';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { create } from '@bufbuild/protobuf';
+import { clone, create } from '@bufbuild/protobuf';
+import type { Any } from '@bufbuild/protobuf/wkt';
+import { DataSourceSchema } from '../../src/xds/gen/envoy/config/core/v3/base_pb.js';
 import { cla, edsCluster, edsRuntime, testOpts, translateFixture, HealthStatus, type ClusterInit } from './upstream-helpers.js';
 import { compileCluster, ConfigError, xxhash64, toHex64, mod64, hashResult, xxhash64String, type DnsResolver } from '../../src/proxy/upstream/cluster/index.js';
 import { ClusterSchema, Cluster_DiscoveryType, Cluster_LbPolicy, type Cluster } from '../../src/xds/gen/envoy/config/cluster/v3/cluster_pb.js';
 import { HttpProtocolOptionsSchema } from '../../src/xds/gen/envoy/extensions/upstreams/http/v3/http_protocol_options_pb.js';
 import { UpstreamTlsContextSchema } from '../../src/xds/gen/envoy/extensions/transport_sockets/tls/v3/tls_pb.js';
 import { CodecClientType } from '../../src/xds/gen/envoy/type/v3/http_pb.js';
-import { pack } from '../../src/xds/index.js';
+import { pack, unpack } from '../../src/xds/index.js';
+import { createCa } from '../helpers/certs.js';
 import type { LoadBalancerBase } from '../../src/proxy/upstream/lb/load-balancer.js';
 
 const s = (n: number) => ({ seconds: BigInt(n) });
@@ -75,6 +79,21 @@ describe('config errors name the cluster and the field', () => {
   });
 });
 
+/** The cluster with its TLS context's trusted_ca file replaced by a real CA certificate (the fixture names /etc/certs/ca.pem). */
+function withCaFile(c: Cluster): Cluster {
+  const out = clone(ClusterSchema, c);
+  const ts = out.transportSocket!;
+  assert.equal(ts.configType.case, 'typedConfig');
+  const ctx = unpack(UpstreamTlsContextSchema, ts.configType.value as Any);
+  const vc = ctx.commonTlsContext!.validationContextType;
+  assert.equal(vc.case, 'validationContext');
+  const ca = createCa('fixture');
+  if (vc.case === 'validationContext') vc.value.trustedCa = create(DataSourceSchema, { specifier: { case: 'inlineString', value: ca.certPem } });
+  ca.close();
+  ts.configType = { case: 'typedConfig', value: pack(UpstreamTlsContextSchema, ctx) };
+  return out;
+}
+
 describe('settings', () => {
   test("Envoy's defaults and what the request path reads", () => {
     const c = compileCluster(edsCluster('d', { connectTimeout: undefined }), testOpts());
@@ -83,7 +102,7 @@ describe('settings', () => {
     assert.equal(c.connectTimeoutMs, 5000);
     assert.equal(c.protocol, 'http1');
     assert.equal(c.perConnectionBufferLimitBytes, 1024 * 1024);
-    assert.equal(c.tlsContext, undefined);
+    assert.equal(c.transport.plaintext, true);
     assert.equal(c.edsServiceName, 'd');
     assert.equal(c.outlierDetection, undefined);
     const h = edsRuntime('o', { outlierDetection: {} }, [{ hosts: ['10.0.0.1:80'] }]).cluster;
@@ -110,9 +129,12 @@ describe('settings', () => {
 
   test('translator output: TLS context for the TLS layer, DNS settings, metadata', () => {
     const t = translateFixture('upstream.yaml');
-    const c = compileCluster(t.cluster('outbound|8080||local.test'), testOpts());
+    // The rule's caCertificates file is read when the cluster compiles (Envoy NACKs a missing file too).
+    const cluster = t.cluster('outbound|8080||local.test');
+    assert.throws(() => compileCluster(cluster, testOpts()), /transport_socket\.typed_config\.common_tls_context\.validation_context\.trusted_ca: cannot read \/etc\/certs\/ca\.pem: ENOENT/);
+    const c = compileCluster(withCaFile(cluster), { ...testOpts(), secrets: new SecretManager() });
     assert.equal(c.type, 'STRICT_DNS');
-    assert.equal(c.tlsContext?.sni, 'local.test');
+    assert.equal(c.transport.tls?.sni, 'local.test');
     assert.equal(c.protocol, 'http1');
     assert.deepEqual(c.warnings, []);
   });
@@ -153,7 +175,7 @@ describe('discovery', () => {
   test("STRICT_DNS from a ServiceEntry resolves 'localhost' (system resolver)", async () => {
     const t = translateFixture('upstream.yaml');
     const opts = testOpts();
-    const c = compileCluster(t.cluster('outbound|8080||local.test'), opts);
+    const c = compileCluster(withCaFile(t.cluster('outbound|8080||local.test')), opts);
     c.start();
     await c.ready;
     c.close();

@@ -51,6 +51,8 @@ import type { Host } from '../upstream/cluster/host.js';
 import { H1Pool } from '../upstream/pool/h1-pool.js';
 import { H2Pool } from '../upstream/pool/h2-pool.js';
 import type { UpstreamPool } from '../upstream/pool/types.js';
+import type { Secret } from '../../xds/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
+import { compileSecret, SecretManager } from '../tls/secrets.js';
 
 export interface ConfigLogger {
   info(obj: object, msg: string): void;
@@ -164,6 +166,8 @@ export interface XdsConfigOptions {
   log?: ConfigLogger;
   /** Where the stats of clusters, listeners and connection managers go (default: a private store). */
   stats?: StatsStore;
+  /** TLS secrets (the workload identity's `default` / `ROOTCA`, and SDS); default: a manager with no identity. */
+  secrets?: SecretManager;
 }
 
 type Dumped<T> = Map<string, DumpedResource<T>>;
@@ -178,6 +182,9 @@ export class XdsConfig {
   /** Resources applied so far per type (for status output). */
   readonly applied = { cds: 0, eds: 0, lds: 0, rds: 0 };
   readonly stats: StatsStore;
+  readonly secrets: SecretManager;
+  /** SDS names subscribed over ADS. */
+  private readonly sdsNames = new Set<string>();
   private readonly listenerStats = new Map<string, ListenerStatsSet>();
   private readonly tcpStats = new Map<string, { stats: TcpProxyStats; remove: () => void; refs: number }>();
   private readonly dumped = {
@@ -194,6 +201,7 @@ export class XdsConfig {
   ) {
     this.log = opts.log ?? silent;
     this.stats = opts.stats ?? new StatsStore();
+    this.secrets = opts.secrets ?? new SecretManager();
   }
 
   /** The configuration in force and the rejected updates, for the admin /config_dump. */
@@ -248,6 +256,7 @@ export class XdsConfig {
     this.client.watch<ClusterLoadAssignment>(TypeUrl.ClusterLoadAssignment, { onUpdate: (u) => this.onEndpoints(u) });
     this.client.watch<Listener>(TypeUrl.Listener, { wildcard: true, onUpdate: (u) => this.onListeners(u) });
     this.client.watch<RouteConfiguration>(TypeUrl.RouteConfiguration, { onUpdate: (u) => this.onRoutes(u) });
+    this.client.watch<Secret>(TypeUrl.Secret, { onUpdate: (u) => this.onSecrets(u) });
   }
 
   /** The cluster of a name (what the request path uses). */
@@ -268,7 +277,7 @@ export class XdsConfig {
     const compiled: Array<[string, ClusterRuntime]> = [];
     for (const [name, entry] of u.added) {
       try {
-        const rt = compileCluster(entry.message);
+        const rt = compileCluster(entry.message, { secrets: this.secrets });
         for (const w of rt.warnings) this.warnOnce(`cluster ${JSON.stringify(name)}: ${w.field}: ${w.detail}`);
         compiled.push([name, rt]);
         this.accepted(this.dumped.clusters, name, entry);
@@ -293,6 +302,7 @@ export class XdsConfig {
       if (old !== undefined && old.runtime.statName === rt.statName) carryCounters(old.runtime.stats, rt.stats);
       const scope = this.stats.scope(`cluster.${rt.statName}.`);
       scope.addSource(rt.stats);
+      if (!rt.transport.plaintext) scope.addSource(rt.transport.stats);
       this.clusters.set(name, new ClusterEntry(rt, new ClusterRequestStats(scope)));
       old?.retire();
     }
@@ -304,6 +314,7 @@ export class XdsConfig {
     }
     this.applied.cds++;
     this.syncEdsSubscriptions();
+    this.syncSdsSubscriptions();
     throwIfErrors(errors);
   }
 
@@ -375,6 +386,10 @@ export class XdsConfig {
             set.scopes.push(s);
             return s;
           },
+          secrets: this.secrets,
+          tlsStats: (tls) => {
+            listenerScope().scope.addSource(tls);
+          },
         });
         compiled.push({ l, entry, stats: set });
       } catch (e) {
@@ -404,6 +419,7 @@ export class XdsConfig {
       this.dumped.listeners.delete(name);
     }
     this.applied.lds++;
+    this.syncSdsSubscriptions();
     throwIfErrors(errors);
   }
 
@@ -431,6 +447,41 @@ export class XdsConfig {
     }
     for (const [name, rc] of compiled) this.rdsHolder(name).current = rc;
     this.applied.rds++;
+    throwIfErrors(errors);
+  }
+
+  // ---------------------------------------------------------------------------------------------------- SDS
+
+  /**
+   * Subscribes the SDS names the listeners and clusters in force refer to (except those the local identity
+   * serves), and drops the others. Secrets are never put in the config dump (they hold private keys).
+   */
+  private syncSdsSubscriptions(): void {
+    const want = new Set<string>();
+    for (const c of this.clusters.values()) for (const n of c.runtime.transport.sdsNames()) want.add(n);
+    for (const n of this.listeners.sdsNames()) want.add(n);
+    for (const n of [...want]) if (this.secrets.isLocal(n)) want.delete(n);
+    const add = [...want].filter((n) => !this.sdsNames.has(n));
+    const drop = [...this.sdsNames].filter((n) => !want.has(n));
+    for (const n of add) this.sdsNames.add(n);
+    for (const n of drop) {
+      this.sdsNames.delete(n);
+      this.secrets.applyAds(n, undefined);
+    }
+    if (add.length) this.client.subscribe(TypeUrl.Secret, add);
+    if (drop.length) this.client.unsubscribe(TypeUrl.Secret, drop);
+  }
+
+  onSecrets(u: ResourceUpdate<Secret>): void {
+    const errors: string[] = [];
+    for (const [name, entry] of u.added) {
+      try {
+        this.secrets.applyAds(name, compileSecret(entry.message));
+      } catch (e) {
+        errors.push(messageOf(e));
+      }
+    }
+    for (const name of u.removed) this.secrets.applyAds(name, undefined);
     throwIfErrors(errors);
   }
 

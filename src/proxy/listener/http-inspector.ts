@@ -5,6 +5,7 @@
  *
  *   inspectHttp(bytes)   // 'h2c' | 'http/1.1' | 'http/1.0' | '' (not HTTP) | undefined (need more bytes)
  *   peekProtocol(socket, timeoutMs, done)   // reads in paused mode, puts the bytes back, calls done(result)
+ *   peekSocket(socket, timeoutMs, continueOnTimeout, classify, onTimeout, done)   // the same for any classifier
  *
  * Envoy's rules (source/extensions/filters/listener/http_inspector/http_inspector.cc): the HTTP/2 connection
  * preface `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n` is `h2c`; otherwise the first line must be an HTTP/1 request line —
@@ -55,25 +56,26 @@ export function inspectHttp(b: Buffer): string | undefined {
 }
 
 /**
- * Waits for enough bytes to classify the connection, then puts them back (`unshift`) and calls `done` with the
- * protocol ('' for none), or with `undefined` when the connection must be closed (it ended or failed first, or the
- * timeout passed without `continueOnTimeout`). The socket is left unread: the next consumer's 'data' listener
- * receives every byte.
+ * Waits for enough bytes to classify the connection with `classify` (undefined: more bytes needed), then puts them
+ * back (`unshift`) and calls `done` with the result, or with `undefined` when the connection must be closed (it
+ * ended or failed first, or the timeout passed without `continueOnTimeout`; with it, `done(classify on what came,
+ * else onTimeout)`). The socket is left unread: the next consumer's 'data' listener receives every byte. The TLS
+ * inspector (tls-inspector.ts) and the HTTP inspector share it: the listener composes their classifiers.
  */
-export function peekProtocol(socket: Socket, timeoutMs: number, continueOnTimeout: boolean, done: (protocol: string | undefined) => void): void {
+export function peekSocket<T>(socket: Socket, timeoutMs: number, continueOnTimeout: boolean, classify: (b: Buffer, final: boolean) => T | undefined, onTimeout: T, done: (result: T | undefined) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
   let finished = false;
   let timer: NodeJS.Timeout | undefined;
-  const finish = (protocol: string | undefined) => {
+  const finish = (result: T | undefined) => {
     if (finished) return;
     finished = true;
     clearTimeout(timer);
     socket.removeListener('readable', onReadable);
     socket.removeListener('end', onEnd);
     socket.removeListener('error', onEnd);
-    if (protocol !== undefined && size > 0) socket.unshift(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    done(protocol);
+    if (result !== undefined && size > 0) socket.unshift(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    done(result);
   };
   const onReadable = () => {
     let c: Buffer | null;
@@ -85,12 +87,22 @@ export function peekProtocol(socket: Socket, timeoutMs: number, continueOnTimeou
     const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
     chunks.length = 0;
     chunks.push(all);
-    const r = inspectHttp(all);
+    const r = classify(all, false);
     if (r !== undefined) finish(r);
   };
   const onEnd = () => finish(undefined);
   socket.on('readable', onReadable);
   socket.once('end', onEnd);
   socket.once('error', onEnd);
-  if (timeoutMs > 0) timer = setTimeout(() => finish(continueOnTimeout ? '' : undefined), timeoutMs);
+  if (timeoutMs > 0) {
+    timer = setTimeout(() => {
+      if (!continueOnTimeout) return finish(undefined);
+      finish((size > 0 ? classify(chunks[0]!, true) : undefined) ?? onTimeout);
+    }, timeoutMs);
+  }
+}
+
+/** The HTTP inspector alone: `done(protocol)` ('' for none; undefined: close the connection). */
+export function peekProtocol(socket: Socket, timeoutMs: number, continueOnTimeout: boolean, done: (protocol: string | undefined) => void): void {
+  peekSocket(socket, timeoutMs, continueOnTimeout, inspectHttp, '', done);
 }

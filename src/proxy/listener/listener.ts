@@ -7,21 +7,25 @@
  *
  * Supported now: a socket_address (TCP) with a port value, and filter chains (plus an optional
  * default_filter_chain) whose only network filter is either the HTTP connection manager (http/server/hcm.ts), with
- * RDS or an inline route_config, or the TCP proxy (tcp/: each accepted connection runs a TcpProxySession).
- * Before that terminal filter a chain may have network RBAC and ext_authz filters (authz/network.ts): they run in
- * order on each accepted connection, and a refused connection is closed before the terminal filter sees it.
- * Listener filters: envoy.filters.listener.http_inspector (http-inspector.ts), bounded by listener_filters_timeout
- * (Envoy's default 15 s) and continue_on_listener_filters_timeout.
+ * RDS or an inline route_config, or the TCP proxy (tcp/: each accepted connection runs a TcpProxySession). A chain's
+ * transport_socket may be TLS (a DownstreamTlsContext, tls/context.ts: the handshake runs before the network filter,
+ * the peer is recorded with tls/peer.ts setPeer) or raw_buffer. Listener filters:
+ * envoy.filters.listener.tls_inspector (tls-inspector.ts) and envoy.filters.listener.http_inspector
+ * (http-inspector.ts; skipped on TLS connections, as Envoy's), both reading the first bytes without consuming
+ * them, bounded by listener_filters_timeout (Envoy's default 15 s) and continue_on_listener_filters_timeout.
+ * Before the terminal filter a chain may have network RBAC and ext_authz filters (authz/network.ts): they run in
+ * order on each accepted connection (after the TLS handshake, so they see the peer's identity), and a refused
+ * connection is closed before the terminal filter sees it.
  *
  * Filter chain matching (Envoy's FilterChainManagerImpl): each connection gets the chain whose filter_chain_match
  * is the most specific at each criterion in Envoy's order — destination_port (the port the connection reached),
- * server_names (no TLS inspector here: a connection has no SNI, so only chains without server_names match),
- * transport_protocol (`raw_buffer` for every connection, there being no TLS), application_protocols (what the HTTP
- * inspector found: `http/1.0`, `http/1.1`, `h2c`, or nothing) — where a chain naming the connection's value beats a
- * chain that leaves the criterion empty, and a chain naming other values is out. No chain left → the
- * default_filter_chain, else the connection is closed (no_filter_chain_match). Two chains with the same match are
- * a ConfigError, as are the criteria that need what Weft does not have (prefix_ranges, source_* criteria,
- * address_suffix, TLS inspection). TLS transport sockets and api_listeners are ConfigErrors naming the field (the
+ * server_names (the ClientHello's SNI: an exact name beats the longest `*.suffix` wildcard), transport_protocol
+ * (`tls` when the TLS inspector saw a ClientHello, else `raw_buffer`), application_protocols (the ClientHello's
+ * ALPN list, or what the HTTP inspector found: `http/1.0`, `http/1.1`, `h2c`, or nothing) — where a chain naming
+ * the connection's value beats a chain that leaves the criterion empty, and a chain naming other values is out. No
+ * chain left → the default_filter_chain, else the connection is closed (no_filter_chain_match). Two chains with the
+ * same match are a ConfigError, as are the criteria that need what Weft does not have (prefix_ranges, source_*
+ * criteria, address_suffix). Other transport sockets and api_listeners are ConfigErrors naming the field (the
  * other listeners of the same update still apply, as Envoy applies the valid listeners of an LDS response).
  *
  * Transparent capture (Envoy semantics): `bind_to_port: false` listeners are not bound and take connections only
@@ -52,7 +56,14 @@ import { compileTcpProxy, TcpProxySession, type TcpProxyConfig, type TcpProxySta
 import type { FilterChain, FilterChainMatch } from '../../xds/gen/envoy/config/listener/v3/listener_components_pb.js';
 import { HttpInspectorSchema } from '../../xds/gen/envoy/extensions/filters/listener/http_inspector/v3/http_inspector_pb.js';
 import { durationMs } from '../upstream/cluster/compile.js';
-import { peekProtocol } from './http-inspector.js';
+import { inspectHttp, peekSocket } from './http-inspector.js';
+import { inspectTls, type ClientHelloInfo } from './tls-inspector.js';
+import { TlsInspectorSchema } from '../../xds/gen/envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector_pb.js';
+import { DownstreamTlsContextSchema } from '../../xds/gen/envoy/extensions/transport_sockets/tls/v3/tls_pb.js';
+import { compileDownstreamTls, type ServerTls } from '../tls/context.js';
+import { NO_SECRETS, type SecretManager } from '../tls/secrets.js';
+import { TlsStats } from '../tls/stats.js';
+import type { TLSSocket } from 'node:tls';
 import { originalDstSupport, readOriginalDst, tagOriginalDst, type OriginalDst } from './original-dst.js';
 import { ownPorts } from './own-ports.js';
 import { compileNetworkGuard, NETWORK_EXT_AUTHZ_FILTER, NETWORK_RBAC_FILTER, type NetworkGuard } from '../authz/network.js';
@@ -66,6 +77,10 @@ const HTTP_INSPECTOR_NAME = 'envoy.filters.listener.http_inspector';
 const HTTP_INSPECTOR_TYPE = 'envoy.extensions.filters.listener.http_inspector.v3.HttpInspector';
 const ORIGINAL_DST_NAME = 'envoy.filters.listener.original_dst';
 const ORIGINAL_DST_TYPE = 'envoy.extensions.filters.listener.original_dst.v3.OriginalDst';
+const TLS_INSPECTOR_NAME = 'envoy.filters.listener.tls_inspector';
+const TLS_INSPECTOR_TYPE = 'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
+const TLS_SOCKET_NAME = 'envoy.transport_sockets.tls';
+const RAW_BUFFER_TYPE = 'envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer';
 /** Envoy's listener_filters_timeout default. */
 export const DEFAULT_LISTENER_FILTERS_TIMEOUT_MS = 15_000;
 
@@ -77,16 +92,42 @@ export interface ChainMatch {
   applicationProtocols: readonly string[];
 }
 
-/** One filter chain: its match and its network filter (the HTTP connection manager or the TCP proxy). */
+/**
+ * One filter chain: its match, its transport socket (TLS termination, or undefined for plaintext) and its network
+ * filter (the HTTP connection manager or the TCP proxy).
+ */
 export class CompiledChain {
   constructor(
     readonly name: string,
     readonly match: ChainMatch,
     readonly hcm: HttpConnectionManagerImpl | undefined,
     readonly tcpProxy: TcpProxyConfig | undefined,
+    readonly tls: ServerTls | undefined = undefined,
     /** Network filters before the terminal one that admit or refuse the connection (RBAC, ext_authz). */
     readonly guards: readonly NetworkGuard[] = [],
   ) {}
+}
+
+/** What the listener filters found about a connection (Envoy keeps it on the connection socket). */
+export interface ConnectionFacts {
+  /** `tls` (TLS inspector saw a ClientHello) or `raw_buffer`. */
+  transport: string;
+  /** SNI ('' without TLS or without the extension). */
+  sni: string;
+  /** Requested application protocols: the ClientHello's ALPN list, or what the HTTP inspector found. */
+  protocols: readonly string[];
+}
+
+/** A ClientHello that could not be read: the handshake goes on and decides (no SNI, no ALPN). */
+const PLAIN_HELLO = Object.freeze({ sni: '', alpn: [] as string[] });
+const PLAIN: ConnectionFacts = Object.freeze({ transport: 'raw_buffer', sni: '', protocols: Object.freeze([]) as readonly string[] });
+const HTTP_FACTS = new Map<string, ConnectionFacts>();
+/** The facts of a plaintext connection whose HTTP inspector found `protocol` (shared objects: no allocation). */
+function plainFacts(protocol: string): ConnectionFacts {
+  if (protocol === '') return PLAIN;
+  let f = HTTP_FACTS.get(protocol);
+  if (f === undefined) HTTP_FACTS.set(protocol, (f = Object.freeze({ transport: 'raw_buffer', sni: '', protocols: Object.freeze([protocol]) })));
+  return f;
 }
 
 const ANY_MATCH: ChainMatch = { destinationPort: 0, serverNames: [], transportProtocol: '', applicationProtocols: [] };
@@ -98,6 +139,8 @@ export interface ListenerOptions {
   useOriginalDst: boolean;
   /** Whether the original destination is restored on accept (use_original_dst or the original_dst listener filter). */
   restoresDestination: boolean;
+  /** The TLS inspector runs on each connection (before the HTTP inspector, which it skips for TLS). */
+  inspectTls?: boolean;
 }
 
 const DEFAULT_OPTIONS: ListenerOptions = { bindToPort: true, useOriginalDst: false, restoresDestination: false };
@@ -114,6 +157,8 @@ export class CompiledListener {
     readonly filtersTimeoutMs = DEFAULT_LISTENER_FILTERS_TIMEOUT_MS,
     readonly continueOnFiltersTimeout = false,
     readonly options: ListenerOptions = DEFAULT_OPTIONS,
+    /** `listener.<..>.ssl.*` (shared by the listener's TLS chains). */
+    readonly tlsStats: TlsStats = new TlsStats(),
   ) {}
 
   get key(): string {
@@ -142,29 +187,53 @@ export class CompiledListener {
     return this.rdsNames[0] ?? '';
   }
 
-  /** Envoy's filter chain selection for a connection (see the module comment); undefined: no chain. */
-  select(destinationPort: number, applicationProtocol: string): CompiledChain | undefined {
+  /**
+   * Envoy's filter chain selection for a connection (see the module comment); undefined: no chain.
+   * `protocols`: the requested application protocols (one from the HTTP inspector, the ALPN list from the TLS
+   * inspector); `transport`: `tls` or `raw_buffer`; `sni`: the ClientHello's server name.
+   */
+  select(destinationPort: number, protocols: string | readonly string[], transport = 'raw_buffer', sni = ''): CompiledChain | undefined {
     let cands: readonly CompiledChain[] = this.chains;
     if (cands.length > 1 || cands[0]?.match !== ANY_MATCH) {
+      const protos = typeof protocols === 'string' ? (protocols === '' ? [] : [protocols]) : protocols;
       cands = narrow(cands, (m) => (m.destinationPort === 0 ? 0 : m.destinationPort === destinationPort ? 1 : -1));
-      cands = narrow(cands, (m) => (m.serverNames.length === 0 ? 0 : -1));
-      cands = narrow(cands, (m) => (m.transportProtocol === '' ? 0 : m.transportProtocol === 'raw_buffer' ? 1 : -1));
-      cands = narrow(cands, (m) => (m.applicationProtocols.length === 0 ? 0 : applicationProtocol !== '' && m.applicationProtocols.includes(applicationProtocol) ? 1 : -1));
+      cands = narrow(cands, (m) => serverNameScore(m.serverNames, sni));
+      cands = narrow(cands, (m) => (m.transportProtocol === '' ? 0 : m.transportProtocol === transport ? 1 : -1));
+      cands = narrow(cands, (m) => (m.applicationProtocols.length === 0 ? 0 : protos.some((p) => m.applicationProtocols.includes(p)) ? 1 : -1));
     }
     return cands[0] ?? this.defaultChain;
   }
 }
 
-/** Keeps the chains that match a criterion explicitly (1) if any, else those that leave it open (0). */
+/**
+ * server_names: an exact name beats the longest matching wildcard (`*.example.com`, also matching deeper names), which
+ * beats a chain without server_names; a chain naming others is out.
+ */
+function serverNameScore(names: readonly string[], sni: string): number {
+  if (names.length === 0) return 0;
+  if (sni === '') return -1;
+  let best = -1;
+  for (const n of names) {
+    if (n === sni) return 100_000;
+    if (n.startsWith('*.') && sni.endsWith(n.slice(1)) && sni.length > n.length - 1 && n.length > best) best = n.length;
+  }
+  return best;
+}
+
+/** Keeps the chains with the best score at a criterion (> 0: named explicitly), else those that leave it open (0). */
 function narrow(chains: readonly CompiledChain[], score: (m: ChainMatch) => number): readonly CompiledChain[] {
-  let explicit: CompiledChain[] | undefined;
+  let best: CompiledChain[] | undefined;
+  let bestScore = 0;
   let open: CompiledChain[] | undefined;
   for (const c of chains) {
     const s = score(c.match);
-    if (s === 1) (explicit ??= []).push(c);
+    if (s > bestScore) {
+      best = [c];
+      bestScore = s;
+    } else if (s > 0 && s === bestScore) best!.push(c);
     else if (s === 0) (open ??= []).push(c);
   }
-  return explicit ?? open ?? [];
+  return best ?? open ?? [];
 }
 
 export type ListenerContext = Omit<HcmContext, 'listener' | 'field'> & {
@@ -176,6 +245,10 @@ export type ListenerContext = Omit<HcmContext, 'listener' | 'field'> & {
   tcpSessionClosed?(session: TcpProxySession): void;
   /** A stats scope for a network filter's prefix (`tcp.rbac.`), kept while the listener is (absent: no stats). */
   networkStats?(prefix: string): Scope;
+  /** TLS secrets for the chains' transport sockets (without it only inline certificates resolve). */
+  secrets?: SecretManager;
+  /** Registers the listener's `ssl.*` stats (under `listener.<..>.`), once per compiled listener that has TLS chains. */
+  tlsStats?(stats: TlsStats): void;
 };
 
 /** A connection a listener holds: HTTP server connection (http/server/serve.ts) or TCP proxy session. */
@@ -202,6 +275,7 @@ export function compileListener(l: Listener, ctx: ListenerContext): CompiledList
   // Envoy adds the original_dst listener filter itself when use_original_dst is set (ListenerImpl).
   let restoresDestination = useOriginalDst;
   let inspectHttp = false;
+  let inspectTlsFilter = false;
   l.listenerFilters.forEach((f, i) => {
     const type = f.configType.case === 'typedConfig' ? typeNameOf(f.configType.value.typeUrl) : undefined;
     if (f.name === ORIGINAL_DST_NAME || type === ORIGINAL_DST_TYPE) {
@@ -223,7 +297,22 @@ export function compileListener(l: Listener, ctx: ListenerContext): CompiledList
       inspectHttp = true;
       return;
     }
-    fail(`listener_filters[${i}]`, `listener filter ${f.name || type} is not supported (only ${ORIGINAL_DST_NAME} and ${HTTP_INSPECTOR_NAME})`);
+    if (f.name === TLS_INSPECTOR_NAME || type === TLS_INSPECTOR_TYPE) {
+      if (type !== undefined && type !== TLS_INSPECTOR_TYPE) fail(`listener_filters[${i}].typed_config`, `expected ${TLS_INSPECTOR_TYPE}, got ${type}`);
+      if (f.configType.case === 'typedConfig') {
+        let ti;
+        try {
+          ti = unpack(TlsInspectorSchema, f.configType.value);
+        } catch (e) {
+          fail(`listener_filters[${i}].typed_config`, `cannot decode: ${e instanceof Error ? e.message : String(e)}`);
+        }
+        if (ti?.enableJa3Fingerprinting) fail(`listener_filters[${i}].typed_config.enable_ja3_fingerprinting`, 'is not supported');
+      }
+      if (f.filterDisabled) fail(`listener_filters[${i}].filter_disabled`, 'is not supported');
+      inspectTlsFilter = true;
+      return;
+    }
+    fail(`listener_filters[${i}]`, `listener filter ${f.name || type} is not supported (only ${ORIGINAL_DST_NAME}, ${TLS_INSPECTOR_NAME} and ${HTTP_INSPECTOR_NAME})`);
   });
   if (restoresDestination) {
     const why = originalDstSupport();
@@ -239,6 +328,8 @@ export function compileListener(l: Listener, ctx: ListenerContext): CompiledList
   }
   const def = l.defaultFilterChain ? compileChain(l.defaultFilterChain, 'default_filter_chain', name, ctx, fail) : undefined;
   if (def && def.match !== ANY_MATCH) fail('default_filter_chain.filter_chain_match', 'must be empty');
+  const tlsStats = new TlsStats();
+  if (chains.some((c) => c.tls !== undefined) || def?.tls !== undefined) ctx.tlsStats?.(tlsStats);
   return new CompiledListener(
     name,
     sa.address || '0.0.0.0',
@@ -248,7 +339,8 @@ export function compileListener(l: Listener, ctx: ListenerContext): CompiledList
     inspectHttp,
     durationMs(l.listenerFiltersTimeout, DEFAULT_LISTENER_FILTERS_TIMEOUT_MS),
     l.continueOnListenerFiltersTimeout,
-    { bindToPort: l.bindToPort ?? true, useOriginalDst, restoresDestination },
+    { bindToPort: l.bindToPort ?? true, useOriginalDst, restoresDestination, inspectTls: inspectTlsFilter },
+    tlsStats,
   );
 }
 
@@ -269,12 +361,15 @@ function compileMatch(m: FilterChainMatch | undefined, field: string, fail: (fie
   const port = m.destinationPort ?? 0;
   if (port < 0 || port > 65535) fail(`${f}.destination_port`, `invalid port ${port}`);
   if (m.destinationPort === undefined && m.serverNames.length === 0 && m.transportProtocol === '' && m.applicationProtocols.length === 0) return ANY_MATCH;
-  return { destinationPort: port, serverNames: m.serverNames, transportProtocol: m.transportProtocol, applicationProtocols: m.applicationProtocols };
+  m.serverNames.forEach((n, i) => {
+    if (n === '' || (n.includes('*') && !(n.startsWith('*.') && n.indexOf('*', 1) < 0))) fail(`${f}.server_names[${i}]`, `invalid server name ${JSON.stringify(n)} (an exact name or *.suffix)`);
+  });
+  return { destinationPort: port, serverNames: m.serverNames.map((n) => n.toLowerCase()), transportProtocol: m.transportProtocol, applicationProtocols: m.applicationProtocols };
 }
 
 function compileChain(chain: FilterChain, field: string, name: string, ctx: ListenerContext, fail: (field: string, detail: string) => never): CompiledChain {
   const match = compileMatch(chain.filterChainMatch, field, fail);
-  if (chain.transportSocket) fail(`${field}.transport_socket`, 'TLS listeners are not supported yet');
+  const tls = chain.transportSocket ? compileTransportSocket(chain, field, ctx, fail) : undefined;
   if (chain.filters.length === 0) fail(`${field}.filters`, 'a terminal network filter (the HTTP connection manager or the TCP proxy) is required');
   // Network filters before the terminal one: only those that admit or refuse connections (authz/network.ts).
   const guards: NetworkGuard[] = [];
@@ -309,7 +404,7 @@ function compileChain(chain: FilterChain, field: string, name: string, ctx: List
       stats: ctx.tcpStats,
       onSessionClose: ctx.tcpSessionClosed,
     });
-    return new CompiledChain(chain.name, match, undefined, tcp, guards);
+    return new CompiledChain(chain.name, match, undefined, tcp, tls, guards);
   }
   if (type !== HCM_TYPE) fail(`${ff}.typed_config`, `network filter ${f.name || type} is not supported yet (only ${HCM_NAME} and ${TCP_PROXY_NAME})`);
   let proto;
@@ -319,7 +414,28 @@ function compileChain(chain: FilterChain, field: string, name: string, ctx: List
     return fail(`${ff}.typed_config`, `cannot decode: ${e instanceof Error ? e.message : String(e)}`);
   }
   const hcm = compileHcm(proto, { ...ctx, listener: name, field: `${ff}.typed_config` });
-  return new CompiledChain(chain.name, match, hcm, undefined, guards);
+  return new CompiledChain(chain.name, match, hcm, undefined, tls, guards);
+}
+
+/** A filter chain's transport_socket: a DownstreamTlsContext (TLS termination) or raw_buffer (undefined). */
+function compileTransportSocket(chain: FilterChain, field: string, ctx: ListenerContext, fail: (field: string, detail: string) => never): ServerTls | undefined {
+  const ts = chain.transportSocket!;
+  const f = `${field}.transport_socket`;
+  const any = ts.configType.case === 'typedConfig' ? ts.configType.value : undefined;
+  const type = any ? typeNameOf(any.typeUrl) : undefined;
+  if (type === RAW_BUFFER_TYPE || (any === undefined && ts.name === 'envoy.transport_sockets.raw_buffer')) return undefined;
+  if (type !== DownstreamTlsContextSchema.typeName) {
+    return fail(f, any === undefined && ts.name === TLS_SOCKET_NAME ? 'the TLS transport socket needs a DownstreamTlsContext' : `transport socket ${JSON.stringify(ts.name || type)} is not supported (only TLS and raw_buffer)`);
+  }
+  let dtc;
+  try {
+    dtc = unpack(DownstreamTlsContextSchema, any!);
+  } catch (e) {
+    return fail(`${f}.typed_config`, `cannot decode DownstreamTlsContext: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const tls = compileDownstreamTls(dtc, ctx.secrets ?? NO_SECRETS, (g, d) => fail(`${f}.typed_config.${g}`, d));
+  if (chain.transportSocketConnectTimeout !== undefined) tls.handshakeTimeoutMs = durationMs(chain.transportSocketConnectTimeout, tls.handshakeTimeoutMs);
+  return tls;
 }
 
 interface ActiveListener {
@@ -342,6 +458,15 @@ export class ListenerManager {
 
   names(): string[] {
     return [...this.active.keys()];
+  }
+
+  /** The SDS names the TLS chains of the listeners in force read. */
+  sdsNames(): string[] {
+    const out: string[] = [];
+    for (const l of this.active.values()) {
+      for (const c of l.config.defaultChain ? [...l.config.chains, l.config.defaultChain] : l.config.chains) if (c.tls !== undefined) out.push(...c.tls.sdsNames());
+    }
+    return out;
   }
 
   /** The port a listener is bound to (its configured port when it is not bound). */
@@ -420,25 +545,38 @@ export class ListenerManager {
       dst = readOriginalDst(socket);
       if (dst !== undefined) tagOriginalDst(socket, dst);
     }
-    this.listenerFilters(entry, socket, dst, '', false);
+    this.listenerFilters(entry, socket, dst, PLAIN, false);
   }
 
   /**
-   * Runs a listener's listener filters — the HTTP inspector, which decides the application protocol; the
+   * Runs a listener's listener filters — the TLS inspector (ClientHello: transport protocol `tls`, SNI, ALPN) and
+   * the HTTP inspector (skipped for TLS, as Envoy's), which read the first bytes without consuming them; the
    * connection counts as held by the listener meanwhile — then hands the connection off or serves it.
-   * `protocol` is what an earlier listener's inspector found (it stays with the connection, as Envoy keeps the
-   * requested application protocols on the socket); this listener's inspector, if any, decides anew.
+   * `facts` is what an earlier listener's filters found (it stays with the connection, as Envoy keeps the requested
+   * application protocols on the socket); this listener's inspectors, if any, decide anew.
    */
-  private listenerFilters(entry: ActiveListener, socket: Socket, dst: OriginalDst | undefined, protocol: string, handedOff: boolean): void {
+  private listenerFilters(entry: ActiveListener, socket: Socket, dst: OriginalDst | undefined, facts: ConnectionFacts, handedOff: boolean): void {
     const config = entry.config;
-    if (!config.inspectHttp) {
-      this.handOffOrServe(entry, config, socket, dst, protocol, handedOff);
+    const tls = config.options.inspectTls === true;
+    if (!config.inspectHttp && !tls) {
+      this.handOffOrServe(entry, config, socket, dst, facts, handedOff);
       return;
     }
     const pending: ServerConnection = { socket, drain: () => socket.destroy() };
     entry.connections.add(pending);
     socket.on('error', () => undefined);
-    peekProtocol(socket, config.filtersTimeoutMs, config.continueOnFiltersTimeout, (found) => {
+    const http = config.inspectHttp;
+    const classify = (b: Buffer, final: boolean): ConnectionFacts | undefined => {
+      if (tls) {
+        const hello = inspectTls(b);
+        if (hello === undefined && !final) return undefined;
+        if (hello) return { transport: 'tls', sni: hello.sni, protocols: hello.alpn };
+      }
+      if (!http) return PLAIN;
+      const p = inspectHttp(b);
+      return p === undefined ? undefined : plainFacts(p);
+    };
+    peekSocket(socket, config.filtersTimeoutMs, config.continueOnFiltersTimeout, classify, PLAIN, (found) => {
       entry.connections.delete(pending);
       this.draining.delete(pending);
       if (found === undefined || socket.destroyed || this.closed) {
@@ -455,39 +593,88 @@ export class ListenerManager {
    * ActiveTcpSocket::newConnection and ConnectionHandlerImpl::getBalancedHandlerByAddress; the listener taking
    * it runs its own listener filters, and a handed-off connection is not handed off again).
    */
-  private handOffOrServe(entry: ActiveListener, config: CompiledListener, socket: Socket, dst: OriginalDst | undefined, protocol: string, handedOff: boolean): void {
+  private handOffOrServe(entry: ActiveListener, config: CompiledListener, socket: Socket, dst: OriginalDst | undefined, facts: ConnectionFacts, handedOff: boolean): void {
     if (dst !== undefined && !handedOff && config.options.useOriginalDst) {
       const target = this.byAddress.get(`${dst.address}:${dst.port}`) ?? this.byAddress.get(`0.0.0.0:${dst.port}`);
       if (target !== undefined && target !== entry) {
-        this.listenerFilters(target, socket, dst, protocol, true);
+        this.listenerFilters(target, socket, dst, facts, true);
         return;
       }
     }
-    this.serve(entry, config, socket, dst?.port ?? socket.localPort ?? 0, protocol);
+    this.serve(entry, config, socket, dst?.port ?? socket.localPort ?? 0, facts);
   }
 
   /**
-   * Hands a connection to the filter chain that matches its (restored) destination port and application protocol;
-   * no chain: the connection is closed (Envoy's no_filter_chain_match).
+   * Hands a connection to the filter chain that matches its (restored) destination port, SNI, transport and
+   * application protocols; no chain: the connection is closed (Envoy's no_filter_chain_match). A TLS chain runs
+   * the handshake first (tls/context.ts); its network filter then gets the decrypted connection.
    */
-  private serve(entry: ActiveListener, config: CompiledListener, socket: Socket, destinationPort: number, protocol: string): void {
-    const chain = config.select(destinationPort, protocol);
+  private serve(entry: ActiveListener, config: CompiledListener, socket: Socket, destinationPort: number, facts: ConnectionFacts): void {
+    const chain = config.select(destinationPort, facts.protocols, facts.transport, facts.sni);
     if (chain === undefined) {
       socket.destroy();
       return;
     }
-    if (chain.guards.length > 0) {
-      this.guarded(entry, config, chain, socket, destinationPort, 0);
+    const tls = chain.tls;
+    if (tls === undefined) {
+      this.start(entry, chain, socket, undefined, destinationPort);
       return;
     }
-    this.start(entry, chain, socket);
+    // Without the TLS inspector the ClientHello is read here when the chain has ALPN (see ServerTls).
+    if (facts.transport !== 'tls' && tls.alpn.length > 0) {
+      const pending: ServerConnection = { socket, drain: () => socket.destroy() };
+      entry.connections.add(pending);
+      socket.on('error', () => undefined);
+      peekSocket(socket, tls.handshakeTimeoutMs, false, (b) => {
+        const h = inspectTls(b);
+        return h === null ? PLAIN_HELLO : h;
+      }, PLAIN_HELLO as ClientHelloInfo, (hello) => {
+        entry.connections.delete(pending);
+        this.draining.delete(pending);
+        if (hello === undefined || socket.destroyed || this.closed) {
+          config.tlsStats.connection_error++;
+          socket.destroy();
+          return;
+        }
+        this.handshake(entry, config, chain, tls, socket, { transport: 'tls', sni: hello.sni, protocols: hello.alpn }, destinationPort);
+      });
+      return;
+    }
+    this.handshake(entry, config, chain, tls, socket, facts, destinationPort);
+  }
+
+  private handshake(entry: ActiveListener, config: CompiledListener, chain: CompiledChain, tls: ServerTls, socket: Socket, facts: ConnectionFacts, destinationPort: number): void {
+    const pending: ServerConnection = { socket, drain: () => socket.destroy() };
+    entry.connections.add(pending);
+    socket.on('error', () => undefined);
+    const done = () => {
+      entry.connections.delete(pending);
+      this.draining.delete(pending);
+    };
+    tls.accept(socket, facts.protocols, facts.sni, config.tlsStats, {
+      onSecure: (s) => {
+        done();
+        if (this.closed) {
+          s.destroy();
+          return;
+        }
+        this.start(entry, chain, s, s, destinationPort);
+      },
+      onFailure: done,
+    });
+  }
+
+  /** The (decrypted) connection: the chain's guards, then its terminal network filter. */
+  private start(entry: ActiveListener, chain: CompiledChain, socket: Socket, tlsSocket: TLSSocket | undefined, destinationPort: number): void {
+    if (chain.guards.length > 0) this.guarded(entry, chain, socket, tlsSocket, destinationPort, 0);
+    else this.run(entry, chain, socket, tlsSocket);
   }
 
   /**
    * Runs the chain's guards (network RBAC / ext_authz) from `from`: a refused connection is closed; an admitted one
    * goes to the terminal filter. While a guard's answer is pending the connection counts as the listener's.
    */
-  private guarded(entry: ActiveListener, config: CompiledListener, chain: CompiledChain, socket: Socket, destinationPort: number, from: number): void {
+  private guarded(entry: ActiveListener, chain: CompiledChain, socket: Socket, tlsSocket: TLSSocket | undefined, destinationPort: number, from: number): void {
     for (let i = from; i < chain.guards.length; i++) {
       const r = chain.guards[i]!.check(socket, destinationPort);
       if (r === false) {
@@ -502,15 +689,16 @@ export class ListenerManager {
           entry.connections.delete(pending);
           this.draining.delete(pending);
           if (!ok || socket.destroyed || this.closed) socket.destroy();
-          else this.guarded(entry, config, chain, socket, destinationPort, i + 1);
+          else this.guarded(entry, chain, socket, tlsSocket, destinationPort, i + 1);
         });
         return;
       }
     }
-    this.start(entry, chain, socket);
+    this.run(entry, chain, socket, tlsSocket);
   }
 
-  private start(entry: ActiveListener, chain: CompiledChain, socket: Socket): void {
+  /** Runs the chain's terminal network filter on the connection. */
+  private run(entry: ActiveListener, chain: CompiledChain, socket: Socket, tlsSocket: TLSSocket | undefined): void {
     const onClose = (c: ServerConnection) => {
       entry.connections.delete(c);
       this.draining.delete(c);
@@ -522,7 +710,7 @@ export class ListenerManager {
       session.start();
       return;
     }
-    entry.connections.add(serveHttp(socket, chain.hcm!, onClose));
+    entry.connections.add(serveHttp(socket, chain.hcm!, onClose, tlsSocket?.alpnProtocol));
   }
 
   private retire(l: ActiveListener): void {

@@ -31,7 +31,7 @@
  *
  * Event handlers are shared functions that find their session on the socket: no closure per connection.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { ClusterRuntime } from '../upstream/cluster/cluster.js';
 import type { Host } from '../upstream/cluster/host.js';
 import { originalDstOf } from '../listener/original-dst.js';
@@ -151,10 +151,11 @@ export class TcpProxySession {
     this.connected = false;
     this.connectTimedOut = false;
     this.upLocal = false;
-    const u = connect({ host: host.address, port: host.port, allowHalfOpen: true, noDelay: true }) as Tagged;
+    const opened = rt.transport.connect(host, { allowHalfOpen: true });
+    const u = opened.socket as Tagged;
     u[SESSION] = this;
     this.upstream = u;
-    u.on('connect', onUpConnect);
+    u.on(opened.event, onUpConnect);
     u.on('error', ignore);
     u.on('close', onUpClose);
     if (rt.connectTimeoutMs > 0) this.connectTimer = setTimeout(onConnectTimeout, rt.connectTimeoutMs, this);

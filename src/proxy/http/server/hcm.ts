@@ -6,7 +6,8 @@
  *   new H1ServerConnection(socket, hcm, hcm.parserOptions, hcm.serverPolicy, onClose);
  *
  * Per request, in Envoy's order (ConnectionManagerUtility::mutateRequestHeaders, then the router filter):
- * - x-forwarded-proto set to the connection's scheme when absent;
+ * - x-forwarded-proto set to the connection's scheme when absent (`https` on a TLS connection);
+ * - x-forwarded-client-cert per forward_client_cert_details (tls/xfcc.ts; SANITIZE, the default, removes it);
  * - x-forwarded-for: the client address appended only with use_remote_address (the sidecar's outbound HCM has it
  *   off, as Istio sets it: the header passes unchanged);
  * - normalize_path / merge_slashes: the path is normalized (path-normalize.ts) before anything reads it;
@@ -56,6 +57,8 @@ import type { CodecType, HttpServerConfig } from './serve.js';
 import { durationMs } from '../../upstream/cluster/compile.js';
 import { normalizeRequestPath } from '../path-normalize.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
+import { peerOf } from '../../tls/peer.js';
+import { applyXfcc, compileXfcc, type XfccPolicy } from '../../tls/xfcc.js';
 
 /** Where the connection manager finds its routes: a fixed (inline) configuration or the latest RDS version. */
 export interface RouteSource {
@@ -105,6 +108,8 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
   /** normalize_path / merge_slashes (path-normalize.ts), applied before routing and the filters. */
   normalizePath = false;
   mergeSlashes = false;
+  /** forward_client_cert_details / set_current_client_cert_details (null: SANITIZE, Envoy's default). */
+  xfcc: XfccPolicy | null = null;
 
   constructor(
     private readonly routes: RouteSource,
@@ -133,7 +138,8 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
   onRequest(stream: DownstreamStream): void {
     const head = stream.head;
     const h = head.headers;
-    if (!hasHeader(h, 'x-forwarded-proto')) h.push('x-forwarded-proto', head.scheme);
+    if (!hasHeader(h, 'x-forwarded-proto')) h.push('x-forwarded-proto', peerOf(stream.socket).tls ? 'https' : head.scheme);
+    applyXfcc(this.xfcc, h, stream.socket);
     if (this.useRemoteAddress) appendXff(h, stream.remoteAddress);
     if (this.generateRequestId) {
       const external = this.useRemoteAddress && !isLoopback(stream.remoteAddress);
@@ -364,5 +370,6 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
   hcm.upgrades = upgrades;
   hcm.normalizePath = p.normalizePath === true;
   hcm.mergeSlashes = p.mergeSlashes;
+  hcm.xfcc = compileXfcc(p);
   return hcm;
 }

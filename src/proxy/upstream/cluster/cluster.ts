@@ -21,7 +21,8 @@
 import type { Cluster } from '../../../xds/gen/envoy/config/cluster/v3/cluster_pb.js';
 import type { ClusterLoadAssignment } from '../../../xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import type { HttpProtocolOptions } from '../../../xds/gen/envoy/extensions/upstreams/http/v3/http_protocol_options_pb.js';
-import type { UpstreamTlsContext } from '../../../xds/gen/envoy/extensions/transport_sockets/tls/v3/tls_pb.js';
+import type { SecretManager } from '../../tls/secrets.js';
+import { compileUpstreamTransport, type UpstreamTransport } from '../../tls/upstream.js';
 import { CircuitBreaker, type RoutingPriority } from '../circuit-breaker.js';
 import { HealthChecker, Transition, type ProbeFactory } from '../health/health-checker.js';
 import { GrpcProbe, HttpProbe, TcpProbe, type SocketFactory } from '../health/probes.js';
@@ -49,6 +50,8 @@ export interface CompileOptions {
    * sockets); without it such clusters cannot have HTTP/TCP health checks.
    */
   healthCheckSocket?: SocketFactory;
+  /** TLS secrets for the cluster's transport sockets (without it only inline certificates resolve). */
+  secrets?: SecretManager;
 }
 
 export type HostsChangedListener = (added: readonly Host[], removed: readonly Host[]) => void;
@@ -67,8 +70,8 @@ export class ClusterRuntime implements LbEnv {
   readonly protocol: UpstreamProtocol;
   /** The raw upstream HttpProtocolOptions (idle timeout, max requests per connection, HTTP/2 settings, ...). */
   readonly httpProtocolOptions: HttpProtocolOptions | undefined;
-  /** The cluster's UpstreamTlsContext, for the TLS layer (transport_socket_matches stay in `config`). */
-  readonly tlsContext: UpstreamTlsContext | undefined;
+  /** How connections are opened: plaintext or TLS per host (transport_socket / transport_socket_matches). */
+  readonly transport: UpstreamTransport;
   readonly outlierDetection: OutlierConfig | undefined;
   /** ORIGINAL_DST: where the destination comes from (the router reads the header when useHttpHeader). */
   readonly originalDst: ClusterSettings['originalDst'];
@@ -105,7 +108,9 @@ export class ClusterRuntime implements LbEnv {
   private isReady = false;
 
   constructor(config: Cluster, opts: CompileOptions = {}) {
-    const s = compileSettings(config, opts.healthCheckSocket !== undefined);
+    const transport = compileUpstreamTransport(config, opts.secrets);
+    const s = compileSettings(config, opts.healthCheckSocket !== undefined, !transport.plaintext);
+    this.transport = transport;
     this.settings = s;
     this.config = config;
     this.name = s.name;
@@ -117,7 +122,6 @@ export class ClusterRuntime implements LbEnv {
     this.perConnectionBufferLimitBytes = s.perConnectionBufferLimitBytes;
     this.protocol = s.protocol;
     this.httpProtocolOptions = s.httpProtocolOptions;
-    this.tlsContext = s.tls;
     this.outlierDetection = s.outlier;
     this.originalDst = s.originalDst;
     this.warnings = s.warnings;

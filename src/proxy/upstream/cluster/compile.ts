@@ -15,7 +15,7 @@ import {
   type Cluster,
 } from '../../../xds/gen/envoy/config/cluster/v3/cluster_pb.js';
 import type { CircuitBreakers_Thresholds } from '../../../xds/gen/envoy/config/cluster/v3/circuit_breaker_pb.js';
-import { RequestMethod, RoutingPriority, type HeaderValueOption, type TransportSocket } from '../../../xds/gen/envoy/config/core/v3/base_pb.js';
+import { RequestMethod, RoutingPriority, type HeaderValueOption } from '../../../xds/gen/envoy/config/core/v3/base_pb.js';
 import type { Address } from '../../../xds/gen/envoy/config/core/v3/address_pb.js';
 import type { HealthCheck, HealthCheck_Payload } from '../../../xds/gen/envoy/config/core/v3/health_check_pb.js';
 import type { ClusterLoadAssignment } from '../../../xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
@@ -26,7 +26,6 @@ import {
   HttpProtocolOptionsSchema,
   type HttpProtocolOptions,
 } from '../../../xds/gen/envoy/extensions/upstreams/http/v3/http_protocol_options_pb.js';
-import { UpstreamTlsContextSchema, type UpstreamTlsContext } from '../../../xds/gen/envoy/extensions/transport_sockets/tls/v3/tls_pb.js';
 import { typeNameOf, unpack } from '../../../xds/index.js';
 import { RE2JS } from 're2js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from '../circuit-breaker.js';
@@ -84,7 +83,6 @@ export interface ClusterSettings {
   maglev: MaglevSettings;
   protocol: UpstreamProtocol;
   httpProtocolOptions: HttpProtocolOptions | undefined;
-  tls: UpstreamTlsContext | undefined;
   dns: DnsSettings;
   dnsTargets: DnsTarget[];
   /** STATIC: the hosts from load_assignment. */
@@ -102,8 +100,6 @@ export function durationMs(d: Duration | undefined, def: number): number {
 
 const MAX_RING_SIZE = 8 * 1024 * 1024;
 const MAX_MAGLEV_TABLE = 5000011;
-const TLS_SOCKET = 'envoy.transport_sockets.tls';
-const RAW_BUFFER_SOCKET = 'envoy.transport_sockets.raw_buffer';
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const TCP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.tcp.v3.TcpProtocolOptions';
 
@@ -423,24 +419,8 @@ function healthCheck(c: Cluster, hc: HealthCheck, warnings: ConfigWarning[], has
   }
 }
 
-function transportSocket(ts: TransportSocket, field: string, name: string): UpstreamTlsContext | undefined {
-  if (ts.name === RAW_BUFFER_SOCKET && ts.configType.case !== 'typedConfig') return undefined;
-  const any = ts.configType.case === 'typedConfig' ? ts.configType.value : undefined;
-  const type = any ? typeNameOf(any.typeUrl) : '';
-  if (type === UpstreamTlsContextSchema.typeName) {
-    try {
-      return unpack(UpstreamTlsContextSchema, any!);
-    } catch (e) {
-      throw new ConfigError(name, `${field}.typed_config`, `cannot decode UpstreamTlsContext: ${(e as Error).message}`, 'cluster');
-    }
-  }
-  if (type === 'envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer' || (!any && ts.name === RAW_BUFFER_SOCKET)) return undefined;
-  if (!any && ts.name === TLS_SOCKET) throw new ConfigError(name, `${field}.typed_config`, 'the TLS transport socket needs an UpstreamTlsContext', 'cluster');
-  throw new ConfigError(name, field, `transport socket ${JSON.stringify(ts.name || type)} is not supported (only TLS and raw_buffer)`, 'cluster');
-}
-
 /** Validates a Cluster and derives its settings (see the module comment). */
-export function compileSettings(c: Cluster, hasHealthCheckSocket: boolean): ClusterSettings {
+export function compileSettings(c: Cluster, hasHealthCheckSocket: boolean, anyTls = false): ClusterSettings {
   const name = c.name;
   const err = (field: string, detail: string): never => {
     throw new ConfigError(name || '(unnamed)', field, detail, 'cluster');
@@ -568,13 +548,7 @@ export function compileSettings(c: Cluster, hasHealthCheckSocket: boolean): Clus
     if (outlier.maxEjectionPercent > 100) err('outlier_detection.max_ejection_percent', 'must be at most 100');
   }
 
-  // Transport socket.
-  let tls: UpstreamTlsContext | undefined;
-  if (c.transportSocket) tls = transportSocket(c.transportSocket, 'transport_socket', name);
-  c.transportSocketMatches.forEach((m, i) => {
-    if (m.transportSocket) transportSocket(m.transportSocket, `transport_socket_matches[${i}].transport_socket`, name);
-  });
-  const anyTls = tls !== undefined || c.transportSocketMatches.some((m) => m.transportSocket && transportSocket(m.transportSocket, '', name) !== undefined);
+  // Transport socket: compiled by tls/upstream.ts (the caller says whether any host may use TLS).
 
   // Health checks.
   if (c.healthChecks.length > 1) err('health_checks', 'multiple health checks are not supported');
@@ -700,7 +674,6 @@ export function compileSettings(c: Cluster, hasHealthCheckSocket: boolean): Clus
     maglev,
     protocol,
     httpProtocolOptions,
-    tls,
     dns,
     dnsTargets,
     staticHosts,

@@ -23,7 +23,7 @@
  * When a connection fails to connect, pending requests that the remaining connecting connections cannot serve
  * fail with 'connection failure' (Envoy purges them the same way).
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/host.js';
 import {
@@ -56,7 +56,9 @@ export class H1Connection implements H1ResponseHandler, TunnelStream {
   private framing = 0;
   private readonly parser: H1ResponseParser;
   private sink: ResponseSink | null = null;
-  /** Connected (TCP handshake done). */
+  /** The socket event that says the connection is ready: 'connect' (TCP), 'secureConnect' (TLS handshake done). */
+  readonly readyEvent: 'connect' | 'secureConnect';
+  /** Connected (TCP and, with TLS, the TLS handshake done). */
   connected = false;
   closed = false;
   private requestDone = false;
@@ -74,10 +76,8 @@ export class H1Connection implements H1ResponseHandler, TunnelStream {
     // Reads land in one buffer shared by every upstream connection (`onread`): no buffer allocated per read and no
     // readable-stream machinery. Safe because a read is parsed synchronously, the parser copies what it keeps of a
     // partial line, and body chunks are copied before they leave this connection (onBody).
-    const s = connect({
-      host: host.address,
-      port: host.port,
-      noDelay: true,
+    const opened = pool.cluster.transport.connect(host, {
+      alpnFallback: 'http/1.1',
       onread: {
         buffer: READ_BUFFER,
         callback: (n: number, buf: Uint8Array): boolean => {
@@ -86,7 +86,9 @@ export class H1Connection implements H1ResponseHandler, TunnelStream {
         },
       },
     });
+    const s = opened.socket;
     this.socket = s;
+    this.readyEvent = opened.event;
     s.on('error', () => undefined);
     s.on('close', () => this.onClose());
     s.on('end', () => {
@@ -370,7 +372,7 @@ export class H1Pool implements UpstreamPool {
         c.destroy();
       }, timeoutMs);
     }
-    c.socket.once('connect', () => {
+    c.socket.once(c.readyEvent, () => {
       clearTimeout(timer);
       this.connecting--;
       c.onConnected();

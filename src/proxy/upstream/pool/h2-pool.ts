@@ -33,7 +33,7 @@
  * upstream_rq_pending_total / _active.
  */
 import { connect as h2connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { ClusterRuntime } from '../cluster/cluster.js';
 import type { Host } from '../cluster/host.js';
 import type { HeaderList, RequestHead, ResponseHead } from '../../http/headers.js';
@@ -67,8 +67,10 @@ class H2Session {
   ) {
     this.maxStreams = configuredMax;
     const host = pool.host;
-    this.session = h2connect(`http://${host.address.includes(':') ? `[${host.address}]` : host.address}:${host.port}`, {
-      createConnection: () => netConnect({ host: host.address, port: host.port, noDelay: true }),
+    const opened = pool.cluster.transport.connect(host, { alpnFallback: 'h2' });
+    const scheme = opened.tls ? 'https' : 'http';
+    this.session = h2connect(`${scheme}://${host.address.includes(':') ? `[${host.address}]` : host.address}:${host.port}`, {
+      createConnection: () => opened.socket,
       settings: { enablePush: false, initialWindowSize: pool.streamWindow },
       maxSessionMemory: 64,
     });
