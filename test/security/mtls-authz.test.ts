@@ -38,6 +38,20 @@ spec:
   rules:
   - when: [{key: source.principal, values: ["cluster.local/ns/frontend/sa/blocked"]}]
   - when: [{key: connection.sni, values: ["forbidden.example"]}]
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: smi-routes, namespace: default}
+spec:
+  matches: [{name: read, methods: ["GET"], pathRegex: "/smi"}]
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: batch-reads, namespace: default}
+spec:
+  destination: {kind: ServiceAccount, name: default, namespace: default}
+  sources: [{kind: ServiceAccount, name: batch, namespace: other}]
+  rules: [{kind: HTTPRouteGroup, name: smi-routes, matches: ["read"]}]
 `;
 
 interface Reply {
@@ -145,6 +159,12 @@ describe('authorization on verified peer identities (mTLS)', () => {
   it('DENY on source.principal and connection.sni wins over ALLOW', async () => {
     assert.equal((await mtlsGet(httpPort, '/x', certs.blocked, ca) as Reply).status, 403, 'source.principal');
     assert.equal((await mtlsGet(httpPort, '/x', certs.web, ca, 'forbidden.example') as Reply).status, 403, 'connection.sni');
+  });
+
+  it('SMI TrafficTarget: the listed source service account may make the listed requests, nothing else', async () => {
+    assert.equal((await mtlsGet(httpPort, '/smi/items', certs.batch, ca) as Reply).status, 200);
+    assert.equal((await mtlsGet(httpPort, '/smi/items', certs.ops, ca) as Reply).status, 403);
+    assert.equal((await mtlsGet(httpPort, '/other', certs.batch, ca) as Reply).status, 403);
   });
 
   it('TCP: the network RBAC filter sees the peer identity after the handshake', async () => {
