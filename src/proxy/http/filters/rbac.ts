@@ -100,6 +100,8 @@ class RbacFilter implements HttpFilter {
     readonly name: string,
     private readonly settings: RbacSettings,
     private readonly perRouteStats: Scope | undefined,
+    /** remote_ip reads x-forwarded-for (the connection manager does not use the remote address). */
+    private readonly remoteFromXff: boolean,
   ) {
     this.metadataOf = (ns) => (this.current === null ? undefined : metadataNamespace(this.current, ns));
   }
@@ -112,7 +114,7 @@ class RbacFilter implements HttpFilter {
       if (own instanceof PerRouteRbac) s = own.settings(this.perRouteStats);
     }
     if (s.engine === null && s.shadow === null) return CONTINUE;
-    const input = this.input.set(stream.head, stream.socket, destinationPortOf(stream.socket), true, this.metadataOf);
+    const input = this.input.set(stream.head, stream.socket, destinationPortOf(stream.socket), this.remoteFromXff, this.metadataOf);
     this.current = stream;
     try {
       if (s.shadow !== null) {
@@ -170,7 +172,7 @@ export const rbacFilterFactory: HttpFilterFactory = {
   create(config: Any | undefined, ctx: FilterFactoryContext): HttpFilter {
     const proto = config === undefined ? undefined : decodeOrFail(ctx.compile, ctx.field, () => unpack(RBACSchema, config));
     const settings = proto === undefined ? new RbacSettings(null, null, '', new RbacStats(null, null, null, null, null, null)) : compileSettings(ctx.compile, ctx.field, proto, ctx.stats);
-    return new RbacFilter(ctx.name, settings, ctx.stats);
+    return new RbacFilter(ctx.name, settings, ctx.stats, ctx.useRemoteAddress !== true);
   },
   compilePerRoute(config: Any, ctx: CompileContext, field: string): unknown {
     const pr = decodeOrFail(ctx, field, () => unpack(RBACPerRouteSchema, config));

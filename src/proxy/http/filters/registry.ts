@@ -76,6 +76,8 @@ export interface FilterFactoryContext {
   readonly random?: () => number;
   /** The cluster of that name in force now (looked up when used: ext_authz's envoy_grpc service). */
   readonly cluster?: (name: string) => ClusterRuntime | undefined;
+  /** The connection manager's use_remote_address (false: the client address is the last x-forwarded-for entry). */
+  readonly useRemoteAddress?: boolean;
   warn(message: string): void;
 }
 
@@ -124,6 +126,8 @@ export interface ChainContext {
   stats: Scope | undefined;
   /** The proxy's clusters (for filters that call a service). */
   cluster?: (name: string) => ClusterRuntime | undefined;
+  /** The connection manager's use_remote_address. */
+  useRemoteAddress?: boolean;
   warn(message: string): void;
 }
 
@@ -168,6 +172,7 @@ export function compileHttpFilters(filters: readonly HttpFilterProto[], ctx: Cha
       compile: new ListenerCompileContext(ctx.listener),
       stats: ctx.stats,
       ...(ctx.cluster ? { cluster: ctx.cluster } : {}),
+      useRemoteAddress: ctx.useRemoteAddress === true,
       warn: ctx.warn,
     });
     filter.disabledByDefault = f.disabled;

@@ -277,7 +277,7 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
     p.codecType === HttpConnectionManager_CodecType.HTTP2 ? 'http2' : p.codecType === HttpConnectionManager_CodecType.HTTP1 ? 'http1' : 'auto';
   // HTTP filters: the router last, the others from the registry. Their stats live under http.<stat_prefix>.
   const httpStats = ctx.httpStats?.(p.statPrefix) ?? null;
-  const filters = compileHttpFilters(p.httpFilters, { listener: ctx.listener, field: ctx.field, stats: httpStats?.scope, cluster: (n) => ctx.cluster(n)?.runtime, warn: ctx.warn });
+  const filters = compileHttpFilters(p.httpFilters, { listener: ctx.listener, field: ctx.field, stats: httpStats?.scope, cluster: (n) => ctx.cluster(n)?.runtime, useRemoteAddress: p.useRemoteAddress === true, warn: ctx.warn });
   const disabledByDefault = filters.map((f) => f.disabledByDefault);
   let routes: RouteSource;
   let rdsName = '';
