@@ -12,7 +12,8 @@
  * - `inbound|<port>` per WEFT_INBOUND entry on <WEFT_INBOUND_BIND>:<port>: HTTP ports get an HCM with an inline
  *   route to `inbound|<targetPort>||`, TCP-like ports a tcp_proxy to it, and ports of unknown protocol are sniffed
  *   with the HTTP inspector (HTTP/1.x and h2c go to the HCM, everything else to the tcp_proxy), as Istio's
- *   inbound protocol detection does.
+ *   inbound protocol detection does. The workload's RequestAuthentication and AuthorizationPolicy filters
+ *   (security/) go before the router (HTTP) and before the tcp_proxy (TCP).
  *
  * HTTP connection managers follow Istio's sidecar settings: codec AUTO, `use_remote_address` false, path
  * normalization on (Istio's default BASE normalization), escaped slashes kept, websocket upgrades, no stream
@@ -69,6 +70,7 @@ import type { TranslationCache } from './cache.js';
 import type { TranslateError } from './index.js';
 import { baseService } from './scope.js';
 import { inboundClusterName, outboundClusterName, OUTBOUND_LISTENER } from './names.js';
+import { inboundSecurity, NO_SECURITY, type InboundSecurity } from './security/index.js';
 import { inboundRouteConfig, proxyRoutes, tablesFor, usesFault } from './route.js';
 import type { GrpcTarget, RoutingScope } from './route.js';
 import { hostAliases } from './route/domains.js';
@@ -155,15 +157,19 @@ export function outboundListener(proxy: Pick<ProxyInfo, 'outboundPort'>): Listen
   });
 }
 
-/** An inbound listener `inbound|<port>` forwarding to the workload on 127.0.0.1:<targetPort>. */
-export function inboundListener(inbound: InboundPort, bind: string): Listener {
+/**
+ * An inbound listener `inbound|<port>` forwarding to the workload on 127.0.0.1:<targetPort>; `sec` are the
+ * authentication and authorization filters of the workload (security/index.ts): its HTTP filters go before the
+ * router, its network filters before the tcp_proxy.
+ */
+export function inboundListener(inbound: InboundPort, bind: string, sec: InboundSecurity = NO_SECURITY): Listener {
   const cluster = inboundClusterName(inbound.targetPort);
   const statPrefix = `inbound_${bind}_${inbound.port}`;
   const httpChain = (): FilterChain =>
     create(FilterChainSchema, {
-      filters: [networkFilter(HCM_FILTER, pack(HttpConnectionManagerSchema, sidecarHcm(statPrefix, [routerFilter()], { inline: inboundRouteConfig(inbound) })))],
+      filters: [networkFilter(HCM_FILTER, pack(HttpConnectionManagerSchema, sidecarHcm(statPrefix, [...sec.http, routerFilter()], { inline: inboundRouteConfig(inbound) })))],
     });
-  const tcpChain = (): FilterChain => create(FilterChainSchema, { filters: [networkFilter(TCP_PROXY_FILTER, pack(TcpProxySchema, tcpProxy(cluster, [{ name: cluster, weight: 1 }])))] });
+  const tcpChain = (): FilterChain => create(FilterChainSchema, { filters: [...sec.tcp, networkFilter(TCP_PROXY_FILTER, pack(TcpProxySchema, tcpProxy(cluster, [{ name: cluster, weight: 1 }])))] });
   const l = create(ListenerSchema, {
     name: `inbound|${inbound.port}`,
     address: socketAddress(bind, inbound.port),
@@ -326,8 +332,17 @@ class ListenerBuilder {
         out.push(l);
       }
     }
+    let sec = NO_SECURITY;
+    try {
+      if (p.inbound.length > 0) sec = inboundSecurity(this.input.model, p, this.input.scope.services, this.errors);
+    } catch (e) {
+      // Fail closed: without its authorization filters no inbound listener is served.
+      this.error('inbound', `inbound listeners left out: authorization could not be translated: ${e instanceof Error ? e.message : String(e)}`);
+      return out;
+    }
     for (const i of p.inbound) {
-      const l = this.guard(`inbound|${i.port}`, () => this.shared(`inbound|${i.port}|${i.targetPort}|${i.protocol}|${p.inboundBind}`, () => inboundListener(i, p.inboundBind)));
+      const key = `inbound|${i.port}|${i.targetPort}|${i.protocol}|${p.inboundBind}${sec.key === '' ? '' : `|${sec.key}`}`;
+      const l = this.guard(`inbound|${i.port}`, () => this.shared(key, () => inboundListener(i, p.inboundBind, sec)));
       if (l) out.push(l);
     }
     return out;

@@ -42,6 +42,7 @@ import { OUTBOUND_LISTENER } from './names.js';
 import { buildTransparent } from './transparent.js';
 import { buildGateway } from './gateway/index.js';
 import { SecretSchema } from '../../xds/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
+import { securityKey } from './security/index.js';
 import type { ProxyScope } from './scope.js';
 
 function messageOf(e: unknown): string {
@@ -194,7 +195,8 @@ function reportMissingClusters(clusters: readonly Cluster[], routes: readonly Ro
  *   labels); checked against the registry's current endpoint lists before use;
  * - routes: the scope, the proxy type, and its labels when a route matches on source labels;
  * - listeners: the routes' key, the outbound port, upstreams, inbound ports and bind address (and the labels,
- *   when the proxy has upstreams: TCP route matches may name source labels).
+ *   when the proxy has upstreams: TCP route matches may name source labels), and the security policies that apply
+ *   to the workload (security/index.ts `securityKey`).
  */
 export function translateProxy(input: TranslateInput, cache?: TranslationCache): ProxyResources {
   cache?.bind(input.model, input.registry.services());
@@ -316,7 +318,8 @@ function sectionKeys(input: TranslateInput, scope: ProxyScope, cache: Translatio
   const routes = `rds|${scope.key}|${proxy.type}|${facts.sourceLabels ? labelsKey(proxy.labels) : ''}`;
   const listeners =
     `lds|${routes}|${proxy.outboundPort}|${proxy.inboundBind}|${JSON.stringify(proxy.upstreams)}|${JSON.stringify(proxy.inbound)}` +
-    `|${proxy.upstreams.length ? labelsKey(proxy.labels) : ''}`;
+    `|${proxy.upstreams.length ? labelsKey(proxy.labels) : ''}` +
+    `|${proxy.inbound.length ? securityKey(input.model, proxy) : ''}`;
   const keys: SectionKeys = { routes, listeners };
   if (scope.services.some((s) => s.resolution === 'DNS' || s.resolution === 'DNS_ROUND_ROBIN')) return keys;
   // Inbound clusters name the services that select the proxy (their metadata).

@@ -18,7 +18,8 @@
  * - `virtualInbound` 0.0.0.0:15006 with the `original_dst` listener filter: iptables sends inbound connections
  *   here; one filter chain per WEFT_INBOUND port matched on `destination_port` (HTTP: HCM with the inline inbound
  *   route to `inbound|<targetPort>||`; TCP: tcp_proxy; unknown: Istio's sniffing chains, as listener.ts
- *   `inboundListener` builds them), a `virtualInbound-blackhole` chain on port 15006, and a passthrough chain to
+ *   `inboundListener` builds them, with the workload's authentication and authorization filters), a
+ *   `virtualInbound-blackhole` chain on port 15006, and a passthrough chain to
  *   `InboundPassthroughCluster` (ORIGINAL_DST) for every other port.
  *
  * Services without an address get an automatic VIP (dns.ts); the name table for the DNS proxy maps every name a
@@ -53,6 +54,7 @@ import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, outboundClusterName, PA
 import { ALLOW_ANY_ROUTE, BLOCK_ALL_ROUTE, MAX_DIRECT_RESPONSE_BODY_BYTES, proxyRoutes } from './route.js';
 import type { RouteClient } from './route/match.js';
 import { HCM_FILTER, TCP_PROXY_FILTER } from './route/util.js';
+import { inboundSecurity, NO_SECURITY, type InboundSecurity } from './security/index.js';
 import { hostPort } from './route/util.js';
 
 /** Istio's capture ports: outbound (ProxyOutboundListenPort) and inbound (ProxyInboundListenPort). */
@@ -135,7 +137,7 @@ export function outboundTcpListener(vip: string, port: number, own: string, clus
 }
 
 /** `virtualInbound` for the proxy's inbound ports (see the module comment). */
-export function virtualInboundListener(proxy: Pick<ProxyInfo, 'inbound'>, errors: TranslateError[]): Listener {
+export function virtualInboundListener(proxy: Pick<ProxyInfo, 'inbound'>, errors: TranslateError[], sec: InboundSecurity = NO_SECURITY): Listener {
   const chains: FilterChain[] = [tcpChain(`${VIRTUAL_INBOUND_LISTENER}-blackhole`, BLACKHOLE_CLUSTER, VIRTUAL_INBOUND_PORT)];
   const filters: ListenerFilter[] = [originalDstFilter()];
   let sniffing = false;
@@ -145,7 +147,7 @@ export function virtualInboundListener(proxy: Pick<ProxyInfo, 'inbound'>, errors
       continue;
     }
     // The explicit-mode inbound listener of the port, its chains matched on the port (Istio's inbound chains).
-    const l = inboundListener(i, '0.0.0.0');
+    const l = inboundListener(i, '0.0.0.0', sec);
     for (const c of l.filterChains) {
       c.name = `0.0.0.0_${i.port}${c.name ? `_${c.name}` : ''}`;
       c.filterChainMatch ??= create(FilterChainMatchSchema, {});
@@ -268,7 +270,7 @@ export function buildTransparent(input: TransparentInput): TransparentResult {
     }
   }
 
-  listeners.push(virtualInboundListener(proxy, errors));
+  listeners.push(virtualInboundListener(proxy, errors, proxy.inbound.length > 0 ? inboundSecurity(input.model, proxy, scope.services, errors) : NO_SECURITY));
   return {
     listeners,
     routes,

@@ -41,7 +41,7 @@ import type { RouteConfiguration } from '../../xds/gen/envoy/config/route/v3/rou
 import { TypeUrl } from '../../xds/index.js';
 import type { AdsClient, ResourceEntry, ResourceUpdate } from '../../xds/client/index.js';
 import { ClientResourceStatus, type ConfigSnapshot, type DumpedResource } from '../admin/config-dump.js';
-import { StatsStore } from '../stats/store.js';
+import { StatsStore, type Scope } from '../stats/store.js';
 import { ClusterRequestStats, HttpConnStats, ListenerStats } from '../stats/request-stats.js';
 import { TcpProxyStats } from '../tcp/stats.js';
 import { TrafficDirection } from '../../xds/gen/envoy/config/core/v3/base_pb.js';
@@ -148,9 +148,12 @@ class ListenerStatsSet {
   listener: ListenerStats | undefined;
   readonly http: HttpConnStats[] = [];
   readonly tcpPrefixes: string[] = [];
+  /** Network filters' scopes (RBAC, ext_authz). */
+  readonly scopes: Scope[] = [];
 
   remove(release: (prefix: string) => void): void {
     for (const h of this.http) h.remove();
+    for (const s of this.scopes) s.remove();
     this.listener?.remove();
     for (const p of this.tcpPrefixes) release(p);
   }
@@ -393,6 +396,11 @@ export class XdsConfig {
             return this.tcpStatsFor(prefix, reporter);
           },
           listenerStats: listenerScope,
+          networkStats: (prefix) => {
+            const s = this.stats.scope(prefix);
+            set.scopes.push(s);
+            return s;
+          },
           secrets: this.secrets,
           tlsStats: (tls) => {
             listenerScope().scope.addSource(tls);

@@ -13,6 +13,9 @@
  * envoy.filters.listener.tls_inspector (tls-inspector.ts) and envoy.filters.listener.http_inspector
  * (http-inspector.ts; skipped on TLS connections, as Envoy's), both reading the first bytes without consuming
  * them, bounded by listener_filters_timeout (Envoy's default 15 s) and continue_on_listener_filters_timeout.
+ * Before the terminal filter a chain may have network RBAC and ext_authz filters (authz/network.ts): they run in
+ * order on each accepted connection (after the TLS handshake, so they see the peer's identity), and a refused
+ * connection is closed before the terminal filter sees it.
  *
  * Filter chain matching (Envoy's FilterChainManagerImpl): each connection gets the chain whose filter_chain_match
  * is the most specific at each criterion in Envoy's order — destination_port (the port the connection reached),
@@ -64,6 +67,8 @@ import { TlsStats } from '../tls/stats.js';
 import type { TLSSocket } from 'node:tls';
 import { originalDstSupport, readOriginalDst, tagOriginalDst, type OriginalDst } from './original-dst.js';
 import { ownPorts } from './own-ports.js';
+import { compileNetworkGuard, NETWORK_EXT_AUTHZ_FILTER, NETWORK_RBAC_FILTER, type NetworkGuard } from '../authz/network.js';
+import type { Scope } from '../stats/store.js';
 
 const HCM_NAME = 'envoy.filters.network.http_connection_manager';
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
@@ -99,6 +104,8 @@ export class CompiledChain {
     readonly hcm: HttpConnectionManagerImpl | undefined,
     readonly tcpProxy: TcpProxyConfig | undefined,
     readonly tls: ServerTls | undefined = undefined,
+    /** Network filters before the terminal one that admit or refuse the connection (RBAC, ext_authz). */
+    readonly guards: readonly NetworkGuard[] = [],
   ) {}
 }
 
@@ -239,6 +246,8 @@ export type ListenerContext = Omit<HcmContext, 'listener' | 'field'> & {
   tcpSessionClosed?(session: TcpProxySession): void;
   /** The listener's `listener.<address>.` stats for its TCP proxies' connections (HTTP ones count them through httpStats). */
   listenerStats?(): ListenerStats;
+  /** A stats scope for a network filter's prefix (`tcp.rbac.`), kept while the listener is (absent: no stats). */
+  networkStats?(prefix: string): Scope;
   /** TLS secrets for the chains' transport sockets (without it only inline certificates resolve). */
   secrets?: SecretManager;
   /** Registers the listener's `ssl.*` stats (under `listener.<..>.`), once per compiled listener that has TLS chains. */
@@ -364,11 +373,21 @@ function compileMatch(m: FilterChainMatch | undefined, field: string, fail: (fie
 function compileChain(chain: FilterChain, field: string, name: string, ctx: ListenerContext, fail: (field: string, detail: string) => never): CompiledChain {
   const match = compileMatch(chain.filterChainMatch, field, fail);
   const tls = chain.transportSocket ? compileTransportSocket(chain, field, ctx, fail) : undefined;
-  if (chain.filters.length !== 1) {
-    fail(`${field}.filters`, `exactly one network filter (the HTTP connection manager or the TCP proxy) is supported (got ${chain.filters.length})`);
+  if (chain.filters.length === 0) fail(`${field}.filters`, 'a terminal network filter (the HTTP connection manager or the TCP proxy) is required');
+  // Network filters before the terminal one: only those that admit or refuse connections (authz/network.ts).
+  const guards: NetworkGuard[] = [];
+  const last = chain.filters.length - 1;
+  for (let i = 0; i < last; i++) {
+    const g = compileNetworkGuard(chain.filters[i]!, `${field}.filters[${i}]`, { listener: name, cluster: (n) => ctx.cluster(n)?.runtime, warn: ctx.warn, ...(ctx.networkStats ? { stats: ctx.networkStats } : {}) });
+    if (g === undefined) {
+      const gf = chain.filters[i]!;
+      const t = gf.configType.case === 'typedConfig' ? typeNameOf((gf.configType.value as Any).typeUrl) : '';
+      fail(`${field}.filters[${i}]`, `network filter ${gf.name || t} is not supported before the terminal filter (only ${NETWORK_RBAC_FILTER} and ${NETWORK_EXT_AUTHZ_FILTER})`);
+    }
+    guards.push(g!);
   }
-  const f = chain.filters[0]!;
-  const ff = `${field}.filters[0]`;
+  const f = chain.filters[last]!;
+  const ff = `${field}.filters[${last}]`;
   if (f.configType.case !== 'typedConfig') fail(`${ff}.typed_config`, 'is required');
   const typed = f.configType.value as Any;
   const type = typeNameOf(typed.typeUrl);
@@ -389,7 +408,7 @@ function compileChain(chain: FilterChain, field: string, name: string, ctx: List
       onSessionClose: ctx.tcpSessionClosed,
       listenerStats: ctx.listenerStats,
     });
-    return new CompiledChain(chain.name, match, undefined, tcp, tls);
+    return new CompiledChain(chain.name, match, undefined, tcp, tls, guards);
   }
   if (type !== HCM_TYPE) fail(`${ff}.typed_config`, `network filter ${f.name || type} is not supported yet (only ${HCM_NAME} and ${TCP_PROXY_NAME})`);
   let proto;
@@ -399,7 +418,7 @@ function compileChain(chain: FilterChain, field: string, name: string, ctx: List
     return fail(`${ff}.typed_config`, `cannot decode: ${e instanceof Error ? e.message : String(e)}`);
   }
   const hcm = compileHcm(proto, { ...ctx, listener: name, field: `${ff}.typed_config` });
-  return new CompiledChain(chain.name, match, hcm, undefined, tls);
+  return new CompiledChain(chain.name, match, hcm, undefined, tls, guards);
 }
 
 /** A filter chain's transport_socket: a DownstreamTlsContext (TLS termination) or raw_buffer (undefined). */
@@ -602,7 +621,7 @@ export class ListenerManager {
     }
     const tls = chain.tls;
     if (tls === undefined) {
-      this.start(entry, chain, socket, undefined);
+      this.start(entry, chain, socket, undefined, destinationPort);
       return;
     }
     // Without the TLS inspector the ClientHello is read here when the chain has ALPN (see ServerTls).
@@ -621,14 +640,14 @@ export class ListenerManager {
           socket.destroy();
           return;
         }
-        this.handshake(entry, config, chain, tls, socket, { transport: 'tls', sni: hello.sni, protocols: hello.alpn });
+        this.handshake(entry, config, chain, tls, socket, { transport: 'tls', sni: hello.sni, protocols: hello.alpn }, destinationPort);
       });
       return;
     }
-    this.handshake(entry, config, chain, tls, socket, facts);
+    this.handshake(entry, config, chain, tls, socket, facts, destinationPort);
   }
 
-  private handshake(entry: ActiveListener, config: CompiledListener, chain: CompiledChain, tls: ServerTls, socket: Socket, facts: ConnectionFacts): void {
+  private handshake(entry: ActiveListener, config: CompiledListener, chain: CompiledChain, tls: ServerTls, socket: Socket, facts: ConnectionFacts, destinationPort: number): void {
     const pending: ServerConnection = { socket, drain: () => socket.destroy() };
     entry.connections.add(pending);
     socket.on('error', () => undefined);
@@ -643,14 +662,47 @@ export class ListenerManager {
           s.destroy();
           return;
         }
-        this.start(entry, chain, s, s);
+        this.start(entry, chain, s, s, destinationPort);
       },
       onFailure: done,
     });
   }
 
-  /** Runs the chain's network filter on the (decrypted) connection. */
-  private start(entry: ActiveListener, chain: CompiledChain, socket: Socket, tlsSocket: TLSSocket | undefined): void {
+  /** The (decrypted) connection: the chain's guards, then its terminal network filter. */
+  private start(entry: ActiveListener, chain: CompiledChain, socket: Socket, tlsSocket: TLSSocket | undefined, destinationPort: number): void {
+    if (chain.guards.length > 0) this.guarded(entry, chain, socket, tlsSocket, destinationPort, 0);
+    else this.run(entry, chain, socket, tlsSocket);
+  }
+
+  /**
+   * Runs the chain's guards (network RBAC / ext_authz) from `from`: a refused connection is closed; an admitted one
+   * goes to the terminal filter. While a guard's answer is pending the connection counts as the listener's.
+   */
+  private guarded(entry: ActiveListener, chain: CompiledChain, socket: Socket, tlsSocket: TLSSocket | undefined, destinationPort: number, from: number): void {
+    for (let i = from; i < chain.guards.length; i++) {
+      const r = chain.guards[i]!.check(socket, destinationPort);
+      if (r === false) {
+        socket.destroy();
+        return;
+      }
+      if (r !== true) {
+        const pending: ServerConnection = { socket, drain: () => socket.destroy() };
+        entry.connections.add(pending);
+        socket.on('error', () => undefined);
+        void r.then((ok) => {
+          entry.connections.delete(pending);
+          this.draining.delete(pending);
+          if (!ok || socket.destroyed || this.closed) socket.destroy();
+          else this.guarded(entry, chain, socket, tlsSocket, destinationPort, i + 1);
+        });
+        return;
+      }
+    }
+    this.run(entry, chain, socket, tlsSocket);
+  }
+
+  /** Runs the chain's terminal network filter on the connection. */
+  private run(entry: ActiveListener, chain: CompiledChain, socket: Socket, tlsSocket: TLSSocket | undefined): void {
     const onClose = (c: ServerConnection) => {
       entry.connections.delete(c);
       this.draining.delete(c);

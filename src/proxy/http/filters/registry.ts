@@ -27,6 +27,7 @@ import type { RouteDecision } from '../router/decision.js';
 import type { DownstreamStream } from '../server/connection.js';
 import type { HeaderList } from '../headers.js';
 import type { Scope } from '../../stats/store.js';
+import type { ClusterRuntime } from '../../upstream/cluster/cluster.js';
 
 /** decodeHeaders result: go on with the next filter. */
 export const CONTINUE = 0;
@@ -73,6 +74,10 @@ export interface FilterFactoryContext {
   readonly stats: Scope | undefined;
   /** Uniform random numbers in [0, 1) for percentages (default Math.random). */
   readonly random?: () => number;
+  /** The cluster of that name in force now (looked up when used: ext_authz's envoy_grpc service). */
+  readonly cluster?: (name: string) => ClusterRuntime | undefined;
+  /** The connection manager's use_remote_address (false: the client address is the last x-forwarded-for entry). */
+  readonly useRemoteAddress?: boolean;
   warn(message: string): void;
 }
 
@@ -108,7 +113,7 @@ export const ROUTER_FILTER = 'envoy.filters.http.router';
 const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
 
 /** A CompileContext whose errors name a listener (filter configs live in LDS). */
-class ListenerCompileContext extends CompileContext {
+export class ListenerCompileContext extends CompileContext {
   override fail(field: string, detail: string): never {
     throw new ConfigError(this.resource, field, detail, 'listener');
   }
@@ -119,6 +124,10 @@ export interface ChainContext {
   /** Field path of the connection manager inside the listener. */
   field: string;
   stats: Scope | undefined;
+  /** The proxy's clusters (for filters that call a service). */
+  cluster?: (name: string) => ClusterRuntime | undefined;
+  /** The connection manager's use_remote_address. */
+  useRemoteAddress?: boolean;
   warn(message: string): void;
 }
 
@@ -162,6 +171,8 @@ export function compileHttpFilters(filters: readonly HttpFilterProto[], ctx: Cha
       field: `${ctx.field}.${field}.typed_config`,
       compile: new ListenerCompileContext(ctx.listener),
       stats: ctx.stats,
+      ...(ctx.cluster ? { cluster: ctx.cluster } : {}),
+      useRemoteAddress: ctx.useRemoteAddress === true,
       warn: ctx.warn,
     });
     filter.disabledByDefault = f.disabled;

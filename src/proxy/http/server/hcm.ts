@@ -10,6 +10,7 @@
  * - x-forwarded-client-cert per forward_client_cert_details (tls/xfcc.ts; SANITIZE, the default, removes it);
  * - x-forwarded-for: the client address appended only with use_remote_address (the sidecar's outbound HCM has it
  *   off, as Istio sets it: the header passes unchanged);
+ * - normalize_path / merge_slashes: the path is normalized (path-normalize.ts) before anything reads it;
  * - x-request-id: generated (UUID v4) when absent and generate_request_id is on (default); an external request
  *   (use_remote_address and not from a trusted address) gets a new one unless preserve_external_request_id;
  * - route lookup in the route configuration (inline route_config, or RDS by name: the latest accepted version
@@ -54,6 +55,7 @@ import { H1DownstreamStream, type ConnectionTimeouts, type DownstreamStream, typ
 import { DEFAULT_H2_SERVER_OPTIONS, type H2ServerOptions } from './h2-connection.js';
 import type { CodecType, HttpServerConfig } from './serve.js';
 import { durationMs } from '../../upstream/cluster/compile.js';
+import { normalizeRequestPath } from '../path-normalize.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
 import type { IstioHttpStats } from '../../stats/istio/http.js';
 import { peerOf } from '../../tls/peer.js';
@@ -106,6 +108,9 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
   upgrades: ReadonlyMap<string, boolean> = new Map();
   /** Istio's metrics and metadata exchange (the stats' recorder, read once here); null: none. */
   private readonly istio: IstioHttpStats | null;
+  /** normalize_path / merge_slashes (path-normalize.ts), applied before routing and the filters. */
+  normalizePath = false;
+  mergeSlashes = false;
   /** forward_client_cert_details / set_current_client_cert_details (null: SANITIZE, Envoy's default). */
   xfcc: XfccPolicy | null = null;
 
@@ -146,6 +151,7 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
       else if (external && !this.preserveExternalRequestId) setFirst(h, 'x-request-id', randomUUID());
     }
     if (this.istio !== null) this.istio.onRequest(stream);
+    if (this.normalizePath || this.mergeSlashes) head.path = normalizeRequestPath(head.path, this.normalizePath, this.mergeSlashes);
     const d = this.routes.current?.route(head);
     if (this.filters.length === 0 || this.runFilters(stream, d, 0)) this.route(stream, d, null);
   }
@@ -278,7 +284,7 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
     p.codecType === HttpConnectionManager_CodecType.HTTP2 ? 'http2' : p.codecType === HttpConnectionManager_CodecType.HTTP1 ? 'http1' : 'auto';
   // HTTP filters: the router last, the others from the registry. Their stats live under http.<stat_prefix>.
   const httpStats = ctx.httpStats?.(p.statPrefix) ?? null;
-  const filters = compileHttpFilters(p.httpFilters, { listener: ctx.listener, field: ctx.field, stats: httpStats?.scope, warn: ctx.warn });
+  const filters = compileHttpFilters(p.httpFilters, { listener: ctx.listener, field: ctx.field, stats: httpStats?.scope, cluster: (n) => ctx.cluster(n)?.runtime, useRemoteAddress: p.useRemoteAddress === true, warn: ctx.warn });
   const disabledByDefault = filters.map((f) => f.disabledByDefault);
   let routes: RouteSource;
   let rdsName = '';
@@ -369,6 +375,8 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
   );
   hcm.timeouts = timeouts;
   hcm.upgrades = upgrades;
+  hcm.normalizePath = p.normalizePath === true;
+  hcm.mergeSlashes = p.mergeSlashes;
   hcm.xfcc = compileXfcc(p);
   return hcm;
 }
