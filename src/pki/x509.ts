@@ -14,6 +14,11 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { pemToDer, toPem } from './pem.js';
 
+/** The bytes as an ArrayBuffer of their own (pkijs' BER parser takes a BufferSource; a Buffer may view a shared pool). */
+function ber(b: Uint8Array): ArrayBuffer {
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+}
+
 const generateKeyPairAsync = promisify(generateKeyPairCb);
 
 /** pkijs over Node's WebCrypto (passed explicitly: no global engine is installed). */
@@ -85,7 +90,7 @@ export function spkiDer(key: KeyObject): Uint8Array {
 
 /** RFC 5280 key identifier (method 1): SHA-1 of the subjectPublicKey BIT STRING. */
 export function keyIdentifier(spki: Uint8Array): Uint8Array {
-  const info = pkijs.PublicKeyInfo.fromBER(spki);
+  const info = pkijs.PublicKeyInfo.fromBER(ber(spki));
   return new Uint8Array(createHash('sha1').update(info.subjectPublicKey.valueBlock.valueHexView).digest());
 }
 
@@ -201,10 +206,10 @@ export async function buildCertificate(spec: CertificateSpec): Promise<BuiltCert
   cert.serialNumber = new asn1js.Integer({ valueHex: ab(serial) });
   cert.subject = distinguishedName(spec.subject);
   const subjectSpki = spkiDer(spec.publicKey);
-  cert.subjectPublicKeyInfo = pkijs.PublicKeyInfo.fromBER(subjectSpki);
+  cert.subjectPublicKeyInfo = pkijs.PublicKeyInfo.fromBER(ber(subjectSpki));
   let authorityKeyId: Uint8Array;
   if (spec.issuerDer) {
-    const issuer = pkijs.Certificate.fromBER(spec.issuerDer);
+    const issuer = pkijs.Certificate.fromBER(ber(spec.issuerDer));
     cert.issuer = issuer.subject;
     authorityKeyId = keyIdentifier(new Uint8Array(issuer.subjectPublicKeyInfo.toSchema().toBER(false)));
   } else {
@@ -237,7 +242,7 @@ export async function buildCsr(key: KeyObject, altNames: AltNames, subject?: { o
   const csr = new pkijs.CertificationRequest();
   csr.version = 0;
   csr.subject = distinguishedName(subject);
-  csr.subjectPublicKeyInfo = pkijs.PublicKeyInfo.fromBER(spkiDer(key));
+  csr.subjectPublicKeyInfo = pkijs.PublicKeyInfo.fromBER(ber(spkiDer(key)));
   csr.attributes = [
     new pkijs.Attribute({
       type: OID.extensionRequest,
@@ -272,7 +277,7 @@ export async function parseCsr(csrPem: string): Promise<ParsedCsr> {
   }
   let csr: pkijs.CertificationRequest;
   try {
-    csr = pkijs.CertificationRequest.fromBER(der);
+    csr = pkijs.CertificationRequest.fromBER(ber(der));
   } catch (e) {
     throw new Error(`CSR is not a valid PKCS#10 request: ${(e as Error).message}`);
   }
