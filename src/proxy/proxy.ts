@@ -33,6 +33,9 @@ import { StatsStore } from './stats/store.js';
 import { DnsProxy } from './dns/server.js';
 import { NAME_TABLE_RESOURCE, NAME_TABLE_TYPE_URL } from '../xds/name-table.js';
 import type { NameTable } from '../xds/name-table.js';
+import { flushExporters } from './tracing/exporter.js';
+import { flushLogSinks } from './accesslog/sink.js';
+import type { LocalInfo } from './tracing/tracer.js';
 
 export interface ProxyOptions {
   /** `host:port` of the xDS (ADS) server. */
@@ -88,7 +91,7 @@ export class Proxy {
   constructor(private readonly opts: ProxyOptions) {
     this.client = new AdsClient({ server: opts.xds, node: opts.node, protocol: opts.protocol ?? 'auto', logger: opts.logger });
     this.listeners = new ListenerManager(opts.drainTimeoutMs ?? 5000);
-    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats });
+    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats, local: localInfo(opts.node) });
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.ready = this.client.synced(opts.dns ? [...FULL_CONFIG, NAME_TABLE_TYPE_URL] : FULL_CONFIG).then(() => {
       if (this.state === 'PRE_INITIALIZING') this.state = 'LIVE';
@@ -175,6 +178,8 @@ export class Proxy {
       this.state = 'DRAINING';
       this.admin?.setHealthCheckFailed(true);
       await this.listeners.close();
+      // What the last requests logged and traced leaves before the clusters (collectors) go.
+      await Promise.all([flushExporters(), flushLogSinks()]);
       this.config.close();
       await this.client.close();
       this.stopFlush?.();
@@ -195,6 +200,19 @@ export class Proxy {
     res.writeHead(404, { 'content-length': '0' });
     res.end();
   }
+}
+
+/**
+ * The proxy as its spans name it: node id, zone, and the service cluster (Node.cluster, else Istio's
+ * `<canonical service>.<namespace>` from the LABELS and NAMESPACE metadata, the name Istio's sidecars report).
+ */
+function localInfo(node: NodeInit): LocalInfo {
+  const md = (node.metadata ?? {}) as { LABELS?: Record<string, unknown>; NAMESPACE?: unknown };
+  const labels = md.LABELS ?? {};
+  const svc = labels['service.istio.io/canonical-name'] ?? labels['app.kubernetes.io/name'] ?? labels.app;
+  const ns = typeof md.NAMESPACE === 'string' ? md.NAMESPACE : 'default';
+  const cluster = node.cluster || (typeof svc === 'string' && svc !== '' ? `${svc}.${ns}` : '');
+  return { nodeId: node.id, cluster, zone: node.locality?.zone ?? '' };
 }
 
 function listen(server: Server, port: number, host: string): Promise<number> {

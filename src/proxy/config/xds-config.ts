@@ -51,6 +51,7 @@ import type { Host } from '../upstream/cluster/host.js';
 import { H1Pool } from '../upstream/pool/h1-pool.js';
 import { H2Pool } from '../upstream/pool/h2-pool.js';
 import type { UpstreamPool } from '../upstream/pool/types.js';
+import type { LocalInfo, TracingContext } from '../tracing/tracer.js';
 
 export interface ConfigLogger {
   info(obj: object, msg: string): void;
@@ -161,12 +162,16 @@ export interface XdsConfigOptions {
   log?: ConfigLogger;
   /** Where the stats of clusters, listeners and connection managers go (default: a private store). */
   stats?: StatsStore;
+  /** The proxy's node as spans describe it (tracing/tracer.ts). */
+  local?: LocalInfo;
 }
 
 type Dumped<T> = Map<string, DumpedResource<T>>;
 
 export class XdsConfig {
   readonly clusters = new Map<string, ClusterEntry>();
+  /** What access logs and tracing need of the proxy (listener/listener.ts sets the direction per listener). */
+  private readonly telemetry: Omit<TracingContext, 'listener' | 'field'>;
   readonly routes = new Map<string, RdsHolder>();
   private readonly lastCla = new Map<string, ClusterLoadAssignment>();
   private readonly edsNames = new Set<string>();
@@ -191,6 +196,12 @@ export class XdsConfig {
   ) {
     this.log = opts.log ?? silent;
     this.stats = opts.stats ?? new StatsStore();
+    this.telemetry = {
+      direction: 'UNSPECIFIED',
+      local: opts.local ?? { nodeId: '', cluster: '', zone: '' },
+      collectorHost: (c) => this.clusters.get(c)?.runtime.lb.choose(),
+      statsScope: (prefix) => this.stats.scope(prefix),
+    };
   }
 
   /** The configuration in force and the rejected updates, for the admin /config_dump. */
@@ -367,6 +378,7 @@ export class XdsConfig {
             set.tcpPrefixes.push(prefix);
             return this.tcpStatsFor(prefix);
           },
+          telemetry: this.telemetry,
         });
         compiled.push({ l, entry, stats: set });
       } catch (e) {

@@ -37,6 +37,7 @@ import type { Host } from '../upstream/cluster/host.js';
 import { originalDstOf } from '../listener/original-dst.js';
 import { xxhash64 } from '../upstream/lb/xxhash64.js';
 import type { TcpProxyConfig } from './config.js';
+import { logTcpSession } from '../accesslog/tcp-record.js';
 
 const SESSION = Symbol('weft.tcpProxySession');
 type Tagged = Socket & { [SESSION]?: TcpProxySession };
@@ -55,6 +56,13 @@ export class TcpProxySession {
   flags = '';
   /** Connection attempts made. */
   attempts = 0;
+  readonly startMs = Date.now();
+  /** Bytes received from / sent to the downstream (access logs). */
+  bytesReceived = 0;
+  bytesSent = 0;
+  /** The upstream connection's local address, once connected (access logs). */
+  upstreamLocalAddress: string | undefined;
+  upstreamLocalPort: number | undefined;
   private connected = false;
   private downClosed = false;
   private localClose = false;
@@ -176,6 +184,10 @@ export class TcpProxySession {
     this.host!.outlier.putResult('local-origin-success', 200);
     const d = this.downstream;
     const u = this.upstream!;
+    if (this.config.accessLogs !== null) {
+      this.upstreamLocalAddress = u.localAddress;
+      this.upstreamLocalPort = u.localPort;
+    }
     u.on('data', onUpData);
     u.on('end', onUpEnd);
     u.on('drain', onUpDrain);
@@ -192,6 +204,7 @@ export class TcpProxySession {
   /** @internal */ onDownData(chunk: Buffer): void {
     const n = chunk.length;
     this.config.stats.downstream_cx_rx_bytes_total += n;
+    this.bytesReceived += n;
     const u = this.upstream;
     if (u === null) return;
     this.cluster!.stats.upstream_cx_tx_bytes_total += n;
@@ -221,6 +234,7 @@ export class TcpProxySession {
       return;
     }
     this.config.stats.downstream_cx_tx_bytes_total += n;
+    this.bytesSent += n;
     if (!this.downstream.write(chunk) && !this.upPaused) {
       this.upPaused = true;
       this.upstream!.pause();
@@ -345,6 +359,7 @@ export class TcpProxySession {
     clearTimeout(this.connectTimer);
     this.onClose?.(this);
     this.config.onSessionClose?.(this);
+    if (this.config.accessLogs !== null) logTcpSession(this.config.accessLogs, this);
   }
 }
 

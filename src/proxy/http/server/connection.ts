@@ -68,6 +68,7 @@ import { hasHeader, type HeaderList, type RequestHead, type ResponseHead } from 
 import { DEBUG_HEADER, FLAGS_HEADER, localReplyHeaders } from './local-reply.js';
 import { isGrpcRequest } from '../grpc/common.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
+import type { StreamRecord } from '../../accesslog/record.js';
 
 export interface RequestBodySink {
   onRequestBody(chunk: Buffer): void;
@@ -108,6 +109,8 @@ export interface DownstreamStream {
   readonly upgrade: string;
   /** Set by an HTTP filter (CORS): runs on the response head before it is written (Envoy's encodeHeaders). */
   responseHeadersHook: ResponseHeadersHook | null;
+  /** What the stream did, for access logs and tracing (set by the connection manager; null when it has neither). */
+  record: StreamRecord | null;
   setBodySink(sink: RequestBodySink | null): void;
   pauseRequestBody(): void;
   resumeRequestBody(): void;
@@ -177,6 +180,7 @@ export class H1DownstreamStream implements DownstreamStream {
   onResponseDrain: (() => void) | null = null;
   /** Set by an HTTP filter (CORS): runs on the response head before it is written (Envoy's encodeHeaders). */
   responseHeadersHook: ResponseHeadersHook | null = null;
+  record: StreamRecord | null = null;
   readonly startMs = Date.now();
   readonly debug: boolean;
   private sink: RequestBodySink | null = null;
@@ -218,6 +222,7 @@ export class H1DownstreamStream implements DownstreamStream {
   /** @internal */
   deliverBody(chunk: Buffer): void {
     this.conn.touch();
+    if (this.record !== null) this.record.bytesReceived += chunk.length;
     this.sink?.onRequestBody(chunk);
   }
 
@@ -249,6 +254,7 @@ export class H1DownstreamStream implements DownstreamStream {
     if (this.responseHeadersHook !== null) this.responseHeadersHook.onResponseHeaders(resp);
     const st = this.conn.stats;
     if (st !== null) st.responseHead(resp.status);
+    if (this.record !== null) this.record.responseHead(resp);
     const h = resp.headers;
     applyServerHeaders(h, this.conn.policy, this.debug, this.flags);
     const closing = !this.tunnel && (this.conn.closeAfterResponse || !this.requestComplete);
@@ -280,6 +286,7 @@ export class H1DownstreamStream implements DownstreamStream {
   sendBody(chunk: Buffer): boolean {
     if (this.reset || this.responseComplete || chunk.length === 0 || this.headRequest) return true;
     this.conn.touch();
+    if (this.record !== null) this.record.bytesSent += chunk.length;
     const sock = this.conn.socket;
     if (this.pendingHead !== null) {
       if ((this.framing & FRAMING_CHUNK_BODY) === 0 && chunk.length <= COALESCE_MAX_BODY) {
@@ -328,7 +335,10 @@ export class H1DownstreamStream implements DownstreamStream {
     this.sendHead({ status: r.status, headers }, len === 0);
     if (len > 0) {
       this.flushHead();
-      if (!this.headRequest) this.conn.socket.write(body as Buffer);
+      if (!this.headRequest) {
+        this.conn.socket.write(body as Buffer);
+        if (this.record !== null) this.record.bytesSent += len;
+      }
       this.finish();
     }
   }
@@ -641,6 +651,7 @@ export class H1ServerConnection implements H1RequestHandler {
     if (cur !== null) {
       cur.onDownstreamReset();
       if (this.stats !== null) this.stats.requestEnd(cur.startMs);
+      if (cur.record !== null) cur.record.end();
     }
     if (this.stats !== null) this.stats.connectionClose();
     this.onClosed(this);
@@ -658,6 +669,7 @@ export class H1ServerConnection implements H1RequestHandler {
     this.streamArmed = false;
     this.requestArmed = false;
     if (this.stats !== null) this.stats.requestEnd(s.startMs);
+    if (s.record !== null) s.record.end();
     if (this.closeAfterResponse || !s.requestComplete || !this.parser.keepAlive) {
       this.closeAfterResponse = true;
       this.endConnection();
@@ -679,6 +691,7 @@ export class H1ServerConnection implements H1RequestHandler {
     this.current = null;
     this.streamArmed = false;
     if (this.stats !== null) this.stats.requestEnd(s.startMs);
+    if (s.record !== null) s.record.end();
     this.closeAfterResponse = true;
     this.endConnection();
   }

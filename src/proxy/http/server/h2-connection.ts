@@ -44,6 +44,7 @@ import { getHeader, removeHeader, type HeaderList, type RequestHead, type Respon
 import { fromH2Headers, requestFieldsFromRaw, RESET_ERROR, toH2Headers } from '../codec/h2/headers.js';
 import { isGrpcContentType, isGrpcRequest } from '../grpc/common.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
+import type { StreamRecord } from '../../accesslog/record.js';
 import { applyServerHeaders, hasDebugHeader, type DownstreamStream, type RequestBodySink, type ResponseHeadersHook, type ServerHeaderPolicy, type StreamHandler, NO_TIMEOUTS, type ConnectionTimeouts } from './connection.js';
 import { localReplyHeaders } from './local-reply.js';
 
@@ -78,6 +79,7 @@ export class H2DownstreamStream implements DownstreamStream {
   /** HTTP/2 extended CONNECT (RFC 8441) is not supported: never an upgrade. */
   readonly upgrade = '';
   responseHeadersHook: ResponseHeadersHook | null = null;
+  record: StreamRecord | null = null;
   readonly startMs = Date.now();
   readonly debug: boolean;
   status = 0;
@@ -98,7 +100,10 @@ export class H2DownstreamStream implements DownstreamStream {
     this.requestComplete = endStream;
     this.headRequest = head.method === 'HEAD';
     this.debug = hasDebugHeader(head.headers);
-    st.on('data', (chunk: Buffer) => this.sink?.onRequestBody(chunk));
+    st.on('data', (chunk: Buffer) => {
+      if (this.record !== null) this.record.bytesReceived += chunk.length;
+      this.sink?.onRequestBody(chunk);
+    });
     st.on('trailers', (h: IncomingHttpHeaders) => {
       this.requestTrailers = fromH2Headers(h);
     });
@@ -182,6 +187,7 @@ export class H2DownstreamStream implements DownstreamStream {
     if (this.responseHeadersHook !== null) this.responseHeadersHook.onResponseHeaders(resp);
     const st = this.conn.stats;
     if (st !== null) st.responseHead(resp.status);
+    if (this.record !== null) this.record.responseHead(resp);
     const h = resp.headers;
     applyServerHeaders(h, this.conn.policy, this.debug, this.flags);
     const obj: OutgoingHttpHeaders = { ':status': resp.status };
@@ -203,6 +209,7 @@ export class H2DownstreamStream implements DownstreamStream {
 
   sendBody(chunk: Buffer): boolean {
     if (this.reset || this.responseComplete || chunk.length === 0) return true;
+    if (this.record !== null) this.record.bytesSent += chunk.length;
     return this.st.write(chunk);
   }
 
@@ -241,6 +248,7 @@ export class H2DownstreamStream implements DownstreamStream {
     this.sendHead({ status: r.status, headers }, false);
     if (this.reset) return;
     this.finish();
+    if (this.record !== null) this.record.bytesSent += r.len;
     this.st.end(typeof body === 'string' ? Buffer.from(body) : body);
     this.stopRequest();
   }
@@ -410,6 +418,7 @@ export class H2ServerConnection {
   onStreamClosed(s: H2DownstreamStream): void {
     this.active--;
     if (this.stats !== null) this.stats.requestEnd(s.startMs);
+    if (s.record !== null) s.record.end();
   }
 
   private onClose(): void {

@@ -15,6 +15,8 @@
  *   is read per request, so an RDS update applies to the next request and never to one in flight);
  *   no route → 404 NR; redirect / direct response → local answer; unknown cluster → cluster_not_found_response_code
  *   (503) NC; otherwise header mutations, path rewrite, then the upstream request (route-path/upstream-request.ts).
+ * Access logs (`access_log`) and tracing (`tracing`): accesslog/record.ts, tracing/tracer.ts; a stream gets a
+ * record only when the connection manager has either.
  * HTTP filters (filters/registry.ts): `http_filters` compiles into the filters that run before the router, which
  * must be last; an unknown filter is a ConfigError naming `http_filters[i]` unless is_optional (skipped, reported
  * once). Per request, after route selection, each filter's decodeHeaders runs in order (no route: they run with no
@@ -54,6 +56,8 @@ import { DEFAULT_H2_SERVER_OPTIONS, type H2ServerOptions } from './h2-connection
 import type { CodecType, HttpServerConfig } from './serve.js';
 import { durationMs } from '../../upstream/cluster/compile.js';
 import type { HttpConnStats } from '../../stats/request-stats.js';
+import { compileHttpTelemetry, type HttpTelemetry } from '../../accesslog/record.js';
+import type { TracingContext } from '../../tracing/tracer.js';
 
 /** Where the connection manager finds its routes: a fixed (inline) configuration or the latest RDS version. */
 export interface RouteSource {
@@ -77,6 +81,11 @@ export interface HcmContext {
    * once while it is compiled (the caller removes them when compiling fails). Absent: no stats are kept.
    */
   httpStats?(statPrefix: string): HttpConnStats;
+  /**
+   * What access logs and tracing need besides the HCM's own fields (accesslog/record.ts): the listener's traffic
+   * direction, the proxy's node, collector clusters. Absent: spans describe an unnamed node.
+   */
+  telemetry?: Omit<TracingContext, 'listener' | 'field'>;
 }
 
 /**
@@ -100,6 +109,8 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
   timeouts: ConnectionTimeouts = { requestHeadersMs: DEFAULT_REQUEST_HEADERS_TIMEOUT_MS, streamIdleMs: DEFAULT_STREAM_IDLE_TIMEOUT_MS, requestMs: 0, idleMs: DEFAULT_CONNECTION_IDLE_TIMEOUT_MS, maxConnectionDurationMs: 0, drainMs: DEFAULT_DRAIN_TIMEOUT_MS };
   /** upgrade_configs: lower-case upgrade type → enabled. */
   upgrades: ReadonlyMap<string, boolean> = new Map();
+  /** Access logs and tracing (null: neither, nothing is recorded per request). */
+  telemetry: HttpTelemetry | null = null;
 
   constructor(
     private readonly routes: RouteSource,
@@ -135,7 +146,9 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
       if (!hasHeader(h, 'x-request-id')) h.push('x-request-id', randomUUID());
       else if (external && !this.preserveExternalRequestId) setFirst(h, 'x-request-id', randomUUID());
     }
+    if (this.telemetry !== null) stream.record = this.telemetry.begin(stream);
     const d = this.routes.current?.route(head);
+    if (stream.record !== null) stream.record.route = d;
     if (this.filters.length === 0 || this.runFilters(stream, d, 0)) this.route(stream, d, null);
   }
 
@@ -199,7 +212,7 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
       refuseUpgrade(stream);
       return;
     }
-    const vars = d.needsFormatVars ? new StreamVars(stream, this.useRemoteAddress) : undefined;
+    const vars = stream.record ?? (d.needsFormatVars ? new StreamVars(stream, this.useRemoteAddress) : undefined);
     applyRequestHeaders(d, head, vars);
     rewritePath(d, head, true);
     const rr = new RouterRequest(stream, d, cluster);
@@ -251,6 +264,12 @@ function setFirst(h: string[], lower: string, value: string): void {
     }
   }
 }
+
+const NO_TELEMETRY_CONTEXT: Omit<TracingContext, 'listener' | 'field'> = {
+  direction: 'UNSPECIFIED',
+  local: { nodeId: '', cluster: '', zone: '' },
+  collectorHost: () => undefined,
+};
 
 /** The name Weft writes in the `server` header unless server_name says otherwise. */
 export const DEFAULT_SERVER_NAME = 'weft';
@@ -356,5 +375,6 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
   );
   hcm.timeouts = timeouts;
   hcm.upgrades = upgrades;
+  hcm.telemetry = compileHttpTelemetry(p, { ...(ctx.telemetry ?? NO_TELEMETRY_CONTEXT), listener: ctx.listener, field: ctx.field });
   return hcm;
 }
