@@ -14,11 +14,14 @@
  * omit_empty_values); JSON formats write one object per line, a value that is one command keeping its type (numbers,
  * null when unknown; omitted with omit_empty_values), as Envoy's json_format. Formats are compiled by the one Envoy
  * `%COMMAND%` formatter (http/router/formatter.ts). Lines go to buffered, non-blocking sinks (sink.ts).
- * Not supported, each a ConfigError naming the field: access log `filter`s, other logger types (gRPC access log
- * services, OpenTelemetry logs), formatter extensions (`formatters`), text_format_source from a file or variable.
+ * Filters: `status_code_filter` (EQ / GE / LE against the response code; 0 when there was no response, and for TCP)
+ * decides whether a line is written. Not supported, each a ConfigError naming the field: other filters, other
+ * logger types (gRPC access log services, OpenTelemetry logs), formatter extensions (`formatters`),
+ * text_format_source from a file or variable.
  */
 import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
-import type { AccessLog } from '../../xds/gen/envoy/config/accesslog/v3/accesslog_pb.js';
+import type { AccessLog, AccessLogFilter } from '../../xds/gen/envoy/config/accesslog/v3/accesslog_pb.js';
+import { ComparisonFilter_Op } from '../../xds/gen/envoy/config/accesslog/v3/accesslog_pb.js';
 import type { SubstitutionFormatString } from '../../xds/gen/envoy/config/core/v3/substitution_format_string_pb.js';
 import { FileAccessLogSchema } from '../../xds/gen/envoy/extensions/access_loggers/file/v3/file_pb.js';
 import { StderrAccessLogSchema, StdoutAccessLogSchema } from '../../xds/gen/envoy/extensions/access_loggers/stream/v3/stream_pb.js';
@@ -47,8 +50,17 @@ export interface AccessLogContext {
 /** A request head with nothing in it: what a TCP session formats `%REQ(...)%` / `%PROTOCOL%` against (all `-`). */
 export const NO_REQUEST: RequestHead = Object.freeze({ method: '', path: '', authority: '', scheme: '', httpVersion: '', headers: [] }) as unknown as RequestHead;
 
+/** A status_code_filter: the comparison and its value. */
+interface CodeFilter {
+  op: ComparisonFilter_Op;
+  value: number;
+}
+
 /** One compiled access logger. */
 class Logger {
+  /** Set after construction by compileOne when the access log has a filter. */
+  filter: CodeFilter | null = null;
+
   constructor(
     private readonly sink: LogSink,
     private readonly text: Formatter | null,
@@ -57,6 +69,11 @@ class Logger {
   ) {}
 
   log(req: RequestHead, resp: ResponseHead | null, vars: FormatVars, route: FormatRoute): void {
+    const f = this.filter;
+    if (f !== null) {
+      const code = resp !== null ? resp.status : 0;
+      if (f.op === ComparisonFilter_Op.EQ ? code !== f.value : f.op === ComparisonFilter_Op.GE ? code < f.value : code > f.value) return;
+    }
     if (this.text !== null) {
       this.sink.write(this.text.format(req, resp, vars, route));
       return;
@@ -92,7 +109,21 @@ function compileOne(l: AccessLog, field: string, listener: string): Logger {
       throw new ConfigError(listener, f, detail, 'listener');
     },
   };
-  if (l.filter !== undefined) fc.fail(`${field}.filter`, 'access log filters are not supported');
+  const filter = l.filter !== undefined ? compileFilter(l.filter, `${field}.filter`, fc) : null;
+  const logger = compileLogger(l, field, fc);
+  logger.filter = filter;
+  return logger;
+}
+
+function compileFilter(f: AccessLogFilter, field: string, fc: Fail): CodeFilter {
+  const s = f.filterSpecifier;
+  if (s.case !== 'statusCodeFilter') return fc.fail(field, `${s.case ?? 'an empty'} filter is not supported (only status_code_filter)`);
+  const c = s.value.comparison;
+  if (c === undefined || c.value === undefined) return fc.fail(`${field}.status_code_filter.comparison`, 'a comparison with a value is required');
+  return { op: c.op, value: c.value.defaultValue };
+}
+
+function compileLogger(l: AccessLog, field: string, fc: Fail): Logger {
   if (l.configType.case !== 'typedConfig') return fc.fail(`${field}.typed_config`, 'is required');
   const any = l.configType.value;
   const type = typeNameOf(any.typeUrl);
