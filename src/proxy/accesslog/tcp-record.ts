@@ -21,22 +21,22 @@ class TcpRecord implements FormatVars {
   ) {}
 
   get downstreamRemoteAddress(): string | undefined {
-    return unmapped(this.s.downstream.remoteAddress);
+    return unmapped(this.s.downstreamLocal?.remoteAddress);
   }
   get downstreamRemotePort(): number | undefined {
-    return this.s.downstream.remotePort;
+    return this.s.downstreamLocal?.remotePort;
   }
   get downstreamDirectRemoteAddress(): string | undefined {
     return this.downstreamRemoteAddress;
   }
   get downstreamDirectRemotePort(): number | undefined {
-    return this.s.downstream.remotePort;
+    return this.downstreamRemotePort;
   }
   get downstreamLocalAddress(): string | undefined {
-    return unmapped(this.s.downstream.localAddress);
+    return unmapped(this.s.downstreamLocal?.address);
   }
   get downstreamLocalPort(): number | undefined {
-    return this.s.downstream.localPort;
+    return this.s.downstreamLocal?.port;
   }
   get upstreamRemoteAddress(): string | undefined {
     return this.s.host?.address;

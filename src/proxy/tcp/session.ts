@@ -60,9 +60,13 @@ export class TcpProxySession {
   /** Bytes received from / sent to the downstream (access logs). */
   bytesReceived = 0;
   bytesSent = 0;
-  /** The upstream connection's local address, once connected (access logs). */
+  /**
+   * Addresses kept for the access log (a closed socket no longer reports them): the upstream connection's local
+   * address once connected, the downstream's at the start. Only read when the TCP proxy has access logs.
+   */
   upstreamLocalAddress: string | undefined;
   upstreamLocalPort: number | undefined;
+  downstreamLocal: { address?: string; port?: number; remoteAddress?: string; remotePort?: number } | undefined;
   private connected = false;
   private downClosed = false;
   private localClose = false;
@@ -97,6 +101,7 @@ export class TcpProxySession {
     const cfg = this.config;
     const d = this.downstream;
     cfg.stats.downstream_cx_total++;
+    if (cfg.accessLogs !== null) this.downstreamLocal = { address: d.localAddress, port: d.localPort, remoteAddress: d.remoteAddress, remotePort: d.remotePort };
     d[SESSION] = this;
     d.allowHalfOpen = true;
     d.on('error', ignore);
