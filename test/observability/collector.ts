@@ -117,15 +117,19 @@ export class TraceCollector {
   readonly requests: Array<{ path: string; contentType: string }> = [];
   private server!: Server;
   port = 0;
-  /** When set, requests are never answered (a stuck collector). */
+  /** When set, requests are never answered (a stuck collector); `held` counts the requests left unanswered. */
   hang = false;
+  held = 0;
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        if (this.hang) return;
+        if (this.hang) {
+          this.held++;
+          return;
+        }
         const body = Buffer.concat(chunks);
         this.requests.push({ path: req.url ?? '', contentType: String(req.headers['content-type'] ?? '') });
         if (req.url === '/api/v2/spans') {
