@@ -7,6 +7,7 @@
  *   stream.record = t.begin(stream);                       // HCM, per request, after x-request-id (starts the span)
  *   rec.route = decision;                                  // HCM: the route (ROUTE_NAME, the cluster)
  *   rec.attempt(host, n); rec.upstreamRequest(head);       // router: per upstream attempt
+ *   rec.attemptStatus = status;                            // router: what that attempt answered
  *   rec.response = head; rec.bytesSent += n; ...           // downstream codec
  *   rec.end();                                             // downstream codec, once, when the stream is over
  *
@@ -57,6 +58,8 @@ export class StreamRecord extends StreamVars {
   /** The route chosen (undefined: none matched). */
   route: FormatRoute | undefined = undefined;
   upstreamRequestAttemptCount = 0;
+  /** Router: the status the current upstream attempt answered (0: none yet). */
+  attemptStatus = 0;
   span: Span | null = null;
   private child: Span | null = null;
   private childCluster = '';
@@ -85,7 +88,8 @@ export class StreamRecord extends StreamVars {
   upstreamRequest(h: HeaderList, cluster: string): void {
     const t = this.telemetry;
     if (!t.childSpans || t.tracer === null || this.span === null) return;
-    this.endChild(0);
+    this.endChild(this.attemptStatus);
+    this.attemptStatus = 0;
     this.child = t.tracer.startChild(this.span, h, cluster, Date.now());
     this.childCluster = cluster;
   }
@@ -136,7 +140,7 @@ export class StreamRecord extends StreamVars {
     const span = this.span;
     if (span !== null && t.tracer !== null) {
       const status = resp !== null ? resp.status : 0;
-      this.endChild(status);
+      this.endChild(this.attemptStatus !== 0 ? this.attemptStatus : status);
       const h = this.host;
       t.tracer.finish(
         span,

@@ -440,6 +440,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     const conn = this.conn!;
     const status = head.status;
     const host = this.host!;
+    if (this.stream.record !== null) this.stream.record.attemptStatus = status;
     host.outlier.putResult(status >= 500 ? '5xx' : 'success', status);
     if (this.shouldRetryStatus(status) || this.shouldRetryGrpc(head.headers)) {
       if (this.retriesLeft > 0 && this.tryScheduleRetry()) {

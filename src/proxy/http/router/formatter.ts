@@ -588,8 +588,8 @@ function command(ctx: Pick<CompileContext, 'fail'>, field: string, name: string,
     default: {
       const op = SIMPLE[name] ?? (opts.accessLog ? ACCESS_LOG_ONLY[name] : undefined);
       if (op === undefined) {
-        if (ACCESS_LOG_ONLY[name] !== undefined) ctx.fail(field, `%${name}% is only known in access logs, not in header values`);
-        if (KNOWN_UNSUPPORTED.has(name)) ctx.fail(field, `%${name}% is not supported by this proxy`);
+        // Commands known only to access logs (end of stream) are not available in header values.
+        if (KNOWN_UNSUPPORTED.has(name) || ACCESS_LOG_ONLY[name] !== undefined) ctx.fail(field, `%${name}% is not supported by this proxy`);
         ctx.fail(field, `unknown command %${name}%`);
       }
       noArgs();
