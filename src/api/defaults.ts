@@ -44,5 +44,6 @@ export function emptyModel(): MeshModel {
     authorizationPolicies: [],
     requestAuthentications: [],
     gateways: [],
+    telemetries: [],
   };
 }

@@ -73,6 +73,10 @@ export interface MeshSettings {
   /** Access logging switched on mesh-wide (off by default, as Istio). */
   accessLogFile?: string;
   accessLogEncoding: 'TEXT' | 'JSON';
+  /** The access log format (TEXT: an Envoy format string; JSON: a JSON object of format strings); undefined = Istio's. */
+  accessLogFormat?: string;
+  /** Providers used when a Telemetry resource names none (Istio MeshConfig.defaultProviders). */
+  defaultProviders?: { tracing: string[]; accessLogging: string[] };
   /** Tracing sampling percentage (0-100). */
   tracingSampling: number;
   /** Extension providers (ext_authz for CUSTOM AuthorizationPolicies, tracers), by name. Undefined = none. */
@@ -83,12 +87,56 @@ export interface MeshSettings {
 /** A mesh extension provider (Istio MeshConfig.extensionProviders, subset). */
 export interface ExtensionProvider {
   name: string;
-  kind: 'envoyExtAuthzGrpc' | 'zipkin' | 'opentelemetry';
-  /** The provider's service as written: `host` (FQDN) or `namespace/host`. */
+  kind: 'envoyExtAuthzGrpc' | 'zipkin' | 'opentelemetry' | 'envoyFileAccessLog';
+  /** The provider's service as written: `host` (FQDN) or `namespace/host` ('' for envoyFileAccessLog). */
   service: string;
+  /** 0 for envoyFileAccessLog. */
   port: number;
-  /** envoyExtAuthzGrpc: timeout of the authorization check (ms); undefined = Envoy's default. */
+  /** envoyExtAuthzGrpc: timeout of the authorization check (ms); undefined = Envoy's default. opentelemetry http: report timeout. */
   timeoutMs?: number;
+  /** zipkin: the collector endpoint (default `/api/v2/spans`); envoyFileAccessLog: the file (default `/dev/stdout`). */
+  path?: string;
+  /** zipkin: max_path_tag_length (default 256). */
+  maxTagLength?: number;
+  /** opentelemetry: OTLP/HTTP to this path (Istio's `http` block); undefined = OTLP/gRPC, which Weft proxies do not export. */
+  httpPath?: string;
+  /** envoyFileAccessLog: the format (text, or JSON labels); undefined = the mesh's format. */
+  logFormat?: { text?: string; labels?: Record<string, string> };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Telemetry (Istio telemetry.istio.io Telemetry: tracing and access logging per scope)
+
+/** Which side's proxy config an entry applies to: CLIENT (outbound), SERVER (inbound), or both. */
+export type TelemetryMode = 'CLIENT' | 'SERVER' | 'CLIENT_AND_SERVER';
+
+export type TelemetryCustomTag = { literal: string } | { header: string; defaultValue?: string } | { environment: string; defaultValue?: string };
+
+export interface TelemetryTracing {
+  mode: TelemetryMode;
+  /** Provider names; empty: the mesh's default providers (or those of a wider scope). */
+  providers: string[];
+  randomSamplingPercentage?: number;
+  disableSpanReporting?: boolean;
+  customTags: Record<string, TelemetryCustomTag>;
+}
+
+export interface TelemetryAccessLogging {
+  mode: TelemetryMode;
+  providers: string[];
+  disabled?: boolean;
+  /** A filter on the response code (the CEL forms `response.code >= N` and kin): log only when it holds. */
+  filter?: { expression: string; op: 'EQ' | 'GE' | 'LE'; code: number };
+}
+
+/** One Telemetry resource: mesh-wide in the root namespace, namespace-wide, or for the workloads it selects. */
+export interface TelemetryPolicy {
+  namespace: string;
+  name: string;
+  selector?: Labels;
+  tracing: TelemetryTracing[];
+  accessLogging: TelemetryAccessLogging[];
+  origin: Origin;
 }
 
 export interface Namespace {
@@ -643,6 +691,7 @@ export interface MeshModel {
   authorizationPolicies: AuthorizationPolicy[];
   requestAuthentications: RequestAuthenticationPolicy[];
   gateways: GatewayDef[];
+  telemetries: TelemetryPolicy[];
 }
 
 export function emptyHeaderOps(): HeaderOps {

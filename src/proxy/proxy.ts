@@ -40,6 +40,9 @@ import { NAME_TABLE_RESOURCE, NAME_TABLE_TYPE_URL } from '../xds/name-table.js';
 import type { NameTable } from '../xds/name-table.js';
 import type { WorkloadIdentity } from './tls/identity/index.js';
 import { SecretManager } from './tls/secrets.js';
+import { flushExporters } from './tracing/exporter.js';
+import { flushLogSinks } from './accesslog/sink.js';
+import type { LocalInfo } from './tracing/tracer.js';
 
 export interface ProxyOptions {
   /** `host:port` of the xDS (ADS) server. */
@@ -121,7 +124,7 @@ export class Proxy {
     this.stats = new StatsStore(opts.statsTags === 'istio' ? { useAllDefaultTags: false, statsTags: ISTIO_STATS_TAGS } : {});
     this.istio = new IstioMetrics(this.stats, { nodeId: opts.node.id, metadata: opts.node.metadata, version: opts.version, enabled: opts.metrics ?? true });
     // The workload identity is the source of the SDS names `default` and `ROOTCA` (tls/secrets.ts).
-    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats, istio: this.istio, ...(opts.identity ? { secrets: new SecretManager(opts.identity) } : {}) });
+    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats, istio: this.istio, local: localInfo(opts.node), ...(opts.identity ? { secrets: new SecretManager(opts.identity) } : {}) });
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.ready = this.client.synced(opts.dns ? [...FULL_CONFIG, NAME_TABLE_TYPE_URL] : FULL_CONFIG).then(() => {
       if (this.state === 'PRE_INITIALIZING') this.state = 'LIVE';
@@ -208,6 +211,8 @@ export class Proxy {
       this.state = 'DRAINING';
       this.admin?.setHealthCheckFailed(true);
       await this.listeners.close();
+      // What the last requests logged and traced leaves before the clusters (collectors) go.
+      await Promise.all([flushExporters(), flushLogSinks()]);
       this.config.close();
       await this.client.close();
       this.opts.identity?.close?.();
@@ -229,6 +234,19 @@ export class Proxy {
     res.writeHead(404, { 'content-length': '0' });
     res.end();
   }
+}
+
+/**
+ * The proxy as its spans name it: node id, zone, and the service cluster (Node.cluster, else Istio's
+ * `<canonical service>.<namespace>` from the LABELS and NAMESPACE metadata, the name Istio's sidecars report).
+ */
+function localInfo(node: NodeInit): LocalInfo {
+  const md = (node.metadata ?? {}) as { LABELS?: Record<string, unknown>; NAMESPACE?: unknown };
+  const labels = md.LABELS ?? {};
+  const svc = labels['service.istio.io/canonical-name'] ?? labels['app.kubernetes.io/name'] ?? labels.app;
+  const ns = typeof md.NAMESPACE === 'string' ? md.NAMESPACE : 'default';
+  const cluster = node.cluster || (typeof svc === 'string' && svc !== '' ? `${svc}.${ns}` : '');
+  return { nodeId: node.id, cluster, zone: node.locality?.zone ?? '' };
 }
 
 function listen(server: Server, port: number, host: string): Promise<number> {

@@ -3,6 +3,7 @@ import type { KindDef } from './kind.js';
 import { kubernetesKinds } from './kubernetes.js';
 import { istioNetworkingKinds } from './istio-networking.js';
 import { istioSecurityKinds } from './istio-security.js';
+import { istioTelemetryKinds } from './istio-telemetry.js';
 import { smiKinds } from './smi.js';
 import { gatewayApiKinds } from './gateway-api.js';
 import { weftKinds } from './weft.js';
@@ -12,6 +13,7 @@ export const allKinds: ReadonlyArray<KindDef<any>> = [
   ...kubernetesKinds,
   ...istioNetworkingKinds,
   ...istioSecurityKinds,
+  ...istioTelemetryKinds,
   ...smiKinds,
   ...gatewayApiKinds,
 ];

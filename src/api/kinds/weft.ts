@@ -75,15 +75,40 @@ const extensionProviderSchema = z
   .strictObject({
     name: z.string().min(1, 'name must not be empty'),
     envoyExtAuthzGrpc: z.strictObject({ service: providerService(), port: providerPort(), timeout: positiveDuration().optional() }).optional(),
-    zipkin: z.strictObject({ service: providerService(), port: providerPort() }).optional(),
-    opentelemetry: z.strictObject({ service: providerService(), port: providerPort() }).optional(),
+    zipkin: z
+      .strictObject({
+        service: providerService(),
+        port: providerPort(),
+        path: z.string().startsWith('/', 'path must start with /').optional(),
+        maxTagLength: z.number().int().min(1, 'maxTagLength must be at least 1').optional(),
+        enable64bitTraceId: z.boolean().optional(),
+      })
+      .optional(),
+    opentelemetry: z
+      .strictObject({
+        service: providerService(),
+        port: providerPort(),
+        // Istio: with `http` spans go over OTLP/HTTP, without it over OTLP/gRPC (which Weft proxies do not export).
+        http: z.strictObject({ path: z.string().startsWith('/', 'path must start with /').optional(), timeout: positiveDuration().optional() }).optional(),
+        resourceDetectors: z.unknown().optional(),
+      })
+      .optional(),
+    envoyFileAccessLog: z
+      .strictObject({
+        path: z.string().optional(),
+        logFormat: z
+          .strictObject({ text: z.string().optional(), labels: z.record(z.string(), z.string()).optional() })
+          .refine((f) => f.text === undefined || f.labels === undefined, { message: 'logFormat takes one of text or labels' })
+          .optional(),
+      })
+      .optional(),
   })
   .superRefine((p, ctx) => {
-    const set = (['envoyExtAuthzGrpc', 'zipkin', 'opentelemetry'] as const).filter((k) => p[k] !== undefined);
+    const set = (['envoyExtAuthzGrpc', 'zipkin', 'opentelemetry', 'envoyFileAccessLog'] as const).filter((k) => p[k] !== undefined);
     if (set.length !== 1) {
       ctx.addIssue({
         code: 'custom',
-        message: set.length === 0 ? `extension provider "${p.name}" needs exactly one of envoyExtAuthzGrpc, zipkin, opentelemetry` : `extension provider "${p.name}" sets ${set.join(' and ')}: exactly one provider type is allowed`,
+        message: set.length === 0 ? `extension provider "${p.name}" needs exactly one of envoyExtAuthzGrpc, zipkin, opentelemetry, envoyFileAccessLog` : `extension provider "${p.name}" sets ${set.join(' and ')}: exactly one provider type is allowed`,
       });
     }
   });
@@ -113,10 +138,29 @@ export const meshConfigSpecSchema = z
     enableAutoMtls: z.boolean().optional(),
     accessLogFile: z.string().optional(),
     accessLogEncoding: z.enum(['TEXT', 'JSON']).optional(),
+    accessLogFormat: z.string().optional(),
     tracing: z.strictObject({ sampling: percent() }).optional(),
     extensionProviders: z.array(extensionProviderSchema).optional(),
+    defaultProviders: z.strictObject({ tracing: z.array(z.string()).optional(), accessLogging: z.array(z.string()).optional(), metrics: z.array(z.string()).optional() }).optional(),
   })
   .superRefine((spec, ctx) => {
+    if (spec.accessLogEncoding === 'JSON' && spec.accessLogFormat !== undefined && spec.accessLogFormat.trim() !== '') {
+      let ok = false;
+      try {
+        const v = JSON.parse(spec.accessLogFormat) as unknown;
+        ok = typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
+      } catch {
+        ok = false;
+      }
+      if (!ok) ctx.addIssue({ code: 'custom', message: 'with accessLogEncoding JSON, accessLogFormat must be a JSON object of format strings', path: ['accessLogFormat'] });
+    }
+    const names = new Set((spec.extensionProviders ?? []).map((p) => p.name));
+    names.add('envoy'); // Istio's built-in access log provider (stdout, the mesh's format)
+    for (const key of ['tracing', 'accessLogging'] as const) {
+      (spec.defaultProviders?.[key] ?? []).forEach((n, i) => {
+        if (!names.has(n)) ctx.addIssue({ code: 'custom', message: `defaultProviders.${key}: no extension provider named "${n}"`, path: ['defaultProviders', key, i] });
+      });
+    }
     const seen = new Map<string, number>();
     spec.extensionProviders?.forEach((p, i) => {
       const prev = seen.get(p.name);
@@ -155,6 +199,8 @@ function translateMeshConfig(res: Resource<MeshConfigSpec>, ctx: TranslateContex
     else mesh.accessLogFile = s.accessLogFile;
   }
   if (s.accessLogEncoding !== undefined) mesh.accessLogEncoding = s.accessLogEncoding;
+  if (s.accessLogFormat !== undefined && s.accessLogFormat !== '') mesh.accessLogFormat = s.accessLogFormat;
+  if (s.defaultProviders) mesh.defaultProviders = { tracing: s.defaultProviders.tracing ?? [], accessLogging: s.defaultProviders.accessLogging ?? [] };
   if (s.tracing) mesh.tracingSampling = s.tracing.sampling;
   if (s.extensionProviders) {
     mesh.extensionProviders = s.extensionProviders.map((p): ExtensionProvider => {
@@ -163,8 +209,25 @@ function translateMeshConfig(res: Resource<MeshConfigSpec>, ctx: TranslateContex
         if (p.envoyExtAuthzGrpc.timeout !== undefined) out.timeoutMs = parseDurationMs(p.envoyExtAuthzGrpc.timeout);
         return out;
       }
-      const [kind, body] = p.zipkin ? (['zipkin', p.zipkin] as const) : (['opentelemetry', p.opentelemetry!] as const);
-      return { name: p.name, kind, service: body.service, port: body.port };
+      if (p.zipkin) {
+        const out: ExtensionProvider = { name: p.name, kind: 'zipkin', service: p.zipkin.service, port: p.zipkin.port };
+        if (p.zipkin.path !== undefined) out.path = p.zipkin.path;
+        if (p.zipkin.maxTagLength !== undefined) out.maxTagLength = p.zipkin.maxTagLength;
+        return out;
+      }
+      if (p.opentelemetry) {
+        const out: ExtensionProvider = { name: p.name, kind: 'opentelemetry', service: p.opentelemetry.service, port: p.opentelemetry.port };
+        const http = p.opentelemetry.http;
+        if (http !== undefined) {
+          out.httpPath = http.path ?? '/v1/traces';
+          if (http.timeout !== undefined) out.timeoutMs = parseDurationMs(http.timeout);
+        }
+        return out;
+      }
+      const f = p.envoyFileAccessLog!;
+      const out: ExtensionProvider = { name: p.name, kind: 'envoyFileAccessLog', service: '', port: 0, path: f.path || '/dev/stdout' };
+      if (f.logFormat !== undefined) out.logFormat = { ...f.logFormat };
+      return out;
     });
   }
   mesh.origin = ctx.origin(res);

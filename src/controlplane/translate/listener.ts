@@ -21,6 +21,9 @@
  * listener (always present, as in Istio, so that route changes never need a listener change; they do nothing
  * unless a route configures them). The inbound listeners' inline routes use neither, so they get `router` only.
  *
+ * Access logs and tracing (telemetry.ts) go on these HCMs and tcp_proxy filters: the CLIENT side's on the
+ * outbound and upstream listeners, the SERVER side's on the inbound ones.
+ *
  * Proxyless gRPC clients get an api_listener per RouteConfiguration (`host:port`), with RDS of the same name and
  * the filters gRPC requires: `fault` when a route of that configuration injects faults, `router` last.
  *
@@ -76,6 +79,7 @@ import type { GrpcTarget, RoutingScope } from './route.js';
 import { hostAliases } from './route/domains.js';
 import { matchAppliesToClient } from './route/match.js';
 import type { RouteClient } from './route/match.js';
+import { applyHcmTelemetry, applyTcpTelemetry, NO_TELEMETRY, proxyTelemetry, type SideTelemetry } from './telemetry.js';
 import { CORS_FILTER, durationMs, FAULT_FILTER, HCM_FILTER, HTTP_INSPECTOR_FILTER, ROUTER_FILTER, TCP_PROXY_FILTER } from './route/util.js';
 
 /** The ALPN values the HTTP inspector reports for plaintext HTTP (Istio's inbound HTTP filter chain match). */
@@ -146,8 +150,9 @@ export function tcpProxy(statPrefix: string, clusters: Array<{ name: string; wei
 }
 
 /** The `outbound` listener. */
-export function outboundListener(proxy: Pick<ProxyInfo, 'outboundPort'>): Listener {
+export function outboundListener(proxy: Pick<ProxyInfo, 'outboundPort'>, telemetry: SideTelemetry = NO_TELEMETRY): Listener {
   const hcm = sidecarHcm(OUTBOUND_LISTENER, [faultFilter(), corsFilter(), routerFilter()], { rds: OUTBOUND_LISTENER });
+  applyHcmTelemetry(hcm, telemetry);
   hcm.httpProtocolOptions = create(Http1ProtocolOptionsSchema, { allowAbsoluteUrl: true });
   return create(ListenerSchema, {
     name: OUTBOUND_LISTENER,
@@ -162,14 +167,19 @@ export function outboundListener(proxy: Pick<ProxyInfo, 'outboundPort'>): Listen
  * authentication and authorization filters of the workload (security/index.ts): its HTTP filters go before the
  * router, its network filters before the tcp_proxy.
  */
-export function inboundListener(inbound: InboundPort, bind: string, sec: InboundSecurity = NO_SECURITY): Listener {
+export function inboundListener(inbound: InboundPort, bind: string, sec: InboundSecurity = NO_SECURITY, telemetry: SideTelemetry = NO_TELEMETRY): Listener {
   const cluster = inboundClusterName(inbound.targetPort);
   const statPrefix = `inbound_${bind}_${inbound.port}`;
-  const httpChain = (): FilterChain =>
-    create(FilterChainSchema, {
-      filters: [networkFilter(HCM_FILTER, pack(HttpConnectionManagerSchema, sidecarHcm(statPrefix, [...sec.http, routerFilter()], { inline: inboundRouteConfig(inbound) })))],
-    });
-  const tcpChain = (): FilterChain => create(FilterChainSchema, { filters: [...sec.tcp, networkFilter(TCP_PROXY_FILTER, pack(TcpProxySchema, tcpProxy(cluster, [{ name: cluster, weight: 1 }])))] });
+  const httpChain = (): FilterChain => {
+    const hcm = sidecarHcm(statPrefix, [...sec.http, routerFilter()], { inline: inboundRouteConfig(inbound) });
+    applyHcmTelemetry(hcm, telemetry);
+    return create(FilterChainSchema, { filters: [networkFilter(HCM_FILTER, pack(HttpConnectionManagerSchema, hcm))] });
+  };
+  const tcpChain = (): FilterChain => {
+    const tp = tcpProxy(cluster, [{ name: cluster, weight: 1 }]);
+    applyTcpTelemetry(tp, telemetry);
+    return create(FilterChainSchema, { filters: [...sec.tcp, networkFilter(TCP_PROXY_FILTER, pack(TcpProxySchema, tp))] });
+  };
   const l = create(ListenerSchema, {
     name: `inbound|${inbound.port}`,
     address: socketAddress(bind, inbound.port),
@@ -257,12 +267,17 @@ export function tcpRouteClusters(
 class ListenerBuilder {
   readonly errors: TranslateError[] = [];
   private readonly client: RouteClient;
+  /** Access logs and tracing per side (telemetry.ts). */
+  private readonly telemetry: { client: SideTelemetry; server: SideTelemetry };
 
   constructor(
     private readonly input: ListenerInput,
     private readonly cache?: TranslationCache,
   ) {
     this.client = { namespace: input.proxy.namespace, labels: input.proxy.labels };
+    const t = proxyTelemetry(input.model, input.proxy, input.scope.services);
+    for (const m of t.errors) this.error(OUTBOUND_LISTENER, m);
+    this.telemetry = t;
   }
 
   private error(resource: string, message: string, source?: string): void {
@@ -299,11 +314,13 @@ class ListenerBuilder {
     }
     const own = outboundClusterName(u.port, undefined, svc.hostname);
     const clusters = tcpRouteClusters(this.input.scope, eff, svc, u.port, this.client, (m, source) => this.error(name, m, source));
+    const tp = tcpProxy(own, clusters);
+    applyTcpTelemetry(tp, this.telemetry.client);
     return create(ListenerSchema, {
       name,
       address: socketAddress('127.0.0.1', u.localPort),
       trafficDirection: TrafficDirection.OUTBOUND,
-      filterChains: [create(FilterChainSchema, { filters: [networkFilter(TCP_PROXY_FILTER, pack(TcpProxySchema, tcpProxy(own, clusters)))] })],
+      filterChains: [create(FilterChainSchema, { filters: [networkFilter(TCP_PROXY_FILTER, pack(TcpProxySchema, tp))] })],
     });
   }
 
@@ -318,7 +335,8 @@ class ListenerBuilder {
 
   sidecar(): Listener[] {
     const p = this.input.proxy;
-    const out: Listener[] = [this.shared(`outbound|${p.outboundPort}`, () => outboundListener(p))];
+    const tel = this.telemetry;
+    const out: Listener[] = [this.shared(`outbound|${p.outboundPort}|${tel.client.key}`, () => outboundListener(p, tel.client))];
     const eff = proxyRoutes(this.input.model, p, this.input.scope);
     const localPorts = new Set<number>([p.outboundPort]);
     for (const u of p.upstreams) {
@@ -341,8 +359,8 @@ class ListenerBuilder {
       return out;
     }
     for (const i of p.inbound) {
-      const key = `inbound|${i.port}|${i.targetPort}|${i.protocol}|${p.inboundBind}${sec.key === '' ? '' : `|${sec.key}`}`;
-      const l = this.guard(`inbound|${i.port}`, () => this.shared(key, () => inboundListener(i, p.inboundBind, sec)));
+      const key = `inbound|${i.port}|${i.targetPort}|${i.protocol}|${p.inboundBind}${sec.key === '' ? '' : `|${sec.key}`}|${tel.server.key}`;
+      const l = this.guard(`inbound|${i.port}`, () => this.shared(key, () => inboundListener(i, p.inboundBind, sec, tel.server)));
       if (l) out.push(l);
     }
     return out;

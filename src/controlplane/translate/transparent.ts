@@ -48,6 +48,7 @@ import type { ProxyInfo } from '../proxy.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, duration } from './cluster.js';
 import { autoVips, nameTable, ownVips, serviceVips } from './dns.js';
 import type { RegistryView, TranslateError } from './index.js';
+import { applyHcmTelemetry, applyTcpTelemetry, NO_TELEMETRY, proxyTelemetry, type SideTelemetry } from './telemetry.js';
 import { corsFilter, faultFilter, inboundListener, networkFilter, routerFilter, sidecarHcm, socketAddress, tcpProxy, tcpRouteClusters } from './listener.js';
 import type { ListenerInput } from './listener.js';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, outboundClusterName, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER, VIRTUAL_OUTBOUND_LISTENER } from './names.js';
@@ -113,9 +114,10 @@ export function virtualOutboundListener(policy: 'ALLOW_ANY' | 'REGISTRY_ONLY'): 
 }
 
 /** `0.0.0.0_<port>`: the outbound HTTP listener of a port, on RDS `<port>`, not bound. */
-export function outboundHttpListener(port: number): Listener {
+export function outboundHttpListener(port: number, telemetry: SideTelemetry = NO_TELEMETRY): Listener {
   const name = `0.0.0.0_${port}`;
   const hcm = sidecarHcm(`outbound_${name}`, [faultFilter(), corsFilter(), routerFilter()], { rds: String(port) });
+  applyHcmTelemetry(hcm, telemetry);
   return create(ListenerSchema, {
     name,
     address: socketAddress('0.0.0.0', port),
@@ -126,18 +128,20 @@ export function outboundHttpListener(port: number): Listener {
 }
 
 /** `<vip>_<port>`: the outbound TCP listener of a service port's VIP, not bound. */
-export function outboundTcpListener(vip: string, port: number, own: string, clusters: Array<{ name: string; weight: number }>): Listener {
+export function outboundTcpListener(vip: string, port: number, own: string, clusters: Array<{ name: string; weight: number }>, telemetry: SideTelemetry = NO_TELEMETRY): Listener {
+  const tp = tcpProxy(own, clusters);
+  applyTcpTelemetry(tp, telemetry);
   return create(ListenerSchema, {
     name: `${vip}_${port}`,
     address: socketAddress(vip, port),
     bindToPort: false,
     trafficDirection: TrafficDirection.OUTBOUND,
-    filterChains: [chain('', networkFilter(TCP_PROXY_FILTER, pack(TcpProxySchema, tcpProxy(own, clusters))))],
+    filterChains: [chain('', networkFilter(TCP_PROXY_FILTER, pack(TcpProxySchema, tp)))],
   });
 }
 
 /** `virtualInbound` for the proxy's inbound ports (see the module comment). */
-export function virtualInboundListener(proxy: Pick<ProxyInfo, 'inbound'>, errors: TranslateError[], sec: InboundSecurity = NO_SECURITY): Listener {
+export function virtualInboundListener(proxy: Pick<ProxyInfo, 'inbound'>, errors: TranslateError[], sec: InboundSecurity = NO_SECURITY, telemetry: SideTelemetry = NO_TELEMETRY): Listener {
   const chains: FilterChain[] = [tcpChain(`${VIRTUAL_INBOUND_LISTENER}-blackhole`, BLACKHOLE_CLUSTER, VIRTUAL_INBOUND_PORT)];
   const filters: ListenerFilter[] = [originalDstFilter()];
   let sniffing = false;
@@ -147,7 +151,7 @@ export function virtualInboundListener(proxy: Pick<ProxyInfo, 'inbound'>, errors
       continue;
     }
     // The explicit-mode inbound listener of the port, its chains matched on the port (Istio's inbound chains).
-    const l = inboundListener(i, '0.0.0.0', sec);
+    const l = inboundListener(i, '0.0.0.0', sec, telemetry);
     for (const c of l.filterChains) {
       c.name = `0.0.0.0_${i.port}${c.name ? `_${c.name}` : ''}`;
       c.filterChainMatch ??= create(FilterChainMatchSchema, {});
@@ -194,6 +198,8 @@ export function buildTransparent(input: TransparentInput): TransparentResult {
   const { proxy, scope } = input;
   const auto = autoVips(input.registry.services());
   const listeners: Listener[] = [virtualOutboundListener(scope.outboundTrafficPolicy)];
+  const tel = proxyTelemetry(input.model, proxy, scope.services);
+  for (const m of tel.errors) errors.push({ typeUrl: TypeUrl.Listener, resource: VIRTUAL_OUTBOUND_LISTENER, message: m });
   const names = new Set<string>([VIRTUAL_OUTBOUND_LISTENER, VIRTUAL_INBOUND_LISTENER]);
   const reserved = (port: number, what: string): boolean => {
     if (port !== VIRTUAL_OUTBOUND_PORT && port !== VIRTUAL_INBOUND_PORT) return false;
@@ -239,7 +245,7 @@ export function buildTransparent(input: TransparentInput): TransparentResult {
   for (const [port, vhosts] of [...perPort].sort((a, b) => a[0] - b[0])) {
     if (catchAll) vhosts.push(catchAll);
     routes.push(create(RouteConfigurationSchema, { name: String(port), virtualHosts: vhosts, validateClusters: false, maxDirectResponseBodySizeBytes: MAX_DIRECT_RESPONSE_BODY_BYTES }));
-    listeners.push(outboundHttpListener(port));
+    listeners.push(outboundHttpListener(port, tel.client));
     names.add(`0.0.0.0_${port}`);
   }
 
@@ -264,13 +270,13 @@ export function buildTransparent(input: TransparentInput): TransparentResult {
         }
         const own = outboundClusterName(p.port, undefined, svc.hostname);
         const clusters = tcpRouteClusters(scope, eff, svc, p.port, client, (message, source) => errors.push({ typeUrl: TypeUrl.Listener, resource: name, message, source }));
-        listeners.push(outboundTcpListener(vip, p.port, own, clusters));
+        listeners.push(outboundTcpListener(vip, p.port, own, clusters, tel.client));
         names.add(name);
       }
     }
   }
 
-  listeners.push(virtualInboundListener(proxy, errors, proxy.inbound.length > 0 ? inboundSecurity(input.model, proxy, scope.services, errors) : NO_SECURITY));
+  listeners.push(virtualInboundListener(proxy, errors, proxy.inbound.length > 0 ? inboundSecurity(input.model, proxy, scope.services, errors) : NO_SECURITY, tel.server));
   return {
     listeners,
     routes,

@@ -60,6 +60,7 @@ import { H2Pool } from '../upstream/pool/h2-pool.js';
 import type { UpstreamPool } from '../upstream/pool/types.js';
 import type { Secret } from '../../xds/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
 import { compileSecret, SecretManager } from '../tls/secrets.js';
+import type { LocalInfo, TracingContext } from '../tracing/tracer.js';
 
 export interface ConfigLogger {
   info(obj: object, msg: string): void;
@@ -177,12 +178,16 @@ export interface XdsConfigOptions {
   istio?: IstioMetrics;
   /** TLS secrets (the workload identity's `default` / `ROOTCA`, and SDS); default: a manager with no identity. */
   secrets?: SecretManager;
+  /** The proxy's node as spans describe it (tracing/tracer.ts). */
+  local?: LocalInfo;
 }
 
 type Dumped<T> = Map<string, DumpedResource<T>>;
 
 export class XdsConfig {
   readonly clusters = new Map<string, ClusterEntry>();
+  /** What access logs and tracing need of the proxy (listener/listener.ts sets the direction per listener). */
+  private readonly telemetry: Omit<TracingContext, 'listener' | 'field'>;
   readonly routes = new Map<string, RdsHolder>();
   private readonly lastCla = new Map<string, ClusterLoadAssignment>();
   private readonly edsNames = new Set<string>();
@@ -213,6 +218,12 @@ export class XdsConfig {
     this.stats = opts.stats ?? new StatsStore();
     this.istio = opts.istio;
     this.secrets = opts.secrets ?? new SecretManager();
+    this.telemetry = {
+      direction: 'UNSPECIFIED',
+      local: opts.local ?? { nodeId: '', cluster: '', zone: '' },
+      collectorHost: (c) => this.clusters.get(c)?.runtime.lb.choose(),
+      statsScope: (prefix) => this.stats.scope(prefix),
+    };
   }
 
   /** The configuration in force and the rejected updates, for the admin /config_dump. */
@@ -405,6 +416,7 @@ export class XdsConfig {
           tlsStats: (tls) => {
             listenerScope().scope.addSource(tls);
           },
+          telemetry: this.telemetry,
         });
         compiled.push({ l, entry, stats: set });
       } catch (e) {

@@ -46,6 +46,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Any } from '@bufbuild/protobuf/wkt';
 import type { Listener } from '../../xds/gen/envoy/config/listener/v3/listener_pb.js';
+import { TrafficDirection } from '../../xds/gen/envoy/config/core/v3/base_pb.js';
 import { HttpConnectionManagerSchema } from '../../xds/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
 import { typeNameOf, unpack } from '../../xds/index.js';
 import { ConfigError } from '../config-error.js';
@@ -260,8 +261,11 @@ interface ServerConnection {
   drain(): void;
 }
 
-export function compileListener(l: Listener, ctx: ListenerContext): CompiledListener {
+export function compileListener(l: Listener, lctx: ListenerContext): CompiledListener {
   const name = l.name;
+  // Spans are CLIENT or SERVER spans by the listener's traffic direction (tracing/tracer.ts).
+  const direction = l.trafficDirection === TrafficDirection.OUTBOUND ? 'OUTBOUND' : l.trafficDirection === TrafficDirection.INBOUND ? 'INBOUND' : 'UNSPECIFIED';
+  const ctx: ListenerContext = lctx.telemetry !== undefined ? { ...lctx, telemetry: { ...lctx.telemetry, direction } } : lctx;
   const fail = (field: string, detail: string): never => {
     throw new ConfigError(name, field, detail, 'listener');
   };

@@ -14,9 +14,10 @@
  *   `max_downstream_connection_duration` (at least 1 ms): the connection is closed when it is reached;
  * - `hash_policy` with `source_ip` gives RING_HASH / MAGLEV clusters the xxHash64 of the client's address, as
  *   Envoy's SourceIpHashMethod; without it hash-based load balancers pick randomly;
- * - `access_log`, `access_log_options` and the deprecated access log fields are accepted without effect (reported
- *   once through `warn`); `downstream_idle_timeout` / `upstream_idle_timeout` are not implemented by Envoy either
- *   and are ignored the same way;
+ * - `access_log`: written when a session ends (accesslog/access-log.ts, accesslog/tcp-record.ts);
+ *   `access_log_options` (periodic or on-connect logs) is accepted without effect (reported once through `warn`);
+ *   `downstream_idle_timeout` / `upstream_idle_timeout` are not implemented by Envoy either and are ignored the
+ *   same way;
  * - `tunneling_config`, `on_demand`, `metadata_match` (also per weighted cluster) and `filter_state` hash policies
  *   change where connections go and are not implemented: ConfigErrors naming the field.
  * Validation follows the proto's rules: stat_prefix non-empty, a cluster specifier, at least one weighted cluster,
@@ -28,6 +29,7 @@ import type { ClusterRuntime } from '../upstream/cluster/cluster.js';
 import type { TcpProxySession } from './session.js';
 import { TcpProxyStats } from './stats.js';
 import type { ListenerStats } from '../stats/request-stats.js';
+import { compileAccessLogs, type AccessLogs } from '../accesslog/access-log.js';
 
 /** Envoy's default tcp_proxy idle timeout: 1 hour. */
 export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 3_600_000;
@@ -73,6 +75,8 @@ export class TcpProxyConfig {
   readonly onSessionClose: ((session: TcpProxySession) => void) | undefined;
   /** The listener's connection counts (null: not kept). */
   readonly listenerStats: ListenerStats | null;
+  /** access_log (null: none). */
+  readonly accessLogs: AccessLogs | null;
   private readonly random: () => number;
 
   constructor(init: {
@@ -87,6 +91,7 @@ export class TcpProxyConfig {
     random?: () => number;
     onSessionClose?: (session: TcpProxySession) => void;
     listenerStats?: ListenerStats | null;
+    accessLogs?: AccessLogs | null;
   }) {
     this.statPrefix = init.statPrefix;
     this.clusterNames = init.clusters.map((c) => c.name);
@@ -103,6 +108,7 @@ export class TcpProxyConfig {
     this.random = init.random ?? Math.random;
     this.onSessionClose = init.onSessionClose;
     this.listenerStats = init.listenerStats ?? null;
+    this.accessLogs = init.accessLogs ?? null;
   }
 
   /** The cluster for a new connection. */
@@ -160,8 +166,8 @@ export function compileTcpProxy(p: TcpProxy, ctx: TcpProxyContext): TcpProxyConf
   }
   const attempts = p.maxConnectAttempts ?? 1;
   if (attempts < 1) fail('max_connect_attempts', 'must be at least 1');
-  if (p.accessLog.length) warn('access_log', 'access logs are not written yet; ignored');
-  if (p.accessLogOptions || p.accessLogFlushInterval || p.flushAccessLogOnConnected) warn('access_log_options', 'ignored (no access logs yet)');
+  const accessLogs = compileAccessLogs(p.accessLog, { listener: ctx.listener, field: `${ctx.field}.access_log` });
+  if (p.accessLogOptions || p.accessLogFlushInterval || p.flushAccessLogOnConnected) warn('access_log_options', 'ignored (access logs are written when a session ends)');
   if (p.downstreamIdleTimeout || p.upstreamIdleTimeout) warn('downstream_idle_timeout', 'not implemented (as in Envoy); idle_timeout applies');
   return new TcpProxyConfig({
     statPrefix: p.statPrefix,
@@ -175,5 +181,6 @@ export function compileTcpProxy(p: TcpProxy, ctx: TcpProxyContext): TcpProxyConf
     random: ctx.random,
     onSessionClose: ctx.onSessionClose,
     listenerStats: ctx.listenerStats?.() ?? null,
+    accessLogs,
   });
 }

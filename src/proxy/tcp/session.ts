@@ -38,6 +38,7 @@ import { originalDstOf } from '../listener/original-dst.js';
 import { xxhash64 } from '../upstream/lb/xxhash64.js';
 import type { TcpProxyConfig } from './config.js';
 import type { TcpSeries } from '../stats/istio/tcp.js';
+import { logTcpSession } from '../accesslog/tcp-record.js';
 
 const SESSION = Symbol('weft.tcpProxySession');
 type Tagged = Socket & { [SESSION]?: TcpProxySession };
@@ -58,6 +59,17 @@ export class TcpProxySession {
   attempts = 0;
   /** Istio's TCP metrics of this connection (null: not kept, or not connected yet). */
   istio: TcpSeries | null = null;
+  readonly startMs = Date.now();
+  /** Bytes received from / sent to the downstream (access logs). */
+  bytesReceived = 0;
+  bytesSent = 0;
+  /**
+   * Addresses kept for the access log (a closed socket no longer reports them): the upstream connection's local
+   * address once connected, the downstream's at the start. Only read when the TCP proxy has access logs.
+   */
+  upstreamLocalAddress: string | undefined;
+  upstreamLocalPort: number | undefined;
+  downstreamLocal: { address?: string; port?: number; remoteAddress?: string; remotePort?: number } | undefined;
   private connected = false;
   private downClosed = false;
   private localClose = false;
@@ -97,6 +109,7 @@ export class TcpProxySession {
       ls.downstream_cx_total.inc();
       ls.downstream_cx_active.inc();
     }
+    if (cfg.accessLogs !== null) this.downstreamLocal = { address: d.localAddress, port: d.localPort, remoteAddress: d.remoteAddress, remotePort: d.remotePort };
     d[SESSION] = this;
     d.allowHalfOpen = true;
     d.on('error', ignore);
@@ -187,6 +200,10 @@ export class TcpProxySession {
     if (ist !== null) this.istio = ist.open(this);
     const d = this.downstream;
     const u = this.upstream!;
+    if (this.config.accessLogs !== null) {
+      this.upstreamLocalAddress = u.localAddress;
+      this.upstreamLocalPort = u.localPort;
+    }
     u.on('data', onUpData);
     u.on('end', onUpEnd);
     u.on('drain', onUpDrain);
@@ -204,6 +221,7 @@ export class TcpProxySession {
     const n = chunk.length;
     this.config.stats.downstream_cx_rx_bytes_total += n;
     if (this.istio !== null) this.istio.received.add(n);
+    this.bytesReceived += n;
     const u = this.upstream;
     if (u === null) return;
     this.cluster!.stats.upstream_cx_tx_bytes_total += n;
@@ -234,6 +252,7 @@ export class TcpProxySession {
     }
     this.config.stats.downstream_cx_tx_bytes_total += n;
     if (this.istio !== null) this.istio.sent.add(n);
+    this.bytesSent += n;
     if (!this.downstream.write(chunk) && !this.upPaused) {
       this.upPaused = true;
       this.upstream!.pause();
@@ -364,6 +383,7 @@ export class TcpProxySession {
     clearTimeout(this.connectTimer);
     this.onClose?.(this);
     this.config.onSessionClose?.(this);
+    if (this.config.accessLogs !== null) logTcpSession(this.config.accessLogs, this);
   }
 }
 

@@ -34,7 +34,7 @@ export class StreamVars implements FormatVars {
   upstreamSocket: Socket | null = null;
 
   constructor(
-    private readonly stream: DownstreamStream,
+    protected readonly stream: DownstreamStream,
     private readonly useRemoteAddress: boolean,
   ) {}
 

@@ -304,6 +304,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     }
     this.host = host;
     this.stream.upstreamHost = host;
+    if (this.stream.record !== null) this.stream.record.attempt(host, this.attempt);
     if (this.policy?.previousHosts) (this.triedHosts ??= []).push(host);
     if (!rt.circuitBreaker().tryAcquire('requests')) {
       this.finishLocal(503, resetBody('overflow', this.retried), 'UO', 'upstream_reset_before_response_started{overflow}');
@@ -353,6 +354,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     if (this.decision.virtualHost.includeRequestAttemptCount) setHeader(head.headers, 'x-envoy-attempt-count', String(this.attempt));
     if (this.host !== null) autoRewriteHost(this.decision, head, this.host.hostname);
     this.attemptStartMs = Date.now();
+    if (this.stream.record !== null) this.stream.record.upstreamRequest(head.headers, this.cluster.name);
     conn.sendHead(this, head, this.headOnly, this.upgrade);
     if (this.conn !== conn) return; // reset at once (the HTTP/2 session went away)
     if (this.body !== null) for (const b of this.body) conn.sendBody(b);
@@ -439,6 +441,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     const conn = this.conn!;
     const status = head.status;
     const host = this.host!;
+    if (this.stream.record !== null) this.stream.record.attemptStatus = status;
     host.outlier.putResult(status >= 500 ? '5xx' : 'success', status);
     if (this.shouldRetryStatus(status) || this.shouldRetryGrpc(head.headers)) {
       if (this.retriesLeft > 0 && this.tryScheduleRetry()) {

@@ -16,6 +16,14 @@
  *   %REQUESTED_SERVER_NAME%  %ROUTE_NAME%  %RESPONSE_CODE%  %RESPONSE_FLAGS%  %CONNECTION_ID%
  *   %DOWNSTREAM_PEER_URI_SAN%  %DOWNSTREAM_LOCAL_URI_SAN%  %DOWNSTREAM_PEER_SUBJECT%  %DOWNSTREAM_LOCAL_SUBJECT%
  *   %DOWNSTREAM_TLS_VERSION%  %DOWNSTREAM_PEER_FINGERPRINT_256%
+ *
+ * The same formatter compiles access log formats (src/proxy/accesslog) with `{ accessLog: true }`: that mode adds
+ * the commands only known once a stream has ended (%DURATION%, %REQUEST_DURATION%, %RESPONSE_DURATION%,
+ * %BYTES_RECEIVED%, %BYTES_SENT%, %RESPONSE_CODE_DETAILS%, %CONNECTION_TERMINATION_DETAILS%,
+ * %UPSTREAM_TRANSPORT_FAILURE_REASON%, %UPSTREAM_CLUSTER_RAW%, %UPSTREAM_REQUEST_ATTEMPT_COUNT%) and prints an
+ * unknown value as `-` (Envoy's access log text format) instead of the empty string. `formatValue` gives the typed
+ * value of a template that is one command (a number for codes, sizes and durations, null when unknown), which is
+ * what Envoy's json_format writes.
  */
 import { hostname as osHostname } from 'node:os';
 import type { RequestHead, ResponseHead } from '../headers.js';
@@ -53,6 +61,19 @@ export interface FormatVars {
   downstreamLocalSubject?: string;
   downstreamTlsVersion?: string;
   downstreamPeerFingerprint256?: string;
+  // Known once the stream has ended (access logs only).
+  /** Milliseconds from the start to the end of the stream. */
+  durationMs?: number;
+  /** Milliseconds from the start until the request's last byte / the response's first byte. */
+  requestDurationMs?: number;
+  responseDurationMs?: number;
+  /** Body bytes received from / sent to the downstream (TCP: all bytes). */
+  bytesReceived?: number;
+  bytesSent?: number;
+  responseCodeDetails?: string;
+  connectionTerminationDetails?: string;
+  upstreamTransportFailureReason?: string;
+  upstreamRequestAttemptCount?: number;
 }
 
 /** What a template may read of the route decision. */
@@ -96,6 +117,16 @@ const enum Op {
   LocalSubject,
   TlsVersion,
   PeerFingerprint256,
+  // Access logs only.
+  Duration,
+  RequestDuration,
+  ResponseDuration,
+  BytesReceived,
+  BytesSent,
+  ResponseCodeDetails,
+  ConnectionTerminationDetails,
+  UpstreamTransportFailureReason,
+  UpstreamRequestAttemptCount,
 }
 
 /** Commands that take no argument and no length. */
@@ -129,6 +160,20 @@ const SIMPLE: Readonly<Record<string, Op>> = {
   DOWNSTREAM_LOCAL_SUBJECT: Op.LocalSubject,
   DOWNSTREAM_TLS_VERSION: Op.TlsVersion,
   DOWNSTREAM_PEER_FINGERPRINT_256: Op.PeerFingerprint256,
+};
+
+/** Commands known only once a stream has ended: accepted in access log formats only. */
+const ACCESS_LOG_ONLY: Readonly<Record<string, Op>> = {
+  DURATION: Op.Duration,
+  REQUEST_DURATION: Op.RequestDuration,
+  RESPONSE_DURATION: Op.ResponseDuration,
+  BYTES_RECEIVED: Op.BytesReceived,
+  BYTES_SENT: Op.BytesSent,
+  RESPONSE_CODE_DETAILS: Op.ResponseCodeDetails,
+  CONNECTION_TERMINATION_DETAILS: Op.ConnectionTerminationDetails,
+  UPSTREAM_TRANSPORT_FAILURE_REASON: Op.UpstreamTransportFailureReason,
+  UPSTREAM_CLUSTER_RAW: Op.UpstreamCluster,
+  UPSTREAM_REQUEST_ATTEMPT_COUNT: Op.UpstreamRequestAttemptCount,
 };
 
 /** Commands Envoy knows that this proxy cannot produce: named in the error so the message is precise. */
@@ -287,14 +332,15 @@ class Command {
   ) {}
 }
 
-function addr(ip: string | undefined, port: number | undefined): string {
-  if (ip === undefined || ip === '') return '';
+function addr(ip: string | undefined, port: number | undefined): string | undefined {
+  if (ip === undefined || ip === '') return undefined;
   if (port === undefined) return ip;
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
-function str(v: string | number | undefined): string {
-  return v === undefined ? '' : String(v);
+/** An empty string is an unknown value (Envoy's access logs print `-` for both). */
+function known(v: string | undefined): string | undefined {
+  return v === '' ? undefined : v;
 }
 
 const PROTOCOLS: Readonly<Record<string, string>> = { '1.0': 'HTTP/1.0', '1.1': 'HTTP/1.1', '2': 'HTTP/2' };
@@ -309,20 +355,21 @@ function responseValue(resp: ResponseHead | null, name: string, pseudo: number):
   return pseudo === PSEUDO_STATUS ? String(resp.status) : undefined;
 }
 
-function run(c: Command, req: RequestHead, resp: ResponseHead | null, v: FormatVars, route: FormatRoute): string {
+/** The value of one command: a string, a number, or undefined when unknown. */
+function run(c: Command, req: RequestHead, resp: ResponseHead | null, v: FormatVars, route: FormatRoute): string | number | undefined {
   switch (c.op) {
     case Op.Req: {
       let h = requestValue(req, c.a, c.aPseudo);
       if (h === undefined && c.b) h = requestValue(req, c.b, c.bPseudo);
-      return h ?? '';
+      return known(h);
     }
     case Op.Resp: {
       let h = responseValue(resp, c.a, c.aPseudo);
       if (h === undefined && c.b) h = responseValue(resp, c.b, c.bPseudo);
-      return h ?? '';
+      return h;
     }
     case Op.Protocol:
-      return PROTOCOLS[req.httpVersion] ?? '';
+      return PROTOCOLS[req.httpVersion];
     case Op.StartTime:
       return formatTime(c.time, v.startTimeMs ?? Date.now());
     case Op.Constant:
@@ -330,75 +377,97 @@ function run(c: Command, req: RequestHead, resp: ResponseHead | null, v: FormatV
     case Op.RemoteAddr:
       return addr(v.downstreamRemoteAddress, v.downstreamRemotePort);
     case Op.RemoteAddrNoPort:
-      return v.downstreamRemoteAddress ?? '';
+      return known(v.downstreamRemoteAddress);
     case Op.RemotePort:
-      return str(v.downstreamRemotePort);
+      return v.downstreamRemotePort;
     case Op.DirectRemoteAddr:
       return addr(v.downstreamDirectRemoteAddress, v.downstreamDirectRemotePort);
     case Op.DirectRemoteAddrNoPort:
-      return v.downstreamDirectRemoteAddress ?? '';
+      return known(v.downstreamDirectRemoteAddress);
     case Op.DirectRemotePort:
-      return str(v.downstreamDirectRemotePort);
+      return v.downstreamDirectRemotePort;
     case Op.LocalAddr:
       return addr(v.downstreamLocalAddress, v.downstreamLocalPort);
     case Op.LocalAddrNoPort:
-      return v.downstreamLocalAddress ?? '';
+      return known(v.downstreamLocalAddress);
     case Op.LocalPort:
-      return str(v.downstreamLocalPort);
+      return v.downstreamLocalPort;
     case Op.UpstreamAddr:
       return addr(v.upstreamRemoteAddress, v.upstreamRemotePort);
     case Op.UpstreamAddrNoPort:
-      return v.upstreamRemoteAddress ?? '';
+      return known(v.upstreamRemoteAddress);
     case Op.UpstreamPort:
-      return str(v.upstreamRemotePort);
+      return v.upstreamRemotePort;
     case Op.UpstreamLocalAddr:
       return addr(v.upstreamLocalAddress, v.upstreamLocalPort);
     case Op.UpstreamLocalAddrNoPort:
-      return v.upstreamLocalAddress ?? '';
+      return known(v.upstreamLocalAddress);
     case Op.UpstreamLocalPort:
-      return str(v.upstreamLocalPort);
+      return v.upstreamLocalPort;
     case Op.UpstreamCluster:
-      return v.upstreamCluster ?? route.cluster;
+      return known(v.upstreamCluster ?? route.cluster);
     case Op.Sni:
-      return v.requestedServerName ?? '';
+      return known(v.requestedServerName);
     case Op.RouteName:
-      return route.routeName;
+      return known(route.routeName);
     case Op.ResponseCode:
-      return resp !== null ? String(resp.status) : String(v.responseCode ?? 0);
+      return resp !== null ? resp.status : (v.responseCode ?? 0);
     case Op.ResponseFlags:
-      return v.responseFlags ?? '';
+      return known(v.responseFlags);
     case Op.ConnectionId:
-      return str(v.connectionId);
+      return v.connectionId;
     case Op.PeerUriSan:
-      return v.downstreamPeerUriSan ?? '';
+      return known(v.downstreamPeerUriSan);
     case Op.LocalUriSan:
-      return v.downstreamLocalUriSan ?? '';
+      return known(v.downstreamLocalUriSan);
     case Op.PeerSubject:
-      return v.downstreamPeerSubject ?? '';
+      return known(v.downstreamPeerSubject);
     case Op.LocalSubject:
-      return v.downstreamLocalSubject ?? '';
+      return known(v.downstreamLocalSubject);
     case Op.TlsVersion:
-      return v.downstreamTlsVersion ?? '';
+      return known(v.downstreamTlsVersion);
     case Op.PeerFingerprint256:
-      return v.downstreamPeerFingerprint256 ?? '';
+      return known(v.downstreamPeerFingerprint256);
+    case Op.Duration:
+      return v.durationMs;
+    case Op.RequestDuration:
+      return v.requestDurationMs;
+    case Op.ResponseDuration:
+      return v.responseDurationMs;
+    case Op.BytesReceived:
+      return v.bytesReceived;
+    case Op.BytesSent:
+      return v.bytesSent;
+    case Op.ResponseCodeDetails:
+      return known(v.responseCodeDetails);
+    case Op.ConnectionTerminationDetails:
+      return known(v.connectionTerminationDetails);
+    case Op.UpstreamTransportFailureReason:
+      return known(v.upstreamTransportFailureReason);
+    case Op.UpstreamRequestAttemptCount:
+      return v.upstreamRequestAttemptCount;
     default:
-      return '';
+      return undefined;
   }
 }
 
-/** A compiled header value template. */
+/** A compiled header value template (or access log format). */
 export class Formatter {
   /** The value when the template has no commands (the common case: no work per request). */
   readonly constant: string | null;
   /** Whether any command reads request or response headers. */
   readonly readsHeaders: boolean;
+  /** What an unknown value prints as: '' in header values, '-' in access logs. */
+  private readonly unknown: string;
 
   constructor(
     readonly source: string,
     private readonly parts: ReadonlyArray<string | Command>,
+    accessLog: boolean | 'omit-empty' = false,
   ) {
     this.constant = parts.length === 0 ? '' : parts.length === 1 && typeof parts[0] === 'string' ? parts[0] : null;
     this.readsHeaders = parts.some((p) => typeof p !== 'string' && (p.op === Op.Req || p.op === Op.Resp));
+    this.unknown = accessLog === true ? '-' : '';
   }
 
   format(req: RequestHead, resp: ResponseHead | null, vars: FormatVars | undefined, route: FormatRoute): string {
@@ -412,10 +481,29 @@ export class Formatter {
         out += p;
         continue;
       }
-      const s = run(p, req, resp, v, route);
+      const x = run(p, req, resp, v, route);
+      if (x === undefined) {
+        out += this.unknown;
+        continue;
+      }
+      const s = typeof x === 'number' ? String(x) : x;
       out += p.maxLen >= 0 && s.length > p.maxLen ? s.slice(0, p.maxLen) : s;
     }
     return out;
+  }
+
+  /**
+   * Envoy's json_format value: a template that is exactly one command gives its typed value (a number stays a
+   * number; unknown is null); any other template is formatted as text.
+   */
+  formatValue(req: RequestHead, resp: ResponseHead | null, vars: FormatVars | undefined, route: FormatRoute): string | number | null {
+    const parts = this.parts;
+    if (parts.length !== 1 || typeof parts[0] === 'string') return this.format(req, resp, vars, route);
+    const p = parts[0]!;
+    const x = run(p, req, resp, vars ?? EMPTY_VARS, route);
+    if (x === undefined) return null;
+    if (typeof x === 'number') return x;
+    return p.maxLen >= 0 && x.length > p.maxLen ? x.slice(0, p.maxLen) : x;
   }
 }
 
@@ -424,12 +512,17 @@ export interface FormatterOptions {
   hostname?: string;
   /** %ENVIRONMENT(X)% (default: process.env). */
   env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * An access log format: the end-of-stream commands are accepted and unknown values print `-` (`'omit-empty'`:
+   * as nothing, Envoy's omit_empty_values).
+   */
+  accessLog?: boolean | 'omit-empty';
 }
 
 const COMMAND_RE = /^%((?:[A-Z]|[0-9]|_)+)(?:\((.*?)\))?(?::([0-9]+))?%/;
 
 /** Parses a header value template (Envoy's SubstitutionFormatParser rules). */
-export function parseFormatter(ctx: CompileContext, field: string, text: string, opts: FormatterOptions): Formatter {
+export function parseFormatter(ctx: Pick<CompileContext, 'fail'>, field: string, text: string, opts: FormatterOptions): Formatter {
   const parts: Array<string | Command> = [];
   let lit = '';
   let pos = 0;
@@ -448,7 +541,7 @@ export function parseFormatter(ctx: CompileContext, field: string, text: string,
     if (lit) parts.push(lit);
     lit = '';
     const m = COMMAND_RE.exec(text.slice(pos));
-    if (!m) ctx.fail(field, `invalid header value ${JSON.stringify(text)}: couldn't find a valid command at position ${pos} (a literal % is written %%)`);
+    if (!m) ctx.fail(field, `invalid ${opts.accessLog ? 'format' : 'header value'} ${JSON.stringify(text)}: couldn't find a valid command at position ${pos} (a literal % is written %%)`);
     const name = m[1]!;
     const arg = m[2] ?? '';
     const maxLen = m[3] !== undefined ? Number(m[3]) : -1;
@@ -456,10 +549,10 @@ export function parseFormatter(ctx: CompileContext, field: string, text: string,
     pos += m[0].length;
   }
   if (lit) parts.push(lit);
-  return new Formatter(text, parts);
+  return new Formatter(text, parts, opts.accessLog ?? false);
 }
 
-function command(ctx: CompileContext, field: string, name: string, arg: string, maxLen: number, opts: FormatterOptions): Command {
+function command(ctx: Pick<CompileContext, 'fail'>, field: string, name: string, arg: string, maxLen: number, opts: FormatterOptions): Command {
   const noArgs = (): void => {
     if (arg !== '' || maxLen >= 0) ctx.fail(field, `%${name}% does not take any parameters or length`);
   };
@@ -493,9 +586,10 @@ function command(ctx: CompileContext, field: string, name: string, arg: string, 
       return new Command(Op.Constant, env[arg] ?? '', PSEUDO_NONE, '', PSEUDO_NONE, maxLen, null);
     }
     default: {
-      const op = SIMPLE[name];
+      const op = SIMPLE[name] ?? (opts.accessLog ? ACCESS_LOG_ONLY[name] : undefined);
       if (op === undefined) {
-        if (KNOWN_UNSUPPORTED.has(name)) ctx.fail(field, `%${name}% is not supported by this proxy`);
+        // Commands known only to access logs (end of stream) are not available in header values.
+        if (KNOWN_UNSUPPORTED.has(name) || ACCESS_LOG_ONLY[name] !== undefined) ctx.fail(field, `%${name}% is not supported by this proxy`);
         ctx.fail(field, `unknown command %${name}%`);
       }
       noArgs();

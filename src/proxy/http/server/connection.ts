@@ -72,6 +72,7 @@ import type { GrpcFrameCounter } from '../../stats/istio/grpc-frames.js';
 import type { Workload } from '../../stats/istio/workload.js';
 import type { UpstreamCluster } from '../route-path/upstream-request.js';
 import type { Host } from '../../upstream/cluster/host.js';
+import type { StreamRecord } from '../../accesslog/record.js';
 
 export interface RequestBodySink {
   onRequestBody(chunk: Buffer): void;
@@ -129,6 +130,8 @@ export interface DownstreamStream {
   readonly upgrade: string;
   /** Set by an HTTP filter (CORS): runs on the response head before it is written (Envoy's encodeHeaders). */
   responseHeadersHook: ResponseHeadersHook | null;
+  /** What the stream did, for access logs and tracing (set by the connection manager; null when it has neither). */
+  record: StreamRecord | null;
   setBodySink(sink: RequestBodySink | null): void;
   pauseRequestBody(): void;
   resumeRequestBody(): void;
@@ -206,6 +209,7 @@ export class H1DownstreamStream implements DownstreamStream {
   onResponseDrain: (() => void) | null = null;
   /** Set by an HTTP filter (CORS): runs on the response head before it is written (Envoy's encodeHeaders). */
   responseHeadersHook: ResponseHeadersHook | null = null;
+  record: StreamRecord | null = null;
   readonly startMs = Date.now();
   readonly debug: boolean;
   private sink: RequestBodySink | null = null;
@@ -280,6 +284,7 @@ export class H1DownstreamStream implements DownstreamStream {
     if (this.responseHeadersHook !== null) this.responseHeadersHook.onResponseHeaders(resp);
     const st = this.conn.stats;
     if (st !== null) st.responseHead(this, resp);
+    if (this.record !== null) this.record.responseHead(resp);
     const h = resp.headers;
     applyServerHeaders(h, this.conn.policy, this.debug, this.flags);
     const closing = !this.tunnel && (this.conn.closeAfterResponse || !this.requestComplete);
@@ -678,6 +683,7 @@ export class H1ServerConnection implements H1RequestHandler {
     if (cur !== null) {
       cur.onDownstreamReset();
       if (this.stats !== null) this.stats.requestEnd(cur);
+      if (cur.record !== null) cur.record.end();
     }
     if (this.stats !== null) this.stats.connectionClose();
     this.onClosed(this);
@@ -695,6 +701,7 @@ export class H1ServerConnection implements H1RequestHandler {
     this.streamArmed = false;
     this.requestArmed = false;
     if (this.stats !== null) this.stats.requestEnd(s);
+    if (s.record !== null) s.record.end();
     if (this.closeAfterResponse || !s.requestComplete || !this.parser.keepAlive) {
       this.closeAfterResponse = true;
       this.endConnection();
@@ -716,6 +723,7 @@ export class H1ServerConnection implements H1RequestHandler {
     this.current = null;
     this.streamArmed = false;
     if (this.stats !== null) this.stats.requestEnd(s);
+    if (s.record !== null) s.record.end();
     this.closeAfterResponse = true;
     this.endConnection();
   }

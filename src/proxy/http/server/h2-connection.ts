@@ -48,6 +48,7 @@ import type { GrpcFrameCounter } from '../../stats/istio/grpc-frames.js';
 import type { Workload } from '../../stats/istio/workload.js';
 import type { UpstreamCluster } from '../route-path/upstream-request.js';
 import type { Host } from '../../upstream/cluster/host.js';
+import type { StreamRecord } from '../../accesslog/record.js';
 import { applyServerHeaders, hasDebugHeader, type DownstreamStream, type RequestBodySink, type ResponseHeadersHook, type ServerHeaderPolicy, type StreamHandler, NO_TIMEOUTS, type ConnectionTimeouts } from './connection.js';
 import { localReplyHeaders } from './local-reply.js';
 
@@ -89,6 +90,7 @@ export class H2DownstreamStream implements DownstreamStream {
   /** HTTP/2 extended CONNECT (RFC 8441) is not supported: never an upgrade. */
   readonly upgrade = '';
   responseHeadersHook: ResponseHeadersHook | null = null;
+  record: StreamRecord | null = null;
   readonly startMs = Date.now();
   readonly debug: boolean;
   status = 0;
@@ -199,6 +201,7 @@ export class H2DownstreamStream implements DownstreamStream {
     if (this.responseHeadersHook !== null) this.responseHeadersHook.onResponseHeaders(resp);
     const st = this.conn.stats;
     if (st !== null) st.responseHead(this, resp);
+    if (this.record !== null) this.record.responseHead(resp);
     const h = resp.headers;
     applyServerHeaders(h, this.conn.policy, this.debug, this.flags);
     const obj: OutgoingHttpHeaders = { ':status': resp.status };
@@ -430,6 +433,7 @@ export class H2ServerConnection {
   onStreamClosed(s: H2DownstreamStream): void {
     this.active--;
     if (this.stats !== null) this.stats.requestEnd(s);
+    if (s.record !== null) s.record.end();
   }
 
   private onClose(): void {

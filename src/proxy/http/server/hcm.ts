@@ -17,6 +17,8 @@
  *   is read per request, so an RDS update applies to the next request and never to one in flight);
  *   no route → 404 NR; redirect / direct response → local answer; unknown cluster → cluster_not_found_response_code
  *   (503) NC; otherwise header mutations, path rewrite, then the upstream request (route-path/upstream-request.ts).
+ * Access logs (`access_log`) and tracing (`tracing`): accesslog/record.ts, tracing/tracer.ts; a stream gets a
+ * record only when the connection manager has either.
  * HTTP filters (filters/registry.ts): `http_filters` compiles into the filters that run before the router, which
  * must be last; an unknown filter is a ConfigError naming `http_filters[i]` unless is_optional (skipped, reported
  * once). Per request, after route selection, each filter's decodeHeaders runs in order (no route: they run with no
@@ -60,6 +62,8 @@ import type { HttpConnStats } from '../../stats/request-stats.js';
 import type { IstioHttpStats } from '../../stats/istio/http.js';
 import { peerOf } from '../../tls/peer.js';
 import { applyXfcc, compileXfcc, type XfccPolicy } from '../../tls/xfcc.js';
+import { compileHttpTelemetry, type HttpTelemetry } from '../../accesslog/record.js';
+import type { TracingContext } from '../../tracing/tracer.js';
 
 /** Where the connection manager finds its routes: a fixed (inline) configuration or the latest RDS version. */
 export interface RouteSource {
@@ -83,6 +87,11 @@ export interface HcmContext {
    * once while it is compiled (the caller removes them when compiling fails). Absent: no stats are kept.
    */
   httpStats?(statPrefix: string): HttpConnStats;
+  /**
+   * What access logs and tracing need besides the HCM's own fields (accesslog/record.ts): the listener's traffic
+   * direction, the proxy's node, collector clusters. Absent: spans describe an unnamed node.
+   */
+  telemetry?: Omit<TracingContext, 'listener' | 'field'>;
 }
 
 /**
@@ -113,6 +122,8 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
   mergeSlashes = false;
   /** forward_client_cert_details / set_current_client_cert_details (null: SANITIZE, Envoy's default). */
   xfcc: XfccPolicy | null = null;
+  /** Access logs and tracing (null: neither, nothing is recorded per request). */
+  telemetry: HttpTelemetry | null = null;
 
   constructor(
     private readonly routes: RouteSource,
@@ -152,7 +163,9 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
     }
     if (this.istio !== null) this.istio.onRequest(stream);
     if (this.normalizePath || this.mergeSlashes) head.path = normalizeRequestPath(head.path, this.normalizePath, this.mergeSlashes);
+    if (this.telemetry !== null) stream.record = this.telemetry.begin(stream);
     const d = this.routes.current?.route(head);
+    if (stream.record !== null) stream.record.route = d;
     if (this.filters.length === 0 || this.runFilters(stream, d, 0)) this.route(stream, d, null);
   }
 
@@ -218,7 +231,7 @@ export class HttpConnectionManagerImpl implements HttpServerConfig, FilterChainC
       refuseUpgrade(stream);
       return;
     }
-    const vars = d.needsFormatVars ? new StreamVars(stream, this.useRemoteAddress) : undefined;
+    const vars = stream.record ?? (d.needsFormatVars ? new StreamVars(stream, this.useRemoteAddress) : undefined);
     applyRequestHeaders(d, head, vars);
     rewritePath(d, head, true);
     const rr = new RouterRequest(stream, d, cluster);
@@ -270,6 +283,12 @@ function setFirst(h: string[], lower: string, value: string): void {
     }
   }
 }
+
+const NO_TELEMETRY_CONTEXT: Omit<TracingContext, 'listener' | 'field'> = {
+  direction: 'UNSPECIFIED',
+  local: { nodeId: '', cluster: '', zone: '' },
+  collectorHost: () => undefined,
+};
 
 /** The name Weft writes in the `server` header unless server_name says otherwise. */
 export const DEFAULT_SERVER_NAME = 'weft';
@@ -378,5 +397,6 @@ export function compileHcm(p: HttpConnectionManager, ctx: HcmContext): HttpConne
   hcm.normalizePath = p.normalizePath === true;
   hcm.mergeSlashes = p.mergeSlashes;
   hcm.xfcc = compileXfcc(p);
+  hcm.telemetry = compileHttpTelemetry(p, { ...(ctx.telemetry ?? NO_TELEMETRY_CONTEXT), listener: ctx.listener, field: ctx.field });
   return hcm;
 }
