@@ -21,6 +21,7 @@
  * Stats (`proxy.stats`): Envoy's names — `cluster.<name>.*`, `http.<stat_prefix>.*`, `listener.<address>.*`,
  * `tcp.<stat_prefix>.*` (see config/xds-config.ts and stats/request-stats.ts); histogram intervals flush every 5 s.
  */
+import { SecretManager, type IdentitySource } from './tls/secrets.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { durationFromMs } from '@bufbuild/protobuf/wkt';
 import { AdsClient, type AdsLogger, type NodeInit } from '../xds/client/index.js';
@@ -60,6 +61,8 @@ export interface ProxyOptions {
    */
   dns?: { port: number; bind?: string; upstreams?: string[] };
   logger?: AdsLogger & ConfigLogger & Partial<LevelledLogger>;
+  /** The workload certificate (SDS `default` and `ROOTCA`); without it only inline TLS certificates work. */
+  identity?: IdentitySource;
 }
 
 type State = 'PRE_INITIALIZING' | 'LIVE' | 'DRAINING';
@@ -88,7 +91,7 @@ export class Proxy {
   constructor(private readonly opts: ProxyOptions) {
     this.client = new AdsClient({ server: opts.xds, node: opts.node, protocol: opts.protocol ?? 'auto', logger: opts.logger });
     this.listeners = new ListenerManager(opts.drainTimeoutMs ?? 5000);
-    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats });
+    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats, secrets: new SecretManager(opts.identity) });
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.ready = this.client.synced(opts.dns ? [...FULL_CONFIG, NAME_TABLE_TYPE_URL] : FULL_CONFIG).then(() => {
       if (this.state === 'PRE_INITIALIZING') this.state = 'LIVE';

@@ -22,6 +22,7 @@
  * `--concurrency N` (Envoy's worker count; default 1 = one process, as before): N worker processes share the
  * listeners and the primary serves the health, admin and stats ports for all of them (src/proxy/workers.ts).
  */
+import { CERT_CHAIN_FILE, FileIdentity, KEY_FILE, ROOT_CERT_FILE } from '../../proxy/tls/file-identity.js';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import type { JsonObject } from '@bufbuild/protobuf';
@@ -56,6 +57,8 @@ export interface ProxyCliOptions {
   mode?: 'explicit' | 'transparent';
   /** Transparent mode: the DNS proxy's port on 127.0.0.1 (Istio's 15053). */
   dnsPort?: number;
+  /** A directory with cert-chain.pem, key.pem and root-cert.pem: the workload certificate (Istio's file-mounted certs). */
+  certDir?: string;
 }
 
 export interface WorkloadPort {
@@ -116,7 +119,7 @@ function secondsArg(v: string): number {
 
 /** The node metadata `weft proxy` announces. */
 export function proxyMetadata(
-  o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort' | 'mode'> & { upstream?: UpstreamPort[] },
+  o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort' | 'mode' | 'certDir'> & { upstream?: UpstreamPort[]; identity?: boolean },
 ): JsonObject {
   const md: JsonObject = {
     NAMESPACE: o.namespace,
@@ -129,6 +132,8 @@ export function proxyMetadata(
   };
   if (o.workloadPort.length) md.WEFT_INBOUND = o.workloadPort.map((w) => ({ ...w }) as JsonObject);
   if (o.upstream?.length) md.WEFT_UPSTREAMS = o.upstream.map((u) => ({ host: u.host, port: u.port, localPort: u.localPort }));
+  // The proxy has a workload certificate: the control plane may send it mTLS configuration.
+  if (o.identity || o.certDir) md.WEFT_WORKLOAD_IDENTITY = 'true';
   return md;
 }
 
@@ -166,7 +171,17 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
   // A worker: the primary serves health, admin and stats; this process answers its admin requests over IPC
   // (its own admin interface listens on a port shared by the workers that nobody is told about).
   if (worker) out = () => undefined;
+  let identity: FileIdentity | undefined;
+  if (opts.certDir) {
+    try {
+      identity = await FileIdentity.open(opts.certDir);
+    } catch (e) {
+      err(`weft proxy: --cert-dir ${opts.certDir}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? `missing ${CERT_CHAIN_FILE}, ${KEY_FILE} or ${ROOT_CERT_FILE}` : (e as Error).message}\n`);
+      return 1;
+    }
+  }
   const proxy = new Proxy({
+    identity,
     xds: opts.xds,
     node: {
       id: opts.id,
@@ -189,6 +204,7 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
     const er = e as NodeJS.ErrnoException;
     err(`weft proxy: cannot start: ${er.code === 'EADDRINUSE' ? `address already in use (${er.message})` : er.message}\n`);
     await proxy.shutdown().catch(() => undefined);
+    identity?.close();
     return 1;
   }
   out(banner(opts, { health: proxy.healthPort, admin: proxy.adminPort, stats: proxy.statsPort, dns: proxy.dns?.port }));
@@ -220,6 +236,7 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
     process.on('SIGTERM', onSignal);
     if (worker) serveWorker({ admin: () => proxy.adminServer, listeners: () => proxy.listeners.names(), ready: proxy.ready, closed: proxy.closed, shutdown: () => stop('primary') });
     void proxy.closed.then(() => {
+      identity?.close();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       logger.info({}, 'stopped');
@@ -251,6 +268,7 @@ export function register(program: Command): void {
     .addOption(new Option('--xds-protocol <protocol>', 'xDS variant').choices(['auto', 'delta', 'sotw']).default('auto'))
     .addOption(new Option('--log-level <level>', 'log level').choices([...LOG_LEVELS]).default('info'))
     .option('--concurrency <n>', 'worker processes sharing the listeners (Envoy --concurrency)', concurrencyArg, 1)
+    .option('--cert-dir <dir>', `workload certificate files (${CERT_CHAIN_FILE}, ${KEY_FILE}, ${ROOT_CERT_FILE}; reloaded when they change): enables mesh mTLS`)
     .action(async (opts: ProxyCliOptions) => {
       process.exitCode = await runProxy(
         opts,

@@ -12,7 +12,8 @@
  * - `inbound|<port>` per WEFT_INBOUND entry on <WEFT_INBOUND_BIND>:<port>: HTTP ports get an HCM with an inline
  *   route to `inbound|<targetPort>||`, TCP-like ports a tcp_proxy to it, and ports of unknown protocol are sniffed
  *   with the HTTP inspector (HTTP/1.x and h2c go to the HCM, everything else to the tcp_proxy), as Istio's
- *   inbound protocol detection does.
+ *   inbound protocol detection does. PeerAuthentication turns them into mTLS chains (security/mtls.ts): STRICT
+ *   TLS only, PERMISSIVE TLS and plaintext told apart by the TLS inspector, DISABLE plaintext.
  *
  * HTTP connection managers follow Istio's sidecar settings: codec AUTO, `use_remote_address` false, path
  * normalization on (Istio's default BASE normalization), escaped slashes kept, websocket upgrades, no stream
@@ -69,6 +70,7 @@ import type { TranslationCache } from './cache.js';
 import type { TranslateError } from './index.js';
 import { baseService } from './scope.js';
 import { inboundClusterName, outboundClusterName, OUTBOUND_LISTENER } from './names.js';
+import { applyInboundMtls, inboundMtlsMode, type EffectiveMtlsMode } from './security/mtls.js';
 import { inboundRouteConfig, proxyRoutes, tablesFor, usesFault } from './route.js';
 import type { GrpcTarget, RoutingScope } from './route.js';
 import { hostAliases } from './route/domains.js';
@@ -301,6 +303,11 @@ class ListenerBuilder {
     });
   }
 
+  /** The mTLS mode of an inbound port (security/mtls.ts; see inboundMtlsMode). */
+  private inboundMtls(i: InboundPort): EffectiveMtlsMode {
+    return inboundMtlsMode(this.input.model, this.input.proxy, i, (m) => this.error(`inbound|${i.port}`, m));
+  }
+
   /** A listener that depends on nothing but its key, from the cache when there is one. */
   private shared(key: string, build: () => Listener): Listener {
     const cache = this.cache;
@@ -326,8 +333,10 @@ class ListenerBuilder {
         out.push(l);
       }
     }
+    const td = this.input.model.mesh.trustDomain;
     for (const i of p.inbound) {
-      const l = this.guard(`inbound|${i.port}`, () => this.shared(`inbound|${i.port}|${i.targetPort}|${i.protocol}|${p.inboundBind}`, () => inboundListener(i, p.inboundBind)));
+      const mode = this.inboundMtls(i);
+      const l = this.guard(`inbound|${i.port}`, () => this.shared(`inbound|${i.port}|${i.targetPort}|${i.protocol}|${p.inboundBind}|${mode}|${td}`, () => applyInboundMtls(inboundListener(i, p.inboundBind), mode, td)));
       if (l) out.push(l);
     }
     return out;
