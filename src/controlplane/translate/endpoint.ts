@@ -123,15 +123,18 @@ function canonical(labels: Record<string, string>, workload: string): [string, s
 /** The PeerAuthentications that decide whether an endpoint takes mTLS (a DISABLE endpoint loses tlsMode: istio). */
 type MtlsPolicies = Pick<MeshModel, 'mesh' | 'peerAuthentications'>;
 
-function lbEndpoint(ep: Endpoint, policies?: MtlsPolicies): LbEndpoint {
+/** Whether an endpoint carries `tlsMode: istio`: it has a sidecar and its port's mTLS is not DISABLE (Istio). */
+function meshTls(ep: Endpoint, policies: MtlsPolicies | undefined): boolean {
+  return ep.tlsMode === 'istio' && (policies === undefined || mtlsMode(policies, ep.namespace, ep.labels, ep.port) !== 'DISABLE');
+}
+
+function lbEndpoint(ep: Endpoint, tls: boolean): LbEndpoint {
   const [cname, crev] = canonical(ep.labels, ep.workload);
   const filterMetadata: { [k: string]: JsonObject } = {
     istio: { workload: `${ep.workload};${ep.namespace};${cname};${crev};${CLUSTER_ID}` },
   };
   // Istio: an endpoint whose workload has mTLS DISABLE on that port gets no tlsMode, so auto mTLS sends plaintext.
-  if (ep.tlsMode === 'istio' && (policies === undefined || mtlsMode(policies, ep.namespace, ep.labels, ep.port) !== 'DISABLE')) {
-    filterMetadata['envoy.transport_socket_match'] = { tlsMode: 'istio' };
-  }
+  if (tls) filterMetadata['envoy.transport_socket_match'] = { tlsMode: 'istio' };
   return create(LbEndpointSchema, {
     hostIdentifier: {
       case: 'endpoint',
@@ -144,10 +147,13 @@ function lbEndpoint(ep: Endpoint, policies?: MtlsPolicies): LbEndpoint {
 }
 
 function sharedLbEndpoint(ep: Endpoint, cache: TranslationCache, policies?: MtlsPolicies): LbEndpoint {
-  let e = cache.lbEndpoints.get(ep);
+  const tls = meshTls(ep, policies);
+  // Registry endpoints outlive model changes: the mTLS decision (which follows PeerAuthentications) picks the map.
+  const m = tls || ep.tlsMode !== 'istio' ? cache.lbEndpoints : cache.lbEndpointsNoMtls;
+  let e = m.get(ep);
   if (!e) {
-    e = lbEndpoint(ep, policies);
-    cache.lbEndpoints.set(ep, e);
+    e = lbEndpoint(ep, tls);
+    m.set(ep, e);
   }
   return e;
 }
@@ -172,7 +178,7 @@ export function localityGroups(eps: readonly Endpoint[], cache?: TranslationCach
   }
   return [...byLocality.keys()].sort().map((k) => {
     const members = byLocality.get(k)!;
-    const lbEndpoints = cache ? members.map((ep) => sharedLbEndpoint(ep, cache, policies)) : members.map((ep) => lbEndpoint(ep, policies));
+    const lbEndpoints = cache ? members.map((ep) => sharedLbEndpoint(ep, cache, policies)) : members.map((ep) => lbEndpoint(ep, meshTls(ep, policies)));
     let weight = 0;
     for (const e of lbEndpoints) weight = Math.min(weight + (e.loadBalancingWeight ?? 0), 0xffffffff);
     const group = create(LocalityLbEndpointsSchema, { lbEndpoints, loadBalancingWeight: weight });
