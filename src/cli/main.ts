@@ -10,6 +10,7 @@ import { Command, CommanderError } from 'commander';
 const COMMANDS: Array<[names: string[], load: () => Promise<(program: Command) => void>]> = [
   [['analyze'], async () => (await import('./commands/analyze.js')).registerAnalyzeCommand],
   [['control-plane'], async () => (await import('./commands/control-plane.js')).register],
+  [['token'], async () => (await import('./commands/token.js')).register],
   [['proxy-status', 'ps'], async () => (await import('./commands/proxy-status.js')).register],
   [['proxy-config', 'pc'], async () => (await import('./commands/proxy-config.js')).register],
   [['grpc-bootstrap'], async () => (await import('./commands/grpc-bootstrap.js')).register],

@@ -26,6 +26,9 @@
  *   assignments, routes, whole stage outputs) and encodes each once, so identical resources are one packed
  *   object in every snapshot; it is valid for one translation model and registry service list.
  * - A proxy that connects gets its snapshot immediately (no debounce).
+ * - Security (`security` option; docs/security.md): a CA (ca/), the TLS xDS port (ads/tls-port.ts: the CSR
+ *   service and ADS over mTLS) and the trust bundle as the SDS Secret `ROOTCA` in every snapshot; a change of the
+ *   CA files is a `secret` push. The plaintext port binds loopback by default and can be switched off.
  * - A translation error drops the resource concerned; it is logged, counted and shown in /debug/syncz, and
  *   everything else is pushed.
  */
@@ -66,6 +69,12 @@ import {
   UpdateFailureStateSchema,
 } from '../xds/gen/envoy/admin/v3/config_dump_shared_pb.js';
 import { AdsServer } from './ads/server.js';
+import { TlsXdsPort } from './ads/tls-port.js';
+import { CaSource } from './ca/watch.js';
+import type { CertificateAuthority } from './ca/ca.js';
+import { loadOrCreateTokenKey, WeftTokenVerifier } from './ca/token.js';
+import type { TokenVerifier } from './ca/token.js';
+import { rootCaSecret, ROOTCA_SECRET } from './ca/secret.js';
 import { SnapshotCache, syncState } from './cache/cache.js';
 import type { SyncState, TypeStatus } from './cache/cache.js';
 import { derivationOf, Snapshot } from './cache/snapshot.js';
@@ -133,6 +142,33 @@ export interface ControlPlaneOptions {
   expiryIntervalMs?: number;
   /** Bound of the bytes of ADS responses written and not yet sent (default 128 MiB; see SendBudget). */
   sendBudgetBytes?: number;
+  /** Serve plaintext ADS on `xdsPort` (default true; `--xds-plaintext=false` switches it off). */
+  xdsPlaintext?: boolean;
+  /** Address the plaintext ADS port binds to (default 127.0.0.1: it authenticates nobody, so loopback only). */
+  xdsPlaintextBind?: string;
+  /** The CA, workload tokens and the TLS xDS port; undefined = none of them (plaintext ADS only). */
+  security?: SecurityOptions;
+}
+
+/** The control plane's security setup (docs/security.md). */
+export interface SecurityOptions {
+  /** The CA directory in Istio's cacerts layout (ca/ca.ts). */
+  caDir: string;
+  /** Create a self-signed root in caDir on first start (default true); false for a plugged-in cacerts directory. */
+  createCa?: boolean;
+  /** The Weft token key (created on first use); ignored when `tokenVerifier` is given. */
+  tokenKeyPath?: string;
+  /** Verifies bearer tokens on the CSR service (default: Weft tokens signed with the key at tokenKeyPath). */
+  tokenVerifier?: TokenVerifier;
+  /** TLS xDS port: CSR service + ADS over mTLS (default 15012, istiod's); 0 picks a free port. */
+  xdsTlsPort?: number;
+  /** Default workload certificate TTL (default 24 h) and the longest a caller may ask for (default 90 days). */
+  workloadTtlMs?: number;
+  maxWorkloadTtlMs?: number;
+  /** How often the CA files are checked for changes (default 1000 ms; 0 = never). */
+  caPollMs?: number;
+  /** More DNS names / IPs for the control plane's serving certificate. */
+  serverNames?: readonly string[];
 }
 
 /** The state of one xDS type of one proxy, as /debug/syncz reports it. */
@@ -323,6 +359,8 @@ export class ControlPlane extends EventEmitter {
    */
   private readonly defaultTranslator: boolean;
   private readonly debouncer: PushDebouncer;
+  private readonly plaintext: { enabled: boolean; bind: string };
+  private readonly securityOpts: SecurityOptions | undefined;
 
   private currentModel: MeshModel = emptyModel();
   /**
@@ -360,6 +398,12 @@ export class ControlPlane extends EventEmitter {
 
   private httpServer?: HttpServer;
   private xdsBound?: number;
+  private xdsTlsBound?: number;
+  private serving = false;
+  private caSource?: CaSource;
+  private tlsPort?: TlsXdsPort;
+  /** The SDS map every snapshot carries: the trust bundle `ROOTCA` (empty without a CA). */
+  private secrets: ResourceMap = new Map();
   private httpBound?: number;
   private expiryTimer?: NodeJS.Timeout;
   private started = false;
@@ -378,6 +422,9 @@ export class ControlPlane extends EventEmitter {
       debounceMaxMs: opts.debounceMaxMs ?? 10_000,
       expiryIntervalMs: opts.expiryIntervalMs ?? 1000,
     };
+    this.plaintext = { enabled: opts.xdsPlaintext !== false, bind: opts.xdsPlaintextBind ?? '127.0.0.1' };
+    this.securityOpts = opts.security;
+    if (!this.plaintext.enabled && !opts.security) throw new Error('the plaintext xDS port is off and no TLS xDS port is configured (security): proxies could not connect');
     this.translateFn = opts.translate ?? translateProxy;
     this.defaultTranslator = !opts.translate && !opts.endpoints;
     const translate = this.translateFn;
@@ -472,13 +519,81 @@ export class ControlPlane extends EventEmitter {
     await this.listenHttp();
     await this.source.start();
     this.configLoaded = true;
-    this.xdsBound = await this.ads.listen(this.opts.bind, this.opts.xdsPort);
+    const sec = this.securityOpts;
+    if (sec) await this.startSecurity(sec);
+    if (this.plaintext.enabled) this.xdsBound = await this.ads.listen(this.plaintext.bind, this.opts.xdsPort);
+    this.serving = true;
     this.expiryTimer = setInterval(() => this.expire(), this.opts.expiryIntervalMs);
     this.isReady = !this.closed;
     this.logger.info(
-      { xds: `${this.opts.bind}:${this.xdsBound}`, http: `${this.opts.bind}:${this.httpBound}`, services: this.registry.services().length, configRevision: this.configRevision, version: this.version },
+      {
+        xds: this.xdsBound !== undefined ? `${this.plaintext.bind}:${this.xdsBound}` : 'off',
+        xdsTls: this.xdsTlsBound !== undefined ? `${this.opts.bind}:${this.xdsTlsBound}` : 'off',
+        http: `${this.opts.bind}:${this.httpBound}`,
+        services: this.registry.services().length,
+        configRevision: this.configRevision,
+        version: this.version,
+      },
       'control plane ready',
     );
+  }
+
+  /** The CA, the ROOTCA secret and the TLS xDS port. */
+  private async startSecurity(sec: SecurityOptions): Promise<void> {
+    const trustDomain = () => this.currentModel.mesh.trustDomain;
+    const caSource = new CaSource({
+      dir: sec.caDir,
+      create: sec.createCa !== false,
+      pollMs: sec.caPollMs ?? 1000,
+      trustDomain: trustDomain(),
+      workloadTtlMs: sec.workloadTtlMs,
+      maxWorkloadTtlMs: sec.maxWorkloadTtlMs,
+      logger: this.logger,
+    });
+    this.caSource = caSource;
+    const ca = await caSource.start();
+    this.setTrustBundle(ca);
+    let verifier = sec.tokenVerifier;
+    if (!verifier) {
+      if (!sec.tokenKeyPath) throw new Error('security: tokenKeyPath or tokenVerifier is required');
+      verifier = new WeftTokenVerifier(await loadOrCreateTokenKey(sec.tokenKeyPath));
+    }
+    const m = this.metrics;
+    const port = new TlsXdsPort({
+      ads: this.ads,
+      bind: this.opts.bind,
+      domain: this.opts.domain,
+      extraNames: sec.serverNames,
+      ca: () => caSource.ca,
+      trustDomain,
+      verifier,
+      logger: this.logger,
+      onResult: (r) => {
+        m.csrCount.inc();
+        if (r === 'issued') m.certIssued.inc();
+        else if (r === 'authentication_failure') m.csrAuthFailures.inc();
+        else if (r === 'sign_error') m.csrSignErrors.inc();
+      },
+    });
+    this.tlsPort = port;
+    this.xdsTlsBound = await port.listen(sec.xdsTlsPort ?? 15012);
+    caSource.onChange((next) => {
+      this.setTrustBundle(next);
+      port.refresh(next).catch((e: unknown) => this.logger.error({ err: (e as Error)?.message ?? String(e) }, 'cannot issue the control plane serving certificate with the new CA'));
+      this.debouncer.enqueue(pushRequest('secret', { full: true }));
+    });
+  }
+
+  /** The ROOTCA secret every snapshot carries from now on (a push sends it). */
+  private setTrustBundle(ca: CertificateAuthority): void {
+    const r = rootCaSecret(ca.rootPem);
+    this.secrets = new Map([[ROOTCA_SECRET, r]]);
+    this.metrics.rootCertExpiry.set(undefined, Math.round(ca.caNotAfter.getTime() / 1000));
+  }
+
+  /** The CA in force (undefined without `security`). */
+  get ca(): CertificateAuthority | undefined {
+    return this.caSource?.ca;
   }
 
   /** Stops everything: no timers, watchers, sockets or streams are left. */
@@ -489,8 +604,10 @@ export class ControlPlane extends EventEmitter {
     this.debouncer.close();
     if (this.expiryTimer) clearInterval(this.expiryTimer);
     this.expiryTimer = undefined;
+    this.caSource?.close();
     await this.source.close();
     await this.ads.close();
+    await this.tlsPort?.close();
     const server = this.httpServer;
     if (server) {
       await new Promise<void>((resolve) => {
@@ -510,9 +627,19 @@ export class ControlPlane extends EventEmitter {
     return this.configLoaded;
   }
 
-  /** Bound ADS port (after start). */
+  /** Bound plaintext ADS port (after start; undefined when the plaintext port is off). */
   get xdsPort(): number | undefined {
     return this.xdsBound;
+  }
+
+  /** Bound TLS xDS port (CSR service + ADS over mTLS; after start, with `security`). */
+  get xdsTlsPort(): number | undefined {
+    return this.xdsTlsBound;
+  }
+
+  /** Address the plaintext ADS port binds to. */
+  get xdsPlaintextBind(): string {
+    return this.plaintext.bind;
   }
 
   /** Bound HTTP port (after listenHttp/start). */
@@ -563,7 +690,7 @@ export class ControlPlane extends EventEmitter {
     const workloadsOnly = changed.every((r) => isKind(r, 'WorkloadEntry'));
     const endpointsOnly = changed.every((r) => isKind(r, 'WorkloadEntry') || isKind(r, 'ServiceEntry'));
     const reg = this.rebuild(change, workloadsOnly);
-    if (!reg || this.xdsBound === undefined || changed.length === 0) return;
+    if (!reg || !this.serving || changed.length === 0) return;
     if (endpointsOnly && !reg.services) {
       if (reg.endpointHosts.size > 0) this.debouncer.enqueue(pushRequest('endpoint', { full: false, hosts: reg.endpointHosts }));
       return;
@@ -821,6 +948,7 @@ export class ControlPlane extends EventEmitter {
       [TypeUrl.Listener, encode(TypeUrl.Listener, ListenerSchema, res.listeners, (l) => l.name)],
       [TypeUrl.RouteConfiguration, encode(TypeUrl.RouteConfiguration, RouteConfigurationSchema, res.routes, (r) => r.name)],
       [NAME_TABLE_TYPE_URL, encode(NAME_TABLE_TYPE_URL, NameTableSchema, res.nameTables ?? [], (t) => t.name)],
+      [TypeUrl.Secret, this.secrets],
     ]);
     for (const e of errors) this.metrics.translationErrors.inc({ type: metricType(e.typeUrl) });
     return { snapshot, errors };

@@ -244,6 +244,11 @@ export class ControlPlaneMetrics {
   readonly configSize = this.registry.add(new Histogram('pilot_xds_config_size_bytes', 'Distribution of configuration sizes pushed to clients.', SIZE_BUCKETS));
   readonly configErrors = this.registry.add(new Gauge('weft_config_errors', 'Error diagnostics of the configuration currently in effect, by kind.'));
   readonly configErrorsTotal = this.registry.add(new Counter('weft_config_errors_total', 'Error diagnostics reported by config loading and validation, each counted when it first appears.'));
+  readonly csrCount = this.registry.add(new Counter('citadel_server_csr_count', 'The number of certificate signing requests received by the CA.'));
+  readonly certIssued = this.registry.add(new Counter('citadel_server_success_cert_issuance_count', 'The number of certificates issued by the CA.'));
+  readonly csrAuthFailures = this.registry.add(new Counter('citadel_server_authentication_failure_count', 'The number of certificate signing requests refused because the caller could not be authenticated.'));
+  readonly csrSignErrors = this.registry.add(new Counter('citadel_server_csr_sign_err_count', 'The number of errors while signing certificate requests.'));
+  readonly rootCertExpiry = this.registry.add(new Gauge('citadel_server_root_cert_expiry_timestamp', 'The unix timestamp, in seconds, when the CA signing certificate expires.'));
   readonly translationErrors = this.registry.add(new Counter('weft_xds_translation_errors_total', 'xDS resources dropped because their translation failed, by type.'));
   readonly cpuSeconds = this.registry.add(new Counter('process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.')).collect(() => {
     const u = process.cpuUsage();

@@ -21,7 +21,9 @@ export type PushReason =
   /** A workload registered, deregistered, or changed health over the registration API. */
   | 'registration'
   /** A proxy connected and was given its configuration (never debounced). */
-  | 'proxyrequest';
+  | 'proxyrequest'
+  /** The trust bundle changed (the CA files were replaced): every proxy gets the new ROOTCA secret. */
+  | 'secret';
 
 export interface PushRequest {
   /** Regenerate everything for every connected proxy; otherwise only EDS for `endpointHosts`. */

@@ -21,8 +21,9 @@
  * Stats (`proxy.stats`): Envoy's names — `cluster.<name>.*`, `http.<stat_prefix>.*`, `listener.<address>.*`,
  * `tcp.<stat_prefix>.*` (see config/xds-config.ts and stats/request-stats.ts); histogram intervals flush every 5 s.
  */
-import { SecretManager, type IdentitySource } from './tls/secrets.js';
+import { SecretManager } from './tls/secrets.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ChannelCredentials } from '@grpc/grpc-js';
 import { durationFromMs } from '@bufbuild/protobuf/wkt';
 import { AdsClient, type AdsLogger, type NodeInit } from '../xds/client/index.js';
 import { TypeUrl } from '../xds/index.js';
@@ -34,6 +35,7 @@ import { StatsStore } from './stats/store.js';
 import { DnsProxy } from './dns/server.js';
 import { NAME_TABLE_RESOURCE, NAME_TABLE_TYPE_URL } from '../xds/name-table.js';
 import type { NameTable } from '../xds/name-table.js';
+import type { WorkloadIdentity } from './tls/identity/index.js';
 
 export interface ProxyOptions {
   /** `host:port` of the xDS (ADS) server. */
@@ -61,8 +63,13 @@ export interface ProxyOptions {
    */
   dns?: { port: number; bind?: string; upstreams?: string[] };
   logger?: AdsLogger & ConfigLogger & Partial<LevelledLogger>;
-  /** The workload certificate (SDS `default` and `ROOTCA`); without it only inline TLS certificates work. */
-  identity?: IdentitySource;
+  /**
+   * The workload identity (tls/identity): certificate, key and trust bundle. Closed with the proxy when it has
+   * a `close` method.
+   */
+  identity?: WorkloadIdentity & { close?(): void };
+  /** gRPC credentials of the xDS channel (mTLS with the identity); default plaintext. */
+  xdsCredentials?: ChannelCredentials;
 }
 
 type State = 'PRE_INITIALIZING' | 'LIVE' | 'DRAINING';
@@ -74,6 +81,8 @@ export class Proxy {
   readonly listeners: ListenerManager;
   readonly config: XdsConfig;
   readonly stats = new StatsStore();
+  /** The workload identity, when the proxy has one (mTLS). */
+  readonly identity: WorkloadIdentity | undefined;
   /** Resolves once the first full config is applied. */
   readonly ready: Promise<void>;
   /** Resolves when the proxy has shut down (after `shutdown()` or `POST /quitquitquit`). */
@@ -89,7 +98,8 @@ export class Proxy {
   private shuttingDown?: Promise<void>;
 
   constructor(private readonly opts: ProxyOptions) {
-    this.client = new AdsClient({ server: opts.xds, node: opts.node, protocol: opts.protocol ?? 'auto', logger: opts.logger });
+    this.client = new AdsClient({ server: opts.xds, node: opts.node, protocol: opts.protocol ?? 'auto', logger: opts.logger, ...(opts.xdsCredentials ? { credentials: opts.xdsCredentials } : {}) });
+    this.identity = opts.identity;
     this.listeners = new ListenerManager(opts.drainTimeoutMs ?? 5000);
     this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats, secrets: new SecretManager(opts.identity) });
     this.closed = new Promise((r) => (this.resolveClosed = r));
@@ -180,6 +190,7 @@ export class Proxy {
       await this.listeners.close();
       this.config.close();
       await this.client.close();
+      this.opts.identity?.close?.();
       this.stopFlush?.();
       await Promise.all([closeServer(this.health), this.admin?.close(), this.statsServer?.close(), this.dns?.close()]);
       this.resolveClosed();

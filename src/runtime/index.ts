@@ -22,6 +22,7 @@ import { pino } from 'pino';
 import type { LocalWorkload } from '../api/model.js';
 import { formatText } from '../analyze/format.js';
 import { ControlPlane } from '../controlplane/controlplane.js';
+import { loadOrCreateTokenKey, TokenIssuer, tokenKeyPath } from '../controlplane/ca/token.js';
 import { liveRuntime, removeRuntimeFile, RuntimeAlreadyRunningError, serveApi, serverPort, writeRuntimeFile } from './api.js';
 import { logsDir } from './logs.js';
 import { PortAllocator } from './ports.js';
@@ -65,6 +66,12 @@ function processesFile(stateDir: string): string {
   return resolvePath(stateDir, 'processes.json');
 }
 
+/**
+ * How long a sidecar's bootstrap token is valid: it is minted before each sidecar start and only needed for the
+ * first certificate (renewals authenticate with the certificate).
+ */
+const SIDECAR_TOKEN_TTL_MS = 3600_000;
+
 /** `node` and `bin/weft.js` of this installation (dist/src/runtime → the package root). */
 const WEFT_BIN = fileURLToPath(new URL('../../../bin/weft.js', import.meta.url));
 
@@ -95,6 +102,7 @@ class LocalRuntime implements Runtime {
   constructor(
     readonly opts: RuntimeOptions & { stateDir: string },
     readonly cp: ControlPlane,
+    tokens: TokenIssuer,
   ) {
     this.controlPlane = { xdsPort: cp.xdsPort!, httpPort: cp.httpPort! };
     this.ctx = {
@@ -104,6 +112,11 @@ class LocalRuntime implements Runtime {
       ports: new PortAllocator(),
       processes: new ProcessTable(processesFile(opts.stateDir)),
       weftCommand: [process.execPath, WEFT_BIN],
+      identity: {
+        caAddr: `127.0.0.1:${cp.xdsTlsPort}`,
+        caRootFile: resolvePath(opts.stateDir, 'ca', 'root-cert.pem'),
+        mintToken: (namespace, serviceAccount) => tokens.create({ namespace, serviceAccount }, SIDECAR_TOKEN_TTL_MS),
+      },
       baseDir: process.cwd(),
       event: (kind, workload, message) => this.event({ kind, workload, message }),
     };
@@ -281,15 +294,20 @@ export async function startRuntime(opts: RuntimeOptions): Promise<Runtime> {
     { level: 'info', base: { component: 'control-plane' }, timestamp: pino.stdTimeFunctions.isoTime },
     pino.destination({ dest: resolvePath(logsDir(stateDir), 'control-plane.log'), sync: true, mkdir: true }),
   );
-  const cp = new ControlPlane({ configPaths, xdsPort: 0, httpPort: 0, bind: '127.0.0.1', logger });
+  // The CA (self-signed root, created on first start) and the token key live in <state dir>/ca, as for
+  // `weft control-plane --state-dir`; every sidecar gets a certificate and takes its xDS over mTLS.
+  const keyPath = tokenKeyPath(stateDir);
+  const cp = new ControlPlane({ configPaths, xdsPort: 0, httpPort: 0, bind: '127.0.0.1', logger, security: { caDir: resolvePath(stateDir, 'ca'), tokenKeyPath: keyPath, xdsTlsPort: 0 } });
+  let tokens: TokenIssuer;
   try {
     await cp.start();
+    tokens = new TokenIssuer(await loadOrCreateTokenKey(keyPath));
   } catch (e) {
     await cp.close().catch(() => undefined);
     throw new Error(`the control plane cannot start: ${(e as Error).message}`);
   }
-  const rt = new LocalRuntime({ ...opts, configPaths, stateDir }, cp);
-  rt.event({ kind: 'control-plane', message: `control plane ready: xDS 127.0.0.1:${cp.xdsPort}, HTTP http://127.0.0.1:${cp.httpPort}` });
+  const rt = new LocalRuntime({ ...opts, configPaths, stateDir }, cp, tokens);
+  rt.event({ kind: 'control-plane', message: `control plane ready: xDS 127.0.0.1:${cp.xdsPort}, xDS over mTLS 127.0.0.1:${cp.xdsTlsPort}, HTTP http://127.0.0.1:${cp.httpPort}` });
   try {
     await rt.listen(opts.apiPort ?? 0);
   } catch (e) {

@@ -13,7 +13,7 @@
  * for a minute. Only the process that died restarts (a dead sidecar does not take the app down). Every restart and
  * its cause are in the status (`restarts`, `phase`, `lastError`) and in the replica's log.
  */
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import type { LocalWorkload } from '../api/model.js';
@@ -37,6 +37,12 @@ export interface ReplicaContext {
   processes: ProcessTable;
   /** `node` and the `weft` entry point the sidecar runs with. */
   weftCommand: [string, string];
+  /**
+   * Workload identity for sidecars: the CSR service / mTLS xDS address, the root certificate that verifies it,
+   * and a token minted for a namespace + service account (written by the replica to a 0600 file under the state
+   * dir, `--token-file`).
+   */
+  identity?: { caAddr: string; caRootFile: string; mintToken(namespace: string, serviceAccount: string): Promise<string> };
   /** Directory a LocalWorkload without `cwd` runs in (where `weft up` runs). */
   baseDir: string;
   event(kind: string, workload: string, message: string): void;
@@ -373,11 +379,29 @@ export class Replica {
     args.push('--outbound-port', String(sp.outbound), '--admin-port', String(sp.admin), '--health-port', String(sp.health), '--stats-port', String(sp.stats));
     if (w.locality) args.push('--locality', w.locality);
     args.push('--drain-timeout', String(SIDECAR_DRAIN_SECONDS));
+    if (this.ctx.identity) args.push('--token-file', this.tokenFile(), '--ca-addr', this.ctx.identity.caAddr, '--ca-root-file', this.ctx.identity.caRootFile);
     return args;
+  }
+
+  /** `<state dir>/tokens/<namespace>.<service account>.token`: the sidecar's bootstrap token. */
+  private tokenFile(): string {
+    return join(this.ctx.stateDir, 'tokens', `${this.namespace}.${this.spec.serviceAccount}.token`);
+  }
+
+  /** Mints a fresh token for the replica's identity into its token file (mode 0600), before each sidecar start. */
+  private async writeToken(): Promise<void> {
+    const id = this.ctx.identity;
+    if (!id) return;
+    const token = await id.mintToken(this.namespace, this.spec.serviceAccount);
+    const file = this.tokenFile();
+    mkdirSync(join(this.ctx.stateDir, 'tokens'), { recursive: true, mode: 0o700 });
+    writeFileSync(file, token, { mode: 0o600 });
+    chmodSync(file, 0o600);
   }
 
   /** Starts the sidecar and waits for /healthz/ready; false (after recording the failure) when it exits first. */
   private async startSidecar(): Promise<boolean> {
+    await this.writeToken();
     this.sidecarLog.note(`starting sidecar: weft ${this.sidecarArgs().slice(1).join(' ')}`);
     const sc = new ManagedProcess({ command: this.ctx.weftCommand[0], args: this.sidecarArgs(), cwd: this.ctx.baseDir, env: process.env, log: this.sidecarLog, table: this.ctx.processes });
     this.sidecar = sc;

@@ -270,7 +270,7 @@ describe('weft control-plane (process)', () => {
       const http = await until(() => {
         if (gone) throw new Error(`the command exited early: ${err}`);
         return /HTTP: (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
-      }, 'the listening line') as string;
+      }, 'the listening line', 20_000) as string;
       assert.match(out, /xDS \(ADS over plaintext gRPC\): 127\.0\.0\.1:\d+/);
       assert.equal((await fetch(`${http}/ready`)).status, 200);
       const xds = /gRPC\): (127\.0\.0\.1:\d+)/.exec(out)![1]!;

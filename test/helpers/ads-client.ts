@@ -1,6 +1,6 @@
 /** A raw ADS client for tests: opens SotW or Delta streams with grpc-js and queues the responses. */
 import { Client, credentials } from '@grpc/grpc-js';
-import type { ClientDuplexStream } from '@grpc/grpc-js';
+import type { ChannelCredentials, ChannelOptions, ClientDuplexStream } from '@grpc/grpc-js';
 import { create } from '@bufbuild/protobuf';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { aggregatedDiscoveryService } from '../../src/xds/ads-service.js';
@@ -41,8 +41,9 @@ class Queue<T> {
 
 export class AdsTestClient {
   private readonly client: Client;
-  constructor(address: string) {
-    this.client = new Client(address, credentials.createInsecure());
+  /** Plaintext by default; pass credentials (and options) for TLS / mTLS. */
+  constructor(address: string, creds: ChannelCredentials = credentials.createInsecure(), options: ChannelOptions = {}) {
+    this.client = new Client(address, creds, options);
   }
 
   sotw(): SotwTestStream {

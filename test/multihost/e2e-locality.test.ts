@@ -162,7 +162,7 @@ describe('multi-host: locality load balancing and failover across three namespac
     for (let i = 1; i <= 3; i++) hosts.push(await createBridgedNamespace(br, i));
     const [h1, h2, h3] = hosts as [NetNamespace, NetNamespace, NetNamespace];
     dir.writeConfig('ratings.yaml', SERVICE);
-    const cp = start(h1, [process.execPath, WEFT, 'control-plane', '--config', dir.config, '--bind', h1.address, '--xds-port', '15010', '--http-port', '15014']);
+    const cp = start(h1, [process.execPath, WEFT, 'control-plane', '--config', dir.config, '--bind', h1.address, '--xds-plaintext-bind', h1.address, '--xds-port', '15010', '--http-port', '15014']);
     const m = await cp.waitFor(/HTTP: (http:\/\/\S+)/, 'control plane');
     cpHttp = m[1]!;
     const xds = `${h1.address}:15010`;

@@ -98,7 +98,7 @@ describe('weft proxy: automatic mTLS between sidecars', () => {
   }
 
   before(async () => {
-    ca = createCa('mesh');
+    ca = await createCa();
     app = new Upstream('app');
     await app.start();
     h2app = new H2Upstream('h2app', {}, (req, res) => {
@@ -112,8 +112,8 @@ describe('weft proxy: automatic mTLS between sidecars', () => {
     for (const k of Object.keys(inb) as Array<keyof typeof inb>) inb[k] = await freePort();
     dirs.server = join(mesh.work, 'server-certs');
     dirs.client = join(mesh.work, 'client-certs');
-    writeIdentity(dirs.server, ca.issue({ uri: spiffe('default', 'server') }), ca.certPem);
-    writeIdentity(dirs.client, ca.issue({ uri: spiffe('default', 'client') }), ca.certPem);
+    writeIdentity(dirs.server, await ca.issue({ uri: spiffe('default', 'server') }), ca.certPem);
+    writeIdentity(dirs.client, await ca.issue({ uri: spiffe('default', 'client') }), ca.certPem);
     mesh.writeConfig('mesh.yaml', meshYaml());
     const cpAddr = await startControlPlane(cp, mesh.config);
     const common = async () => ['--stats-port', '0', '--outbound-port', String(await freePort())];
@@ -186,9 +186,9 @@ describe('weft proxy: automatic mTLS between sidecars', () => {
   test('STRICT: plaintext and a foreign CA refused; the client sidecar gets through', async () => {
     mesh.writeConfig('mesh.yaml', meshYaml([`apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: default}\nspec: {mtls: {mode: STRICT}}\n`]));
     await until('plaintext refused', async () => (await status([`http://127.0.0.1:${inb.http}/plain`])) === '000');
-    const other = createCa('other');
+    const other = await createCa();
     try {
-      const foreign = other.issue({ uri: spiffe('default', 'client') });
+      const foreign = await other.issue({ uri: spiffe('default', 'client') });
       writeFileSync(join(other.dir, 'f.crt'), foreign.certPem);
       writeFileSync(join(other.dir, 'f.key'), foreign.keyPem);
       writeFileSync(join(other.dir, 'mesh-ca.crt'), ca.certPem);
@@ -218,8 +218,8 @@ describe('weft proxy: automatic mTLS between sidecars', () => {
 
   test('rotation at half life under ~500 requests/s: zero failed requests, past the old certificates\' expiry', async () => {
     const ttl = 8;
-    writeIdentity(dirs.server, ca.issue({ uri: spiffe('default', 'server'), notAfter: ttl }), ca.certPem);
-    writeIdentity(dirs.client, ca.issue({ uri: spiffe('default', 'client'), notAfter: ttl }), ca.certPem);
+    writeIdentity(dirs.server, await ca.issue({ uri: spiffe('default', 'server'), notAfter: ttl }), ca.certPem);
+    writeIdentity(dirs.client, await ca.issue({ uri: spiffe('default', 'client'), notAfter: ttl }), ca.certPem);
     const startHandshakes = await sslStat(serverAdmin, 'handshake');
     const agent = new Agent({ keepAlive: true, maxSockets: 16 });
     let ok = 0;
@@ -246,8 +246,8 @@ describe('weft proxy: automatic mTLS between sidecars', () => {
     // 500 requests/s in ticks of 10 ms, for 2 × ttl: rotation at ttl/2, the old certificates expire at ttl.
     for (let tick = 0; Date.now() - started < ttl * 2 * 1000 - 500; tick++) {
       if (!rotated && Date.now() - started >= (ttl / 2) * 1000) {
-        writeIdentity(dirs.server, ca.issue({ uri: spiffe('default', 'server'), notAfter: 3600 }), ca.certPem);
-        writeIdentity(dirs.client, ca.issue({ uri: spiffe('default', 'client'), notAfter: 3600 }), ca.certPem);
+        writeIdentity(dirs.server, await ca.issue({ uri: spiffe('default', 'server'), notAfter: 3600 }), ca.certPem);
+        writeIdentity(dirs.client, await ca.issue({ uri: spiffe('default', 'client'), notAfter: 3600 }), ca.certPem);
         rotated = true;
       }
       for (let i = 0; i < 5; i++) {

@@ -19,6 +19,11 @@
  * on 15001, virtualInbound on 15006; see src/controlplane/translate/transparent.ts) and the proxy serves the DNS
  * proxy on 127.0.0.1:`--dns-port` (15053). iptables rules send the workload's traffic there (`weft netns-run`).
  *
+ * Workload identity (docs/security.md): with a token (`--token-file PATH` or env WEFT_TOKEN, from `weft token create`)
+ * the proxy gets its certificate from the CSR service at `--ca-addr` (default: the xDS host, port 15012),
+ * verifying the control plane with `--ca-root-file`, renews it at half its lifetime
+ * (src/proxy/tls/identity), and takes its xDS over mTLS from that same TLS port instead of `--xds`.
+ *
  * `--concurrency N` (Envoy's worker count; default 1 = one process, as before): N worker processes share the
  * listeners and the primary serves the health, admin and stats ports for all of them (src/proxy/workers.ts).
  */
@@ -28,7 +33,9 @@ import { InvalidArgumentError, Option } from 'commander';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { pino } from 'pino';
 import { LOG_LEVELS } from '../../controlplane/log.js';
+import { readFileSync } from 'node:fs';
 import { Proxy } from '../../proxy/proxy.js';
+import { IdentityAgent, IdentityRefusedError } from '../../proxy/tls/identity/index.js';
 import { isProxyWorker, runPrimary, serveWorker } from '../../proxy/workers.js';
 import { restoreYoungGenerationGrowth } from '../startup.js';
 import { DEFAULT_DNS_PORT } from '../../proxy/dns/server.js';
@@ -59,6 +66,34 @@ export interface ProxyCliOptions {
   dnsPort?: number;
   /** A directory with cert-chain.pem, key.pem and root-cert.pem: the workload certificate (Istio's file-mounted certs). */
   certDir?: string;
+  /** CSR service + mTLS xDS address (default: the xDS host, port 15012). */
+  caAddr?: string;
+  /** File holding the workload token (else env WEFT_TOKEN). */
+  tokenFile?: string;
+  /** Root certificate(s) that verify the control plane's TLS port. */
+  caRootFile?: string;
+}
+
+/** The default CA address: the xDS address's host with port 15012. */
+export function defaultCaAddr(xds: string): string {
+  const m = /^(.*):(\d+)$/.exec(xds.replace(/^[a-z][a-z0-9+.-]*:\/\/\/?/i, ''));
+  return `${m ? m[1] : xds}:15012`;
+}
+
+/** The bootstrap token source: the token file (re-read each time) or WEFT_TOKEN; undefined when neither is set. */
+function tokenSource(opts: Pick<ProxyCliOptions, 'tokenFile'>): (() => string | undefined) | undefined {
+  if (opts.tokenFile) {
+    const file = opts.tokenFile;
+    return () => {
+      try {
+        return readFileSync(file, 'utf8').trim() || undefined;
+      } catch {
+        return undefined;
+      }
+    };
+  }
+  const env = process.env.WEFT_TOKEN?.trim();
+  return env ? () => env : undefined;
 }
 
 export interface WorkloadPort {
@@ -145,7 +180,7 @@ function banner(opts: ProxyCliOptions, ports: { health?: number; admin?: number;
     opts.mode === 'transparent'
       ? `  mode: transparent (virtualOutbound 0.0.0.0:15001, virtualInbound 0.0.0.0:15006 from the control plane)\n  dns: 127.0.0.1:${ports.dns ?? opts.dnsPort ?? DEFAULT_DNS_PORT}\n`
       : `  outbound: 127.0.0.1:${opts.outboundPort} (from the control plane's listener)\n`;
-  return `weft proxy ${opts.id} started${workers}\n  xDS: ${opts.xds}\n  health: http://0.0.0.0:${ports.health}/healthz/ready\n  admin: http://127.0.0.1:${ports.admin}\n  stats: http://0.0.0.0:${ports.stats}/stats/prometheus\n${traffic}`;
+  return `weft proxy ${opts.id} started${workers}\n  xDS: ${opts.xds}${opts.tokenFile || process.env.WEFT_TOKEN ? ' (mTLS)' : ''}\n  health: http://0.0.0.0:${ports.health}/healthz/ready\n  admin: http://127.0.0.1:${ports.admin}\n  stats: http://0.0.0.0:${ports.stats}/stats/prometheus\n${traffic}`;
 }
 
 export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, err: (s: string) => void): Promise<number> {
@@ -171,7 +206,8 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
   // A worker: the primary serves health, admin and stats; this process answers its admin requests over IPC
   // (its own admin interface listens on a port shared by the workers that nobody is told about).
   if (worker) out = () => undefined;
-  let identity: FileIdentity | undefined;
+  let identity: IdentityAgent | FileIdentity | undefined;
+  const token = tokenSource(opts);
   if (opts.certDir) {
     try {
       identity = await FileIdentity.open(opts.certDir);
@@ -179,13 +215,41 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
       err(`weft proxy: --cert-dir ${opts.certDir}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? `missing ${CERT_CHAIN_FILE}, ${KEY_FILE} or ${ROOT_CERT_FILE}` : (e as Error).message}\n`);
       return 1;
     }
+  } else if (token) {
+    if (opts.tokenFile && token() === undefined) {
+      err(`weft proxy: the token file ${opts.tokenFile} cannot be read or is empty\n`);
+      return 1;
+    }
+    if (!opts.caRootFile) {
+      err('weft proxy: --ca-root-file is required with a token: the root certificate that verifies the control plane (root-cert.pem of its CA directory)\n');
+      return 1;
+    }
+    let rootPem: string;
+    try {
+      rootPem = readFileSync(opts.caRootFile, 'utf8');
+    } catch (e) {
+      err(`weft proxy: cannot read --ca-root-file: ${(e as Error).message}\n`);
+      return 1;
+    }
+    const caAddr = opts.caAddr ?? defaultCaAddr(opts.xds);
+    identity = new IdentityAgent({ caAddr, token, rootPem, identity: { namespace: opts.namespace, serviceAccount: opts.serviceAccount }, logger });
+    try {
+      await identity.start();
+    } catch (e) {
+      identity.close();
+      err(`weft proxy: cannot get the workload certificate from ${caAddr}: ${e instanceof IdentityRefusedError ? e.message : (e as Error).message}\n`);
+      return 1;
+    }
+    opts = { ...opts, xds: caAddr };
   }
   const proxy = new Proxy({
-    identity,
     xds: opts.xds,
+    ...(identity ? { identity } : {}),
+    // The token identity also secures the xDS channel (mTLS to the control plane's TLS port).
+    ...(identity instanceof IdentityAgent ? { xdsCredentials: identity.channelCredentials() } : {}),
     node: {
       id: opts.id,
-      metadata: proxyMetadata(opts),
+      metadata: proxyMetadata({ ...opts, identity: identity !== undefined }),
       locality: opts.locality ? { region: opts.locality.region, zone: opts.locality.zone, subZone: opts.locality.sub_zone } : undefined,
       userAgentName: 'weft',
     },
@@ -204,7 +268,6 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
     const er = e as NodeJS.ErrnoException;
     err(`weft proxy: cannot start: ${er.code === 'EADDRINUSE' ? `address already in use (${er.message})` : er.message}\n`);
     await proxy.shutdown().catch(() => undefined);
-    identity?.close();
     return 1;
   }
   out(banner(opts, { health: proxy.healthPort, admin: proxy.adminPort, stats: proxy.statsPort, dns: proxy.dns?.port }));
@@ -236,7 +299,6 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
     process.on('SIGTERM', onSignal);
     if (worker) serveWorker({ admin: () => proxy.adminServer, listeners: () => proxy.listeners.names(), ready: proxy.ready, closed: proxy.closed, shutdown: () => stop('primary') });
     void proxy.closed.then(() => {
-      identity?.close();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       logger.info({}, 'stopped');
@@ -269,6 +331,9 @@ export function register(program: Command): void {
     .addOption(new Option('--log-level <level>', 'log level').choices([...LOG_LEVELS]).default('info'))
     .option('--concurrency <n>', 'worker processes sharing the listeners (Envoy --concurrency)', concurrencyArg, 1)
     .option('--cert-dir <dir>', `workload certificate files (${CERT_CHAIN_FILE}, ${KEY_FILE}, ${ROOT_CERT_FILE}; reloaded when they change): enables mesh mTLS`)
+    .option('--token-file <path>', 'workload token (weft token create) to get a certificate with; also env WEFT_TOKEN. Turns on mTLS xDS')
+    .option('--ca-addr <host:port>', 'CSR service and mTLS xDS address (default: the --xds host, port 15012)', parseXdsAddress)
+    .option('--ca-root-file <path>', 'root certificate that verifies the control plane (its CA directory root-cert.pem)')
     .action(async (opts: ProxyCliOptions) => {
       process.exitCode = await runProxy(
         opts,

@@ -1,6 +1,7 @@
 /** The ADS gRPC server: serves SotW and Delta streams from a SnapshotCache. */
 import { Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { Node } from '../../xds/gen/envoy/config/core/v3/base_pb.js';
 import type { SnapshotCache } from '../cache/cache.js';
 import { DeltaStream } from './delta.js';
 import { installFramedWrites, serverAdsService } from './service.js';
@@ -8,6 +9,13 @@ import { SotwStream } from './sotw.js';
 import type { AdsHooks } from './stream.js';
 import { SendBudget, StreamError } from './stream.js';
 import type { AdsStreamBase } from './stream.js';
+
+/**
+ * Decides whether a stream may be served (the TLS xDS port checks the proxy's node against its client
+ * certificate): called with the node of the stream's first request; returns undefined to serve it, or the
+ * refusal (a StreamError: gRPC code and message) to end it before anything is sent.
+ */
+export type AdsAuthorizer = (node: Node | undefined, call: ServerDuplexStream<unknown, unknown>) => StreamError | undefined;
 
 /** Default bound of the bytes of responses handed to gRPC and not yet sent (see SendBudget). */
 export const DEFAULT_SEND_BUDGET_BYTES = 128 * 1024 * 1024;
@@ -34,18 +42,28 @@ export class AdsServer {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_permit_without_calls': 1,
     });
-    const hooks = opts.hooks ?? {};
-    const budget = (this.budget = new SendBudget(opts.sendBudgetBytes ?? DEFAULT_SEND_BUDGET_BYTES));
-    this.server.addService(serverAdsService, {
+    this.budget = new SendBudget(opts.sendBudgetBytes ?? DEFAULT_SEND_BUDGET_BYTES);
+    this.addTo(this.server);
+  }
+
+  /**
+   * Serves the ADS methods on `server` too (the TLS xDS port's server), with the same cache, hooks and send
+   * budget; `authorize` checks each stream's node before its first request is handled.
+   */
+  addTo(server: Server, authorize?: AdsAuthorizer): void {
+    const hooks = this.opts.hooks ?? {};
+    const budget = this.budget;
+    server.addService(serverAdsService, {
       StreamAggregatedResources: (call: ServerDuplexStream<any, any>) =>
-        this.serve(call, new SotwStream(opts.cache, hooks, call, budget)),
+        this.serve(call, new SotwStream(this.opts.cache, hooks, call, budget), authorize),
       DeltaAggregatedResources: (call: ServerDuplexStream<any, any>) =>
-        this.serve(call, new DeltaStream(opts.cache, hooks, call, budget)),
+        this.serve(call, new DeltaStream(this.opts.cache, hooks, call, budget), authorize),
     });
   }
 
-  private serve(call: ServerDuplexStream<any, any>, stream: AdsStreamBase & { onRequest(r: unknown): void }): void {
+  private serve(call: ServerDuplexStream<any, any>, stream: AdsStreamBase & { onRequest(r: unknown): void }, authorize?: AdsAuthorizer): void {
     this.streams.add(call);
+    let pending = authorize;
     let done = false;
     const finish = () => {
       if (done) return;
@@ -55,6 +73,16 @@ export class AdsServer {
     };
     call.on('data', (req: unknown) => {
       if (done) return;
+      if (pending) {
+        const refusal = pending((req as { node?: Node }).node, call);
+        pending = undefined;
+        if (refusal) {
+          finish();
+          call.emit('error', Object.assign(new Error(refusal.message), { code: refusal.grpcCode, details: refusal.message }));
+          call.end();
+          return;
+        }
+      }
       try {
         stream.onRequest(req);
       } catch (e) {

@@ -14,17 +14,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
-import type { IdentitySource } from './secrets.js';
+import type { IdentityMaterial, WorkloadIdentity } from './identity/index.js';
 
 export const CERT_CHAIN_FILE = 'cert-chain.pem';
 export const KEY_FILE = 'key.pem';
 export const ROOT_CERT_FILE = 'root-cert.pem';
 
-type Snapshot = NonNullable<ReturnType<IdentitySource['current']>>;
 
-export class FileIdentity implements IdentitySource {
-  private cur: Snapshot | null = null;
-  private readonly cbs: Array<() => void> = [];
+export class FileIdentity implements WorkloadIdentity {
+  private cur: IdentityMaterial | null = null;
+  private readonly cbs: Array<(m: IdentityMaterial) => void> = [];
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
 
@@ -38,17 +37,17 @@ export class FileIdentity implements IdentitySource {
     return id;
   }
 
-  current(): Snapshot | null {
+  current(): IdentityMaterial | null {
     return this.cur;
   }
 
-  onChange(cb: () => void): void {
+  onChange(cb: (m: IdentityMaterial) => void): void {
     this.cbs.push(cb);
   }
 
   /** Re-reads the files now (the watcher does it on change). */
   async reload(): Promise<boolean> {
-    let next: Snapshot;
+    let next: IdentityMaterial;
     try {
       next = await this.read();
     } catch {
@@ -57,7 +56,7 @@ export class FileIdentity implements IdentitySource {
     const c = this.cur;
     if (c !== null && c.certChainPem === next.certChainPem && c.keyPem === next.keyPem && c.rootPem === next.rootPem) return false;
     this.cur = next;
-    for (const cb of this.cbs) cb();
+    for (const cb of this.cbs) cb(next);
     return true;
   }
 
@@ -72,11 +71,11 @@ export class FileIdentity implements IdentitySource {
     this.timer.unref();
   }
 
-  private async read(): Promise<Snapshot> {
+  private async read(): Promise<IdentityMaterial> {
     const [certChainPem, keyPem, rootPem] = await Promise.all([CERT_CHAIN_FILE, KEY_FILE, ROOT_CERT_FILE].map((f) => readFile(join(this.dir, f), 'latin1')));
     // Throws unless the key matches the leaf certificate and the root parses.
     createSecureContext({ cert: certChainPem, key: keyPem, ca: rootPem });
-    const notAfter = Date.parse(new X509Certificate(certChainPem!).validTo);
+    const notAfter = new Date(new X509Certificate(certChainPem!).validTo);
     return { certChainPem: certChainPem!, keyPem: keyPem!, rootPem: rootPem!, notAfter };
   }
 }
