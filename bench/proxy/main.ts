@@ -26,6 +26,7 @@ const HELP = `Usage: npm run bench:proxy -- [options]
   --workloads LIST     h1-2b,h1-1k,h2,tcp (default all)
   --concurrency LIST   weft proxy --concurrency values to measure (default 1; e.g. 1,2)
   --rate N             fixed rate for the added-latency measurement, rps (default 1000; 0 skips)
+  --mtls-rate N        fixed rate of the two-hop mTLS case, rps (default 1000; 0 skips; needs the weft target)
   --idle-services N    services for the idle-RSS measurement (default 1000; 0 skips)
   --no-install         do not apt-get install missing tools
   --no-docs            do not write docs/performance.md
@@ -101,6 +102,7 @@ async function main(): Promise<number> {
         workloads: { type: 'string' },
         concurrency: { type: 'string' },
         rate: { type: 'string' },
+        'mtls-rate': { type: 'string' },
         'idle-services': { type: 'string' },
         'no-install': { type: 'boolean' },
         'no-docs': { type: 'boolean' },
@@ -129,6 +131,7 @@ async function main(): Promise<number> {
       workloads,
       weftConcurrency,
       fixedRps: num('rate', v.rate, 1000, 0),
+      mtlsRps: num('mtls-rate', v['mtls-rate'], 1000, 0),
       idleServices: num('idle-services', v['idle-services'], 1000, 0),
       progress,
     };

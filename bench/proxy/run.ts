@@ -16,6 +16,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadResult } from './loadgen.js';
+import { runMtlsTwoHop, type MtlsResult } from './mtls.js';
 import { freePort, runToEnd, sleep, startProcess, stopProcess, treeUsage, waitPort } from './procs.js';
 import type { Proc } from './procs.js';
 
@@ -48,6 +49,8 @@ export interface BenchOptions {
   weftConcurrency: number[];
   /** Rate of the added-latency measurement (0 skips it). */
   fixedRps: number;
+  /** Rate of the two-hop mTLS case (./mtls.ts; needs the weft target; 0 or absent skips it). */
+  mtlsRps?: number;
   /** Services for the idle-RSS measurement (0 skips it). */
   idleServices: number;
   progress: (line: string) => void;
@@ -80,6 +83,8 @@ export interface IdleResult {
 
 export interface BenchResult {
   cases: CaseResult[];
+  /** The two-hop mTLS case (client sidecar → server sidecar). */
+  mtls?: MtlsResult;
   idle?: IdleResult;
   pinned: boolean;
 }
@@ -246,9 +251,9 @@ interface WeftProxy {
 }
 
 /** `weft proxy` as in production (`bin/weft.js proxy`), explicit mode; waits for /healthz/ready. */
-async function startWeftProxy(xds: string, id: string, cpu: string | undefined, concurrency: number, withEcho: boolean): Promise<WeftProxy> {
+async function startWeftProxy(xds: string, id: string, cpu: string | undefined, concurrency: number, withEcho: boolean, extra: string[] = []): Promise<WeftProxy> {
   const [outbound, tcp, health, admin] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const args = [WEFT_BIN, 'proxy', '--xds', xds, '--id', id, '--namespace', 'default', '--labels', 'app=bench-client'];
+  const args = [WEFT_BIN, 'proxy', '--xds', xds, '--id', id, '--namespace', 'default', '--labels', 'app=bench-client', ...extra];
   args.push('--outbound-port', String(outbound), '--health-port', String(health), '--admin-port', String(admin), '--stats-port', '0', '--log-level', 'warn');
   if (withEcho) args.push('--upstream', `echo:9000=${tcp}`);
   if (concurrency > 1) args.push('--concurrency', String(concurrency));
@@ -492,12 +497,32 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
         cases.push({ workload: 'fixed-rate', target: t.name, requests: r.requests, errors: r.errors, rps: r.rps, p50Us: r.p50Us, p99Us: r.p99Us });
       }
     }
+    // Two hops over mTLS (both sidecars on the proxy CPU).
+    let mtls: MtlsResult | undefined;
+    if ((o.mtlsRps ?? 0) > 0 && xds !== undefined) {
+      const cp = xds;
+      mtls = await runMtlsTwoHop({
+        workDir: o.workDir,
+        configDir: join(o.workDir, 'mesh'),
+        upstreamPort: up.h1,
+        seconds: o.seconds,
+        rps: o.mtlsRps!,
+        startProxy: async (id, extra) => {
+          const w = await startWeftProxy(cp, id, cpus.proxy, 1, false, extra);
+          started.add(w.proc);
+          return w;
+        },
+        load: (args) => loadgen(args, cpus.load),
+        httpGet,
+        progress: o.progress,
+      });
+    }
     // Stop the throughput targets before the idle measurement, so it runs on a quiet proxy CPU.
     await started.stopAll();
 
     let idle: IdleResult | undefined;
     if (o.idleServices > 0) idle = await measureIdle(o, cpus, started);
-    return { cases, idle, pinned };
+    return { cases, idle, pinned, ...(mtls ? { mtls } : {}) };
   } finally {
     await started.stopAll();
   }
