@@ -415,7 +415,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   mkdirSync(www, { recursive: true });
   writeFileSync(join(www, '2b'), 'ok');
   writeFileSync(join(www, '1k'), 'x'.repeat(1024));
-  const needHttp = o.workloads.some((w) => w !== 'tcp') || o.fixedRps > 0;
+  const needHttp = o.workloads.some((w) => w !== 'tcp') || o.fixedRps > 0 || (o.mtlsRps ?? 0) > 0;
   try {
     // Upstreams (load-generator CPU).
     const up = { h1: await freePort(), h2: await freePort(), echo: await freePort() };

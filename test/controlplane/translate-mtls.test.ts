@@ -15,6 +15,12 @@ import { buildModel } from '../../src/api/build.js';
 import { parseConfigText } from '../../src/api/source.js';
 import { mtlsMode } from '../../src/controlplane/translate/security/mtls.js';
 import { translateYaml } from '../helpers/translate.js';
+import { create } from '@bufbuild/protobuf';
+import { NodeSchema } from '../../src/xds/gen/envoy/config/core/v3/base_pb.js';
+import { proxyFromNode } from '../../src/controlplane/proxy.js';
+import { ServiceRegistry } from '../../src/controlplane/registry/registry.js';
+import { TranslationCache } from '../../src/controlplane/translate/cache.js';
+import { translateProxy } from '../../src/controlplane/translate/translate.js';
 
 const SERVICES = `
 apiVersion: v1
@@ -183,5 +189,22 @@ describe('client side', () => {
     const tlsMode = (name: string) => r.endpoints.find((e) => e.clusterName === name)!.endpoints.flatMap((g) => g.lbEndpoints.map((e) => JSON.stringify(e.metadata?.filterMetadata['envoy.transport_socket_match'] ?? null)));
     assert.deepEqual(tlsMode('outbound|8080||server.app.svc.cluster.local'), ['{"tlsMode":"istio"}', '{"tlsMode":"istio"}']);
     assert.deepEqual(tlsMode('outbound|5432||server.app.svc.cluster.local'), ['null', 'null']);
+  });
+});
+
+describe('translation cache', () => {
+  test('two proxies alike but for the workload certificate do not share clusters or listeners', () => {
+    const m = model('');
+    const reg = new ServiceRegistry();
+    reg.setModel(m);
+    const cache = new TranslationCache();
+    const tr = (identity: boolean) => translateProxy({ model: m, registry: reg, proxy: proxyFromNode(create(NodeSchema, node({ identity }))) }, cache);
+    const plain = tr(false);
+    const withId = tr(true);
+    const c = (r: typeof plain) => r.clusters.find((x) => x.name === 'outbound|8080||server.app.svc.cluster.local')!;
+    assert.equal(c(plain).transportSocketMatches.length, 0);
+    assert.equal(c(withId).transportSocketMatches.length, 2);
+    assert.deepEqual(chains(inbound(plain.listeners, 8080)), ['[]']);
+    assert.deepEqual(chains(inbound(withId.listeners, 8080)), ['tls[]+tls', 'raw_buffer[]']);
   });
 });
