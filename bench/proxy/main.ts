@@ -26,6 +26,7 @@ const HELP = `Usage: npm run bench:proxy -- [options]
   --workloads LIST     h1-2b,h1-1k,h2,tcp (default all)
   --concurrency LIST   weft proxy --concurrency values to measure (default 1; e.g. 1,2)
   --rate N             fixed rate for the added-latency measurement, rps (default 1000; 0 skips)
+  --mtls-rate N        fixed rate of the two-hop mTLS case, rps (default 1000; 0 skips; needs the weft target)
   --idle-services N    services for the idle-RSS measurement (default 1000; 0 skips)
   --no-metrics-off     do not measure weft --metrics=false (the cost of Istio's metrics) beside weft
   --no-install         do not apt-get install missing tools
@@ -102,6 +103,7 @@ async function main(): Promise<number> {
         workloads: { type: 'string' },
         concurrency: { type: 'string' },
         rate: { type: 'string' },
+        'mtls-rate': { type: 'string' },
         'idle-services': { type: 'string' },
         'no-install': { type: 'boolean' },
         'no-metrics-off': { type: 'boolean' },
@@ -132,6 +134,7 @@ async function main(): Promise<number> {
       weftConcurrency,
       weftMetricsOff: !v['no-metrics-off'],
       fixedRps: num('rate', v.rate, 1000, 0),
+      mtlsRps: num('mtls-rate', v['mtls-rate'], 1000, 0),
       idleServices: num('idle-services', v['idle-services'], 1000, 0),
       progress,
     };

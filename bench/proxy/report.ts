@@ -2,6 +2,7 @@
  * The proxy benchmark's report: Markdown tables (printed, and kept in docs/performance.md between the
  * `bench:proxy` markers, in the "Proxy" section) and the targets of issue #4.
  */
+import type { LoadResult } from './loadgen.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Machine } from '../controlplane/report.js';
 import { ALL_WORKLOADS, METRICS_OFF_TARGET, WORKLOAD_TITLES } from './run.js';
@@ -116,6 +117,24 @@ export function resultsTables(r: BenchResult): string {
   }
   const cost = metricsCostTable(r);
   if (cost) out.push(`**Cost of Istio's standard metrics (weft ÷ weft --metrics=false, same run)**\n\n${cost}`);
+  if (r.mtls) {
+    const m = r.mtls;
+    const row = (name: string, x: LoadResult, added: boolean) => [
+      name,
+      fmtRps(x.rps),
+      fmtUs(x.p50Us),
+      fmtUs(x.p99Us),
+      added ? fmtUs(x.p50Us - m.direct.p50Us) : '',
+      added ? fmtUs(x.p99Us - m.direct.p99Us) : '',
+      String(x.errors),
+    ];
+    out.push(
+      `**Two hops with mTLS (client weft proxy → server weft proxy, auto mTLS), fixed ${m.rps} rps, HTTP/1.1, 1 KB body, 10 connections**\n\n` +
+        table(['path', 'rps', 'p50', 'p99', 'p50 added', 'p99 added', 'errors'], [row('direct', m.direct, false), row('weft → weft (mTLS)', m.twoHop, true)]) +
+        `\n\nCPU per 1,000 rps: client sidecar ${m.clientCpuPer1k.toFixed(3)} vCPU, server sidecar ${m.serverCpuPer1k.toFixed(3)} vCPU (target ≤ 0.2 each). ` +
+        `TLS handshakes at the server sidecar (upstream connection recycled every 100 requests): ${m.handshakesPerSecond.toFixed(1)}/s, of which resumed ${m.resumedPerSecond.toFixed(1)}/s.`,
+    );
+  }
   if (r.idle) {
     out.push(
       `**Idle weft proxy holding ${r.idle.services} services** (${r.idle.clusters} clusters, one route each): RSS ${fmtMiB(r.idle.rssBytes)}, peak ${fmtMiB(r.idle.peakRssBytes)}.`,

@@ -16,6 +16,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadResult } from './loadgen.js';
+import { runMtlsTwoHop, type MtlsResult } from './mtls.js';
 import { freePort, runToEnd, sleep, startProcess, stopProcess, treeUsage, waitPort } from './procs.js';
 import type { Proc } from './procs.js';
 
@@ -55,6 +56,8 @@ export interface BenchOptions {
   weftMetricsOff?: boolean;
   /** Rate of the added-latency measurement (0 skips it). */
   fixedRps: number;
+  /** Rate of the two-hop mTLS case (./mtls.ts; needs the weft target; 0 or absent skips it). */
+  mtlsRps?: number;
   /** Services for the idle-RSS measurement (0 skips it). */
   idleServices: number;
   progress: (line: string) => void;
@@ -87,6 +90,8 @@ export interface IdleResult {
 
 export interface BenchResult {
   cases: CaseResult[];
+  /** The two-hop mTLS case (client sidecar → server sidecar). */
+  mtls?: MtlsResult;
   idle?: IdleResult;
   pinned: boolean;
 }
@@ -253,13 +258,13 @@ interface WeftProxy {
 }
 
 /** `weft proxy` as in production (`bin/weft.js proxy`), explicit mode; waits for /healthz/ready. */
-async function startWeftProxy(xds: string, id: string, cpu: string | undefined, concurrency: number, withEcho: boolean, metrics = true): Promise<WeftProxy> {
+async function startWeftProxy(xds: string, id: string, cpu: string | undefined, concurrency: number, withEcho: boolean, extra: string[] = []): Promise<WeftProxy> {
   const [outbound, tcp, health, admin] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const args = [WEFT_BIN, 'proxy', '--xds', xds, '--id', id, '--namespace', 'default', '--labels', 'app=bench-client'];
+  const args = [WEFT_BIN, 'proxy', '--xds', xds, '--id', id, '--namespace', 'default', '--labels', 'app=bench-client', ...extra];
   args.push('--outbound-port', String(outbound), '--health-port', String(health), '--admin-port', String(admin), '--stats-port', '0', '--log-level', 'warn');
   if (withEcho) args.push('--upstream', `echo:9000=${tcp}`);
   if (concurrency > 1) args.push('--concurrency', String(concurrency));
-  if (!metrics) args.push('--metrics=false');
+  const metrics = !extra.includes('--metrics=false');
   const p = startProcess(concurrency > 1 ? `weft proxy ×${concurrency}` : metrics ? 'weft proxy' : 'weft proxy --metrics=false', process.execPath, args, { cpu });
   for (let i = 0; i < 600; i++) {
     if (p.child.exitCode !== null) break;
@@ -418,7 +423,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   mkdirSync(www, { recursive: true });
   writeFileSync(join(www, '2b'), 'ok');
   writeFileSync(join(www, '1k'), 'x'.repeat(1024));
-  const needHttp = o.workloads.some((w) => w !== 'tcp') || o.fixedRps > 0;
+  const needHttp = o.workloads.some((w) => w !== 'tcp') || o.fixedRps > 0 || (o.mtlsRps ?? 0) > 0;
   try {
     // Upstreams (load-generator CPU).
     const up = { h1: await freePort(), h2: await freePort(), echo: await freePort() };
@@ -458,7 +463,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
         const h2 = await speaksH2c(w.outbound);
         targets.push({ name: n > 1 ? `weft ×${n}` : 'weft', proc: w.proc, h1Port: w.outbound, h2Port: h2 ? w.outbound : undefined, h2Skip: h2 ? undefined : 'weft: h2c not supported in this build', tcpPort: w.tcp });
         if (n === 1 && o.weftMetricsOff) {
-          const off = await startWeftProxy(xds, 'bench-metrics-off', weftCpus(1, cpus, availableParallelism()), 1, true, false);
+          const off = await startWeftProxy(xds, 'bench-metrics-off', weftCpus(1, cpus, availableParallelism()), 1, true, ['--metrics=false']);
           started.add(off.proc);
           targets.push({ name: METRICS_OFF_TARGET, proc: off.proc, h1Port: off.outbound, h2Port: h2 ? off.outbound : undefined, h2Skip: h2 ? undefined : 'weft: h2c not supported in this build', tcpPort: off.tcp });
         }
@@ -505,12 +510,32 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
         cases.push({ workload: 'fixed-rate', target: t.name, requests: r.requests, errors: r.errors, rps: r.rps, p50Us: r.p50Us, p99Us: r.p99Us });
       }
     }
+    // Two hops over mTLS (both sidecars on the proxy CPU).
+    let mtls: MtlsResult | undefined;
+    if ((o.mtlsRps ?? 0) > 0 && xds !== undefined) {
+      const cp = xds;
+      mtls = await runMtlsTwoHop({
+        workDir: o.workDir,
+        configDir: join(o.workDir, 'mesh'),
+        upstreamPort: up.h1,
+        seconds: o.seconds,
+        rps: o.mtlsRps!,
+        startProxy: async (id, extra) => {
+          const w = await startWeftProxy(cp, id, cpus.proxy, 1, false, extra);
+          started.add(w.proc);
+          return w;
+        },
+        load: (args) => loadgen(args, cpus.load),
+        httpGet,
+        progress: o.progress,
+      });
+    }
     // Stop the throughput targets before the idle measurement, so it runs on a quiet proxy CPU.
     await started.stopAll();
 
     let idle: IdleResult | undefined;
     if (o.idleServices > 0) idle = await measureIdle(o, cpus, started);
-    return { cases, idle, pinned };
+    return { cases, idle, pinned, ...(mtls ? { mtls } : {}) };
   } finally {
     await started.stopAll();
   }

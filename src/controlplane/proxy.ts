@@ -3,7 +3,7 @@
  * `Node` the way Istio reads it. Node metadata keys are Istio's (`NAMESPACE`, `LABELS`, `SERVICE_ACCOUNT`,
  * `INTERCEPTION_MODE`, `GENERATOR`, `WORKLOAD_NAME`, `INSTANCE_IPS`), so Envoy bootstraps written for Istio
  * work unchanged; Weft adds `WEFT_MODE` (`explicit` | `transparent`), `WEFT_UPSTREAMS`, `WEFT_OUTBOUND_PORT`,
- * `WEFT_INBOUND` and `WEFT_INBOUND_BIND`.
+ * `WEFT_INBOUND`, `WEFT_INBOUND_BIND` and `WEFT_WORKLOAD_IDENTITY`.
  */
 import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
 import type { Node } from '../xds/gen/envoy/config/core/v3/base_pb.js';
@@ -54,6 +54,11 @@ export interface ProxyInfo {
   inbound: InboundPort[];
   /** Address the inbound listeners bind to (WEFT_INBOUND_BIND, default 0.0.0.0). */
   inboundBind: string;
+  /**
+   * The proxy has a workload certificate (node metadata WEFT_WORKLOAD_IDENTITY "true"): it can terminate and
+   * originate mesh mTLS (PERMISSIVE inbound ports get TLS chains, auto mTLS applies to its clusters).
+   */
+  workloadIdentity: boolean;
   /** Node metadata as sent. */
   metadata: JsonObject;
 }
@@ -145,6 +150,7 @@ export function proxyFromNode(node: Node): ProxyInfo {
     outboundPort: portOf(md.WEFT_OUTBOUND_PORT) ?? DEFAULT_OUTBOUND_PORT,
     inbound: inboundOf(md.WEFT_INBOUND),
     inboundBind: str(md.WEFT_INBOUND_BIND) ?? DEFAULT_INBOUND_BIND,
+    workloadIdentity: str(md.WEFT_WORKLOAD_IDENTITY) === 'true',
     metadata: md,
   };
 }

@@ -23,6 +23,7 @@
  * Istio's standard metrics (`istio_requests_total`, ...; `proxy.istio`, stats/istio, docs/metrics.md) are kept in
  * the same store unless `metrics: false`.
  */
+import { SecretManager } from './tls/secrets.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { durationFromMs } from '@bufbuild/protobuf/wkt';
@@ -39,7 +40,6 @@ import { DnsProxy } from './dns/server.js';
 import { NAME_TABLE_RESOURCE, NAME_TABLE_TYPE_URL } from '../xds/name-table.js';
 import type { NameTable } from '../xds/name-table.js';
 import type { WorkloadIdentity } from './tls/identity/index.js';
-import { SecretManager } from './tls/secrets.js';
 import { flushExporters } from './tracing/exporter.js';
 import { flushLogSinks } from './accesslog/sink.js';
 import type { LocalInfo } from './tracing/tracer.js';
@@ -124,7 +124,7 @@ export class Proxy {
     this.stats = new StatsStore(opts.statsTags === 'istio' ? { useAllDefaultTags: false, statsTags: ISTIO_STATS_TAGS } : {});
     this.istio = new IstioMetrics(this.stats, { nodeId: opts.node.id, metadata: opts.node.metadata, version: opts.version, enabled: opts.metrics ?? true });
     // The workload identity is the source of the SDS names `default` and `ROOTCA` (tls/secrets.ts).
-    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats, istio: this.istio, local: localInfo(opts.node), ...(opts.identity ? { secrets: new SecretManager(opts.identity) } : {}) });
+    this.config = new XdsConfig(this.client, this.listeners, { log: opts.logger, stats: this.stats, istio: this.istio, local: localInfo(opts.node), secrets: new SecretManager(opts.identity) });
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.ready = this.client.synced(opts.dns ? [...FULL_CONFIG, NAME_TABLE_TYPE_URL] : FULL_CONFIG).then(() => {
       if (this.state === 'PRE_INITIALIZING') this.state = 'LIVE';

@@ -18,6 +18,7 @@ import { buildEndpoints } from '../../src/controlplane/translate/endpoint.js';
 import type { TranslateError } from '../../src/controlplane/translate/index.js';
 import { computeScope } from '../../src/controlplane/translate/scope.js';
 import { unpack } from '../../src/xds/index.js';
+import type { Any } from '@bufbuild/protobuf/wkt';
 import {
   ClusterSchema,
   Cluster_DiscoveryType,
@@ -341,10 +342,14 @@ describe('clusters', () => {
     assert.equal((gvc.value as { validationContextSdsSecretConfig?: { name: string } }).validationContextSdsSecretConfig?.name, 'legacy-ca-cacert');
   });
 
-  test('ISTIO_MUTUAL adds nothing yet and reports nothing; proxyProtocol is reported', () => {
+  test('ISTIO_MUTUAL: the mesh mTLS transport socket (SDS default / ROOTCA, Istio SNI); proxyProtocol is reported', () => {
     const t = translate(RESOLUTION, proxy({ namespace: 'default' }));
     const rr = t.get('outbound|80||rr.example.com');
-    assert.equal(rr.transportSocket, undefined);
+    assert.equal(rr.transportSocket?.name, 'envoy.transport_sockets.tls');
+    const ctx = unpack(UpstreamTlsContextSchema, rr.transportSocket!.configType.value as Any);
+    assert.equal(ctx.sni, 'outbound_.80_._.rr.example.com');
+    assert.deepEqual(ctx.commonTlsContext?.tlsCertificateSdsSecretConfigs.map((c) => c.name), ['default']);
+    assert.equal(ctx.commonTlsContext?.validationContextType.case, 'combinedValidationContext');
     assert.deepEqual(rr.transportSocketMatches, []);
     const errs: TranslateError[] = t.errors;
     assert.equal(errs.length, 1);

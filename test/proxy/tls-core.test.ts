@@ -32,7 +32,8 @@ import { ClusterEntry } from '../../src/proxy/config/xds-config.js';
 import { ClusterRequestStats } from '../../src/proxy/stats/request-stats.js';
 import { StatsStore } from '../../src/proxy/stats/store.js';
 import { compileCluster } from '../../src/proxy/upstream/cluster/index.js';
-import { SecretManager, type IdentitySource } from '../../src/proxy/tls/secrets.js';
+import { SecretManager } from '../../src/proxy/tls/secrets.js';
+import type { IdentityMaterial, WorkloadIdentity } from '../../src/proxy/tls/identity/index.js';
 import { TlsStats } from '../../src/proxy/tls/stats.js';
 import { ConfigError } from '../../src/proxy/config-error.js';
 import { Upstream } from '../helpers/http-upstream.js';
@@ -41,21 +42,21 @@ import { createCa, spiffe, type IssuedCert, type TestCa } from '../helpers/certs
 import { cla, edsCluster, type ClusterInit } from './upstream-helpers.js';
 
 /** A workload identity whose certificate the test swaps (rotation). */
-class TestIdentity implements IdentitySource {
-  private cur: { certChainPem: string; keyPem: string; rootPem: string; notAfter: number } | null;
-  private readonly cbs: Array<() => void> = [];
+class TestIdentity implements WorkloadIdentity {
+  private cur: IdentityMaterial | null;
+  private readonly cbs: Array<(m: IdentityMaterial) => void> = [];
   constructor(cert: IssuedCert, root: string) {
-    this.cur = { certChainPem: cert.certPem, keyPem: cert.keyPem, rootPem: root, notAfter: Date.now() + 3_600_000 };
+    this.cur = { certChainPem: cert.certPem, keyPem: cert.keyPem, rootPem: root, notAfter: new Date(Date.now() + 3_600_000) };
   }
   current() {
     return this.cur;
   }
-  onChange(cb: () => void): void {
+  onChange(cb: (m: IdentityMaterial) => void): void {
     this.cbs.push(cb);
   }
   rotate(cert: IssuedCert, root: string): void {
-    this.cur = { certChainPem: cert.certPem, keyPem: cert.keyPem, rootPem: root, notAfter: Date.now() + 3_600_000 };
-    for (const cb of this.cbs) cb();
+    this.cur = { certChainPem: cert.certPem, keyPem: cert.keyPem, rootPem: root, notAfter: new Date(Date.now() + 3_600_000) };
+    for (const cb of this.cbs) cb(this.cur);
   }
 }
 
@@ -210,10 +211,10 @@ describe('TLS core: downstream mTLS, refusals, upstream TLS, rotation', () => {
   let echo: NetServer;
 
   before(async () => {
-    mesh = createCa('mesh');
-    other = createCa('other');
-    serverId = mesh.issue({ uri: spiffe('ns', 'server') });
-    clientId = mesh.issue({ uri: spiffe('ns', 'client') });
+    mesh = await createCa();
+    other = await createCa();
+    serverId = await mesh.issue({ uri: spiffe('ns', 'server') });
+    clientId = await mesh.issue({ uri: spiffe('ns', 'client') });
     app = new Upstream('app');
     await app.start();
     echo = createNetServer((s) => s.pipe(s));
@@ -275,9 +276,9 @@ describe('TLS core: downstream mTLS, refusals, upstream TLS, rotation', () => {
     const errors = () => sum(server.listenerTls, 'fail_verify_no_cert') + sum(server.listenerTls, 'fail_verify_error') + sum(server.listenerTls, 'fail_verify_san') + sum(server.listenerTls, 'connection_error');
     const cases: Array<[string, IssuedCert | undefined]> = [
       ['no certificate', undefined],
-      ['another CA', other.issue({ uri: spiffe('ns', 'client') })],
-      ['another trust domain', mesh.issue({ uri: spiffe('ns', 'client', 'evil.example') })],
-      ['expired', mesh.issue({ uri: spiffe('ns', 'client'), notBefore: -7200, notAfter: -60 })],
+      ['another CA', await other.issue({ uri: spiffe('ns', 'client') })],
+      ['another trust domain', await mesh.issue({ uri: spiffe('ns', 'client', 'evil.example') })],
+      ['expired', await mesh.issue({ uri: spiffe('ns', 'client'), notBefore: -7200, notAfter: -60 })],
     ];
     for (const [what, cert] of cases) {
       const n = errors();
@@ -335,7 +336,7 @@ describe('TLS core: downstream mTLS, refusals, upstream TLS, rotation', () => {
   });
 
   test('upstream SIMPLE TLS: SNI and SAN checked; a wrong SAN fails the connection (503 UF)', async () => {
-    const cert = mesh.issue({ dns: ['api.example.com'] });
+    const cert = await mesh.issue({ dns: ['api.example.com'] });
     let sni = '';
     const https: HttpsServer = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => res.end('tls-ok'));
     https.on('secureConnection', (s: TLSSocket) => (sni = (s as TLSSocket & { servername?: string }).servername ?? ''));
@@ -371,7 +372,7 @@ describe('TLS core: downstream mTLS, refusals, upstream TLS, rotation', () => {
     const held = tlsConnect({ host: '127.0.0.1', port: tcpPort, cert: clientId.certPem, key: clientId.keyPem, ca: mesh.certPem, checkServerIdentity: () => undefined });
     await new Promise<void>((r, j) => held.once('secureConnect', r).once('error', j));
     assert.equal(new X509Certificate(held.getPeerCertificate().raw).fingerprint256, oldHash);
-    const next = mesh.issue({ uri: spiffe('ns', 'server') });
+    const next = await mesh.issue({ uri: spiffe('ns', 'server') });
     server.identity.rotate(next, mesh.certPem);
     const after = await new Promise<string>((resolve, reject) => {
       const s = tlsConnect({ host: '127.0.0.1', port: tcpPort, cert: clientId.certPem, key: clientId.keyPem, ca: mesh.certPem, checkServerIdentity: () => undefined }, () => {

@@ -80,14 +80,14 @@ describe('config errors name the cluster and the field', () => {
 });
 
 /** The cluster with its TLS context's trusted_ca file replaced by a real CA certificate (the fixture names /etc/certs/ca.pem). */
-function withCaFile(c: Cluster): Cluster {
+async function withCaFile(c: Cluster): Promise<Cluster> {
   const out = clone(ClusterSchema, c);
   const ts = out.transportSocket!;
   assert.equal(ts.configType.case, 'typedConfig');
   const ctx = unpack(UpstreamTlsContextSchema, ts.configType.value as Any);
   const vc = ctx.commonTlsContext!.validationContextType;
   assert.equal(vc.case, 'validationContext');
-  const ca = createCa('fixture');
+  const ca = await createCa();
   if (vc.case === 'validationContext') vc.value.trustedCa = create(DataSourceSchema, { specifier: { case: 'inlineString', value: ca.certPem } });
   ca.close();
   ts.configType = { case: 'typedConfig', value: pack(UpstreamTlsContextSchema, ctx) };
@@ -127,12 +127,12 @@ describe('settings', () => {
     );
   });
 
-  test('translator output: TLS context for the TLS layer, DNS settings, metadata', () => {
+  test('translator output: TLS context for the TLS layer, DNS settings, metadata', async () => {
     const t = translateFixture('upstream.yaml');
     // The rule's caCertificates file is read when the cluster compiles (Envoy NACKs a missing file too).
     const cluster = t.cluster('outbound|8080||local.test');
     assert.throws(() => compileCluster(cluster, testOpts()), /transport_socket\.typed_config\.common_tls_context\.validation_context\.trusted_ca: cannot read \/etc\/certs\/ca\.pem: ENOENT/);
-    const c = compileCluster(withCaFile(cluster), { ...testOpts(), secrets: new SecretManager() });
+    const c = compileCluster(await withCaFile(cluster), { ...testOpts(), secrets: new SecretManager() });
     assert.equal(c.type, 'STRICT_DNS');
     assert.equal(c.transport.tls?.sni, 'local.test');
     assert.equal(c.protocol, 'http1');
@@ -175,7 +175,7 @@ describe('discovery', () => {
   test("STRICT_DNS from a ServiceEntry resolves 'localhost' (system resolver)", async () => {
     const t = translateFixture('upstream.yaml');
     const opts = testOpts();
-    const c = compileCluster(withCaFile(t.cluster('outbound|8080||local.test')), opts);
+    const c = compileCluster(await withCaFile(t.cluster('outbound|8080||local.test')), opts);
     c.start();
     await c.ready;
     c.close();

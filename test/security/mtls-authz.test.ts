@@ -104,9 +104,9 @@ describe('authorization on verified peer identities (mTLS)', () => {
   const certs: Record<string, IssuedCert> = {};
 
   before(async () => {
-    ca = createCa('authz-test');
-    const server = ca.issue({ uri: spiffe('default', 'client') });
-    for (const [name, ns, sa] of [['web', 'frontend', 'web'], ['batch', 'other', 'batch'], ['ops', 'ops', 'admin'], ['blocked', 'frontend', 'blocked']] as const) certs[name] = ca.issue({ uri: spiffe(ns, sa) });
+    ca = await createCa();
+    const server = await ca.issue({ uri: spiffe('default', 'client') });
+    for (const [name, ns, sa] of [['web', 'frontend', 'web'], ['batch', 'other', 'batch'], ['ops', 'ops', 'admin'], ['blocked', 'frontend', 'blocked']] as const) certs[name] = await ca.issue({ uri: spiffe(ns, sa) });
     await http.start();
     await tcp.start();
     httpPort = await freePort();

@@ -35,6 +35,7 @@
  * `--concurrency N` (Envoy's worker count; default 1 = one process, as before): N worker processes share the
  * listeners and the primary serves the health, admin and stats ports for all of them (src/proxy/workers.ts).
  */
+import { CERT_CHAIN_FILE, FileIdentity, KEY_FILE, ROOT_CERT_FILE } from '../../proxy/tls/file-identity.js';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import type { JsonObject } from '@bufbuild/protobuf';
@@ -73,6 +74,8 @@ export interface ProxyCliOptions {
   dnsPort?: number;
   /** Run as a gateway (Istio's `router` proxy type): listeners come from the Gateways that select it. */
   gateway?: boolean;
+  /** A directory with cert-chain.pem, key.pem and root-cert.pem: the workload certificate (Istio's file-mounted certs). */
+  certDir?: string;
   /** CSR service + mTLS xDS address (default: the xDS host, port 15012). */
   caAddr?: string;
   /** File holding the workload token (else env WEFT_TOKEN). */
@@ -175,9 +178,7 @@ function secondsArg(v: string): number {
 
 /** The node metadata `weft proxy` announces. */
 export function proxyMetadata(
-  o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort' | 'mode' | 'workloadName' | 'clusterId' | 'gateway'> & {
-    upstream?: UpstreamPort[];
-  },
+  o: Pick<ProxyCliOptions, 'namespace' | 'serviceAccount' | 'labels' | 'workloadPort' | 'outboundPort' | 'inboundPort' | 'statsPort' | 'mode' | 'workloadName' | 'clusterId' | 'gateway' | 'certDir'> & { upstream?: UpstreamPort[]; identity?: boolean },
 ): JsonObject {
   const md: JsonObject = {
     NAMESPACE: o.namespace,
@@ -193,6 +194,8 @@ export function proxyMetadata(
   if (o.workloadName) md.WORKLOAD_NAME = o.workloadName;
   if (o.clusterId) md.CLUSTER_ID = o.clusterId;
   if (o.upstream?.length) md.WEFT_UPSTREAMS = o.upstream.map((u) => ({ host: u.host, port: u.port, localPort: u.localPort }));
+  // The proxy has a workload certificate: the control plane may send it mTLS configuration.
+  if (o.identity || o.certDir) md.WEFT_WORKLOAD_IDENTITY = 'true';
   return md;
 }
 
@@ -231,9 +234,16 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
   // A worker: the primary serves health, admin and stats; this process answers its admin requests over IPC
   // (its own admin interface listens on a port shared by the workers that nobody is told about).
   if (worker) out = () => undefined;
-  let identity: IdentityAgent | undefined;
+  let identity: IdentityAgent | FileIdentity | undefined;
   const token = tokenSource(opts);
-  if (token) {
+  if (opts.certDir) {
+    try {
+      identity = await FileIdentity.open(opts.certDir);
+    } catch (e) {
+      err(`weft proxy: --cert-dir ${opts.certDir}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? `missing ${CERT_CHAIN_FILE}, ${KEY_FILE} or ${ROOT_CERT_FILE}` : (e as Error).message}\n`);
+      return 1;
+    }
+  } else if (token) {
     if (opts.tokenFile && token() === undefined) {
       err(`weft proxy: the token file ${opts.tokenFile} cannot be read or is empty\n`);
       return 1;
@@ -262,10 +272,12 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
   }
   const proxy = new Proxy({
     xds: opts.xds,
-    ...(identity ? { identity, xdsCredentials: identity.channelCredentials() } : {}),
+    ...(identity ? { identity } : {}),
+    // The token identity also secures the xDS channel (mTLS to the control plane's TLS port).
+    ...(identity instanceof IdentityAgent ? { xdsCredentials: identity.channelCredentials() } : {}),
     node: {
       id: opts.id,
-      metadata: proxyMetadata(opts),
+      metadata: proxyMetadata({ ...opts, identity: identity !== undefined }),
       locality: opts.locality ? { region: opts.locality.region, zone: opts.locality.zone, subZone: opts.locality.sub_zone } : undefined,
       userAgentName: 'weft',
     },
@@ -349,6 +361,7 @@ export function register(program: Command): void {
     .addOption(new Option('--log-level <level>', 'log level').choices([...LOG_LEVELS]).default('info'))
     .option('--gateway', "run as an ingress/egress gateway (Istio's router proxy type): listeners come from the Gateways whose selector matches --labels")
     .option('--concurrency <n>', 'worker processes sharing the listeners (Envoy --concurrency)', concurrencyArg, 1)
+    .option('--cert-dir <dir>', `workload certificate files (${CERT_CHAIN_FILE}, ${KEY_FILE}, ${ROOT_CERT_FILE}; reloaded when they change): enables mesh mTLS`)
     .option('--token-file <path>', 'workload token (weft token create) to get a certificate with; also env WEFT_TOKEN. Turns on mTLS xDS')
     .option('--ca-addr <host:port>', 'CSR service and mTLS xDS address (default: the --xds host, port 15012)', parseXdsAddress)
     .option('--ca-root-file <path>', 'root certificate that verifies the control plane (its CA directory root-cert.pem)')

@@ -149,6 +149,8 @@ export class TranslationCache {
   private boundModelFacts?: ModelFacts;
   /** LbEndpoint per registry endpoint (registry endpoints are immutable and replaced when they change). */
   readonly lbEndpoints = new WeakMap<Endpoint, LbEndpoint>();
+  /** The same for endpoints whose workload port has mTLS DISABLE (no tlsMode metadata; endpoint.ts). */
+  readonly lbEndpointsNoMtls = new WeakMap<Endpoint, LbEndpoint>();
   /** Clusters a virtual host routes to. */
   readonly vhostClusters = new WeakMap<VirtualHost, Set<string>>();
   /** Clusters a listener forwards to. */

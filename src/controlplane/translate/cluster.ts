@@ -33,8 +33,8 @@
  *   `<credentialName>-cacert` over ADS; CA unset → the OS roots (Istio verifies with the system CAs); SNI unset →
  *   auto SNI, and auto SAN validation too when no SANs are given; ServiceEntry `subjectAltNames` when the rule
  *   gives none; ALPN h2 on HTTP/2 clusters. As Istio, a sidecar ignores `credentialName` unless the rule has a
- *   `workloadSelector` (no transport socket then). `ISTIO_MUTUAL` is left to the security issue: no transport
- *   socket and no error yet (auto mTLS will add transport_socket_matches on `tlsMode`). `proxyProtocol` has no
+ *   `workloadSelector` (no transport socket then). `ISTIO_MUTUAL`, and auto mTLS when the rule sets no client TLS
+ *   (transport_socket_matches on the endpoints' `tlsMode`), come from security/mtls.ts (meshTls). `proxyProtocol` has no
  *   generated transport socket type yet: reported, the cluster is sent without it.
  * - Special clusters: `BlackHoleCluster` (STATIC, no endpoints, ROUND_ROBIN), `PassthroughCluster`
  *   (ORIGINAL_DST, CLUSTER_PROVIDED, downstream protocol with a 5 min idle timeout; for explicit-mode sidecars,
@@ -51,7 +51,7 @@ import { create } from '@bufbuild/protobuf';
 import type { JsonObject } from '@bufbuild/protobuf';
 import { DurationSchema, type Duration } from '@bufbuild/protobuf/wkt';
 import type { DestinationPolicy, Protocol, Service, ServicePort, Subset } from '../../api/model.js';
-import { isHttp2Protocol } from '../../api/protocol.js';
+import { isHttp2Protocol, isHttpProtocol } from '../../api/protocol.js';
 import {
   ClusterSchema,
   Cluster_CommonLbConfigSchema,
@@ -110,6 +110,7 @@ import type { TranslateError, TranslateInput } from './index.js';
 import { BLACKHOLE_CLUSTER, inboundClusterName, outboundClusterName, PASSTHROUGH_CLUSTER } from './names.js';
 import { baseService, clusterTrafficPolicy, labelsSubsetOf, type ClusterTrafficPolicy, type ProxyScope } from './scope.js';
 import type { CachedCluster, TranslationCache } from './cache.js';
+import { autoMtlsMatches, istioMutualSocket, MESH_ALPN, meshSni, spiffeId } from './security/mtls.js';
 import { applyLocalityLb, discoveryKind, localityGroups, localitySetting, subsetEndpoints, type DiscoveryKind } from './endpoint.js';
 
 /** Istio MeshConfig.connectTimeout default. */
@@ -291,7 +292,7 @@ class ClusterBuilder {
     if (cache) {
       const kind = discoveryKind(svc, clusterTrafficPolicy(dp, sp.port, subset?.name), proxy);
       if (kind !== 'STRICT_DNS' && kind !== 'LOGICAL_DNS') {
-        key = `${proxy.type}|${outboundClusterName(sp.port, subset?.name, svc.hostname)}|${cache.id(baseService(svc))}|${cache.policyKey(dp)}`;
+        key = `${proxy.type}|${outboundClusterName(sp.port, subset?.name, svc.hostname)}|${cache.id(baseService(svc))}|${cache.policyKey(dp)}|${this.meshTlsKey(svc, sp, dp, subset)}`;
       }
     }
     if (cache && key !== undefined) {
@@ -330,7 +331,7 @@ class ClusterBuilder {
         // Envoy accepts a single endpoint in a LOGICAL_DNS cluster (Istio's validation allows at most one).
         if (kind === 'LOGICAL_DNS') eps = eps.slice(0, 1);
         if (eps.length === 0) return undefined; // Istio builds no DNS cluster without endpoints.
-        c.loadAssignment = create(ClusterLoadAssignmentSchema, { clusterName: name, endpoints: localityGroups(eps).map((w) => w.group) });
+        c.loadAssignment = create(ClusterLoadAssignmentSchema, { clusterName: name, endpoints: localityGroups(eps, undefined, this.input.model).map((w) => w.group) });
       } else if (kind === 'EDS') {
         c.edsClusterConfig = create(Cluster_EdsClusterConfigSchema, { serviceName: name, edsConfig: adsSource(true) });
       }
@@ -339,6 +340,7 @@ class ClusterBuilder {
       if (isHttp2Protocol(sp.protocol)) http.upstream = 'h2';
       else if (proxy.type === 'sidecar' && sp.protocol === 'UNKNOWN') http.upstream = 'downstream';
       if (!this.applyPolicy(c, http, policy, sp.protocol, svc, dp, name)) return undefined;
+      this.meshTls(c, http, svc, sp, dp, subset);
       if (c.clusterDiscoveryType.value === Cluster_DiscoveryType.ORIGINAL_DST) {
         c.lbPolicy = Cluster_LbPolicy.CLUSTER_PROVIDED;
         c.lbConfig = { case: undefined };
@@ -369,6 +371,47 @@ class ClusterBuilder {
     if (address.startsWith('*')) return [];
     const port = !svc.externalName && typeof sp.targetPort === 'number' ? sp.targetPort : sp.port;
     return [{ address, port, labels: {}, weight: 1, serviceAccount: '', namespace: svc.namespace, workload: svc.origin.name, healthy: true, tlsMode: 'disabled' }];
+  }
+
+  /**
+   * In-mesh mTLS (security/mtls.ts): DestinationRule ISTIO_MUTUAL → an ISTIO_MUTUAL transport socket; no client TLS
+   * setting → auto mTLS (transport_socket_matches on the endpoints' tlsMode) when the mesh enables it and the proxy
+   * has a workload certificate. Sidecars only: proxyless gRPC clients get no mTLS (gRPC's xDS TLS needs certificate
+   * providers, which Weft does not serve); MESH_EXTERNAL services get no auto mTLS.
+   */
+  private meshTlsMode(svc: Service, sp: ServicePort, dp: DestinationPolicy | undefined, subset: Subset | undefined): 'ISTIO_MUTUAL' | 'AUTO' | undefined {
+    const proxy = this.input.proxy;
+    if (proxy.type !== 'sidecar') return undefined;
+    const tls = clusterTrafficPolicy(dp, sp.port, subset?.name)?.tls;
+    if (tls?.mode === 'ISTIO_MUTUAL') return 'ISTIO_MUTUAL';
+    if (tls !== undefined) return undefined;
+    if (!this.input.model.mesh.enableAutoMtls || !proxy.workloadIdentity || svc.location === 'MESH_EXTERNAL') return undefined;
+    return 'AUTO';
+  }
+
+  /** The destination's service accounts as SPIFFE ids (Istio's SAN list for in-mesh TLS), sorted. */
+  private meshSans(svc: Service, sp: ServicePort): string[] {
+    const td = this.input.model.mesh.trustDomain;
+    const ids = new Set<string>();
+    for (const ep of subsetEndpoints(this.input, svc.hostname, sp.port, undefined)) if (ep.serviceAccount) ids.add(spiffeId(td, ep.namespace, ep.serviceAccount));
+    return [...ids].sort();
+  }
+
+  /** What the in-mesh TLS of a cluster depends on (translation cache key part). */
+  private meshTlsKey(svc: Service, sp: ServicePort, dp: DestinationPolicy | undefined, subset: Subset | undefined): string {
+    const mode = this.meshTlsMode(svc, sp, dp, subset);
+    return mode === undefined ? '' : `${mode}|${this.input.model.mesh.trustDomain}|${this.meshSans(svc, sp).join(',')}`;
+  }
+
+  private meshTls(c: Cluster, http: HttpOptions, svc: Service, sp: ServicePort, dp: DestinationPolicy | undefined, subset: Subset | undefined): void {
+    const mode = this.meshTlsMode(svc, sp, dp, subset);
+    if (mode === undefined) return;
+    const tls = clusterTrafficPolicy(dp, sp.port, subset?.name)?.tls;
+    const sni = tls?.sni || meshSni(sp.port, subset?.name, svc.hostname);
+    const sans = tls?.subjectAltNames.length ? tls.subjectAltNames : this.meshSans(svc, sp);
+    const alpn = http.upstream === 'h2' ? MESH_ALPN.http2 : http.upstream === 'downstream' ? MESH_ALPN.downstream : isHttpProtocol(sp.protocol) ? MESH_ALPN.http1 : MESH_ALPN.tcp;
+    if (mode === 'ISTIO_MUTUAL') c.transportSocket = istioMutualSocket(sni, sans, alpn);
+    else c.transportSocketMatches = autoMtlsMatches(sni, sans, alpn);
   }
 
   /** Istio `applyTrafficPolicy` for an outbound cluster; false = the cluster must not be sent. */

@@ -25,7 +25,8 @@
 import { isIP } from 'node:net';
 import { create } from '@bufbuild/protobuf';
 import type { JsonObject } from '@bufbuild/protobuf';
-import type { LoadBalancerSettings, Service } from '../../api/model.js';
+import type { LoadBalancerSettings, MeshModel, Service } from '../../api/model.js';
+import { mtlsMode } from './security/mtls.js';
 import {
   ClusterLoadAssignmentSchema,
   type ClusterLoadAssignment,
@@ -119,12 +120,21 @@ function canonical(labels: Record<string, string>, workload: string): [string, s
   return [name, rev];
 }
 
-function lbEndpoint(ep: Endpoint): LbEndpoint {
+/** The PeerAuthentications that decide whether an endpoint takes mTLS (a DISABLE endpoint loses tlsMode: istio). */
+type MtlsPolicies = Pick<MeshModel, 'mesh' | 'peerAuthentications'>;
+
+/** Whether an endpoint carries `tlsMode: istio`: it has a sidecar and its port's mTLS is not DISABLE (Istio). */
+function meshTls(ep: Endpoint, policies: MtlsPolicies | undefined): boolean {
+  return ep.tlsMode === 'istio' && (policies === undefined || mtlsMode(policies, ep.namespace, ep.labels, ep.port) !== 'DISABLE');
+}
+
+function lbEndpoint(ep: Endpoint, tls: boolean): LbEndpoint {
   const [cname, crev] = canonical(ep.labels, ep.workload);
   const filterMetadata: { [k: string]: JsonObject } = {
     istio: { workload: `${ep.workload};${ep.namespace};${cname};${crev};${CLUSTER_ID}` },
   };
-  if (ep.tlsMode === 'istio') filterMetadata['envoy.transport_socket_match'] = { tlsMode: 'istio' };
+  // Istio: an endpoint whose workload has mTLS DISABLE on that port gets no tlsMode, so auto mTLS sends plaintext.
+  if (tls) filterMetadata['envoy.transport_socket_match'] = { tlsMode: 'istio' };
   return create(LbEndpointSchema, {
     hostIdentifier: {
       case: 'endpoint',
@@ -136,11 +146,14 @@ function lbEndpoint(ep: Endpoint): LbEndpoint {
   });
 }
 
-function sharedLbEndpoint(ep: Endpoint, cache: TranslationCache): LbEndpoint {
-  let e = cache.lbEndpoints.get(ep);
+function sharedLbEndpoint(ep: Endpoint, cache: TranslationCache, policies?: MtlsPolicies): LbEndpoint {
+  const tls = meshTls(ep, policies);
+  // Registry endpoints outlive model changes: the mTLS decision (which follows PeerAuthentications) picks the map.
+  const m = tls || ep.tlsMode !== 'istio' ? cache.lbEndpoints : cache.lbEndpointsNoMtls;
+  let e = m.get(ep);
   if (!e) {
-    e = lbEndpoint(ep);
-    cache.lbEndpoints.set(ep, e);
+    e = lbEndpoint(ep, tls);
+    m.set(ep, e);
   }
   return e;
 }
@@ -155,7 +168,7 @@ export interface WrappedLocality {
  * Groups endpoints by locality (sorted), each group weighted by the sum of its endpoint weights. With a cache,
  * the LbEndpoint of a registry endpoint is built once and shared.
  */
-export function localityGroups(eps: readonly Endpoint[], cache?: TranslationCache): WrappedLocality[] {
+export function localityGroups(eps: readonly Endpoint[], cache?: TranslationCache, policies?: MtlsPolicies): WrappedLocality[] {
   const byLocality = new Map<string, Endpoint[]>();
   for (const ep of eps) {
     const k = ep.locality ?? '';
@@ -165,7 +178,7 @@ export function localityGroups(eps: readonly Endpoint[], cache?: TranslationCach
   }
   return [...byLocality.keys()].sort().map((k) => {
     const members = byLocality.get(k)!;
-    const lbEndpoints = cache ? members.map((ep) => sharedLbEndpoint(ep, cache)) : members.map(lbEndpoint);
+    const lbEndpoints = cache ? members.map((ep) => sharedLbEndpoint(ep, cache, policies)) : members.map((ep) => lbEndpoint(ep, meshTls(ep, policies)));
     let weight = 0;
     for (const e of lbEndpoints) weight = Math.min(weight + (e.loadBalancingWeight ?? 0), 0xffffffff);
     const group = create(LocalityLbEndpointsSchema, { lbEndpoints, loadBalancingWeight: weight });
@@ -400,7 +413,7 @@ export function buildEndpoints(input: TranslateInput, scope: ProxyScope, cluster
         cache.stats.misses++;
       }
       const eps = subsetEndpoints(input, parsed.host, parsed.port, subsetLabels).filter((ep) => isIP(ep.address) !== 0);
-      const wrapped = localityGroups(eps, cache);
+      const wrapped = localityGroups(eps, cache, input.model);
       const groups = applyLocalityLb(wrapped, input.proxy, setting, enableFailover);
       const cla = create(ClusterLoadAssignmentSchema, { clusterName: name, endpoints: groups });
       if (cache && key !== undefined && from !== undefined) cache.assignments.set(key, { from, cla });

@@ -14,6 +14,8 @@
  *   with the HTTP inspector (HTTP/1.x and h2c go to the HCM, everything else to the tcp_proxy), as Istio's
  *   inbound protocol detection does. The workload's RequestAuthentication and AuthorizationPolicy filters
  *   (security/) go before the router (HTTP) and before the tcp_proxy (TCP).
+ *   inbound protocol detection does. PeerAuthentication turns them into mTLS chains (security/mtls.ts): STRICT
+ *   TLS only, PERMISSIVE TLS and plaintext told apart by the TLS inspector, DISABLE plaintext.
  *
  * HTTP connection managers follow Istio's sidecar settings: codec AUTO, `use_remote_address` false, path
  * normalization on (Istio's default BASE normalization), escaped slashes kept, websocket upgrades, no stream
@@ -74,6 +76,7 @@ import type { TranslateError } from './index.js';
 import { baseService } from './scope.js';
 import { inboundClusterName, outboundClusterName, OUTBOUND_LISTENER } from './names.js';
 import { inboundSecurity, NO_SECURITY, type InboundSecurity } from './security/index.js';
+import { applyInboundMtls, inboundMtlsMode, type EffectiveMtlsMode } from './security/mtls.js';
 import { inboundRouteConfig, proxyRoutes, tablesFor, usesFault } from './route.js';
 import type { GrpcTarget, RoutingScope } from './route.js';
 import { hostAliases } from './route/domains.js';
@@ -324,6 +327,11 @@ class ListenerBuilder {
     });
   }
 
+  /** The mTLS mode of an inbound port (security/mtls.ts; see inboundMtlsMode). */
+  private inboundMtls(i: InboundPort): EffectiveMtlsMode {
+    return inboundMtlsMode(this.input.model, this.input.proxy, i, (m) => this.error(`inbound|${i.port}`, m));
+  }
+
   /** A listener that depends on nothing but its key, from the cache when there is one. */
   private shared(key: string, build: () => Listener): Listener {
     const cache = this.cache;
@@ -358,9 +366,11 @@ class ListenerBuilder {
       this.error('inbound', `inbound listeners left out: authorization could not be translated: ${e instanceof Error ? e.message : String(e)}`);
       return out;
     }
+    const td = this.input.model.mesh.trustDomain;
     for (const i of p.inbound) {
-      const key = `inbound|${i.port}|${i.targetPort}|${i.protocol}|${p.inboundBind}${sec.key === '' ? '' : `|${sec.key}`}|${tel.server.key}`;
-      const l = this.guard(`inbound|${i.port}`, () => this.shared(key, () => inboundListener(i, p.inboundBind, sec, tel.server)));
+      const mode = this.inboundMtls(i);
+      const key = `inbound|${i.port}|${i.targetPort}|${i.protocol}|${p.inboundBind}${sec.key === '' ? '' : `|${sec.key}`}|${tel.server.key}|${mode}|${td}`;
+      const l = this.guard(`inbound|${i.port}`, () => this.shared(key, () => applyInboundMtls(inboundListener(i, p.inboundBind, sec, tel.server), mode, td)));
       if (l) out.push(l);
     }
     return out;

@@ -316,15 +316,18 @@ function sectionKeys(input: TranslateInput, scope: ProxyScope, cache: Translatio
   const proxy = input.proxy;
   const facts = cache.modelFacts(input.model);
   const routes = `rds|${scope.key}|${proxy.type}|${facts.sourceLabels ? labelsKey(proxy.labels) : ''}`;
+  // mTLS (security/mtls.ts): a proxy with a workload certificate gets TLS chains and auto mTLS; its inbound modes
+  // follow the PeerAuthentications that select its namespace and labels.
+  const mtls = `${proxy.workloadIdentity ? 'id' : ''}|${proxy.inbound.length && input.model.peerAuthentications.length ? `${proxy.namespace}|${labelsKey(proxy.labels)}` : ''}`;
   const listeners =
     `lds|${routes}|${proxy.outboundPort}|${proxy.inboundBind}|${JSON.stringify(proxy.upstreams)}|${JSON.stringify(proxy.inbound)}` +
     `|${proxy.upstreams.length ? labelsKey(proxy.labels) : ''}` +
-    `|${proxy.inbound.length ? securityKey(input.model, proxy) : ''}`;
+    `|${proxy.inbound.length ? securityKey(input.model, proxy) : ''}|${mtls}`;
   const keys: SectionKeys = { routes, listeners };
   if (scope.services.some((s) => s.resolution === 'DNS' || s.resolution === 'DNS_ROUND_ROBIN')) return keys;
   // Inbound clusters name the services that select the proxy (their metadata).
   const inboundHosts = proxy.inbound.length ? inboundServices(input.model.services, proxy).map((s) => s.hostname).join(',') : '';
-  keys.clusters = `cds|${scope.key}|${proxy.type}|${proxy.inbound.map((p) => `${p.targetPort}/${p.protocol}`).join(',')}|${inboundHosts}`;
+  keys.clusters = `cds|${scope.key}|${proxy.type}|${proxy.inbound.map((p) => `${p.targetPort}/${p.protocol}`).join(',')}|${inboundHosts}|${proxy.workloadIdentity ? 'id' : ''}`;
   const l = proxy.locality;
   keys.endpoints =
     `eds|${keys.clusters}|${l?.region ?? ''}/${l?.zone ?? ''}/${l?.subZone ?? ''}` + `|${facts.failoverPriority ? labelsKey(proxyMatchLabels(proxy)) : ''}`;

@@ -26,7 +26,7 @@
  * client in the proxy's namespace can use for a visible service to its VIPs.
  */
 import { create } from '@bufbuild/protobuf';
-import type { Service } from '../../api/model.js';
+import type { MeshModel, Service } from '../../api/model.js';
 import { isHttpProtocol } from '../../api/protocol.js';
 import { pack, TypeUrl } from '../../xds/index.js';
 import { Cluster_DiscoveryType, Cluster_LbPolicy, ClusterSchema } from '../../xds/gen/envoy/config/cluster/v3/cluster_pb.js';
@@ -49,6 +49,7 @@ import { DEFAULT_CONNECT_TIMEOUT_MS, duration } from './cluster.js';
 import { autoVips, nameTable, ownVips, serviceVips } from './dns.js';
 import type { RegistryView, TranslateError } from './index.js';
 import { applyHcmTelemetry, applyTcpTelemetry, NO_TELEMETRY, proxyTelemetry, type SideTelemetry } from './telemetry.js';
+import { applyInboundMtls, inboundMtlsMode } from './security/mtls.js';
 import { corsFilter, faultFilter, inboundListener, networkFilter, routerFilter, sidecarHcm, socketAddress, tcpProxy, tcpRouteClusters } from './listener.js';
 import type { ListenerInput } from './listener.js';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, outboundClusterName, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER, VIRTUAL_OUTBOUND_LISTENER } from './names.js';
@@ -141,7 +142,7 @@ export function outboundTcpListener(vip: string, port: number, own: string, clus
 }
 
 /** `virtualInbound` for the proxy's inbound ports (see the module comment). */
-export function virtualInboundListener(proxy: Pick<ProxyInfo, 'inbound'>, errors: TranslateError[], sec: InboundSecurity = NO_SECURITY, telemetry: SideTelemetry = NO_TELEMETRY): Listener {
+export function virtualInboundListener(proxy: Pick<ProxyInfo, 'inbound' | 'namespace' | 'labels' | 'workloadIdentity' | 'type'>, errors: TranslateError[], model: Pick<MeshModel, 'mesh' | 'peerAuthentications'>, sec: InboundSecurity = NO_SECURITY, telemetry: SideTelemetry = NO_TELEMETRY): Listener {
   const chains: FilterChain[] = [tcpChain(`${VIRTUAL_INBOUND_LISTENER}-blackhole`, BLACKHOLE_CLUSTER, VIRTUAL_INBOUND_PORT)];
   const filters: ListenerFilter[] = [originalDstFilter()];
   let sniffing = false;
@@ -151,7 +152,8 @@ export function virtualInboundListener(proxy: Pick<ProxyInfo, 'inbound'>, errors
       continue;
     }
     // The explicit-mode inbound listener of the port, its chains matched on the port (Istio's inbound chains).
-    const l = inboundListener(i, '0.0.0.0', sec, telemetry);
+    const mode = inboundMtlsMode(model, proxy, i, (message) => errors.push({ typeUrl: TypeUrl.Listener, resource: VIRTUAL_INBOUND_LISTENER, message }));
+    const l = applyInboundMtls(inboundListener(i, '0.0.0.0', sec, telemetry), mode, model.mesh.trustDomain);
     for (const c of l.filterChains) {
       c.name = `0.0.0.0_${i.port}${c.name ? `_${c.name}` : ''}`;
       c.filterChainMatch ??= create(FilterChainMatchSchema, {});
@@ -276,7 +278,7 @@ export function buildTransparent(input: TransparentInput): TransparentResult {
     }
   }
 
-  listeners.push(virtualInboundListener(proxy, errors, proxy.inbound.length > 0 ? inboundSecurity(input.model, proxy, scope.services, errors) : NO_SECURITY, tel.server));
+  listeners.push(virtualInboundListener(proxy, errors, input.model, proxy.inbound.length > 0 ? inboundSecurity(input.model, proxy, scope.services, errors) : NO_SECURITY, tel.server));
   return {
     listeners,
     routes,

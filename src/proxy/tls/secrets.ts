@@ -4,7 +4,7 @@
  *
  *   const secrets = new SecretManager(identity);   // identity: the workload's own certificate (optional)
  *   secrets.get('default')                         // the workload certificate chain + key (from the identity)
- *   secrets.get('ROOTCA')                          // the trust bundle: an ADS Secret named ROOTCA, else the identity's root
+ *   secrets.get('ROOTCA')                          // the trust bundle: the identity's root and the ADS Secret ROOTCA
  *   secrets.get('my-credential')                   // any other name: an ADS Secret (gateways' credentialName)
  *   secrets.applyAds(name, compileSecret(proto))   // from the SDS watch (config/xds-config.ts); undefined removes it
  *   secrets.version                                // bumped on every change: contexts rebuild lazily (context.ts)
@@ -19,6 +19,7 @@ import type { Secret } from '../../xds/gen/envoy/extensions/transport_sockets/tl
 import type { DataSource } from '../../xds/gen/envoy/config/core/v3/base_pb.js';
 import type { CertificateValidationContext } from '../../xds/gen/envoy/extensions/transport_sockets/tls/v3/common_pb.js';
 import { ConfigError } from '../config-error.js';
+import type { WorkloadIdentity } from './identity/index.js';
 
 /** Istio's SDS name of the workload certificate. */
 export const WORKLOAD_CERT_SECRET = 'default';
@@ -37,31 +38,23 @@ export interface TlsSecret {
   readonly validation?: CertificateValidationContext;
 }
 
-/**
- * What the secret manager needs from the workload identity (helper `ca`'s src/proxy/tls/identity WorkloadIdentity
- * satisfies it structurally): the current certificate, and a change notification on rotation.
- */
-export interface IdentitySource {
-  current(): { certChainPem: string; keyPem: string; rootPem: string; notAfter: number | Date } | null;
-  onChange(cb: () => void): void;
-}
-
 export class SecretManager {
   private readonly ads = new Map<string, TlsSecret>();
   private readonly listeners = new Set<() => void>();
-  private identity: IdentitySource | undefined;
-  private identitySnapshot: ReturnType<IdentitySource['current']> = null;
+  private identity: WorkloadIdentity | undefined;
+  private identitySnapshot: ReturnType<WorkloadIdentity['current']> = null;
   private identityCert: TlsSecret | undefined;
   private identityRoot: TlsSecret | undefined;
+  private bundle: { ads: TlsSecret; own: TlsSecret; merged: TlsSecret } | undefined;
   /** Incremented on every change of any secret. */
   version = 0;
 
-  constructor(identity?: IdentitySource) {
+  constructor(identity?: WorkloadIdentity) {
     if (identity !== undefined) this.setIdentity(identity);
   }
 
   /** Uses a workload identity for `default` (and `ROOTCA` unless ADS sends one). */
-  setIdentity(identity: IdentitySource): void {
+  setIdentity(identity: WorkloadIdentity): void {
     this.identity = identity;
     identity.onChange(() => this.changed());
     this.changed();
@@ -70,8 +63,23 @@ export class SecretManager {
   /** The secret of an SDS name; undefined while it is not known (yet). */
   get(name: string): TlsSecret | undefined {
     if (name === WORKLOAD_CERT_SECRET) return this.fromIdentity()?.cert ?? this.ads.get(name);
-    if (name === ROOT_CA_SECRET) return this.ads.get(name) ?? this.fromIdentity()?.root;
+    if (name === ROOT_CA_SECRET) return this.trustBundle();
     return this.ads.get(name);
+  }
+
+  /**
+   * ROOTCA: the identity's root (what its certificate chains to) together with the control plane's ROOTCA when it
+   * sends one (the mesh bundle, which carries both roots during a root rotation); either alone when only one is there.
+   */
+  private trustBundle(): TlsSecret | undefined {
+    const ads = this.ads.get(ROOT_CA_SECRET);
+    const own = this.fromIdentity()?.root;
+    if (ads === undefined || own === undefined) return ads ?? own;
+    if (this.bundle?.ads !== ads || this.bundle.own !== own) {
+      const pems = new Set([...splitPem(own.trustedCaPem), ...splitPem(ads.trustedCaPem)]);
+      this.bundle = { ads, own, merged: { ...ads, trustedCaPem: [...pems].join('') } };
+    }
+    return this.bundle.merged;
   }
 
   /** Whether a name is served by the local identity rather than by ADS. */
@@ -160,6 +168,11 @@ export function compileSecret(s: Secret): TlsSecret {
     return { certChainPem: '', keyPem: '', trustedCaPem, validation: v };
   }
   return fail('type')(t.case === undefined ? 'a tls_certificate or validation_context is required' : `${t.case} secrets are not supported`);
+}
+
+/** The PEM certificates of a bundle, each with its trailing newline. */
+function splitPem(pem: string): string[] {
+  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g)?.map((c) => (c.endsWith('\n') ? c : c + '\n')) ?? [];
 }
 
 function checkPem(pem: string, label: string, fail: (detail: string) => never): void {

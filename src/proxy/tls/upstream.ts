@@ -7,7 +7,8 @@
  *   const transport = compileUpstreamTransport(cluster, secrets, fail);   // from upstream/cluster/compile.ts
  *   const { socket, event } = transport.connect(host, { alpnFallback: 'h2' });   // event: 'connect' | 'secureConnect'
  *
- * ALPN: the context's alpn_protocols, else the pool's protocol (`h2` / `http/1.1`), as Envoy's ALPN fallback.
+ * ALPN: the context's alpn_protocols without the other HTTP version's values for HTTP pools (an HTTP/1.1 pool never
+ * offers `h2`), else the pool's protocol (`h2` / `http/1.1`), as Envoy's ALPN fallback; TCP offers them all.
  * Handshake failures fail the connection (the pools report 'connection failure' → 503 UF), counted under the
  * cluster's ssl.* stats; a context whose secrets are not there yet fails it the same way (ssl.connection_error).
  */
@@ -96,7 +97,7 @@ export class UpstreamTransport {
       process.nextTick(() => socket.destroy(new Error('upstream TLS secrets are not available yet')));
       return { socket, event: 'secureConnect', tls: true };
     }
-    if (copts.ALPNProtocols === undefined && opts.alpnFallback !== undefined) copts.ALPNProtocols = [opts.alpnFallback];
+    if (opts.alpnFallback !== undefined) copts.ALPNProtocols = poolAlpn(tls.alpn, opts.alpnFallback);
     // tls.connect takes onread and allowHalfOpen as net.connect does (not in @types/node's ConnectionOptions).
     const extra = { onread: opts.onread, allowHalfOpen: opts.allowHalfOpen } as object;
     const s: TLSSocket = tlsConnect({ ...copts, host: host.address, port: host.port, ...extra });
@@ -117,6 +118,29 @@ export class UpstreamTransport {
     });
     return { socket: s, event: 'secureConnect', tls: true };
   }
+}
+
+const OTHER_VERSION: Record<string, readonly string[]> = {
+  'http/1.1': ['h2', 'istio-h2'],
+  h2: ['http/1.1', 'http/1.0', 'istio-http/1.1', 'istio-http/1.0'],
+};
+const POOL_ALPN = new WeakMap<readonly string[], Map<string, string[]>>();
+
+/**
+ * The ALPN an HTTP pool offers: the context's values without those of the other HTTP version (a pool speaks one;
+ * what Istio's ALPN override filter does per upstream protocol), else the pool's protocol (Envoy's ALPN fallback).
+ */
+function poolAlpn(configured: readonly string[], pool: string): string[] {
+  let m = POOL_ALPN.get(configured);
+  if (m === undefined) POOL_ALPN.set(configured, (m = new Map()));
+  let out = m.get(pool);
+  if (out === undefined) {
+    const drop = OTHER_VERSION[pool] ?? [];
+    out = configured.filter((p) => !drop.includes(p));
+    if (out.length === 0) out = [pool];
+    m.set(pool, out);
+  }
+  return out;
 }
 
 /** Plaintext for every host (clusters without a transport socket). */
