@@ -120,7 +120,11 @@ describe('telemetry: scraping proxies', () => {
     const dead = `http://127.0.0.1:${await freePort()}/stats/prometheus`;
     const t = new MeshTelemetry({ targets: () => [{ proxy: 'cart-v1', url }, { proxy: 'gone', url: dead }], intervalMs: 60_000, windowMs: 60_000 });
     telemetries.push(t);
-    for (let i = 0; i < 4; i++) await t.tick();
+    // Ticks 20 ms apart, so the window has a length (rates are per second of it).
+    for (let i = 0; i < 4; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 20));
+      await t.tick();
+    }
     const w = t.window();
     assert.equal(w.source, 'scrape');
     assert.deepEqual(w.scrapeErrors.map((e) => e.target), [`proxy gone (${dead})`]);

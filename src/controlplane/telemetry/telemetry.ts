@@ -285,7 +285,7 @@ export class MeshTelemetry {
     this.#current = {
       source,
       updatedAt: new Date(now).toISOString(),
-      seconds: Math.round(seconds * 10) / 10,
+      seconds: Math.round(seconds * 1000) / 1000,
       series: dedupeReporters(this.#resolved(set)),
       recentErrors: [...errors.values()].sort((a, b) => b.lastSeen.localeCompare(a.lastSeen) || b.count - a.count),
       ejections: ejections.sort((a, b) => a.cluster.localeCompare(b.cluster) || a.proxy.localeCompare(b.proxy)),
