@@ -21,7 +21,8 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { StructSchema, type Struct, type Value } from '@bufbuild/protobuf/wkt';
 import type { HeaderList } from '../../http/headers.js';
-import { CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL, canonicalOf, type Workload } from './workload.js';
+import { CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL, canonicalService } from '../../../api/canonical.js';
+import type { Workload } from './workload.js';
 
 export const PEER_METADATA_HEADER = 'x-envoy-peer-metadata';
 export const PEER_METADATA_ID_HEADER = 'x-envoy-peer-metadata-id';
@@ -81,7 +82,7 @@ export function decodePeerMetadata(value: string): Workload | undefined {
     for (const [k, v] of Object.entries(labelsV.kind.value.fields)) if (v.kind.case === 'stringValue') labels[k] = v.kind.value;
   }
   const workloadName = fieldString(s, 'WORKLOAD_NAME');
-  const c = canonicalOf(labels, workloadName);
+  const c = canonicalService(labels, workloadName);
   return Object.freeze({
     workloadName,
     namespace: fieldString(s, 'NAMESPACE'),
