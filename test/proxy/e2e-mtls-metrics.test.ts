@@ -7,6 +7,8 @@
 // - source reporter: source_principal the client's own, destination_principal the server's verified SAN,
 //   connection_security_policy="unknown" (what Istio's istio_stats reports on the client side);
 // and the control plane's telemetry functions (snapshot, reporter dedupe, aggregate) give the edge an mTLS share of 1.
+// On TCP the two sidecars run the in-band metadata exchange (ALPN istio-peer-exchange), so each side's TCP metrics
+// carry the other's workload, app and version, and the application's bytes arrive unchanged.
 // No timing is asserted: waits are bounded polls.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -153,7 +155,7 @@ describe('weft proxy: Istio metrics principals and security policy over mTLS', (
     assert.equal(edge.requests, 1);
   });
 
-  test('TCP: principals on both reporters, mutual_tls on the destination, unknown on the source', async () => {
+  test('TCP: principals on both reporters, mutual_tls on the destination, unknown on the source; peer labels from the in-band exchange', async () => {
     const echoed = await new Promise<string>((resolve, reject) => {
       const c = connect(tcpLocal, '127.0.0.1', () => c.end('tcp over mtls'));
       let got = '';
@@ -168,10 +170,25 @@ describe('weft proxy: Istio metrics principals and security policy over mTLS', (
     assert.equal(d.labels.source_workload_namespace, 'default');
     assert.equal(d.labels.connection_security_policy, 'mutual_tls');
     assert.equal(d.labels.request_protocol, 'tcp');
+    // The client's workload labels came in-band (istio-peer-exchange): the certificate alone names no workload or app.
+    assert.equal(d.labels.source_workload, 'client-1');
+    assert.equal(d.labels.source_app, 'client');
+    assert.equal(d.labels.source_version, 'v1');
+    assert.equal(d.labels.source_canonical_service, 'client');
+    assert.equal(d.labels.source_canonical_revision, 'v1');
+    assert.equal(d.labels.source_cluster, 'Kubernetes');
     const s = await until('the source TCP report', async () => find(await scrape(clientStats), 'istio_tcp_connections_closed_total', { reporter: 'source' })[0]);
     assert.equal(s.labels.source_principal, CLIENT_ID);
     assert.equal(s.labels.destination_principal, SERVER_ID);
     assert.equal(s.labels.connection_security_policy, 'unknown');
     assert.equal(s.labels.destination_service, HOST);
+    // The endpoint metadata has no app or version: these are the server's own, from the exchange.
+    assert.equal(s.labels.destination_workload, 'server-1');
+    assert.equal(s.labels.destination_app, 'server');
+    assert.equal(s.labels.destination_version, 'v1');
+    assert.equal(s.labels.destination_canonical_service, 'server');
+    // Byte counters carry the payload only (the exchange frames are not the application's bytes).
+    const sent = find(await scrape(clientStats), 'istio_tcp_received_bytes_total', { reporter: 'source' })[0];
+    assert.equal(sent?.value, Buffer.byteLength('tcp over mtls'));
   });
 });

@@ -33,6 +33,7 @@ import type { Counter } from '../metric.js';
 import { DEFAULT_BUCKETS, HistogramUnit, type Histogram } from '../histogram.js';
 import type { Family, StatsStore } from '../store.js';
 import { PeerExchange } from './peer-metadata.js';
+import { TcpExchange } from './tcp-exchange.js';
 import type { MeshService } from './service.js';
 import { localWorkload, UNKNOWN_WORKLOAD, workloadFromEndpointMetadata, type Workload } from './workload.js';
 import type { Host } from '../../upstream/cluster/host.js';
@@ -105,6 +106,8 @@ export class IstioMetrics {
   readonly enabled: boolean;
   readonly local: Workload;
   readonly exchange: PeerExchange;
+  /** The in-band TCP exchange (tcp-exchange.ts); kept with metrics off too, since a peer's frame must be removed. */
+  readonly tcpExchange: TcpExchange;
   readonly requests: Family<Counter>;
   readonly duration: Family<Histogram>;
   readonly requestBytes: Family<Histogram>;
@@ -127,6 +130,7 @@ export class IstioMetrics {
     this.enabled = opts.enabled ?? true;
     this.local = localWorkload(opts.nodeId, opts.metadata);
     this.exchange = new PeerExchange(this.local, opts.nodeId);
+    this.tcpExchange = new TcpExchange(this.exchange);
     this.requests = store.counterFamily('istio_requests_total', HTTP_LABELS);
     this.duration = store.histogramFamily('istio_request_duration_milliseconds', HTTP_LABELS, HistogramUnit.Milliseconds, DEFAULT_BUCKETS);
     this.requestBytes = store.histogramFamily('istio_request_bytes', HTTP_LABELS, HistogramUnit.Bytes, DEFAULT_BUCKETS);

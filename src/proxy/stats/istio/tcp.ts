@@ -8,10 +8,10 @@
  *                                               // never connected counts opened and closed then, with its flags)
  *
  * Labels as HTTP (metrics.ts edgeLabels) with request_protocol `tcp` and no response_code / grpc_response_status.
- * Peers: on the client side the upstream endpoint's `istio.workload` metadata (Istio's endpoint fallback: workload,
- * namespace, canonical service and revision, cluster; app and version unknown); on the server side the peer is known
- * only by its certificate (principal and namespace), since Weft does not run Istio's in-band TCP metadata exchange
- * (see docs/metrics.md). Principals and connection_security_policy as HTTP (http.ts): the downstream connection's
+ * Peers: the in-band metadata exchange's (tcp-exchange.ts: between sidecars over mTLS); without it, on the client
+ * side the upstream endpoint's `istio.workload` metadata (Istio's endpoint fallback: workload, namespace, canonical
+ * service and revision, cluster; app and version unknown), on the server side only the certificate (principal and
+ * namespace). The series is chosen when the session opens, after the exchange (tcp/session.ts). Principals and connection_security_policy as HTTP (http.ts): the downstream connection's
  * TLS session on the server side, the upstream connection's on the client side (`unknown` policy there, as Istio). Bytes count on the downstream connection as they flow, so long connections show traffic
  * before they close.
  */
@@ -45,6 +45,9 @@ export interface TcpSessionView {
   readonly cluster: ClusterRuntime | undefined;
   readonly host: Host | null;
   readonly flags: string;
+  /** The peers' workloads from the in-band exchange (tcp-exchange.ts; null: none). */
+  readonly downstreamPeer: Workload | null;
+  readonly upstreamPeer: Workload | null;
   istio: TcpSeries | null;
 }
 
@@ -90,7 +93,9 @@ export class IstioTcpStats {
     const server = this.reporter === 'destination';
     // Principals from the TLS session: the downstream connection's on the server side, the upstream's on the client.
     const tls = server ? peerOf(s.downstream) : s.upstream !== null ? peerOf(s.upstream) : PLAINTEXT_PEER;
-    const peer = !server && s.host !== null ? this.metrics.endpointPeer(s.host) : UNKNOWN_WORKLOAD;
+    // The exchange's peer; without one, the client side falls back to the endpoint's metadata (as Istio).
+    const exchanged = server ? s.downstreamPeer : s.upstreamPeer;
+    const peer = exchanged ?? (!server && s.host !== null ? this.metrics.endpointPeer(s.host) : UNKNOWN_WORKLOAD);
     let byPeer = this.series.get(dest);
     if (byPeer === undefined) this.series.set(dest, (byPeer = new Map()));
     let byPrincipal = byPeer.get(peer);
