@@ -22,6 +22,7 @@
  * The work per call is proportional to the clusters asked for: the scope memoizes DestinationRule lookups and
  * the registry caches endpoints per service port.
  */
+import { canonicalService, DEFAULT_CANONICAL_REVISION } from '../../api/canonical.js';
 import { isIP } from 'node:net';
 import { create } from '@bufbuild/protobuf';
 import type { JsonObject } from '@bufbuild/protobuf';
@@ -112,14 +113,6 @@ export function parseLocality(s: string | undefined): Locality | undefined {
   return create(LocalitySchema, { region: parts[0] ?? '', zone: parts[1] ?? '', subZone: parts.slice(2).join('/') });
 }
 
-/** Istio `CanonicalService` (name and revision; `latest` is left out as Istio does). */
-function canonical(labels: Record<string, string>, workload: string): [string, string] {
-  const name = labels['service.istio.io/canonical-name'] ?? labels['app.kubernetes.io/name'] ?? labels['app'] ?? workload;
-  let rev = labels['service.istio.io/canonical-revision'] ?? labels['app.kubernetes.io/version'] ?? labels['version'] ?? 'latest';
-  if (rev === 'latest') rev = '';
-  return [name, rev];
-}
-
 /** The PeerAuthentications that decide whether an endpoint takes mTLS (a DISABLE endpoint loses tlsMode: istio). */
 type MtlsPolicies = Pick<MeshModel, 'mesh' | 'peerAuthentications'>;
 
@@ -129,9 +122,11 @@ function meshTls(ep: Endpoint, policies: MtlsPolicies | undefined): boolean {
 }
 
 function lbEndpoint(ep: Endpoint, tls: boolean): LbEndpoint {
-  const [cname, crev] = canonical(ep.labels, ep.workload);
+  const c = canonicalService(ep.labels, ep.workload);
+  // Istio leaves the default revision out of the endpoint's workload string.
+  const crev = c.revision === DEFAULT_CANONICAL_REVISION ? '' : c.revision;
   const filterMetadata: { [k: string]: JsonObject } = {
-    istio: { workload: `${ep.workload};${ep.namespace};${cname};${crev};${CLUSTER_ID}` },
+    istio: { workload: `${ep.workload};${ep.namespace};${c.name};${crev};${CLUSTER_ID}` },
   };
   // Istio: an endpoint whose workload has mTLS DISABLE on that port gets no tlsMode, so auto mTLS sends plaintext.
   if (tls) filterMetadata['envoy.transport_socket_match'] = { tlsMode: 'istio' };

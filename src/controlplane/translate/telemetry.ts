@@ -33,6 +33,7 @@
 import { create, type JsonObject } from '@bufbuild/protobuf';
 import type { ExtensionProvider, MeshModel, Service, TelemetryAccessLogging, TelemetryCustomTag, TelemetryPolicy, TelemetryTracing } from '../../api/model.js';
 import { labelsSubsetOf } from './scope.js';
+import { canonicalService, type CanonicalService } from '../../api/canonical.js';
 import { pack } from '../../xds/index.js';
 import { AccessLogFilterSchema, AccessLogSchema, ComparisonFilter_Op, ComparisonFilterSchema, StatusCodeFilterSchema } from '../../xds/gen/envoy/config/accesslog/v3/accesslog_pb.js';
 import type { AccessLog } from '../../xds/gen/envoy/config/accesslog/v3/accesslog_pb.js';
@@ -279,9 +280,8 @@ function providerService(p: ExtensionProvider, services: readonly Service[]): Se
   return `could not find service ${p.service} in the registry (or it is not visible to this proxy)`;
 }
 
-function canonicalService(proxy: Pick<ProxyInfo, 'labels' | 'workloadName'>): string {
-  const l = proxy.labels;
-  return l['service.istio.io/canonical-name'] ?? l['app.kubernetes.io/name'] ?? l.app ?? proxy.workloadName ?? 'unknown';
+function canonicalOfProxy(proxy: Pick<ProxyInfo, 'labels' | 'workloadName'>): CanonicalService {
+  return canonicalService(proxy.labels, proxy.workloadName || 'unknown');
 }
 
 function literalTag(tag: string, value: string): CustomTag {
@@ -296,7 +296,7 @@ function tracingConfig(model: MeshModel, proxy: Pick<ProxyInfo, 'namespace' | 'l
     return undefined;
   }
   const cluster = outboundClusterName(p.port, undefined, svc.hostname);
-  const canonical = canonicalService(proxy);
+  const canonical = canonicalOfProxy(proxy).name;
   let provider;
   if (p.kind === 'zipkin') {
     const z = create(ZipkinConfigSchema, {
@@ -314,7 +314,7 @@ function tracingConfig(model: MeshModel, proxy: Pick<ProxyInfo, 'namespace' | 'l
     provider = create(Tracing_HttpSchema, { name: OTEL_TRACER, configType: { case: 'typedConfig', value: pack(OpenTelemetryConfigSchema, o) } });
   }
   const tags: CustomTag[] = [
-    literalTag('istio.canonical_revision', proxy.labels['service.istio.io/canonical-revision'] ?? proxy.labels.version ?? 'latest'),
+    literalTag('istio.canonical_revision', canonicalOfProxy(proxy).revision),
     literalTag('istio.canonical_service', canonical),
     literalTag('istio.cluster_id', 'Kubernetes'),
     literalTag('istio.mesh_id', model.mesh.trustDomain),

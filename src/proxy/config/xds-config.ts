@@ -256,7 +256,10 @@ export class XdsConfig {
     let e = this.tcpStats.get(prefix);
     if (e === undefined) {
       const stats = new TcpProxyStats();
-      if (this.istio !== undefined && reporter !== undefined) stats.istio = IstioTcpStats.of(this.istio, reporter);
+      if (this.istio !== undefined && reporter !== undefined) {
+        stats.istio = IstioTcpStats.of(this.istio, reporter);
+        stats.exchange = this.istio.tcpExchange;
+      }
       const scope = this.stats.scope(`tcp.${prefix}.`);
       scope.addSource(stats);
       e = { stats, remove: () => scope.remove(), refs: 0 };

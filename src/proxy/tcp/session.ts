@@ -29,6 +29,11 @@
  * bytes sent upstream while the downstream is paused; it closes both sides at once. During an upstream flush the
  * upstream's own inactivity timeout applies. max_downstream_connection_duration closes both sides.
  *
+ * Metadata exchange: when either connection negotiated the ALPN `istio-peer-exchange` (mTLS between sidecars), this
+ * proxy's frame is written on it first and the peer's frame is taken off what it sends (stats/istio/tcp-exchange.ts);
+ * the Istio series is chosen once the frames are read (or the side ended without one), so the TCP metrics carry the
+ * peer's workload.
+ *
  * Event handlers are shared functions that find their session on the socket: no closure per connection.
  */
 import type { Socket } from 'node:net';
@@ -38,6 +43,9 @@ import { originalDstOf } from '../listener/original-dst.js';
 import { xxhash64 } from '../upstream/lb/xxhash64.js';
 import type { TcpProxyConfig } from './config.js';
 import type { TcpSeries } from '../stats/istio/tcp.js';
+import { EXCHANGE_ALPN, ExchangeReader } from '../stats/istio/tcp-exchange.js';
+import type { Workload } from '../stats/istio/workload.js';
+import { peerOf } from '../tls/peer.js';
 import { logTcpSession } from '../accesslog/tcp-record.js';
 
 const SESSION = Symbol('weft.tcpProxySession');
@@ -57,8 +65,11 @@ export class TcpProxySession {
   flags = '';
   /** Connection attempts made. */
   attempts = 0;
-  /** Istio's TCP metrics of this connection (null: not kept, or not connected yet). */
+  /** Istio's TCP metrics of this connection (null: not kept, or not connected / exchanging metadata yet). */
   istio: TcpSeries | null = null;
+  /** The peers' workloads read by the in-band metadata exchange (null: none), on each side of the proxy. */
+  downstreamPeer: Workload | null = null;
+  upstreamPeer: Workload | null = null;
   readonly startMs = Date.now();
   /** Bytes received from / sent to the downstream (access logs). */
   bytesReceived = 0;
@@ -81,6 +92,12 @@ export class TcpProxySession {
   /** The current upstream connection is being closed by this side. */
   private upLocal = false;
   private hash: bigint | undefined;
+  /** The peer's exchange frame still to be read on that side (null: none expected, or read). */
+  private mxDown: ExchangeReader | null = null;
+  private mxUp: ExchangeReader | null = null;
+  /** Payload bytes received / sent before the Istio series was chosen (the exchange decides its labels). */
+  private pendingRx = 0;
+  private pendingTx = 0;
   private connectTimer: NodeJS.Timeout | undefined;
   private durationTimer: NodeJS.Timeout | undefined;
 
@@ -196,10 +213,21 @@ export class TcpProxySession {
     this.connectTimer = undefined;
     this.connected = true;
     this.host!.outlier.putResult('local-origin-success', 200);
-    const ist = this.config.stats.istio;
-    if (ist !== null) this.istio = ist.open(this);
     const d = this.downstream;
     const u = this.upstream!;
+    const ex = this.config.stats.exchange;
+    if (ex !== null) {
+      // Either side negotiated the in-band exchange (mTLS with a sidecar): our frame goes first, theirs is read.
+      if (peerOf(d).alpn === EXCHANGE_ALPN) {
+        d.write(ex.frame);
+        this.mxDown = new ExchangeReader();
+      }
+      if (peerOf(u).alpn === EXCHANGE_ALPN) {
+        u.write(ex.frame);
+        this.mxUp = new ExchangeReader();
+      }
+    }
+    this.openIstio();
     if (this.config.accessLogs !== null) {
       this.upstreamLocalAddress = u.localAddress;
       this.upstreamLocalPort = u.localPort;
@@ -217,10 +245,53 @@ export class TcpProxySession {
     }
   }
 
+  /**
+   * The Istio series, once the upstream is connected and no exchange frame is awaited: opened, with the bytes that
+   * flowed meanwhile.
+   */
+  private openIstio(): void {
+    const ist = this.config.stats.istio;
+    if (ist === null || this.istio !== null || !this.connected || this.mxDown !== null || this.mxUp !== null) return;
+    const series = (this.istio = ist.open(this));
+    if (this.pendingRx > 0) series.received.add(this.pendingRx);
+    if (this.pendingTx > 0) series.sent.add(this.pendingTx);
+  }
+
+  /** Bytes from one side while its peer's exchange frame is awaited: the payload after the frame (null: none yet). */
+  private readFrame(r: ExchangeReader, chunk: Buffer, down: boolean): Buffer | null {
+    const rest = r.push(chunk);
+    if (rest === null) return null;
+    this.frameDone(r, down);
+    return rest.length === 0 ? null : rest;
+  }
+
+  private frameDone(r: ExchangeReader, down: boolean): void {
+    const peer = r.peer(this.config.stats.exchange!.peers) ?? null;
+    if (down) {
+      this.mxDown = null;
+      this.downstreamPeer = peer;
+    } else {
+      this.mxUp = null;
+      this.upstreamPeer = peer;
+    }
+    this.openIstio();
+  }
+
   /** @internal */ onDownData(chunk: Buffer): void {
+    this.config.stats.downstream_cx_rx_bytes_total += chunk.length;
+    if (this.mxDown !== null) {
+      const rest = this.readFrame(this.mxDown, chunk, true);
+      if (rest === null) return;
+      chunk = rest;
+    }
+    this.forwardDown(chunk);
+  }
+
+  /** Payload from the downstream to the upstream. */
+  private forwardDown(chunk: Buffer): void {
     const n = chunk.length;
-    this.config.stats.downstream_cx_rx_bytes_total += n;
     if (this.istio !== null) this.istio.received.add(n);
+    else this.pendingRx += n;
     this.bytesReceived += n;
     const u = this.upstream;
     if (u === null) return;
@@ -242,16 +313,28 @@ export class TcpProxySession {
   }
 
   /** @internal */ onUpData(chunk: Buffer): void {
-    const n = chunk.length;
     const rt = this.cluster!;
-    rt.stats.upstream_cx_rx_bytes_total += n;
+    rt.stats.upstream_cx_rx_bytes_total += chunk.length;
     if (this.flushing) {
       // No downstream to give these bytes to: close, as the kernel would on a socket whose reader is gone.
       this.destroyUpstream();
       return;
     }
+    if (this.mxUp !== null) {
+      const rest = this.readFrame(this.mxUp, chunk, false);
+      if (rest === null) return;
+      chunk = rest;
+    }
+    this.forwardUp(chunk);
+  }
+
+  /** Payload from the upstream to the downstream. */
+  private forwardUp(chunk: Buffer): void {
+    const rt = this.cluster!;
+    const n = chunk.length;
     this.config.stats.downstream_cx_tx_bytes_total += n;
     if (this.istio !== null) this.istio.sent.add(n);
+    else this.pendingTx += n;
     this.bytesSent += n;
     if (!this.downstream.write(chunk) && !this.upPaused) {
       this.upPaused = true;
@@ -269,11 +352,24 @@ export class TcpProxySession {
   }
 
   /** @internal */ onDownEnd(): void {
+    // An incomplete exchange frame was not one: its bytes are passed on.
+    const mx = this.mxDown;
+    if (mx !== null) {
+      const held = mx.flush();
+      this.frameDone(mx, true);
+      if (held.length > 0) this.forwardDown(held);
+    }
     // Half-close: the client is done sending; pass the FIN on after the bytes before it.
     this.upstream?.end();
   }
 
   /** @internal */ onUpEnd(): void {
+    const mx = this.mxUp;
+    if (mx !== null) {
+      const held = mx.flush();
+      this.frameDone(mx, false);
+      if (held.length > 0 && !this.flushing && !this.downClosed) this.forwardUp(held);
+    }
     if (!this.downClosed) this.downstream.end();
   }
 
@@ -374,6 +470,9 @@ export class TcpProxySession {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.durationTimer);
+    // Closed before the peer's exchange frame came: counted without its labels.
+    this.mxDown = this.mxUp = null;
+    this.openIstio();
     this.config.stats.istio?.close(this);
     const ls = this.config.listenerStats;
     if (ls !== null) {

@@ -11,6 +11,7 @@
  */
 import type { StatKind, StatVisitor } from '../upstream/cluster/stats.js';
 import type { IstioTcpStats } from '../stats/istio/tcp.js';
+import type { TcpExchange } from '../stats/istio/tcp-exchange.js';
 
 export class TcpProxyStats {
   downstream_cx_total = 0;
@@ -25,6 +26,8 @@ export class TcpProxyStats {
   upstream_flush_active = 0;
   /** Istio's TCP metrics of the proxy's direction (stats/istio/tcp.ts); null: not kept. */
   istio: IstioTcpStats | null = null;
+  /** The in-band TCP metadata exchange (stats/istio/tcp-exchange.ts), kept with metrics off too; null: none. */
+  exchange: TcpExchange | null = null;
 
   forEach(cb: StatVisitor): void {
     for (const [k, v] of Object.entries(this)) {

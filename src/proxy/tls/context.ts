@@ -531,15 +531,17 @@ function isIp(s: string): boolean {
 export function peerInfoOf(s: TLSSocket, sni: string): PeerInfo {
   const cert = s.getPeerCertificate();
   const alpn = typeof s.alpnProtocol === 'string' ? s.alpnProtocol : '';
-  if (cert === undefined || cert === null || cert.raw === undefined) return { tls: true, principal: '', sni, alpn, certHash: '', subject: '' };
-  let principal = '';
-  for (const san of parseSans(cert.subjectaltname)) {
-    if (san.type === 'URI') {
-      principal = san.value;
-      break;
-    }
-  }
-  return { tls: true, principal, sni, alpn, certHash: createHash('sha256').update(cert.raw).digest('hex'), subject: rfc2253(cert.raw) };
+  const localPrincipal = uriSanOf(s.getCertificate());
+  if (cert === undefined || cert === null || cert.raw === undefined) return { tls: true, principal: '', localPrincipal, sni, alpn, certHash: '', subject: '' };
+  const principal = uriSanOf(cert);
+  return { tls: true, principal, localPrincipal, sni, alpn, certHash: createHash('sha256').update(cert.raw).digest('hex'), subject: rfc2253(cert.raw) };
+}
+
+/** The first URI SAN of a certificate node:tls describes ('' when none, or no certificate). */
+function uriSanOf(cert: { subjectaltname?: string } | null | undefined): string {
+  if (cert === undefined || cert === null) return '';
+  for (const san of parseSans(cert.subjectaltname)) if (san.type === 'URI') return san.value;
+  return '';
 }
 
 /** The subject of a DER certificate as RFC 2253 (most specific RDN first, `,` separated), Envoy's format. */

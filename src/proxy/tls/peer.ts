@@ -1,10 +1,12 @@
 /**
- * What the transport knows about the downstream peer of one connection: set once, when the connection is accepted
- * (plaintext) or when its TLS handshake completes, and read by whatever needs the peer's identity (authorization,
- * metrics labels, access logs, x-forwarded-client-cert).
+ * What the transport knows about the peer of one connection: set once, when its TLS handshake completes, and read by
+ * whatever needs the peer's identity (authorization, metrics labels, access logs, x-forwarded-client-cert). Both
+ * directions record it: downstream connections (the listener's TLS layer, context.ts) and upstream ones
+ * (upstream.ts, so the client side's metrics know the server's verified SAN and the certificate this proxy showed).
  *
- *   setPeer(socket, info)     // the listener / TLS layer, once per connection
- *   peerOf(socket)            // anyone holding the connection's socket (DownstreamStream.socket, tcp sessions)
+ *   setPeer(socket, info)     // the TLS layer, once per connection
+ *   peerOf(socket)            // anyone holding the connection's socket (DownstreamStream.socket, upstream streams,
+ *                             // tcp sessions)
  *
  * A socket with nothing recorded is a plaintext connection with no identity (PLAINTEXT_PEER).
  */
@@ -15,6 +17,8 @@ export interface PeerInfo {
   readonly tls: boolean;
   /** The verified peer certificate's URI SAN (`spiffe://<td>/ns/<ns>/sa/<sa>`); '' when none was presented. */
   readonly principal: string;
+  /** The URI SAN of the certificate this side presented on the connection ('' when none): Istio's uriSanLocalCertificate. */
+  readonly localPrincipal: string;
   /** The SNI the client sent; '' when none. */
   readonly sni: string;
   /** The negotiated ALPN protocol; '' when none. */
@@ -25,7 +29,7 @@ export interface PeerInfo {
   readonly subject: string;
 }
 
-export const PLAINTEXT_PEER: PeerInfo = Object.freeze({ tls: false, principal: '', sni: '', alpn: '', certHash: '', subject: '' });
+export const PLAINTEXT_PEER: PeerInfo = Object.freeze({ tls: false, principal: '', localPrincipal: '', sni: '', alpn: '', certHash: '', subject: '' });
 
 const PEER = Symbol('weft.peer');
 

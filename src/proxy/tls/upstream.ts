@@ -11,6 +11,8 @@
  * offers `h2`), else the pool's protocol (`h2` / `http/1.1`), as Envoy's ALPN fallback; TCP offers them all.
  * Handshake failures fail the connection (the pools report 'connection failure' → 503 UF), counted under the
  * cluster's ssl.* stats; a context whose secrets are not there yet fails it the same way (ssl.connection_error).
+ * A completed handshake records the upstream peer on the socket (tls/peer.ts setPeer), as the listener does for
+ * downstream connections.
  */
 import { connect as netConnect, Socket, type OnReadOpts } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -20,7 +22,8 @@ import { UpstreamTlsContextSchema } from '../../xds/gen/envoy/extensions/transpo
 import { typeNameOf, unpack } from '../../xds/index.js';
 import { ConfigError } from '../config-error.js';
 import type { Host } from '../upstream/cluster/host.js';
-import { compileUpstreamTls, type ClientTls } from './context.js';
+import { compileUpstreamTls, peerInfoOf, type ClientTls } from './context.js';
+import { setPeer } from './peer.js';
 import { NO_SECRETS, type SecretManager } from './secrets.js';
 import { TlsStats } from './stats.js';
 
@@ -105,6 +108,9 @@ export class UpstreamTransport {
     let secure = false;
     s.once('secureConnect', () => {
       secure = true;
+      // Who the upstream is (its verified SAN) and what this proxy showed, once per connection: the client side's
+      // metrics labels read it with peerOf(socket) (stats/istio).
+      setPeer(s, peerInfoOf(s, tls.sni));
       stats.handshake++;
       if (s.isSessionReused()) stats.session_reused++;
     });

@@ -69,6 +69,11 @@ export const MESH_ALPN = {
   downstream: ['istio-http/1.1', 'istio-h2', 'h2', 'http/1.1'],
   tcp: ['istio-peer-exchange', 'istio'],
 } as const;
+/**
+ * Istio's inbound ALPN for TCP ports under mTLS (ALPNDownstreamWithMxc): `istio-peer-exchange` first, so two
+ * sidecars agree on it and run the in-band TCP metadata exchange (proxy stats/istio/tcp-exchange.ts).
+ */
+export const ALPN_DOWNSTREAM_WITH_MX = ['istio-peer-exchange', 'h2', 'http/1.1'] as const;
 
 function createdMs(p: PeerAuthenticationPolicy): number {
   const t = Date.parse(p.origin.created ?? '');
@@ -140,7 +145,7 @@ export function downstreamMtlsSocket(trustDomain: string, http: boolean): Transp
           validationContextSdsSecretConfig: sds(SDS_ROOT_CA),
         },
       },
-      alpnProtocols: http ? ['h2', 'http/1.1'] : [],
+      alpnProtocols: http ? ['h2', 'http/1.1'] : [...ALPN_DOWNSTREAM_WITH_MX],
     },
   });
   return create(TransportSocketSchema, { name: TLS_SOCKET, configType: { case: 'typedConfig', value: pack(DownstreamTlsContextSchema, ctx) } });

@@ -53,6 +53,7 @@
  * ClusterStats), upstream_rq_completed/_<code>/_<n>xx and upstream_rq_time (UpstreamCluster.stats, preallocated),
  * host rq_*; outlier results are reported for every attempt.
  */
+import { peerOf } from '../../tls/peer.js';
 import { isIP } from 'node:net';
 import { isOwnAddress } from '../../listener/own-ports.js';
 import { removeHopByHopHeaders } from '../codec/h1/index.js';
@@ -350,6 +351,7 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
       return;
     }
     this.conn = conn;
+    this.stream.upstreamPeer = peerOf(conn.socket);
     const head = this.stream.head;
     if (this.decision.virtualHost.includeRequestAttemptCount) setHeader(head.headers, 'x-envoy-attempt-count', String(this.attempt));
     if (this.host !== null) autoRewriteHost(this.decision, head, this.host.hostname);

@@ -72,6 +72,7 @@ import type { GrpcFrameCounter } from '../../stats/istio/grpc-frames.js';
 import type { Workload } from '../../stats/istio/workload.js';
 import type { UpstreamCluster } from '../route-path/upstream-request.js';
 import type { Host } from '../../upstream/cluster/host.js';
+import { PLAINTEXT_PEER, type PeerInfo } from '../../tls/peer.js';
 import type { StreamRecord } from '../../accesslog/record.js';
 
 export interface RequestBodySink {
@@ -113,6 +114,8 @@ export interface DownstreamStream {
   cluster: UpstreamCluster | null;
   /** The upstream host of the current (or last) attempt (null: none chosen). */
   upstreamHost: Host | null;
+  /** The TLS peer of the upstream connection of the current (or last) attempt (PLAINTEXT_PEER: plaintext / none). */
+  upstreamPeer: PeerInfo;
   /** Metrics (stats/istio): the peer workload from the metadata exchange (null: none received). */
   peer: Workload | null;
   /** Metrics: the gRPC message counts of a gRPC request (null: not counted). */
@@ -190,6 +193,7 @@ export class H1DownstreamStream implements DownstreamStream {
   responseTrailers: HeaderList | null = null;
   cluster: UpstreamCluster | null = null;
   upstreamHost: Host | null = null;
+  upstreamPeer: PeerInfo = PLAINTEXT_PEER;
   peer: Workload | null = null;
   grpcFrames: GrpcFrameCounter | null = null;
   grpcStatus = -1;

@@ -48,6 +48,7 @@ import type { GrpcFrameCounter } from '../../stats/istio/grpc-frames.js';
 import type { Workload } from '../../stats/istio/workload.js';
 import type { UpstreamCluster } from '../route-path/upstream-request.js';
 import type { Host } from '../../upstream/cluster/host.js';
+import { PLAINTEXT_PEER, type PeerInfo } from '../../tls/peer.js';
 import type { StreamRecord } from '../../accesslog/record.js';
 import { applyServerHeaders, hasDebugHeader, type DownstreamStream, type RequestBodySink, type ResponseHeadersHook, type ServerHeaderPolicy, type StreamHandler, NO_TIMEOUTS, type ConnectionTimeouts } from './connection.js';
 import { localReplyHeaders } from './local-reply.js';
@@ -79,6 +80,7 @@ export class H2DownstreamStream implements DownstreamStream {
   bytesSent = 0;
   cluster: UpstreamCluster | null = null;
   upstreamHost: Host | null = null;
+  upstreamPeer: PeerInfo = PLAINTEXT_PEER;
   peer: Workload | null = null;
   grpcFrames: GrpcFrameCounter | null = null;
   grpcStatus = -1;

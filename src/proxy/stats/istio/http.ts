@@ -20,18 +20,22 @@
  * to the end of the stream in whole milliseconds; request/response bytes the body bytes; message counts from the
  * gRPC frame prefixes (grpc-frames.ts). Peers: the exchange's; on the client side without one (the server has no
  * Weft/Istio sidecar, or runs with --metrics=false), the upstream endpoint's `istio.workload` metadata, as Istio.
- * connection_security_policy: `mutual_tls` when the downstream connection
- * presented a verified certificate (destination reporter), else `none`; `unknown` on the source side, as Istio.
+ * Principals: the verified URI SANs of the connection's TLS session (tls/peer.ts) — on the server side the downstream
+ * connection's (source_principal the client's certificate, destination_principal this proxy's), on the client side
+ * the upstream connection's (source_principal this proxy's certificate, destination_principal the server's), as
+ * Istio's uriSanPeerCertificate / uriSanLocalCertificate; `unknown` without TLS.
+ * connection_security_policy (securityPolicy): `mutual_tls` when the downstream connection presented a verified
+ * certificate (destination reporter), else `none`; always `unknown` on the source side, as Istio's istio_stats.
  */
 import type { Counter } from '../metric.js';
 import type { Histogram } from '../histogram.js';
 import type { ResponseHead } from '../../http/headers.js';
 import { grpcStatusOf, httpToGrpcStatus, isGrpcRequest } from '../../http/grpc/common.js';
-import { peerOf } from '../../tls/peer.js';
+import { peerOf, type PeerInfo } from '../../tls/peer.js';
 import type { DownstreamStream } from '../../http/server/connection.js';
 import type { UpstreamCluster } from '../../http/route-path/upstream-request.js';
 import { GrpcFrameCounter } from './grpc-frames.js';
-import { Destination, flagsLabel, type IstioMetrics, type Reporter } from './metrics.js';
+import { Destination, flagsLabel, securityPolicy, type IstioMetrics, type Reporter } from './metrics.js';
 import { takePeerHeaders } from './peer-metadata.js';
 import { UNKNOWN_WORKLOAD, type Workload } from './workload.js';
 
@@ -82,7 +86,8 @@ const MAX_HOST_DESTINATIONS = 1000;
 export const MAX_PEERS = 10_000;
 
 export class IstioHttpStats {
-  private readonly edges = new Map<Destination, Map<Workload, Map<string, Array<HttpEdge | undefined>>>>();
+  /** destination → peer → peer principal → local principal → edges by (gRPC, mTLS) (edgeIndex). */
+  private readonly edges = new Map<Destination, Map<Workload, Map<string, Map<string, Array<HttpEdge | undefined>>>>>();
   /** (destination, peer) pairs kept (bounded by MAX_PEERS). */
   private peerCount = 0;
   private readonly hosts = new Map<string, Destination>();
@@ -129,10 +134,12 @@ export class IstioHttpStats {
     if (!this.metrics.enabled) return;
     const grpcFrames = s.grpcFrames;
     const grpc = grpcFrames !== null;
-    const principal = this.reporter === 'destination' ? peerOf(s.socket).principal : '';
+    // The TLS session the labels' principals come from: the downstream connection's on the server side, the
+    // upstream connection's (recorded by the router when the attempt got its connection) on the client side.
+    const tls = this.reporter === 'destination' ? peerOf(s.socket) : s.upstreamPeer;
     // The client side falls back to the upstream endpoint's metadata when no peer metadata came back (Istio's too).
     const peer = s.peer ?? (this.reporter === 'source' && s.upstreamHost !== null ? this.metrics.endpointPeer(s.upstreamHost) : UNKNOWN_WORKLOAD);
-    const edge = this.edge(this.destination(s), peer, principal, grpc);
+    const edge = this.edge(this.destination(s), peer, tls, grpc);
     const status = s.status;
     let grpcStatus = -1;
     if (grpc && status !== 0) {
@@ -181,25 +188,33 @@ export class IstioHttpStats {
     return d;
   }
 
-  private edge(dest: Destination, peer: Workload, principal: string, grpc: boolean): HttpEdge {
+  private edge(dest: Destination, peer: Workload, tls: PeerInfo, grpc: boolean): HttpEdge {
     let byPeer = this.edges.get(dest);
     if (byPeer === undefined) this.edges.set(dest, (byPeer = new Map()));
     let byPrincipal = byPeer.get(peer);
     if (byPrincipal === undefined) {
-      if (this.peerCount >= MAX_PEERS && peer !== UNKNOWN_WORKLOAD) return this.edge(dest, UNKNOWN_WORKLOAD, principal, grpc);
+      if (this.peerCount >= MAX_PEERS && peer !== UNKNOWN_WORKLOAD) return this.edge(dest, UNKNOWN_WORKLOAD, tls, grpc);
       this.peerCount++;
       byPeer.set(peer, (byPrincipal = new Map()));
     }
-    let edges = byPrincipal.get(principal);
-    if (edges === undefined) byPrincipal.set(principal, (edges = [undefined, undefined]));
-    const i = grpc ? 1 : 0;
+    const principal = tls.principal;
+    let byLocal = byPrincipal.get(principal);
+    if (byLocal === undefined) byPrincipal.set(principal, (byLocal = new Map()));
+    let edges = byLocal.get(tls.localPrincipal);
+    if (edges === undefined) byLocal.set(tls.localPrincipal, (edges = [undefined, undefined, undefined, undefined]));
+    const mtls = this.reporter === 'destination' && tls.certHash !== '';
+    const i = edgeIndex(grpc, mtls);
     let e = edges[i];
     if (e === undefined) {
-      const base = this.metrics.edgeLabels(this.reporter, dest, peer, principal);
+      const base = this.metrics.edgeLabels(this.reporter, dest, peer, principal, tls.localPrincipal);
       base.push(grpc ? 'grpc' : 'http');
-      const security = this.reporter === 'source' ? 'unknown' : principal !== '' ? 'mutual_tls' : 'none';
-      edges[i] = e = new HttpEdge(base, grpc, security);
+      edges[i] = e = new HttpEdge(base, grpc, securityPolicy(this.reporter, mtls));
     }
     return e;
   }
+}
+
+/** The slot of an edge in its (gRPC, mTLS) quadruple. */
+function edgeIndex(grpc: boolean, mtls: boolean): number {
+  return (grpc ? 1 : 0) + (mtls ? 2 : 0);
 }

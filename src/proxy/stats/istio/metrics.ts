@@ -33,6 +33,7 @@ import type { Counter } from '../metric.js';
 import { DEFAULT_BUCKETS, HistogramUnit, type Histogram } from '../histogram.js';
 import type { Family, StatsStore } from '../store.js';
 import { PeerExchange } from './peer-metadata.js';
+import { TcpExchange } from './tcp-exchange.js';
 import type { MeshService } from './service.js';
 import { localWorkload, UNKNOWN_WORKLOAD, workloadFromEndpointMetadata, type Workload } from './workload.js';
 import type { Host } from '../../upstream/cluster/host.js';
@@ -105,6 +106,8 @@ export class IstioMetrics {
   readonly enabled: boolean;
   readonly local: Workload;
   readonly exchange: PeerExchange;
+  /** The in-band TCP exchange (tcp-exchange.ts); kept with metrics off too, since a peer's frame must be removed. */
+  readonly tcpExchange: TcpExchange;
   readonly requests: Family<Counter>;
   readonly duration: Family<Histogram>;
   readonly requestBytes: Family<Histogram>;
@@ -127,6 +130,7 @@ export class IstioMetrics {
     this.enabled = opts.enabled ?? true;
     this.local = localWorkload(opts.nodeId, opts.metadata);
     this.exchange = new PeerExchange(this.local, opts.nodeId);
+    this.tcpExchange = new TcpExchange(this.exchange);
     this.requests = store.counterFamily('istio_requests_total', HTTP_LABELS);
     this.duration = store.histogramFamily('istio_request_duration_milliseconds', HTTP_LABELS, HistogramUnit.Milliseconds, DEFAULT_BUCKETS);
     this.requestBytes = store.histogramFamily('istio_request_bytes', HTTP_LABELS, HistogramUnit.Bytes, DEFAULT_BUCKETS);
@@ -170,11 +174,14 @@ export class IstioMetrics {
 
   /**
    * The label values before request_protocol for one edge (HTTP_LABELS[0..19]), Istio's populatePeerInfo:
-   * `peer` is the other side's workload (UNKNOWN_WORKLOAD when not known), `principal` the peer's verified SAN
-   * (server side only; '' = none), `dest` the destination service. Unknown values print `unknown`; a peer's
-   * missing canonical revision prints `latest`.
+   * `peer` is the other side's workload (UNKNOWN_WORKLOAD when not known), `dest` the destination service, and the
+   * principals those of the connection's TLS session (tls/peer.ts PeerInfo; '' = none): `principal` the peer's
+   * verified URI SAN, `localPrincipal` the URI SAN of the certificate this proxy presented (its workload
+   * certificate) — on the server side the downstream connection's, on the client side the upstream connection's,
+   * as Istio reads uriSanPeerCertificate / uriSanLocalCertificate. Unknown values print `unknown`; a peer's missing
+   * canonical revision prints `latest`.
    */
-  edgeLabels(reporter: Reporter, dest: Destination, peer: Workload, principal: string): string[] {
+  edgeLabels(reporter: Reporter, dest: Destination, peer: Workload, principal: string, localPrincipal: string): string[] {
     const l = this.local;
     const peerNs = namespaceOfPrincipal(principal) || peer.namespace;
     const or = (v: string, d: string = UNKNOWN): string => (v !== '' ? v : d);
@@ -191,7 +198,7 @@ export class IstioMetrics {
         or(peer.clusterId),
         l.workloadName,
         l.namespace,
-        UNKNOWN, // destination_principal: the local certificate's SAN (not known to the proxy yet)
+        or(localPrincipal),
         l.app,
         l.version,
         or(dest.host, l.canonicalService),
@@ -208,7 +215,7 @@ export class IstioMetrics {
       l.canonicalService,
       l.canonicalRevision,
       l.namespace,
-      UNKNOWN, // source_principal: the local certificate's SAN (not known to the proxy yet)
+      or(localPrincipal),
       l.app,
       l.version,
       l.clusterId,
@@ -235,6 +242,15 @@ export function namespaceOfPrincipal(principal: string): string {
   const start = i + 4;
   const end = principal.indexOf('/', start);
   return end < 0 ? principal.slice(start) : principal.slice(start, end);
+}
+
+/**
+ * connection_security_policy, as Istio's istio_stats: the server side says `mutual_tls` when the downstream presented
+ * a (verified) certificate, else `none`; the client side always says `unknown`.
+ */
+export function securityPolicy(reporter: Reporter, mtls: boolean): string {
+  if (reporter === 'source') return UNKNOWN;
+  return mtls ? 'mutual_tls' : 'none';
 }
 
 /** Envoy's short response flags string: `-` when none. */

@@ -21,7 +21,8 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { StructSchema, type Struct, type Value } from '@bufbuild/protobuf/wkt';
 import type { HeaderList } from '../../http/headers.js';
-import { CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL, canonicalOf, type Workload } from './workload.js';
+import { CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL, canonicalService } from '../../../api/canonical.js';
+import type { Workload } from './workload.js';
 
 export const PEER_METADATA_HEADER = 'x-envoy-peer-metadata';
 export const PEER_METADATA_ID_HEADER = 'x-envoy-peer-metadata-id';
@@ -37,8 +38,8 @@ function structValue(fields: Record<string, Value>): Value {
   return { $typeName: 'google.protobuf.Value', kind: { case: 'structValue', value: create(StructSchema, { fields }) } } as Value;
 }
 
-/** The header value a workload sends: base64 of the binary Struct (fields written in sorted order). */
-export function encodePeerMetadata(w: Workload, nodeId: string): string {
+/** The Struct a workload sends (fields written in sorted order): the HTTP header's content and the TCP exchange's. */
+export function peerMetadataStruct(w: Workload, nodeId: string): Struct {
   const labels: Record<string, Value> = {};
   if (w.app) labels['app'] = stringValue(w.app);
   if (w.version) labels['version'] = stringValue(w.version);
@@ -50,7 +51,12 @@ export function encodePeerMetadata(w: Workload, nodeId: string): string {
   if (nodeId) fields['NAME'] = stringValue(nodeId);
   if (w.namespace) fields['NAMESPACE'] = stringValue(w.namespace);
   if (w.workloadName) fields['WORKLOAD_NAME'] = stringValue(w.workloadName);
-  return Buffer.from(toBinary(StructSchema, create(StructSchema, { fields }))).toString('base64');
+  return create(StructSchema, { fields });
+}
+
+/** The header value a workload sends: base64 of the binary Struct. */
+export function encodePeerMetadata(w: Workload, nodeId: string): string {
+  return Buffer.from(toBinary(StructSchema, peerMetadataStruct(w, nodeId))).toString('base64');
 }
 
 function sorted<T>(o: Record<string, T>): Record<string, T> {
@@ -64,10 +70,7 @@ function fieldString(s: Struct, key: string): string {
   return v?.kind.case === 'stringValue' ? v.kind.value : '';
 }
 
-/**
- * Decodes a received `x-envoy-peer-metadata` value; undefined when it is not base64 of a Struct. Labels follow
- * Istio's convertStructToWorkloadMetadata (canonical name / revision from the labels, with the injector's defaults).
- */
+/** Decodes a received `x-envoy-peer-metadata` value; undefined when it is not base64 of a Struct. */
 export function decodePeerMetadata(value: string): Workload | undefined {
   let s: Struct;
   try {
@@ -75,13 +78,21 @@ export function decodePeerMetadata(value: string): Workload | undefined {
   } catch {
     return undefined;
   }
+  return workloadOfStruct(s);
+}
+
+/**
+ * The workload a peer's metadata Struct describes. Labels follow Istio's convertStructToWorkloadMetadata (canonical
+ * name from the labels with the injector's defaults; the canonical revision only when the labels give one).
+ */
+export function workloadOfStruct(s: Struct): Workload {
   const labelsV = s.fields['LABELS'];
   const labels: Record<string, string> = {};
   if (labelsV?.kind.case === 'structValue') {
     for (const [k, v] of Object.entries(labelsV.kind.value.fields)) if (v.kind.case === 'stringValue') labels[k] = v.kind.value;
   }
   const workloadName = fieldString(s, 'WORKLOAD_NAME');
-  const c = canonicalOf(labels, workloadName);
+  const c = canonicalService(labels, workloadName);
   return Object.freeze({
     workloadName,
     namespace: fieldString(s, 'NAMESPACE'),
@@ -110,7 +121,15 @@ export class PeerExchange {
 
   /** The peer a header value names (decoded once per distinct value); undefined for an undecodable value. */
   peer(value: string): Workload | undefined {
-    let w = this.cache.get(value);
+    return this.cached(value, decodePeerMetadata);
+  }
+
+  /**
+   * The peer a cache key names, decoded with `decode` the first time (also the TCP exchange's, tcp-exchange.ts).
+   * The cache is bounded: when full, the oldest quarter is dropped.
+   */
+  cached(key: string, decode: (key: string) => Workload | undefined): Workload | undefined {
+    let w = this.cache.get(key);
     if (w === undefined) {
       if (this.cache.size >= PEER_CACHE_SIZE) {
         let drop = PEER_CACHE_SIZE >> 2;
@@ -119,8 +138,8 @@ export class PeerExchange {
           if (--drop === 0) break;
         }
       }
-      w = decodePeerMetadata(value) ?? null;
-      this.cache.set(value, w);
+      w = decode(key) ?? null;
+      this.cache.set(key, w);
     }
     return w ?? undefined;
   }

@@ -7,11 +7,12 @@
  *
  * Field meanings are Istio's WorkloadMetadataObject: `workloadName` (WORKLOAD_NAME), `namespace` (NAMESPACE),
  * `clusterId` (CLUSTER_ID), `app` / `version` (LABELS app, version), `canonicalService` / `canonicalRevision`
- * (LABELS service.istio.io/canonical-name / -revision; when absent, derived as Istio's injector does:
- * app.kubernetes.io/name, app, the workload name; app.kubernetes.io/version, version, `latest`). Empty strings are
+ * (api/canonical.ts: LABELS service.istio.io/canonical-name / -revision; when absent, derived as Istio's injector
+ * does: app.kubernetes.io/name, app, the workload name; app.kubernetes.io/version, version, `latest`). Empty strings are
  * "not known": the metrics print them as Istio does (`unknown`, or `latest` for a peer's canonical revision).
  */
 import type { JsonObject, JsonValue } from '@bufbuild/protobuf';
+import { canonicalService } from '../../../api/canonical.js';
 
 /** A workload's identity as the metrics label it. Instances are shared (compare by reference). */
 export interface Workload {
@@ -25,9 +26,6 @@ export interface Workload {
   /** The service account (the local workload's; '' for peers, whose identity is their certificate). */
   readonly serviceAccount: string;
 }
-
-export const CANONICAL_NAME_LABEL = 'service.istio.io/canonical-name';
-export const CANONICAL_REVISION_LABEL = 'service.istio.io/canonical-revision';
 
 /** Istio's default CLUSTER_ID. */
 export const DEFAULT_CLUSTER_ID = 'Kubernetes';
@@ -43,13 +41,6 @@ export const UNKNOWN_WORKLOAD: Workload = Object.freeze({
   canonicalRevision: '',
   serviceAccount: '',
 });
-
-/** Istio's canonical service name and revision of a workload with these labels (the injector's defaults). */
-export function canonicalOf(labels: Readonly<Record<string, string>>, workloadName: string): { name: string; revision: string } {
-  const name = labels[CANONICAL_NAME_LABEL] || labels['app.kubernetes.io/name'] || labels['app'] || workloadName;
-  const revision = labels[CANONICAL_REVISION_LABEL] || labels['app.kubernetes.io/version'] || labels['version'] || 'latest';
-  return { name, revision };
-}
 
 function str(v: JsonValue | undefined): string {
   return typeof v === 'string' ? v : '';
@@ -71,7 +62,7 @@ export function localWorkload(nodeId: string, md: JsonObject | undefined): Workl
   const m = md ?? {};
   const labels = labelsOf(m['LABELS']);
   const workloadName = str(m['WORKLOAD_NAME']) || defaultWorkloadName(nodeId);
-  const c = canonicalOf(labels, workloadName);
+  const c = canonicalService(labels, workloadName);
   return Object.freeze({
     workloadName,
     namespace: str(m['NAMESPACE']),
