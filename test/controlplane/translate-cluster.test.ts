@@ -326,12 +326,12 @@ describe('clusters', () => {
     assert.equal(c.metadata?.filterMetadata['istio']?.['config'], '/apis/networking.istio.io/v1/namespaces/egress/destination-rule/legacy-credential-selected');
     const tls = tlsOf(c)!;
     const sds = tls.commonTlsContext!.tlsCertificateSdsSecretConfigs;
-    assert.deepEqual(sds.map((s) => s.name), ['legacy-client']);
+    assert.deepEqual(sds.map((s) => s.name), ['kubernetes://legacy-client'], "Istio's SDS name for a credential");
     assert.equal(sds[0]!.sdsConfig?.configSourceSpecifier.case, 'ads');
     const vc = tls.commonTlsContext!.validationContextType;
     assert.equal(vc.case, 'combinedValidationContext');
     const combined = vc.value as Extract<typeof vc, { case: 'combinedValidationContext' }>['value'];
-    assert.equal(combined.validationContextSdsSecretConfig?.name, 'legacy-client-cacert');
+    assert.equal(combined.validationContextSdsSecretConfig?.name, 'kubernetes://legacy-client-cacert');
     assert.deepEqual(combined.defaultValidationContext?.matchSubjectAltNames.map((m) => m.matchPattern.value), ['legacy.internal']);
 
     const gateway = translate(RESOLUTION, proxy({ namespace: 'default', type: 'router' }));
@@ -339,7 +339,7 @@ describe('clusters', () => {
     assert.deepEqual(gtls.commonTlsContext!.tlsCertificateSdsSecretConfigs, [], 'SIMPLE: no client certificate');
     const gvc = gtls.commonTlsContext!.validationContextType;
     assert.equal(gvc.case, 'combinedValidationContext');
-    assert.equal((gvc.value as { validationContextSdsSecretConfig?: { name: string } }).validationContextSdsSecretConfig?.name, 'legacy-ca-cacert');
+    assert.equal((gvc.value as { validationContextSdsSecretConfig?: { name: string } }).validationContextSdsSecretConfig?.name, 'kubernetes://legacy-ca-cacert');
   });
 
   test('ISTIO_MUTUAL: the mesh mTLS transport socket (SDS default / ROOTCA, Istio SNI); proxyProtocol is reported', () => {
