@@ -17,6 +17,7 @@ import { buildClusters, HTTP_PROTOCOL_OPTIONS_KEY, MAX_UINT32 } from '../../src/
 import { buildEndpoints } from '../../src/controlplane/translate/endpoint.js';
 import type { TranslateError } from '../../src/controlplane/translate/index.js';
 import { computeScope } from '../../src/controlplane/translate/scope.js';
+import { translateProxy } from '../../src/controlplane/translate/translate.js';
 import { unpack } from '../../src/xds/index.js';
 import type { Any } from '@bufbuild/protobuf/wkt';
 import {
@@ -340,6 +341,27 @@ describe('clusters', () => {
     const gvc = gtls.commonTlsContext!.validationContextType;
     assert.equal(gvc.case, 'combinedValidationContext');
     assert.equal((gvc.value as { validationContextSdsSecretConfig?: { name: string } }).validationContextSdsSecretConfig?.name, 'kubernetes://legacy-ca-cacert');
+  });
+
+  test('credentialName: the proxy gets the Secrets its clusters read; a missing credential is reported', () => {
+    const { model, registry } = load(RESOLUTION);
+    const p = proxy({ namespace: 'egress', labels: { app: 'egress-client' } });
+    const view = { where: 'the secrets directory /s', get: (n: string) => (n === 'legacy-client' ? { certChainPem: 'CERT', keyPem: 'KEY', caPem: 'CA' } : undefined) };
+    const out = translateProxy({ model, registry, proxy: p, credentials: view });
+    const secrets = new Map((out.secrets ?? []).map((s) => [s.name, s]));
+    assert.deepEqual([...secrets.keys()].sort(), ['kubernetes://legacy-client', 'kubernetes://legacy-client-cacert']);
+    assert.equal(secrets.get('kubernetes://legacy-client')!.type.case, 'tlsCertificate');
+    assert.equal(secrets.get('kubernetes://legacy-client-cacert')!.type.case, 'validationContext');
+    assert.deepEqual(out.errors.filter((e) => e.resource.startsWith('kubernetes://')), []);
+
+    const missing = translateProxy({ model, registry, proxy: p, credentials: { where: 'the secrets directory /s', get: () => undefined } });
+    assert.deepEqual(missing.secrets ?? [], []);
+    const errs = missing.errors.filter((e) => e.resource.startsWith('kubernetes://'));
+    assert.deepEqual(errs.map((e) => e.resource), ['kubernetes://legacy-client', 'kubernetes://legacy-client-cacert']);
+    assert.match(errs[0]!.message, /DestinationRule credentialName: not found in the secrets directory \/s/);
+
+    const other = translateProxy({ model, registry, proxy: proxy({ namespace: 'egress', labels: { app: 'other' } }), credentials: view });
+    assert.deepEqual(other.secrets ?? [], [], 'a sidecar the rule does not select gets no credential');
   });
 
   test('ISTIO_MUTUAL: the mesh mTLS transport socket (SDS default / ROOTCA, Istio SNI); proxyProtocol is reported', () => {
