@@ -2,7 +2,8 @@
  * A LocalWorkload app for the runtime tests (plain Node, run by `weft up` as `node dist/test/apps/mesh-echo.js`).
  * It uses only the runtime's environment contract (docs/runtime.md):
  *
- * - HTTP on $PORT_HTTP (else $PORT): `GET /` answers `{workload, replica, namespace, env}` as JSON;
+ * - HTTP on $PORT_HTTP (else $PORT): `GET /` answers `{workload, replica, namespace, env, xfcc}` as JSON (xfcc:
+ *   the x-forwarded-client-cert header, when the sidecar passes one);
  *   `GET /call?host=H&path=P` calls `http://H/P` through the sidecar ($HTTP_PROXY: an absolute-form request to
  *   the outbound listener) and answers `{status, body}`;
  *   `GET /tcp?upstream=NAME&msg=M` connects to $<NAME>_ADDR, sends M, and answers with what came back.
@@ -75,7 +76,8 @@ const server = createServer((req, res) => {
   }
   const env: Record<string, string | undefined> = {};
   for (const k of Object.keys(process.env)) if (/^(PORT|WEFT_|HTTP_PROXY|NO_PROXY|GRPC_XDS|GREETING)|_ADDR$/.test(k)) env[k] = process.env[k];
-  reply(200, { workload: process.env.WEFT_WORKLOAD, replica: Number(process.env.WEFT_REPLICA), namespace: process.env.WEFT_NAMESPACE, env, cwd: process.cwd() });
+  // xfcc: the x-forwarded-client-cert header the sidecar passed (absent for plaintext callers).
+  reply(200, { workload: process.env.WEFT_WORKLOAD, replica: Number(process.env.WEFT_REPLICA), namespace: process.env.WEFT_NAMESPACE, env, cwd: process.cwd(), xfcc: req.headers['x-forwarded-client-cert'] });
 });
 
 if (Number.isInteger(httpPort) && httpPort > 0) {

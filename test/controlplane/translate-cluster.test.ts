@@ -17,6 +17,7 @@ import { buildClusters, HTTP_PROTOCOL_OPTIONS_KEY, MAX_UINT32 } from '../../src/
 import { buildEndpoints } from '../../src/controlplane/translate/endpoint.js';
 import type { TranslateError } from '../../src/controlplane/translate/index.js';
 import { computeScope } from '../../src/controlplane/translate/scope.js';
+import { translateProxy } from '../../src/controlplane/translate/translate.js';
 import { unpack } from '../../src/xds/index.js';
 import type { Any } from '@bufbuild/protobuf/wkt';
 import {
@@ -326,12 +327,12 @@ describe('clusters', () => {
     assert.equal(c.metadata?.filterMetadata['istio']?.['config'], '/apis/networking.istio.io/v1/namespaces/egress/destination-rule/legacy-credential-selected');
     const tls = tlsOf(c)!;
     const sds = tls.commonTlsContext!.tlsCertificateSdsSecretConfigs;
-    assert.deepEqual(sds.map((s) => s.name), ['legacy-client']);
+    assert.deepEqual(sds.map((s) => s.name), ['kubernetes://legacy-client'], "Istio's SDS name for a credential");
     assert.equal(sds[0]!.sdsConfig?.configSourceSpecifier.case, 'ads');
     const vc = tls.commonTlsContext!.validationContextType;
     assert.equal(vc.case, 'combinedValidationContext');
     const combined = vc.value as Extract<typeof vc, { case: 'combinedValidationContext' }>['value'];
-    assert.equal(combined.validationContextSdsSecretConfig?.name, 'legacy-client-cacert');
+    assert.equal(combined.validationContextSdsSecretConfig?.name, 'kubernetes://legacy-client-cacert');
     assert.deepEqual(combined.defaultValidationContext?.matchSubjectAltNames.map((m) => m.matchPattern.value), ['legacy.internal']);
 
     const gateway = translate(RESOLUTION, proxy({ namespace: 'default', type: 'router' }));
@@ -339,7 +340,28 @@ describe('clusters', () => {
     assert.deepEqual(gtls.commonTlsContext!.tlsCertificateSdsSecretConfigs, [], 'SIMPLE: no client certificate');
     const gvc = gtls.commonTlsContext!.validationContextType;
     assert.equal(gvc.case, 'combinedValidationContext');
-    assert.equal((gvc.value as { validationContextSdsSecretConfig?: { name: string } }).validationContextSdsSecretConfig?.name, 'legacy-ca-cacert');
+    assert.equal((gvc.value as { validationContextSdsSecretConfig?: { name: string } }).validationContextSdsSecretConfig?.name, 'kubernetes://legacy-ca-cacert');
+  });
+
+  test('credentialName: the proxy gets the Secrets its clusters read; a missing credential is reported', () => {
+    const { model, registry } = load(RESOLUTION);
+    const p = proxy({ namespace: 'egress', labels: { app: 'egress-client' } });
+    const view = { where: 'the secrets directory /s', get: (n: string) => (n === 'legacy-client' ? { certChainPem: 'CERT', keyPem: 'KEY', caPem: 'CA' } : undefined) };
+    const out = translateProxy({ model, registry, proxy: p, credentials: view });
+    const secrets = new Map((out.secrets ?? []).map((s) => [s.name, s]));
+    assert.deepEqual([...secrets.keys()].sort(), ['kubernetes://legacy-client', 'kubernetes://legacy-client-cacert']);
+    assert.equal(secrets.get('kubernetes://legacy-client')!.type.case, 'tlsCertificate');
+    assert.equal(secrets.get('kubernetes://legacy-client-cacert')!.type.case, 'validationContext');
+    assert.deepEqual(out.errors.filter((e) => e.resource.startsWith('kubernetes://')), []);
+
+    const missing = translateProxy({ model, registry, proxy: p, credentials: { where: 'the secrets directory /s', get: () => undefined } });
+    assert.deepEqual(missing.secrets ?? [], []);
+    const errs = missing.errors.filter((e) => e.resource.startsWith('kubernetes://'));
+    assert.deepEqual(errs.map((e) => e.resource), ['kubernetes://legacy-client', 'kubernetes://legacy-client-cacert']);
+    assert.match(errs[0]!.message, /DestinationRule credentialName: not found in the secrets directory \/s/);
+
+    const other = translateProxy({ model, registry, proxy: proxy({ namespace: 'egress', labels: { app: 'other' } }), credentials: view });
+    assert.deepEqual(other.secrets ?? [], [], 'a sidecar the rule does not select gets no credential');
   });
 
   test('ISTIO_MUTUAL: the mesh mTLS transport socket (SDS default / ROOTCA, Istio SNI); proxyProtocol is reported', () => {

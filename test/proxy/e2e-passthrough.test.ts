@@ -4,12 +4,15 @@
 //   (original_dst_lb_config use_http_header on `:authority`), so `http://127.0.0.1:<port>/` reaches that server;
 //   a name that is not an IP:port cannot be an original destination → 503 UH, nor can the sidecar's own listener
 //   (that would loop);
-// - REGISTRY_ONLY (MeshConfig outboundTrafficPolicy): Istio's block_all virtual host → 502, nothing sent.
+// - REGISTRY_ONLY (MeshConfig outboundTrafficPolicy): Istio's block_all virtual host → 502, nothing sent; the access
+//   log line is Envoy's for that direct response (no response flag, details direct_response, route block_all).
 // No timing is asserted.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { existsSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { MeshWorkDir, proxyArgs, run, serviceYaml, startControlPlane, startProxyOnFreePorts, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
 import { eventually, statValue } from '../helpers/raw-client.js';
 
@@ -94,13 +97,23 @@ describe('weft proxy: passthrough to hosts outside the mesh (explicit mode)', ()
     assert.equal(await statValue(admin, 'http.outbound.downstream_rq_total'), before + 1, 'the request entered the proxy once');
   });
 
-  test('REGISTRY_ONLY: unknown hosts get 502 and nothing is sent', async () => {
-    mesh.writeConfig('meshconfig.yaml', 'apiVersion: weft.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n');
+  test('REGISTRY_ONLY: unknown hosts get 502 and nothing is sent; the access log shows the block_all direct response', async () => {
+    const logFile = join(mesh.work, 'access.log');
+    mesh.writeConfig(
+      'meshconfig.yaml',
+      'apiVersion: weft.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n' +
+        `  accessLogFile: ${logFile}\n  accessLogFormat: "%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %ROUTE_NAME% %UPSTREAM_CLUSTER%\\n"\n`,
+    );
     await eventually(async () => (await viaProxy(`http://127.0.0.1:${outsidePort}/probe`)).status === 502, 'REGISTRY_ONLY to apply', 20_000);
     const n = seen.length;
     const r = await viaProxy(`http://127.0.0.1:${outsidePort}/blocked`);
     assert.equal(r.status, 502);
     assert.equal(seen.length, n, 'no request reached the outside server');
+    // As Envoy under Istio: the catch-all `block_all` route's direct_response (502) sets no response flag, and no
+    // upstream cluster is chosen (Istio's telemetry calls it BlackHoleCluster by the route name).
+    const logged = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').filter((l) => l.startsWith('/blocked ')) : []);
+    await eventually(() => logged().length > 0, 'the blocked request logged', 20_000);
+    assert.deepEqual(logged(), ['/blocked 502 - direct_response block_all -']);
     assert.equal((await viaProxy('http://known:9080/')).body, 'in the mesh');
   });
 });

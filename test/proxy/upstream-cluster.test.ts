@@ -45,7 +45,7 @@ describe('config errors name the cluster and the field', () => {
     ['panic threshold above 100', { commonLbConfig: { healthyPanicThreshold: { value: 150 } } }, 'common_lb_config.healthy_panic_threshold'],
     ['custom cluster type', { clusterDiscoveryType: { case: 'clusterType', value: { name: 'envoy.clusters.dynamic_forward_proxy' } } }, 'cluster_type'],
     ['unknown transport socket', { transportSocket: { name: 'envoy.transport_sockets.alts' } }, 'transport_socket'],
-    ['TLS cluster with an HTTP health check', { transportSocket: tlsSocket, healthChecks: [httpHc] }, 'health_checks[0].http_health_check'],
+    ['TLS cluster with a gRPC health check', { transportSocket: tlsSocket, healthChecks: [{ ...httpHc, healthChecker: { case: 'grpcHealthCheck', value: {} } }] }, 'health_checks[0].grpc_health_check'],
     ['choice_count 1', { lbPolicy: Cluster_LbPolicy.LEAST_REQUEST, lbConfig: { case: 'leastRequestLbConfig', value: { choiceCount: 1 } } }, 'least_request_lb_config.choice_count'],
     ['upstream filters', { filters: [{ name: 'envoy.filters.upstream_network.x' }] }, 'filters'],
   ];

@@ -46,6 +46,8 @@ export interface CachedError {
 export interface CachedCluster {
   cluster?: Cluster;
   errors: TranslateError[];
+  /** The credential SDS names the cluster reads (cluster.ts `credentialSecrets`). */
+  credentialSecrets?: string[];
 }
 
 export interface CachedAssignment {

@@ -29,8 +29,9 @@
  *   local-origin failures when split, success-rate ejection off, healthy_panic_threshold = minHealthPercent) and
  *   client TLS (below).
  * - TLS `SIMPLE` / `MUTUAL`: an UpstreamTlsContext transport socket with the certificate files (inline
- *   DataSource file names) or, with `credentialName`, SDS secrets `<credentialName>` and
- *   `<credentialName>-cacert` over ADS; CA unset → the OS roots (Istio verifies with the system CAs); SNI unset →
+ *   DataSource file names) or, with `credentialName`, SDS secrets `kubernetes://<credentialName>` and
+ *   `kubernetes://<credentialName>-cacert` over ADS (Istio's names; the control plane serves them from its secrets
+ *   directory to the proxies whose clusters name them); CA unset → the OS roots (Istio verifies with the system CAs); SNI unset →
  *   auto SNI, and auto SAN validation too when no SANs are given; ServiceEntry `subjectAltNames` when the rule
  *   gives none; ALPN h2 on HTTP/2 clusters. As Istio, a sidecar ignores `credentialName` unless the rule has a
  *   `workloadSelector` (no transport socket then). `ISTIO_MUTUAL`, and auto mTLS when the rule sets no client TLS
@@ -110,6 +111,7 @@ import type { TranslateError, TranslateInput } from './index.js';
 import { BLACKHOLE_CLUSTER, inboundClusterName, outboundClusterName, PASSTHROUGH_CLUSTER } from './names.js';
 import { baseService, clusterTrafficPolicy, labelsSubsetOf, type ClusterTrafficPolicy, type ProxyScope } from './scope.js';
 import type { CachedCluster, TranslationCache } from './cache.js';
+import { credentialSecretName } from './gateway/tls.js';
 import { autoMtlsMatches, istioMutualSocket, MESH_ALPN, meshSni, spiffeId } from './security/mtls.js';
 import { applyLocalityLb, discoveryKind, localityGroups, localitySetting, subsetEndpoints, type DiscoveryKind } from './endpoint.js';
 
@@ -125,8 +127,6 @@ export const DEFAULT_MIN_RING_SIZE = 1024;
 export const PASSTHROUGH_IDLE_TIMEOUT_MS = 5 * 60_000;
 export const HTTP_PROTOCOL_OPTIONS_KEY = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 export const TLS_TRANSPORT_SOCKET = 'envoy.transport_sockets.tls';
-/** Suffix of the SDS secret holding the CA of a `credentialName` (Istio SdsCaSuffix). */
-export const SDS_CA_SUFFIX = '-cacert';
 
 export function duration(ms: number): Duration {
   const seconds = Math.floor(ms / 1000);
@@ -219,6 +219,8 @@ type ClientTls = NonNullable<ClusterTrafficPolicy['tls']>;
 class ClusterBuilder {
   readonly clusters: Cluster[] = [];
   readonly errors: TranslateError[] = [];
+  /** SDS names of the `credentialName` secrets the clusters read (`kubernetes://<name>[-cacert]`), in order. */
+  readonly credentialSecrets: string[] = [];
   private readonly names = new Set<string>();
 
   constructor(
@@ -300,16 +302,21 @@ class ClusterBuilder {
       if (hit) {
         cache.stats.hits++;
         this.errors.push(...hit.errors);
-        if (hit.cluster) this.add(hit.cluster);
+        if (hit.cluster) {
+          this.add(hit.cluster);
+          if (hit.credentialSecrets) this.credentialSecrets.push(...hit.credentialSecrets);
+        }
         return;
       }
       cache.stats.misses++;
     }
     const before = this.errors.length;
+    const secretsBefore = this.credentialSecrets.length;
     const cluster = this.outbound(svc, sp, dp, subset);
     if (cache && key !== undefined) {
       const entry: CachedCluster = { errors: this.errors.slice(before) };
       if (cluster) entry.cluster = cluster;
+      if (this.credentialSecrets.length > secretsBefore) entry.credentialSecrets = this.credentialSecrets.slice(secretsBefore);
       cache.clusters.set(key, entry);
     }
     if (cluster) this.add(cluster);
@@ -600,13 +607,21 @@ class ClusterBuilder {
     const matchSubjectAltNames = sans.map((s) => ({ matchPattern: { case: 'exact' as const, value: s } }));
     const sds = (secret: string) => create(SdsSecretConfigSchema, { name: secret, sdsConfig: adsSource(false) });
     if (tls.credentialName) {
-      if (tls.mode === 'MUTUAL') common.tlsCertificateSdsSecretConfigs = [sds(tls.credentialName)];
+      // Istio's SDS names for credentials (`kubernetes://<name>`, CA `kubernetes://<name>-cacert`), served by the
+      // control plane from its secrets directory (translate.ts adds them to the proxy's Secrets).
+      if (tls.mode === 'MUTUAL') {
+        const cert = credentialSecretName(tls.credentialName);
+        common.tlsCertificateSdsSecretConfigs = [sds(cert)];
+        this.credentialSecrets.push(cert);
+      }
       if (!tls.insecureSkipVerify) {
+        const ca = credentialSecretName(tls.credentialName, true);
+        this.credentialSecrets.push(ca);
         common.validationContextType = {
           case: 'combinedValidationContext',
           value: create(CommonTlsContext_CombinedCertificateValidationContextSchema, {
             defaultValidationContext: { matchSubjectAltNames },
-            validationContextSdsSecretConfig: sds(tls.credentialName + SDS_CA_SUFFIX),
+            validationContextSdsSecretConfig: sds(ca),
           }),
         };
       }
@@ -705,10 +720,10 @@ class ClusterBuilder {
  * The clusters of a proxy (see the module comment). A cluster that cannot be built is left out and reported;
  * the others are still returned.
  */
-export function buildClusters(input: TranslateInput, scope: ProxyScope, cache?: TranslationCache): { clusters: Cluster[]; errors: TranslateError[] } {
+export function buildClusters(input: TranslateInput, scope: ProxyScope, cache?: TranslationCache): { clusters: Cluster[]; credentialSecrets: string[]; errors: TranslateError[] } {
   const b = new ClusterBuilder(input, scope, cache);
   b.build();
-  return { clusters: b.clusters, errors: b.errors };
+  return { clusters: b.clusters, credentialSecrets: b.credentialSecrets, errors: b.errors };
 }
 
 /** The services of a proxy's inbound clusters: those of its namespace whose selector selects its labels, by host. */

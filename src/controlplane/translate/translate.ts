@@ -42,6 +42,8 @@ import { OUTBOUND_LISTENER } from './names.js';
 import { buildTransparent } from './transparent.js';
 import { buildGateway } from './gateway/index.js';
 import { SecretSchema } from '../../xds/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
+import type { Secret } from '../../xds/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
+import { credentialSecret } from './gateway/tls.js';
 import { securityKey } from './security/index.js';
 import type { ProxyScope } from './scope.js';
 
@@ -211,11 +213,14 @@ export function translateProxy(input: TranslateInput, cache?: TranslationCache):
   }
   const keys = cache && scope.key !== undefined ? sectionKeys(input, scope, cache) : undefined;
 
-  const cds = section(cache, keys?.clusters, errors, (errs) => {
-    const built = guarded(errs, TypeUrl.Cluster, '*', { clusters: [] as Cluster[], errors: [] as TranslateError[] }, () => buildClusters(input, scope, cache));
+  const clusterSection = section(cache, keys?.clusters, errors, (errs) => {
+    const built = guarded(errs, TypeUrl.Cluster, '*', { clusters: [] as Cluster[], credentialSecrets: [] as string[], errors: [] as TranslateError[] }, () =>
+      buildClusters(input, scope, cache),
+    );
     errs.push(...built.errors);
-    return encodable(ClusterSchema, TypeUrl.Cluster, built.clusters, (c) => c.name, errs, cache);
+    return { clusters: encodable(ClusterSchema, TypeUrl.Cluster, built.clusters, (c) => c.name, errs, cache), credentialSecrets: built.credentialSecrets };
   });
+  const cds = clusterSection.clusters;
   out.clusters = cds;
 
   out.endpoints = endpointsSection(input, cache, keys?.endpoints, errors, (inp, errs) => {
@@ -299,9 +304,33 @@ export function translateProxy(input: TranslateInput, cache?: TranslationCache):
     out.routes = rds.routes;
   }
 
+  clusterCredentials(clusterSection.credentialSecrets, input.credentials, out, errors);
+
   const missingKey = keys?.clusters !== undefined && !transparent && input.proxy.type !== 'router' ? `missing|${keys.clusters}|${keys.listeners}` : undefined;
   section(cache, missingKey, errors, (errs) => reportMissingClusters(out.clusters, out.routes, out.listeners, errs, cache));
   return out;
+}
+
+/**
+ * The credential Secrets (`kubernetes://<name>`, `-cacert`) that DestinationRule `credentialName`s make clusters
+ * read (TLS origination with the control plane's credentials), added to the proxy's Secrets next to a gateway's own.
+ * A credential the secrets directory does not have is reported; the cluster keeps waiting for it (as Envoy's SDS).
+ */
+function clusterCredentials(names: readonly string[], view: TranslateInput['credentials'], out: ProxyResources, errors: TranslateError[]): void {
+  if (!names.length) return;
+  const have = new Set((out.secrets ?? []).map((s) => s.name));
+  const add: Secret[] = [];
+  for (const name of names) {
+    if (have.has(name)) continue;
+    have.add(name);
+    const secret = view ? credentialSecret(name, view) : undefined;
+    if (secret) add.push(secret);
+    else {
+      const why = view ? `not found in ${view.where}` : 'no credentials directory is configured (weft control-plane --secrets-dir)';
+      errors.push({ typeUrl: TypeUrl.Secret, resource: name, message: `credential secret ${name} named by a DestinationRule credentialName: ${why}; TLS to that destination fails until it exists` });
+    }
+  }
+  if (add.length) out.secrets = [...(out.secrets ?? []), ...encodable(SecretSchema, TypeUrl.Secret, add, (s) => s.name, errors, undefined)];
 }
 
 interface SectionKeys {

@@ -7,6 +7,9 @@
  *   const transport = compileUpstreamTransport(cluster, secrets, fail);   // from upstream/cluster/compile.ts
  *   const { socket, event } = transport.connect(host, { alpnFallback: 'h2' });   // event: 'connect' | 'secureConnect'
  *
+ * Active health checks connect through the same transport (as Envoy's, which use the cluster's transport socket):
+ * the host's health check address, the same TLS context (SNI, client certificate, verification) and session cache.
+ *
  * ALPN: the context's alpn_protocols without the other HTTP version's values for HTTP pools (an HTTP/1.1 pool never
  * offers `h2`), else the pool's protocol (`h2` / `http/1.1`), as Envoy's ALPN fallback; TCP offers them all.
  * Handshake failures fail the connection (the pools report 'connection failure' → 503 UF), counted under the
@@ -36,6 +39,9 @@ export const TRANSPORT_SOCKET_MATCH = 'envoy.transport_socket_match';
 export interface ConnectOptions {
   /** ALPN when the TLS context configures none: `h2` for HTTP/2 pools, `http/1.1` for HTTP/1.1. */
   alpnFallback?: string;
+  /** Another address / port of the host (its health check address); default the host's own. */
+  address?: string;
+  port?: number;
   allowHalfOpen?: boolean;
   onread?: OnReadOpts;
 }
@@ -87,8 +93,10 @@ export class UpstreamTransport {
   /** Opens a connection to a host; `event` is the event that says it is ready. */
   connect(host: Host, opts: ConnectOptions): { socket: Socket; event: 'connect' | 'secureConnect'; tls: boolean } {
     const tls = this.forHost(host);
+    const address = opts.address ?? host.address;
+    const port = opts.port ?? host.port;
     if (tls === undefined) {
-      const socket = netConnect({ host: host.address, port: host.port, noDelay: true, allowHalfOpen: opts.allowHalfOpen, onread: opts.onread });
+      const socket = netConnect({ host: address, port, noDelay: true, allowHalfOpen: opts.allowHalfOpen, onread: opts.onread });
       return { socket, event: 'connect', tls: false };
     }
     const stats = this.stats;
@@ -103,7 +111,7 @@ export class UpstreamTransport {
     if (opts.alpnFallback !== undefined) copts.ALPNProtocols = poolAlpn(tls.alpn, opts.alpnFallback);
     // tls.connect takes onread and allowHalfOpen as net.connect does (not in @types/node's ConnectionOptions).
     const extra = { onread: opts.onread, allowHalfOpen: opts.allowHalfOpen } as object;
-    const s: TLSSocket = tlsConnect({ ...copts, host: host.address, port: host.port, ...extra });
+    const s: TLSSocket = tlsConnect({ ...copts, host: address, port, ...extra });
     s.setNoDelay(true);
     let secure = false;
     s.once('secureConnect', () => {

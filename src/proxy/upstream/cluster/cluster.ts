@@ -23,7 +23,7 @@ import type { Cluster } from '../../../xds/gen/envoy/config/cluster/v3/cluster_p
 import type { ClusterLoadAssignment } from '../../../xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import type { HttpProtocolOptions } from '../../../xds/gen/envoy/extensions/upstreams/http/v3/http_protocol_options_pb.js';
 import type { SecretManager } from '../../tls/secrets.js';
-import { compileUpstreamTransport, type UpstreamTransport } from '../../tls/upstream.js';
+import { compileUpstreamTransport, type ConnectOptions, type UpstreamTransport } from '../../tls/upstream.js';
 import { CircuitBreaker, type RoutingPriority } from '../circuit-breaker.js';
 import { HealthChecker, Transition, type ProbeFactory } from '../health/health-checker.js';
 import { GrpcProbe, HttpProbe, TcpProbe, type SocketFactory } from '../health/probes.js';
@@ -47,8 +47,8 @@ export interface CompileOptions {
   /** DNS resolver for STRICT_DNS / LOGICAL_DNS (default: node:dns with a getaddrinfo fallback). */
   resolver?: DnsResolver;
   /**
-   * Opens health check connections. Needed for clusters with a TLS transport socket (the TLS layer supplies TLS
-   * sockets); without it such clusters cannot have HTTP/TCP health checks.
+   * Opens health check connections (default: the cluster's transport, so checks of a TLS cluster go over TLS with
+   * its context, as Envoy's do).
    */
   healthCheckSocket?: SocketFactory;
   /** TLS secrets for the cluster's transport sockets (without it only inline certificates resolve). */
@@ -112,7 +112,7 @@ export class ClusterRuntime implements LbEnv {
 
   constructor(config: Cluster, opts: CompileOptions = {}) {
     const transport = compileUpstreamTransport(config, opts.secrets);
-    const s = compileSettings(config, opts.healthCheckSocket !== undefined, !transport.plaintext);
+    const s = compileSettings(config, !transport.plaintext);
     this.transport = transport;
     this.settings = s;
     this.config = config;
@@ -141,7 +141,8 @@ export class ClusterRuntime implements LbEnv {
     }
     const hc = s.healthCheck;
     if (hc) {
-      const socket = opts.healthCheckSocket;
+      // Plaintext clusters: the probes' own plain TCP; TLS clusters: the transport (ALPN as an HTTP pool's).
+      const socket = opts.healthCheckSocket ?? (transport.plaintext ? undefined : transportSocketFactory(transport, hc.kind === 'http' ? (hc.http.http2 ? 'h2' : 'http/1.1') : undefined));
       const factory: ProbeFactory =
         hc.kind === 'http'
           ? (sess) => new HttpProbe(sess, hc.http, socket)
@@ -490,4 +491,10 @@ class OriginalDstLb implements LoadBalancer {
  */
 export function compileCluster(c: Cluster, opts: CompileOptions = {}): ClusterRuntime {
   return new ClusterRuntime(c, opts);
+}
+
+/** Health check connections through a cluster's transport (TLS per host), to the host's health check address. */
+function transportSocketFactory(transport: UpstreamTransport, alpnFallback: string | undefined): SocketFactory {
+  const opts: ConnectOptions = alpnFallback === undefined ? {} : { alpnFallback };
+  return (address, port, host) => transport.connect(host, { ...opts, address, port }).socket;
 }

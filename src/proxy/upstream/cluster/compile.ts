@@ -308,7 +308,7 @@ function literalHeaders(list: HeaderValueOption[], err: (field: string, d: strin
   });
 }
 
-function healthCheck(c: Cluster, hc: HealthCheck, warnings: ConfigWarning[], hasTls: boolean, hasSocketFactory: boolean): { settings: HealthCheckSettings } & HealthCheckKind {
+function healthCheck(c: Cluster, hc: HealthCheck, warnings: ConfigWarning[], hasTls: boolean): { settings: HealthCheckSettings } & HealthCheckKind {
   const f = 'health_checks[0]';
   const err = (field: string, detail: string): never => {
     throw new ConfigError(c.name, `${f}.${field}`, detail, 'cluster');
@@ -343,9 +343,6 @@ function healthCheck(c: Cluster, hc: HealthCheck, warnings: ConfigWarning[], has
     healthyEdgeIntervalMs: durationMs(hc.healthyEdgeInterval, intervalMs),
   };
   const checker = hc.healthChecker;
-  if (hasTls && !hasSocketFactory && checker.case !== undefined) {
-    err(checker.case === 'httpHealthCheck' ? 'http_health_check' : checker.case === 'tcpHealthCheck' ? 'tcp_health_check' : 'grpc_health_check', 'health checks of clusters with a TLS transport socket are not supported yet');
-  }
   switch (checker.case) {
     case 'httpHealthCheck': {
       const h = checker.value;
@@ -420,7 +417,7 @@ function healthCheck(c: Cluster, hc: HealthCheck, warnings: ConfigWarning[], has
 }
 
 /** Validates a Cluster and derives its settings (see the module comment). */
-export function compileSettings(c: Cluster, hasHealthCheckSocket: boolean, anyTls = false): ClusterSettings {
+export function compileSettings(c: Cluster, anyTls = false): ClusterSettings {
   const name = c.name;
   const err = (field: string, detail: string): never => {
     throw new ConfigError(name || '(unnamed)', field, detail, 'cluster');
@@ -552,7 +549,7 @@ export function compileSettings(c: Cluster, hasHealthCheckSocket: boolean, anyTl
 
   // Health checks.
   if (c.healthChecks.length > 1) err('health_checks', 'multiple health checks are not supported');
-  const hc = c.healthChecks[0] ? healthCheck(c, c.healthChecks[0], warnings, anyTls, hasHealthCheckSocket) : undefined;
+  const hc = c.healthChecks[0] ? healthCheck(c, c.healthChecks[0], warnings, anyTls) : undefined;
   if (hc && type === 'ORIGINAL_DST') err('health_checks', 'ORIGINAL_DST clusters cannot be health checked');
 
   // Upstream HTTP protocol.

@@ -5,7 +5,7 @@
  * the session.
  *
  * Connections go to the host's health check address (EDS health_check_config port/address, else the host's own)
- * through `SocketFactory` (plain TCP by default; the TLS layer can supply TLS sockets) and are reused between
+ * through `SocketFactory` (plain TCP by default; a TLS cluster's transport for TLS clusters, see cluster.ts) and are reused between
  * checks unless reuse_connection is false.
  */
 import * as http from 'node:http';
