@@ -40,7 +40,8 @@ import type { Listener } from '../../xds/gen/envoy/config/listener/v3/listener_p
 import type { RouteConfiguration } from '../../xds/gen/envoy/config/route/v3/route_pb.js';
 import { TypeUrl } from '../../xds/index.js';
 import type { AdsClient, ResourceEntry, ResourceUpdate } from '../../xds/client/index.js';
-import { ClientResourceStatus, type ConfigSnapshot, type DumpedResource } from '../admin/config-dump.js';
+import type { ConfigSnapshot, DumpedResource } from '../admin/config-dump.js';
+import { ClientResourceStatus } from '../../xds/gen/envoy/admin/v3/config_dump_shared_pb.js';
 import { StatsStore, type Scope } from '../stats/store.js';
 import { ClusterRequestStats, HttpConnStats, ListenerStats } from '../stats/request-stats.js';
 import { TcpProxyStats } from '../tcp/stats.js';

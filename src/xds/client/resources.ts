@@ -15,8 +15,16 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import type { DescMessage, Message } from '@bufbuild/protobuf';
 import type { Any } from '@bufbuild/protobuf/wkt';
-import { registry, TypeUrl, typeNameOf } from '../index.js';
+import { TypeUrl, typeNameOf } from '../index.js';
 import { ResourceSchema } from '../gen/envoy/service/discovery/v3/discovery_pb.js';
+import { ClusterSchema } from '../gen/envoy/config/cluster/v3/cluster_pb.js';
+import { ClusterLoadAssignmentSchema } from '../gen/envoy/config/endpoint/v3/endpoint_pb.js';
+import { ListenerSchema } from '../gen/envoy/config/listener/v3/listener_pb.js';
+import { VirtualHostSchema } from '../gen/envoy/config/route/v3/route_components_pb.js';
+import { RouteConfigurationSchema } from '../gen/envoy/config/route/v3/route_pb.js';
+import { ScopedRouteConfigurationSchema } from '../gen/envoy/config/route/v3/scoped_route_pb.js';
+import { SecretSchema } from '../gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
+import { NameTableSchema } from '../name-table.js';
 import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../gen/envoy/service/discovery/v3/discovery_pb.js';
 import type { ResourceEntry } from './types.js';
 
@@ -29,16 +37,18 @@ export function isFullStateType(typeUrl: string): boolean {
 }
 
 const RESOURCE_WRAPPER = `type.googleapis.com/${ResourceSchema.typeName}`;
-const descriptors = new Map<string, DescMessage | null>();
+
+/**
+ * The schemas of the resource kinds an ADS client decodes, by full type name. A table of its own rather than the
+ * whole type registry (xds/json.ts), so a sidecar loads only the generated files its resources reach.
+ */
+const RESOURCE_SCHEMAS: ReadonlyMap<string, DescMessage> = new Map<string, DescMessage>(
+  [ListenerSchema, RouteConfigurationSchema, ClusterSchema, ClusterLoadAssignmentSchema, SecretSchema, ScopedRouteConfigurationSchema, VirtualHostSchema, NameTableSchema].map((s) => [s.typeName, s]),
+);
 
 /** Decodes a resource with the generated schema its type URL names. */
 export function decodeResource(any: Any): Message {
-  const typeName = typeNameOf(any.typeUrl);
-  let desc = descriptors.get(typeName);
-  if (desc === undefined) {
-    desc = registry.getMessage(typeName) ?? null;
-    descriptors.set(typeName, desc);
-  }
+  const desc = RESOURCE_SCHEMAS.get(typeNameOf(any.typeUrl));
   if (!desc) throw new ResponseError(`unknown resource type ${any.typeUrl}`);
   return fromBinary(desc, any.value);
 }
