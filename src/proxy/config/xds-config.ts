@@ -190,7 +190,7 @@ export class XdsConfig {
   /** What access logs and tracing need of the proxy (listener/listener.ts sets the direction per listener). */
   private readonly telemetry: Omit<TracingContext, 'listener' | 'field'>;
   readonly routes = new Map<string, RdsHolder>();
-  private readonly lastCla = new Map<string, ClusterLoadAssignment>();
+  private readonly lastCla = new Map<string, ResourceEntry<ClusterLoadAssignment>>();
   private readonly edsNames = new Set<string>();
   private readonly warned = new Set<string>();
   private readonly log: ConfigLogger;
@@ -241,7 +241,8 @@ export class XdsConfig {
   }
 
   private accepted<T>(m: Dumped<T>, name: string, entry: ResourceEntry & { message: T }): void {
-    m.set(name, { resource: entry.message, versionInfo: entry.version, lastUpdated: Date.now(), clientStatus: ClientResourceStatus.ACKED });
+    // The entry, not its message: the client keeps the bytes and decodes them again when the dump is read.
+    m.set(name, { get resource() { return entry.message; }, versionInfo: entry.version, lastUpdated: Date.now(), clientStatus: ClientResourceStatus.ACKED });
   }
 
   private rejected<T>(m: Dumped<T>, name: string, entry: ResourceEntry & { message: T }, details: string): void {
@@ -312,7 +313,7 @@ export class XdsConfig {
     }
     for (const [name, rt] of compiled) {
       if (rt.type === 'EDS') {
-        const cla = this.lastCla.get(rt.edsServiceName);
+        const cla = this.lastCla.get(rt.edsServiceName)?.message;
         if (cla !== undefined) {
           try {
             rt.updateHosts(cla);
@@ -373,7 +374,7 @@ export class XdsConfig {
         }
       }
       if (ok) {
-        this.lastCla.set(name, entry.message);
+        this.lastCla.set(name, entry);
         this.accepted(this.dumped.endpoints, name, entry);
       } else this.rejected(this.dumped.endpoints, name, entry, errors[errors.length - 1]!);
     }

@@ -53,6 +53,39 @@ export function decodeResource(any: Any): Message {
   return fromBinary(desc, any.value);
 }
 
+/**
+ * A held resource: its wire bytes, and its decoded message only while something else holds that message (a
+ * WeakRef). The consumer compiles each update from `message` and keeps what it compiled; the client then holds
+ * just the bytes (which it compares with the next response anyway), and a later read (`/config_dump`, a cluster
+ * re-created from its last endpoints) decodes them again. Within one synchronous job `message` is the same object
+ * every time (a WeakRef's target lives at least until the job ends).
+ */
+class HeldEntry implements ResourceEntry {
+  private decoded: WeakRef<Message>;
+  constructor(
+    readonly name: string,
+    readonly version: string,
+    readonly resource: Any,
+    message: Message,
+  ) {
+    this.decoded = new WeakRef(message);
+  }
+
+  get message(): Message {
+    let m = this.decoded.deref();
+    if (m === undefined) {
+      m = decodeResource(this.resource);
+      this.decoded = new WeakRef(m);
+    }
+    return m;
+  }
+
+  /** The same resource under another version (SotW: a response that did not change its bytes). */
+  withVersion(version: string): HeldEntry {
+    return new HeldEntry(this.name, version, this.resource, this.message);
+  }
+}
+
 /** The name of a decoded resource: `cluster_name` for a ClusterLoadAssignment, `name` for the others. */
 export function resourceName(msg: Message): string {
   const m = msg as unknown as { clusterName?: unknown; name?: unknown };
@@ -117,10 +150,10 @@ export function applyDelta(typeUrl: string, held: Held, res: DeltaDiscoveryRespo
     }
     absent.delete(name);
     if (prev && sameBytes(prev.resource, r.resource)) {
-      if (prev.version !== r.version) full.set(name, { ...prev, version: r.version });
+      if (prev.version !== r.version) full.set(name, prev instanceof HeldEntry ? prev.withVersion(r.version) : { ...prev, version: r.version });
       continue;
     }
-    const entry: ResourceEntry = { name, version: r.version, resource: r.resource, message: decodeChecked(typeUrl, name, r.resource) };
+    const entry: ResourceEntry = new HeldEntry(name, r.version, r.resource, decodeChecked(typeUrl, name, r.resource));
     added.set(name, entry);
     full.set(name, entry);
   }
@@ -162,7 +195,7 @@ export function applySotw(typeUrl: string, held: Held, res: DiscoveryResponse, f
     name ??= resourceName(message);
     if (!name) throw new ResponseError(`a ${typeNameOf(typeUrl)} resource has no name`);
     if (inResponse.has(name)) throw new ResponseError(`resource ${name} appears twice in the response`);
-    inResponse.set(name, { name, version: resVersion, resource: any, message });
+    inResponse.set(name, new HeldEntry(name, resVersion, any, message));
   }
   const added = new Map<string, ResourceEntry>();
   const removed: string[] = [];
