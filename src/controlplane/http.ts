@@ -29,7 +29,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { labels, port } from '../api/schema/common.js';
-import { toProtoJson } from '../xds/index.js';
+import { toProtoJson } from '../xds/json.js';
 import { ConfigDumpSchema } from '../xds/gen/envoy/admin/v3/config_dump_pb.js';
 import type { ControlPlane, WorkloadRegistration } from './controlplane.js';
 import { PROMETHEUS_CONTENT_TYPE } from './metrics.js';

@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fromJson, type JsonValue } from '@bufbuild/protobuf';
-import { registry } from '../../src/xds/index.js';
+import { registry } from '../../src/xds/json.js';
 import { ClustersSchema } from '../../src/xds/gen/envoy/admin/v3/clusters_pb.js';
 import type { Cluster } from '../../src/xds/gen/envoy/config/cluster/v3/cluster_pb.js';
 import { RoutingPriority } from '../../src/xds/gen/envoy/config/core/v3/base_pb.js';

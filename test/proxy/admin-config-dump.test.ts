@@ -6,14 +6,15 @@ import assert from 'node:assert/strict';
 import { create, equals, fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { anyUnpack } from '@bufbuild/protobuf/wkt';
 import type { ProxyResources } from '../../src/controlplane/translate/index.js';
-import { registry } from '../../src/xds/index.js';
+import { registry } from '../../src/xds/json.js';
 import { ConfigDumpSchema } from '../../src/xds/gen/envoy/admin/v3/config_dump_pb.js';
 import { ClustersConfigDumpSchema, ListenersConfigDumpSchema } from '../../src/xds/gen/envoy/admin/v3/config_dump_shared_pb.js';
 import { ClusterSchema } from '../../src/xds/gen/envoy/config/cluster/v3/cluster_pb.js';
 import { ListenerSchema } from '../../src/xds/gen/envoy/config/listener/v3/listener_pb.js';
 import { adminGet } from '../helpers/admin-http.js';
 import { translateYaml } from '../helpers/translate.js';
-import { ClientResourceStatus, startAdmin, trimMessage, type AdminServer, type ConfigSnapshot } from '../../src/proxy/admin/index.js';
+import { startAdmin, type AdminServer, type ConfigSnapshot } from '../../src/proxy/admin/index.js';
+import { ClientResourceStatus, trimMessage } from '../../src/proxy/admin/config-dump.js';
 
 const CONFIG = `
 apiVersion: v1

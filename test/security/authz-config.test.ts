@@ -11,7 +11,7 @@ import { RBACSchema as HttpRbacSchema } from '../../src/xds/gen/envoy/extensions
 import { RBACSchema as NetworkRbacSchema } from '../../src/xds/gen/envoy/extensions/filters/network/rbac/v3/rbac_pb.js';
 import { JwtAuthenticationSchema } from '../../src/xds/gen/envoy/extensions/filters/http/jwt_authn/v3/config_pb.js';
 import { ExtAuthzSchema } from '../../src/xds/gen/envoy/extensions/filters/http/ext_authz/v3/ext_authz_pb.js';
-import { toProtoJson } from '../../src/xds/index.js';
+import { toProtoJson } from '../../src/xds/json.js';
 import { translateYaml } from '../helpers/translate.js';
 import { startStaticProxy, type StaticProxy } from '../helpers/static-ads.js';
 import { httpRequest } from '../helpers/raw-client.js';

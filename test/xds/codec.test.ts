@@ -10,20 +10,8 @@ import type { DescMessage, JsonValue, MessageShape } from '@bufbuild/protobuf';
 import { AnySchema, EmptySchema, StringValueSchema } from '@bufbuild/protobuf/wkt';
 import type { Any } from '@bufbuild/protobuf/wkt';
 
-import {
-  decode,
-  encode,
-  fromProtoJson,
-  make,
-  pack,
-  registry,
-  toProtoJson,
-  TYPE_URL_PREFIX,
-  typeNameOf,
-  TypeUrl,
-  unpack,
-  unpackAny,
-} from '../../src/xds/index.js';
+import { decode, encode, make, pack, TYPE_URL_PREFIX, typeNameOf, TypeUrl, unpack } from '../../src/xds/index.js';
+import { fromProtoJson, registry, toProtoJson, unpackAny } from '../../src/xds/json.js';
 
 import { ClusterSchema, Cluster_DiscoveryType, Cluster_LbPolicy } from '../../src/xds/gen/envoy/config/cluster/v3/cluster_pb.js';
 import type { Cluster } from '../../src/xds/gen/envoy/config/cluster/v3/cluster_pb.js';

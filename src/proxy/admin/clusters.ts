@@ -16,13 +16,12 @@
  * The proxy supplies the data through `ClusterStatusView`s (one per active cluster); the handler does not know
  * the upstream implementation. Clusters are listed sorted by name, hosts in the order given.
  */
-import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { create, toJson, type MessageInitShape } from '@bufbuild/protobuf';
 import { ClustersSchema, type Clusters } from '../../xds/gen/envoy/admin/v3/clusters_pb.js';
 import { SimpleMetric_Type } from '../../xds/gen/envoy/admin/v3/metrics_pb.js';
 import { RoutingPriority } from '../../xds/gen/envoy/config/core/v3/base_pb.js';
 import { HealthStatus } from '../../xds/gen/envoy/config/core/v3/health_check_pb.js';
 import { formatG, formatShortest } from '../stats/format.js';
-import { adminJson } from './config-dump.js';
 
 /** Envoy's host health flags (Upstream::Host::HealthFlag); absent = false. */
 export interface HostHealthView {
@@ -227,5 +226,6 @@ export function clustersMessage(clusters: readonly ClusterStatusView[]): Cluster
 }
 
 export function renderClustersJson(clusters: readonly ClusterStatusView[]): string {
-  return JSON.stringify(adminJson(ClustersSchema, clustersMessage(clusters)), null, 2) + '\n';
+  // envoy.admin.v3.Clusters holds no Any: proto3 JSON without the type registry (xds/json.ts is not loaded for it).
+  return JSON.stringify(toJson(ClustersSchema, clustersMessage(clusters), { useProtoFieldName: true }), null, 2) + '\n';
 }

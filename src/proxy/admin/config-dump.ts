@@ -32,7 +32,7 @@ import { create } from '@bufbuild/protobuf';
 import type { DescField, DescMessage, JsonValue, Message, MessageShape } from '@bufbuild/protobuf';
 import { anyPack, anyUnpack, timestampFromMs, type Any, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { RE2JS } from 're2js';
-import { registry, toProtoJson } from '../../xds/index.js';
+import { registry, toProtoJson } from '../../xds/json.js';
 import { ConfigDumpSchema, BootstrapConfigDumpSchema } from '../../xds/gen/envoy/admin/v3/config_dump_pb.js';
 import {
   ClientResourceStatus,

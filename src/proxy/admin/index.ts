@@ -21,7 +21,8 @@ export {
   type InitState,
   type ServerInfoData,
 } from './server.js';
-export { handleConfigDump, buildConfigDumpParts, trimMessage, adminJson, ClientResourceStatus, type ConfigSnapshot, type DumpedResource, type DumpError, type DumpResponse, type Time } from './config-dump.js';
+// config-dump.ts is imported on its own (its values load the whole xDS type registry: server.ts loads it on demand).
+export type { ConfigSnapshot, DumpedResource, DumpError, DumpResponse, Time } from './config-dump.js';
 export {
   renderClustersText,
   renderClustersJson,

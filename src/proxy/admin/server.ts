@@ -29,15 +29,14 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
-import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { create, toJson, type MessageInitShape } from '@bufbuild/protobuf';
 import { durationFromMs } from '@bufbuild/protobuf/wkt';
-import { toProtoJson } from '../../xds/index.js';
 import { ServerInfoSchema, ServerInfo_State, type CommandLineOptionsSchema } from '../../xds/gen/envoy/admin/v3/server_info_pb.js';
 import type { Node } from '../../xds/gen/envoy/config/core/v3/base_pb.js';
 import { parseStatsParams, renderPrometheus, renderStatsJson, renderStatsText } from '../stats/render.js';
 import type { StatsStore } from '../stats/store.js';
 import { renderClustersJson, renderClustersText, type ClusterStatusView } from './clusters.js';
-import { handleConfigDump, type ConfigSnapshot } from './config-dump.js';
+import type { ConfigSnapshot } from './config-dump.js';
 import { handleLogging, LOG_LEVELS, type LevelledLogger } from './logging.js';
 
 /** Envoy's Init::Manager states. */
@@ -176,7 +175,9 @@ class Admin implements AdminServer {
     add(
       '/config_dump',
       'dump current Envoy configs (experimental)',
-      (req) => {
+      async (req) => {
+        // Loaded on first use: config-dump.ts needs the whole xDS type registry (xds/json.ts).
+        const { handleConfigDump } = await import('./config-dump.js');
         const r = handleConfigDump(this.h.configDump?.() ?? {}, req.query);
         return { status: r.status, body: r.body, contentType: r.contentType };
       },
@@ -324,7 +325,8 @@ class Admin implements AdminServer {
       commandLineOptions: info.commandLineOptions ?? {},
       node: info.node,
     });
-    const json = toProtoJson(ServerInfoSchema, msg, { useProtoFieldName: true, alwaysEmitImplicit: true });
+    // ServerInfo (and the Node inside) holds no Any: proto3 JSON without the type registry (xds/json.ts).
+    const json = toJson(ServerInfoSchema, msg, { useProtoFieldName: true, alwaysEmitImplicit: true });
     return { status: 200, body: JSON.stringify(json, null, 2) + '\n', contentType: JSON_TYPE };
   }
 

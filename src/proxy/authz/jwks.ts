@@ -5,19 +5,27 @@
  * listener update does not refetch). A token whose `kid` is not in a fresh remote set triggers one refetch,
  * rate-limited to one per REFETCH_MIN_INTERVAL_MS per URI (keys rotated at the issuer are picked up without
  * waiting for the cache to expire, and a flood of made-up kids cannot turn the proxy into a JWKS fetch amplifier).
- * Keys are imported once (jose `importJWK`) and kept with their set.
+ * Keys are imported once (jose `importJWK`) and kept with their set. jose itself is loaded on first use
+ * (`loadJose`): a sidecar without a jwt_authn filter never loads it (docs/performance.md, idle memory).
  *
  * Envoy fetches remote JWKS through the cluster named in `http_uri.cluster`; Weft fetches the URI directly (the
  * cluster is not consulted) and bounds the fetch by `http_uri.timeout`.
  */
-import { importJWK, type JWK } from 'jose';
+import type { JWK } from 'jose';
 
 /** Minimum time between two kid-miss refetches of one URI. */
 export const REFETCH_MIN_INTERVAL_MS = 1000;
 /** Envoy's default remote_jwks cache_duration. */
 export const DEFAULT_JWKS_CACHE_MS = 600_000;
 
-type VerifyKey = Awaited<ReturnType<typeof importJWK>>;
+/** The jose module, loaded once by the first caller (a JWKS parsed when a jwt_authn filter is compiled). */
+export type Jose = typeof import('jose');
+let jose: Promise<Jose> | undefined;
+export function loadJose(): Promise<Jose> {
+  return (jose ??= import('jose'));
+}
+
+type VerifyKey = Awaited<ReturnType<Jose['importJWK']>>;
 
 export interface KeyEntry {
   readonly kid: string | undefined;
@@ -61,7 +69,8 @@ export function parseJwks(text: string): KeySet {
     if (k === null || typeof k !== 'object' || typeof (k as JWK).kty !== 'string') continue;
     const jwk = k as JWK;
     if (jwk.use !== undefined && jwk.use !== 'sig') continue;
-    const key = importJWK(jwk, jwk.alg ?? defaultAlg(jwk));
+    const alg = jwk.alg ?? defaultAlg(jwk);
+    const key = loadJose().then((j) => j.importJWK(jwk, alg));
     key.catch(() => undefined);
     entries.push({ kid: jwk.kid, alg: jwk.alg, kty: jwk.kty!, key });
   }

@@ -40,7 +40,8 @@ import type { Listener } from '../../xds/gen/envoy/config/listener/v3/listener_p
 import type { RouteConfiguration } from '../../xds/gen/envoy/config/route/v3/route_pb.js';
 import { TypeUrl } from '../../xds/index.js';
 import type { AdsClient, ResourceEntry, ResourceUpdate } from '../../xds/client/index.js';
-import { ClientResourceStatus, type ConfigSnapshot, type DumpedResource } from '../admin/config-dump.js';
+import type { ConfigSnapshot, DumpedResource } from '../admin/config-dump.js';
+import { ClientResourceStatus } from '../../xds/gen/envoy/admin/v3/config_dump_shared_pb.js';
 import { StatsStore, type Scope } from '../stats/store.js';
 import { ClusterRequestStats, HttpConnStats, ListenerStats } from '../stats/request-stats.js';
 import { TcpProxyStats } from '../tcp/stats.js';
@@ -189,7 +190,7 @@ export class XdsConfig {
   /** What access logs and tracing need of the proxy (listener/listener.ts sets the direction per listener). */
   private readonly telemetry: Omit<TracingContext, 'listener' | 'field'>;
   readonly routes = new Map<string, RdsHolder>();
-  private readonly lastCla = new Map<string, ClusterLoadAssignment>();
+  private readonly lastCla = new Map<string, ResourceEntry<ClusterLoadAssignment>>();
   private readonly edsNames = new Set<string>();
   private readonly warned = new Set<string>();
   private readonly log: ConfigLogger;
@@ -240,7 +241,8 @@ export class XdsConfig {
   }
 
   private accepted<T>(m: Dumped<T>, name: string, entry: ResourceEntry & { message: T }): void {
-    m.set(name, { resource: entry.message, versionInfo: entry.version, lastUpdated: Date.now(), clientStatus: ClientResourceStatus.ACKED });
+    // The entry, not its message: the client keeps the bytes and decodes them again when the dump is read.
+    m.set(name, { get resource() { return entry.message; }, versionInfo: entry.version, lastUpdated: Date.now(), clientStatus: ClientResourceStatus.ACKED });
   }
 
   private rejected<T>(m: Dumped<T>, name: string, entry: ResourceEntry & { message: T }, details: string): void {
@@ -314,7 +316,7 @@ export class XdsConfig {
     }
     for (const [name, rt] of compiled) {
       if (rt.type === 'EDS') {
-        const cla = this.lastCla.get(rt.edsServiceName);
+        const cla = this.lastCla.get(rt.edsServiceName)?.message;
         if (cla !== undefined) {
           try {
             rt.updateHosts(cla);
@@ -375,7 +377,7 @@ export class XdsConfig {
         }
       }
       if (ok) {
-        this.lastCla.set(name, entry.message);
+        this.lastCla.set(name, entry);
         this.accepted(this.dumped.endpoints, name, entry);
       } else this.rejected(this.dumped.endpoints, name, entry, errors[errors.length - 1]!);
     }

@@ -15,8 +15,16 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import type { DescMessage, Message } from '@bufbuild/protobuf';
 import type { Any } from '@bufbuild/protobuf/wkt';
-import { registry, TypeUrl, typeNameOf } from '../index.js';
+import { TypeUrl, typeNameOf } from '../index.js';
 import { ResourceSchema } from '../gen/envoy/service/discovery/v3/discovery_pb.js';
+import { ClusterSchema } from '../gen/envoy/config/cluster/v3/cluster_pb.js';
+import { ClusterLoadAssignmentSchema } from '../gen/envoy/config/endpoint/v3/endpoint_pb.js';
+import { ListenerSchema } from '../gen/envoy/config/listener/v3/listener_pb.js';
+import { VirtualHostSchema } from '../gen/envoy/config/route/v3/route_components_pb.js';
+import { RouteConfigurationSchema } from '../gen/envoy/config/route/v3/route_pb.js';
+import { ScopedRouteConfigurationSchema } from '../gen/envoy/config/route/v3/scoped_route_pb.js';
+import { SecretSchema } from '../gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
+import { NameTableSchema } from '../name-table.js';
 import type { DeltaDiscoveryResponse, DiscoveryResponse } from '../gen/envoy/service/discovery/v3/discovery_pb.js';
 import type { ResourceEntry } from './types.js';
 
@@ -29,18 +37,53 @@ export function isFullStateType(typeUrl: string): boolean {
 }
 
 const RESOURCE_WRAPPER = `type.googleapis.com/${ResourceSchema.typeName}`;
-const descriptors = new Map<string, DescMessage | null>();
+
+/**
+ * The schemas of the resource kinds an ADS client decodes, by full type name. A table of its own rather than the
+ * whole type registry (xds/json.ts), so a sidecar loads only the generated files its resources reach.
+ */
+const RESOURCE_SCHEMAS: ReadonlyMap<string, DescMessage> = new Map<string, DescMessage>(
+  [ListenerSchema, RouteConfigurationSchema, ClusterSchema, ClusterLoadAssignmentSchema, SecretSchema, ScopedRouteConfigurationSchema, VirtualHostSchema, NameTableSchema].map((s) => [s.typeName, s]),
+);
 
 /** Decodes a resource with the generated schema its type URL names. */
 export function decodeResource(any: Any): Message {
-  const typeName = typeNameOf(any.typeUrl);
-  let desc = descriptors.get(typeName);
-  if (desc === undefined) {
-    desc = registry.getMessage(typeName) ?? null;
-    descriptors.set(typeName, desc);
-  }
+  const desc = RESOURCE_SCHEMAS.get(typeNameOf(any.typeUrl));
   if (!desc) throw new ResponseError(`unknown resource type ${any.typeUrl}`);
   return fromBinary(desc, any.value);
+}
+
+/**
+ * A held resource: its wire bytes, and its decoded message only while something else holds that message (a
+ * WeakRef). The consumer compiles each update from `message` and keeps what it compiled; the client then holds
+ * just the bytes (which it compares with the next response anyway), and a later read (`/config_dump`, a cluster
+ * re-created from its last endpoints) decodes them again. Within one synchronous job `message` is the same object
+ * every time (a WeakRef's target lives at least until the job ends).
+ */
+class HeldEntry implements ResourceEntry {
+  private decoded: WeakRef<Message>;
+  constructor(
+    readonly name: string,
+    readonly version: string,
+    readonly resource: Any,
+    message: Message,
+  ) {
+    this.decoded = new WeakRef(message);
+  }
+
+  get message(): Message {
+    let m = this.decoded.deref();
+    if (m === undefined) {
+      m = decodeResource(this.resource);
+      this.decoded = new WeakRef(m);
+    }
+    return m;
+  }
+
+  /** The same resource under another version (SotW: a response that did not change its bytes). */
+  withVersion(version: string): HeldEntry {
+    return new HeldEntry(this.name, version, this.resource, this.message);
+  }
 }
 
 /** The name of a decoded resource: `cluster_name` for a ClusterLoadAssignment, `name` for the others. */
@@ -107,10 +150,10 @@ export function applyDelta(typeUrl: string, held: Held, res: DeltaDiscoveryRespo
     }
     absent.delete(name);
     if (prev && sameBytes(prev.resource, r.resource)) {
-      if (prev.version !== r.version) full.set(name, { ...prev, version: r.version });
+      if (prev.version !== r.version) full.set(name, prev instanceof HeldEntry ? prev.withVersion(r.version) : { ...prev, version: r.version });
       continue;
     }
-    const entry: ResourceEntry = { name, version: r.version, resource: r.resource, message: decodeChecked(typeUrl, name, r.resource) };
+    const entry: ResourceEntry = new HeldEntry(name, r.version, r.resource, decodeChecked(typeUrl, name, r.resource));
     added.set(name, entry);
     full.set(name, entry);
   }
@@ -152,7 +195,7 @@ export function applySotw(typeUrl: string, held: Held, res: DiscoveryResponse, f
     name ??= resourceName(message);
     if (!name) throw new ResponseError(`a ${typeNameOf(typeUrl)} resource has no name`);
     if (inResponse.has(name)) throw new ResponseError(`resource ${name} appears twice in the response`);
-    inResponse.set(name, { name, version: resVersion, resource: any, message });
+    inResponse.set(name, new HeldEntry(name, resVersion, any, message));
   }
   const added = new Map<string, ResourceEntry>();
   const removed: string[] = [];

@@ -32,7 +32,7 @@
  * retry_policy are accepted and ignored (reported once); subjects and max_lifetime are enforced.
  */
 import type { Any } from '@bufbuild/protobuf/wkt';
-import { compactVerify, decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
+import type { JWTPayload, ProtectedHeaderParameters } from 'jose';
 import { unpack } from '../../../xds/index.js';
 import {
   JwtAuthenticationSchema,
@@ -41,7 +41,7 @@ import {
   type JwtProvider,
   type JwtRequirement,
 } from '../../../xds/gen/envoy/extensions/filters/http/jwt_authn/v3/config_pb.js';
-import { DEFAULT_JWKS_CACHE_MS, LocalJwks, parseJwks, remoteJwks, type JwksSource } from '../../authz/jwks.js';
+import { DEFAULT_JWKS_CACHE_MS, loadJose, LocalJwks, parseJwks, remoteJwks, type JwksSource } from '../../authz/jwks.js';
 import type { Counter } from '../../stats/metric.js';
 import { getHeader, removeHeader, setHeader } from '../headers.js';
 import type { RouteDecision } from '../router/decision.js';
@@ -306,7 +306,8 @@ async function verifyToken(p: Provider, found: Found, audiences: readonly string
   const token = found.token;
   const parts = token.split('.');
   if (parts.length !== 3) return { status: JwtStatus.BadFormat };
-  let header: ReturnType<typeof decodeProtectedHeader>;
+  const { compactVerify, decodeJwt, decodeProtectedHeader } = await loadJose();
+  let header: ProtectedHeaderParameters;
   let payload: JWTPayload;
   try {
     header = decodeProtectedHeader(token);
@@ -538,6 +539,8 @@ export const jwtAuthnFilterFactory: HttpFilterFactory = {
   create(config: Any | undefined, ctx: FilterFactoryContext): HttpFilter {
     if (config === undefined) return ctx.compile.fail(ctx.field, 'a JwtAuthentication typed_config is required');
     const proto = decodeOrFail(ctx.compile, ctx.field, () => unpack(JwtAuthenticationSchema, config));
+    // jose is loaded with the first jwt_authn filter, before its first request needs it.
+    loadJose().catch(() => undefined);
     return new JwtFilter(ctx.name, compileConfig(ctx, proto));
   },
   compilePerRoute(config: Any, ctx: CompileContext, field: string): unknown {

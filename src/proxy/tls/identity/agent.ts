@@ -23,7 +23,6 @@ import type { CertificateRequest, CertificateResponse } from '../../../pki/ca-ap
 import { MemoryCertificateProvider, spiffeUrisOf } from '../../../pki/grpc-certs.js';
 import { splitCertificates } from '../../../pki/pem.js';
 import { parseSpiffeUri } from '../../../pki/spiffe.js';
-import { buildCsr, generateEcKey } from '../../../pki/x509.js';
 import type { IdentityMaterial, WorkloadIdentity } from './index.js';
 
 export interface IdentityAgentOptions {
@@ -161,6 +160,8 @@ export class IdentityAgent implements WorkloadIdentity {
 
   /** One CSR round trip: new key, CSR, call, checks. */
   private async fetch(): Promise<{ material: IdentityMaterial; receivedAt: number; serial: string }> {
+    // pkijs (x509.ts) is loaded with the first certificate request: a sidecar without mesh mTLS never loads it.
+    const { buildCsr, generateEcKey } = await import('../../../pki/x509.js');
     const key = await generateEcKey();
     const csr = await buildCsr(key.privateKey, {});
     const cur = this.material;
