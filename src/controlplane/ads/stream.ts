@@ -212,12 +212,14 @@ export abstract class AdsStreamBase {
     const t = this.typeStatus(typeUrl);
     t.ackedVersion = version;
     t.ackedAt = Date.now();
+    t.nackInForce = false;
     this.hooks.onAck?.({ nodeId: this.nodeId!, typeUrl, version, latencyMs: t.sentAt ? Date.now() - t.sentAt : 0 });
   }
 
   protected recordNack(typeUrl: string, version: string, nonce: string, message: string): void {
     const t = this.typeStatus(typeUrl);
     t.nack = { version, nonce, message, at: Date.now() };
+    t.nackInForce = true;
     this.hooks.onNack?.({ nodeId: this.nodeId!, typeUrl, version, message });
   }
 

@@ -17,6 +17,8 @@ export interface TypeStatus {
   ackedAt?: number;
   /** The last NACK: the version refused and the proxy's error_detail message. */
   nack?: { version: string; nonce: string; message: string; at: number };
+  /** The last NACK has not been followed by an ACK yet (kept apart from the timestamps: both can fall in one ms). */
+  nackInForce?: boolean;
 }
 
 export interface ProxyStatus {
@@ -34,7 +36,7 @@ export interface ProxyStatus {
 
 export function syncState(t: TypeStatus | undefined): SyncState {
   if (!t || t.sentNonce === undefined) return 'NOT SENT';
-  if (t.nack && (!t.ackedAt || t.nack.at >= t.ackedAt)) return 'NACKED';
+  if (t.nack && t.nackInForce) return 'NACKED';
   if (t.ackedVersion !== undefined && t.ackedVersion === t.sentVersion) return 'SYNCED';
   return 'STALE';
 }
