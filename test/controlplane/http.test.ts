@@ -2,8 +2,6 @@
 // /debug/config_dump and `weft proxy-config`, /debug/registryz, errors; and `weft control-plane` as a process.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { ControlPlane } from '../../src/controlplane/controlplane.js';
 import { createLogger, MemoryLogStream } from '../../src/controlplane/log.js';
@@ -12,6 +10,7 @@ import { TypeUrl } from '../../src/xds/index.js';
 import { HealthStatus } from '../../src/xds/gen/envoy/config/core/v3/health_check_pb.js';
 import { ConfigDir, FakeEnvoy, nextPush, runWeft, sidecarNode, spawnWeft, startControlPlane, until } from './controlplane-helpers.js';
 import type { TestControlPlane } from './controlplane-helpers.js';
+import { freePort } from '../helpers/mesh-processes.js';
 
 const CONFIG = `
 apiVersion: v1
@@ -45,15 +44,6 @@ async function post(url: string, body: unknown, method = 'POST'): Promise<{ stat
   const r = await fetch(url, { method, headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
   const text = await r.text();
   return { status: r.status, json: text ? JSON.parse(text) : undefined };
-}
-
-/** A port nothing listens on (bound, then released). */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 async function run(fn: (out: (s: string) => void, err: (s: string) => void) => Promise<number>): Promise<{ code: number; out: string; err: string }> {

@@ -103,13 +103,34 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** A port free on 127.0.0.1 at the time of asking. */
+/** Ports this process has handed out (never handed out twice). */
+const handedOut = new Set<number>();
+
+/** Whether `port` can be bound on 127.0.0.1 right now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port free on 127.0.0.1 at the time of asking, for a listener a test configures before it starts. It is taken
+ * below Linux's ephemeral range (32768-60999): a port from `listen(0)` comes from that range, which is also where
+ * every outgoing connection on the machine takes its source port, so one could be taken between the asking and the
+ * binding. Picked at random in 20000-32767 (other test files pick at the same time) and checked by binding it.
+ */
 export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  for (let i = 0; i < 200; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12768);
+    if (handedOut.has(port)) continue;
+    if (await bindable(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('freePort: no free port found in 20000-32767 after 200 tries');
 }
 
 /** A temporary work directory with a `config` directory inside for the control plane to watch. */
