@@ -2,7 +2,7 @@
 // every second, listens on a free 127.0.0.1 port, keeps its data in a temporary directory, and answers PromQL through
 // its HTTP API (/api/v1/query).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, sleep } from './mesh-processes.js';
@@ -36,11 +36,13 @@ export class Prometheus {
         '',
       ].join('\n'),
     );
+    if (!existsSync(PROMETHEUS_BIN)) throw new Error(`${PROMETHEUS_BIN} is missing: install Debian's prometheus package (.ci/run does)`);
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       this.url = `http://127.0.0.1:${port}`;
       const p = spawn(PROMETHEUS_BIN, [`--config.file=${config}`, `--storage.tsdb.path=${join(this.dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
       this.proc = p;
+      p.on('error', (e) => (this.log += `\n${String(e)}`));
       p.stderr!.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-4000)));
       const ready = await this.waitReady(p);
       if (ready) return;
