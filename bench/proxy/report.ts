@@ -35,7 +35,9 @@ With 2 or more CPUs the proxy under test is pinned to CPU 1 and everything else 
 control plane) to CPU 0 with \`taskset\`, so "one core" means one core. CPU per 1,000 requests is the proxy's
 utime + stime (/proc/<pid>/stat, all its processes) over the measured interval divided by the requests served —
 numerically the vCPU needed per 1,000 rps. Peak RSS is the kernel's VmHWM. Added latency is measured at a fixed
-rate (10 keep-alive connections, each on its own schedule) and is the p99 through the proxy minus the p99 direct.
+rate (10 keep-alive connections, each on its own schedule) in interleaved rounds, pinned as above and with every
+process free to run on any CPU (\`shared\`): the p99 through the proxy minus the p99 direct of the same round,
+median over the rounds.
 
 Targets (reported, not asserted): HTTP/1.1 throughput ≥ 0.6 × nginx, ≤ 0.2 vCPU per 1,000 rps, idle RSS with
 1,000 services ≤ 60 MB, p99 added ≤ 0.5 ms per hop. Options: \`npm run bench:proxy -- --help\`.
