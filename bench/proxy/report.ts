@@ -58,7 +58,7 @@ function fmtRps(v: number | undefined): string {
 
 function fmtUs(v: number | undefined): string {
   if (v === undefined || !Number.isFinite(v)) return '—';
-  return v >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${Math.round(v)} µs`;
+  return Math.abs(v) >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${Math.round(v)} µs`;
 }
 
 function fmtMiB(v: number | undefined): string {

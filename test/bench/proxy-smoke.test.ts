@@ -101,12 +101,15 @@ requests: 1500 total, 1500 started, 1500 done, 1498 succeeded, 2 failed, 0 error
         row('weft', 'pinned', [900, 1000, 5000], [750, 840, 4830]),
         row('direct', 'shared', [100, 110, 120]),
         row('weft', 'shared', [400, 500, 600], [300, 390, 480]),
+        // Noise can put a proxy's p99 below direct's in a round: negative figures print in the same units.
+        row('nginx', 'shared', [100, 200, 300], [-1500, 90, 180]),
       ],
     };
     const text = resultsTables(r);
     assert.match(text, /median of 3 rounds/);
     assert.match(text, /\| weft +\| +pinned \|.*\| +840 µs \| +750 µs … 4.83 ms \|/);
     assert.match(text, /\| weft +\| +shared \|.*\| +390 µs \| +300 µs … 480 µs \|/);
+    assert.match(text, /\| nginx +\| +shared \|.*\| +90 µs \| +-1.50 ms … 180 µs \|/);
     const targets = targetsTable(r);
     assert.match(targets, /p99 added per hop at a fixed rate, pinned +\| +840 µs \| ≤ 0.5 ms \| MISSED \|/);
     assert.match(targets, /p99 added per hop at a fixed rate, shared +\| +390 µs \| ≤ 0.5 ms \| +met \|/);
