@@ -203,6 +203,9 @@ export function describeRun(m: Machine, r: BenchResult, seconds: number): string
     `${seconds} s measured per case after a warm-up; ${r.pinned ? 'proxy under test on CPU 1, load generator and upstream on CPU 0' : 'not pinned (fewer than 2 CPUs)'}.` +
     (r.pinned && r.cases.some((c) => c.target.startsWith('weft ×'))
       ? ' `weft ×N` (`--concurrency N`) runs its workers on CPUs 1..N, or on every CPU when N is not below the CPU count (then it shares CPU 0 with the load generator and the upstream).'
+      : '') +
+    (r.pinned && r.cases.some((c) => c.placement === 'shared')
+      ? ' The fixed-rate case runs pinned so, and `shared`: every process of the case (load generator, upstream, proxy) free to run on any CPU.'
       : '')
   );
 }
