@@ -9,10 +9,11 @@
  *   (each connection sends on its own schedule, RPS / CONNECTIONS per second; a late response delays that
  *   connection's next request), for the added-latency-per-hop figure at a fixed 1,000 rps.
  *
- * Both clients print one JSON line: `{ requests, errors, seconds, rps, p50Us, p99Us }`. Latencies are kept in a
- * histogram of 1 µs buckets up to 1 s (larger values land in the last bucket).
+ * Both clients print one JSON line: `{ requests, errors, seconds, rps, p50Us, p90Us, p99Us, p999Us, maxUs }`.
+ * Latencies are kept in a histogram of 1 µs buckets up to 1 s (larger values land in the last bucket).
  */
 import { connect, createServer } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 
 const MAX_US = 1_000_000;
@@ -43,10 +44,14 @@ export interface LoadResult {
   rps: number;
   p50Us: number;
   p99Us: number;
+  /** The fixed-rate and TCP clients also give p90, p99.9 and the largest latency (wrk and h2load parsers do not). */
+  p90Us?: number;
+  p999Us?: number;
+  maxUs?: number;
 }
 
 function nowUs(): number {
-  return Number(process.hrtime.bigint() / 1000n);
+  return performance.now() * 1000;
 }
 
 function hostPort(s: string): { host: string; port: number } {
@@ -55,7 +60,17 @@ function hostPort(s: string): { host: string; port: number } {
 }
 
 function finish(h: Histogram, errors: number, seconds: number): void {
-  const r: LoadResult = { requests: h.n, errors, seconds, rps: h.n / seconds, p50Us: h.percentile(50), p99Us: h.percentile(99) };
+  const r: LoadResult = {
+    requests: h.n,
+    errors,
+    seconds,
+    rps: h.n / seconds,
+    p50Us: h.percentile(50),
+    p99Us: h.percentile(99),
+    p90Us: h.percentile(90),
+    p999Us: h.percentile(99.9),
+    maxUs: h.percentile(100),
+  };
   process.stdout.write(`${JSON.stringify(r)}\n`);
   process.exit(0);
 }

@@ -12,8 +12,8 @@ import { parseArgs } from 'node:util';
 import { loadNow, machine } from '../controlplane/report.js';
 import { killAll } from './procs.js';
 import { describeRun, resultsTables, targetsTable, updatePerformanceDoc } from './report.js';
-import { ALL_TARGETS, ALL_WORKLOADS, runBench } from './run.js';
-import type { TargetName, WorkloadName } from './run.js';
+import { ALL_PLACEMENTS, ALL_TARGETS, ALL_WORKLOADS, runBench } from './run.js';
+import type { Placement, TargetName, WorkloadName } from './run.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 let tempRoot: string | undefined;
@@ -23,9 +23,13 @@ const HELP = `Usage: npm run bench:proxy -- [options]
   --seconds N          seconds measured per case (default 5)
   --warmup N           seconds of warm-up per case (default 1)
   --targets LIST       direct,nginx,haproxy,weft (default all)
-  --workloads LIST     h1-2b,h1-1k,h2,tcp (default all)
+  --workloads LIST     h1-2b,h1-1k,h2,tcp (default all; none: only the fixed-rate, mTLS and idle cases)
   --concurrency LIST   weft proxy --concurrency values to measure (default 1; e.g. 1,2)
   --rate N             fixed rate for the added-latency measurement, rps (default 1000; 0 skips)
+  --rate-rounds N      rounds of the added-latency measurement, every target once per round (default 3)
+  --rate-seconds N     seconds measured per target and round at the fixed rate (default: --seconds)
+  --rate-placement L   pinned,shared (default both): proxy on CPU 1 and the rest on CPU 0, and/or every process
+                       of the case free to run on every CPU
   --mtls-rate N        fixed rate of the two-hop mTLS case, rps (default 1000; 0 skips; needs the weft target)
   --idle-services N    services for the idle-RSS measurement (default 1000; 0 skips)
   --no-metrics-off     do not measure weft --metrics=false (the cost of Istio's metrics) beside weft
@@ -103,6 +107,9 @@ async function main(): Promise<number> {
         workloads: { type: 'string' },
         concurrency: { type: 'string' },
         rate: { type: 'string' },
+        'rate-rounds': { type: 'string' },
+        'rate-seconds': { type: 'string' },
+        'rate-placement': { type: 'string' },
         'mtls-rate': { type: 'string' },
         'idle-services': { type: 'string' },
         'no-install': { type: 'boolean' },
@@ -124,7 +131,7 @@ async function main(): Promise<number> {
   let opts;
   try {
     const targets = list<TargetName>('targets', v.targets, ALL_TARGETS);
-    const workloads = list<WorkloadName>('workloads', v.workloads, ALL_WORKLOADS);
+    const workloads = v.workloads === 'none' ? [] : list<WorkloadName>('workloads', v.workloads, ALL_WORKLOADS);
     const weftConcurrency = (v.concurrency ?? '1').split(',').map((s) => num('concurrency', s.trim(), 1, 1));
     opts = {
       seconds: num('seconds', v.seconds, 5, 0.5),
@@ -134,6 +141,9 @@ async function main(): Promise<number> {
       weftConcurrency,
       weftMetricsOff: !v['no-metrics-off'],
       fixedRps: num('rate', v.rate, 1000, 0),
+      fixedRounds: num('rate-rounds', v['rate-rounds'], 3, 1),
+      fixedSeconds: num('rate-seconds', v['rate-seconds'], num('seconds', v.seconds, 5, 0.5), 0.5),
+      fixedPlacements: list<Placement>('rate-placement', v['rate-placement'], ALL_PLACEMENTS),
       mtlsRps: num('mtls-rate', v['mtls-rate'], 1000, 0),
       idleServices: num('idle-services', v['idle-services'], 1000, 0),
       progress,

@@ -5,7 +5,7 @@
  * Resource usage is read from /proc for a whole process tree (nginx master + worker, a weft primary + its workers):
  * CPU seconds and peak RSS (each process's VmHWM) summed.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -156,6 +156,21 @@ export function processTree(pid: number): number[] {
     }
   }
   return out;
+}
+
+/**
+ * Moves a running process tree — every thread of every process — to the CPU list `cpus` (`taskset -a -p -c`), for
+ * the fixed-rate case's placements. Processes gone meanwhile are skipped.
+ */
+export function pinTree(pid: number, cpus: string): void {
+  if (!canPin()) return;
+  for (const p of processTree(pid)) {
+    try {
+      execFileSync('taskset', ['-a', '-p', '-c', cpus, String(p)], { stdio: 'ignore' });
+    } catch {
+      // exited meanwhile
+    }
+  }
 }
 
 /** Usage of a process tree: CPU seconds, RSS now and peak RSS (VmHWM), each summed over its processes. */

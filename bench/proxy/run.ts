@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadResult } from './loadgen.js';
 import { runMtlsTwoHop, type MtlsResult } from './mtls.js';
-import { freePort, runToEnd, sleep, startProcess, stopProcess, treeUsage, waitPort } from './procs.js';
+import { freePort, pinTree, runToEnd, sleep, startProcess, stopProcess, treeUsage, waitPort } from './procs.js';
 import type { Proc } from './procs.js';
 
 const WEFT_BIN = fileURLToPath(new URL('../../../bin/weft.js', import.meta.url));
@@ -56,6 +56,20 @@ export interface BenchOptions {
   weftMetricsOff?: boolean;
   /** Rate of the added-latency measurement (0 skips it). */
   fixedRps: number;
+  /**
+   * Rounds of the added-latency measurement (default 1): every target is measured once per round, in turn, so a burst
+   * of unrelated work on the machine lands in one round of one target rather than in a whole figure; the reported
+   * figures are the medians over the rounds.
+   */
+  fixedRounds?: number;
+  /** Seconds measured per target and round at the fixed rate (default: `seconds`). */
+  fixedSeconds?: number;
+  /**
+   * Where the added-latency measurement runs (default: both when pinned, else `shared`): `pinned` as the throughput
+   * cases (proxy on CPU 1, load generator and upstream on CPU 0), `shared` with every process of the case allowed on
+   * every CPU (`taskset -a -p`), so the kernel may run the chain client → proxy → upstream on one CPU.
+   */
+  fixedPlacements?: Placement[];
   /** Rate of the two-hop mTLS case (./mtls.ts; needs the weft target; 0 or absent skips it). */
   mtlsRps?: number;
   /** Services for the idle-RSS measurement (0 skips it). */
@@ -65,9 +79,23 @@ export interface BenchOptions {
   pin?: boolean;
 }
 
+/** CPU placement of the fixed-rate case (BenchOptions.fixedPlacements). */
+export type Placement = 'pinned' | 'shared';
+export const ALL_PLACEMENTS: Placement[] = ['pinned', 'shared'];
+
 export interface CaseResult {
   workload: WorkloadName | 'fixed-rate';
   target: string;
+  /** Fixed-rate case: the CPU placement it ran with. */
+  placement?: Placement;
+  /** Fixed-rate case: p99 of each round, and (not for direct) p99 minus direct's p99 of the same round. */
+  roundP99Us?: number[];
+  roundAddedP99Us?: number[];
+  /** Fixed-rate case: the median of roundAddedP99Us (not for direct). */
+  addedP99Us?: number;
+  p90Us?: number;
+  p999Us?: number;
+  maxUs?: number;
   /** Why there is no measurement (e.g. not supported). */
   skipped?: string;
   requests?: number;
@@ -104,6 +132,8 @@ interface Target {
   h1Port: number;
   h2Port?: number;
   tcpPort?: number;
+  /** The CPUs it is pinned to when not the proxy CPU (`weft ×N`). */
+  cpus?: string | undefined;
   /** Why h2 / tcp cannot be measured on this target. */
   h2Skip?: string;
   tcpSkip?: string;
@@ -427,8 +457,9 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   try {
     // Upstreams (load-generator CPU).
     const up = { h1: await freePort(), h2: await freePort(), echo: await freePort() };
+    let upstreamProc: Proc | undefined;
     if (needHttp) {
-      started.add(await startNginx('upstream nginx', o.workDir, nginxUpstreamConf(o.workDir, up.h1, up.h2), 'upstream.conf', up.h1, cpus.load));
+      upstreamProc = started.add(await startNginx('upstream nginx', o.workDir, nginxUpstreamConf(o.workDir, up.h1, up.h2), 'upstream.conf', up.h1, cpus.load));
     }
     const echo = started.add(startProcess('echo server', process.execPath, [LOADGEN, 'echo-server', String(up.echo)], { cpu: cpus.load }));
     await waitPort(up.echo, echo);
@@ -461,7 +492,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
         const w = await startWeftProxy(xds, `bench-${n}`, weftCpus(n, cpus, availableParallelism()), n, true);
         started.add(w.proc);
         const h2 = await speaksH2c(w.outbound);
-        targets.push({ name: n > 1 ? `weft ×${n}` : 'weft', proc: w.proc, h1Port: w.outbound, h2Port: h2 ? w.outbound : undefined, h2Skip: h2 ? undefined : 'weft: h2c not supported in this build', tcpPort: w.tcp });
+        targets.push({ name: n > 1 ? `weft ×${n}` : 'weft', proc: w.proc, cpus: n > 1 ? (weftCpus(n, cpus, availableParallelism()) ?? `0-${availableParallelism() - 1}`) : undefined, h1Port: w.outbound, h2Port: h2 ? w.outbound : undefined, h2Skip: h2 ? undefined : 'weft: h2c not supported in this build', tcpPort: w.tcp });
         if (n === 1 && o.weftMetricsOff) {
           const off = await startWeftProxy(xds, 'bench-metrics-off', weftCpus(1, cpus, availableParallelism()), 1, true, ['--metrics=false']);
           started.add(off.proc);
@@ -503,13 +534,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     }
 
     // Added latency at a fixed rate (10 keep-alive connections).
-    if (o.fixedRps > 0) {
-      for (const t of targets) {
-        o.progress(`fixed ${o.fixedRps} rps → ${t.name}`);
-        const r = await loadgen(['http-rate', `127.0.0.1:${t.h1Port}`, HOST, '/2b', String(o.fixedRps), '10', String(o.seconds)], cpus.load);
-        cases.push({ workload: 'fixed-rate', target: t.name, requests: r.requests, errors: r.errors, rps: r.rps, p50Us: r.p50Us, p99Us: r.p99Us });
-      }
-    }
+    if (o.fixedRps > 0) cases.push(...(await fixedRate(o, targets, pinned, cpus, upstreamProc)));
     // Two hops over mTLS (both sidecars on the proxy CPU).
     let mtls: MtlsResult | undefined;
     if ((o.mtlsRps ?? 0) > 0 && xds !== undefined) {
@@ -539,6 +564,83 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
   } finally {
     await started.stopAll();
   }
+}
+
+/** Median of a non-empty list (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
+/**
+ * The added-latency measurement: `fixedRounds` rounds; in each, for each placement, every target in turn at
+ * `fixedRps` over 10 connections (the first round starts each with a warm-up). A target's figures are the medians
+ * over the rounds of its latency percentiles, and its p99 added is the median of (its p99 − direct's p99 of the same
+ * round and placement). Every target is measured the same way, with the same load generator.
+ */
+async function fixedRate(o: BenchOptions, targets: Target[], pinned: boolean, cpus: Cpus, upstream: Proc | undefined): Promise<CaseResult[]> {
+  const placements = pinned ? (o.fixedPlacements ?? ALL_PLACEMENTS) : (['shared'] as Placement[]);
+  const rounds = Math.max(1, Math.floor(o.fixedRounds ?? 1));
+  const seconds = o.fixedSeconds ?? o.seconds;
+  const everyCpu = `0-${availableParallelism() - 1}`;
+  /** Pins the upstream and every target's processes (all threads) as `placement` wants. */
+  const place = (placement: Placement): void => {
+    if (!pinned) return;
+    if (upstream) pinTree(upstream.pid, placement === 'pinned' ? cpus.load! : everyCpu);
+    for (const t of targets) if (t.proc) pinTree(t.proc.pid, placement === 'pinned' ? (t.cpus ?? cpus.proxy!) : everyCpu);
+  };
+  const runs = new Map<string, LoadResult[]>();
+  const key = (t: Target, p: Placement) => `${p}\0${t.name}`;
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const placement of placements) {
+        place(placement);
+        const loadCpu = placement === 'pinned' ? cpus.load : undefined;
+        for (const t of targets) {
+          o.progress(`fixed ${o.fixedRps} rps → ${t.name} (${pinned ? `${placement}, ` : ''}round ${round + 1}/${rounds})`);
+          const args = (s: number) => ['http-rate', `127.0.0.1:${t.h1Port}`, HOST, '/2b', String(o.fixedRps), '10', String(s)];
+          if (round === 0 && o.warmupSeconds > 0) await loadgen(args(o.warmupSeconds), loadCpu);
+          const r = await loadgen(args(seconds), loadCpu);
+          const k = key(t, placement);
+          runs.set(k, [...(runs.get(k) ?? []), r]);
+        }
+      }
+    }
+  } finally {
+    place('pinned');
+  }
+  const out: CaseResult[] = [];
+  for (const placement of placements) {
+    const direct = targets.find((t) => t.name === 'direct');
+    const directRuns = direct ? runs.get(key(direct, placement)) : undefined;
+    for (const t of targets) {
+      const rs = runs.get(key(t, placement)) ?? [];
+      if (!rs.length) continue;
+      const pct = (f: (r: LoadResult) => number | undefined) => median(rs.map((r) => f(r) ?? NaN));
+      const requests = rs.reduce((a, r) => a + r.requests, 0);
+      const c: CaseResult = {
+        workload: 'fixed-rate',
+        target: t.name,
+        placement,
+        requests,
+        errors: rs.reduce((a, r) => a + r.errors, 0),
+        rps: requests / rs.reduce((a, r) => a + r.seconds, 0),
+        p50Us: pct((r) => r.p50Us),
+        p90Us: pct((r) => r.p90Us),
+        p99Us: pct((r) => r.p99Us),
+        p999Us: pct((r) => r.p999Us),
+        maxUs: Math.max(...rs.map((r) => r.maxUs ?? NaN)),
+        roundP99Us: rs.map((r) => r.p99Us),
+      };
+      if (t !== direct && directRuns && directRuns.length === rs.length) {
+        c.roundAddedP99Us = rs.map((r, i) => r.p99Us - directRuns[i]!.p99Us);
+        c.addedP99Us = median(c.roundAddedP99Us);
+      }
+      out.push(c);
+    }
+  }
+  return out;
 }
 
 /** RSS of an idle `weft proxy` holding the config of `o.idleServices` services (clusters + routes). */
