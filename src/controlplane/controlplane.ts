@@ -18,7 +18,9 @@
  * - Config changes are classified as istiod classifies its updates (see onConfigChange): a change that touches
  *   only WorkloadEntries (or only the inline endpoints of ServiceEntries) is an endpoint change, pushed as EDS
  *   only; for WorkloadEntry-only changes the model is rebuilt from the last one (only the changed entries are
- *   validated and translated) and translation keeps its model, so nothing cached is lost.
+ *   validated and translated) and translation keeps its model, so nothing cached is lost; entries edited in
+ *   place (ConfigChange.inPlace) replace their old workloads in the model and the registry where they were, so
+ *   such an edit costs the same in a mesh of ten or ten thousand entries.
  * - Translation is memoized per proxy *shape* (everything translation reads of a proxy: type, namespace,
  *   labels, service account, locality, mode, ports and upstreams, network, IPv6-only; not its id or
  *   addresses), so proxies with the same shape share one translation and one immutable Snapshot object. Across
