@@ -76,6 +76,9 @@ export interface ReloadResult {
   change: ConfigChange | undefined;
 }
 
+/** How many entries of a directory a walk stats at once. */
+const STAT_BATCH = 64;
+
 /** The pseudo-unit holding the source's own problems (missing paths, failed watchers). */
 const PATHS_UNIT = '\0paths';
 
@@ -317,10 +320,15 @@ export class DirectorySource {
     if (!this.#recursive) this.#ensureWatcher(dir, false, st);
     dirs.add(dir);
     visited.add(`${st.dev}:${st.ino}`);
-    for (const e of entries) {
-      if (isIgnoredName(e)) continue;
-      const p = join(dir, e);
-      const st = await statOrUndefined(p);
+    // Stat'ed STAT_BATCH at a time (the thread pool does several at once): a rescan of a directory of a thousand
+    // files takes a few event-loop turns instead of a thousand, and holds up the reloads queued behind it (an
+    // edit's) that much less.
+    const paths = entries.filter((e) => !isIgnoredName(e)).map((e) => join(dir, e));
+    const stats: Array<Stats | undefined> = [];
+    for (let i = 0; i < paths.length; i += STAT_BATCH) stats.push(...(await Promise.all(paths.slice(i, i + STAT_BATCH).map(statOrUndefined))));
+    for (let i = 0; i < paths.length; i++) {
+      const p = paths[i]!;
+      const st = stats[i];
       if (!st) continue;
       if (st.isDirectory()) {
         if (visited.has(`${st.dev}:${st.ino}`)) continue; // a symlink loop

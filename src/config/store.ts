@@ -34,6 +34,13 @@ export interface ConfigChange {
   diagnostics: Diagnostic[];
   /** The store revision this change produced (1 for the first change, then +1 per change). */
   revision: number;
+  /**
+   * Every resource in effect kept its place in the precedence order (see `snapshot`): no unit was added or
+   * removed, every changed unit defines the same identities in the same order as before, and nothing is defined
+   * twice. So `added` and `removed` are empty, and each resource of `updated` replaces its previous version where
+   * that version was (what lets a consumer apply the change in place instead of re-reading every resource).
+   */
+  inPlace: boolean;
 }
 
 export interface ConfigSnapshot {
@@ -132,6 +139,11 @@ export class ConfigStore {
     return (this.#sorted ??= [...this.#units.values()].sort(compareUnits));
   }
 
+  /** How many resources are in effect (the length of `snapshot().resources`). */
+  get size(): number {
+    return this.#effective.size;
+  }
+
   /** The resource in effect for an identity (see `resourceKey`). */
   get(key: string): RawResource | undefined {
     return this.#effective.get(key)?.raw;
@@ -205,10 +217,12 @@ export class ConfigStore {
     const updated: RawResource[] = [];
     const removed: RawResource[] = [];
     let diagnosticsChanged = false;
+    let inPlace = true;
     for (const unit of this.#unitsInOrder()) {
       const before = updatedUnits.get(unit);
       if (!before) continue;
       if (!sameDiagnostics(before.diagnostics, unit.diagnostics)) diagnosticsChanged = true;
+      if (inPlace && !sameKeys(before.accepted, unit.accepted)) inPlace = false;
       const keys = new Set<string>();
       for (const raw of unit.accepted) {
         const key = resourceKey(raw);
@@ -234,7 +248,7 @@ export class ConfigStore {
       this.#diagnosticsJson = json;
     }
     if (!added.length && !updated.length && !removed.length && !diagnosticsChanged) return undefined;
-    return this.#emit({ added, updated, removed, diagnostics: [...this.#diagnostics], revision: ++this.#revision });
+    return this.#emit({ added, updated, removed, diagnostics: [...this.#diagnostics], revision: ++this.#revision, inPlace });
   }
 
   #recompute(): ConfigChange | undefined {
@@ -269,7 +283,7 @@ export class ConfigStore {
     this.#diagnostics = diagnostics;
     this.#diagnosticsJson = diagnosticsJson;
     if (!added.length && !updated.length && !removed.length && !diagnosticsChanged) return undefined;
-    return this.#emit({ added, updated, removed, diagnostics: [...diagnostics], revision: ++this.#revision });
+    return this.#emit({ added, updated, removed, diagnostics: [...diagnostics], revision: ++this.#revision, inPlace: false });
   }
 
   #emit(change: ConfigChange): ConfigChange {
@@ -289,6 +303,13 @@ function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
   if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Whether two lists define the same identities in the same order. */
+function sameKeys(a: readonly RawResource[], b: readonly RawResource[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && resourceKey(a[i]!) !== resourceKey(b[i]!)) return false;
   return true;
 }
 

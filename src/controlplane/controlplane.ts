@@ -18,7 +18,9 @@
  * - Config changes are classified as istiod classifies its updates (see onConfigChange): a change that touches
  *   only WorkloadEntries (or only the inline endpoints of ServiceEntries) is an endpoint change, pushed as EDS
  *   only; for WorkloadEntry-only changes the model is rebuilt from the last one (only the changed entries are
- *   validated and translated) and translation keeps its model, so nothing cached is lost.
+ *   validated and translated) and translation keeps its model, so nothing cached is lost; entries edited in
+ *   place (ConfigChange.inPlace) replace their old workloads in the model and the registry where they were, so
+ *   such an edit costs the same in a mesh of ten or ten thousand entries.
  * - Translation is memoized per proxy *shape* (everything translation reads of a proxy: type, namespace,
  *   labels, service account, locality, mode, ports and upstreams, network, IPv6-only; not its id or
  *   addresses), so proxies with the same shape share one translation and one immutable Snapshot object. Across
@@ -748,12 +750,19 @@ export class ControlPlane extends EventEmitter {
    */
   private rebuild(change: ConfigChange, keepTranslationModel: boolean): RegistryChange | undefined {
     const storeDiagnostics = change.diagnostics;
-    const raws = this.source.store.snapshot().resources;
     let result: { model: MeshModel; diagnostics: Diagnostic[] };
+    /** Workloads replaced in place (old → new), when the model was made that way (see buildWorkloadChange). */
+    let replaced: Array<[Workload, Workload]> | undefined;
     try {
       const changed = change.added.length + change.updated.length + change.removed.length;
-      result = (keepTranslationModel && changed > 0 ? this.buildWorkloadChange(raws, change) : undefined) ?? this.build(raws);
-      this.lastBuild = result;
+      const partial = keepTranslationModel && changed > 0 ? this.buildWorkloadChange(change) : undefined;
+      if (partial) {
+        result = partial;
+        replaced = partial.replaced;
+      } else {
+        result = this.build(this.source.store.snapshot().resources);
+      }
+      this.lastBuild = { model: result.model, diagnostics: result.diagnostics };
     } catch (e) {
       this.metrics.internalErrors.inc();
       this.logger.error({ err: (e as Error)?.stack ?? String(e) }, 'building the mesh model failed; the last good model stays in effect');
@@ -766,11 +775,11 @@ export class ControlPlane extends EventEmitter {
     this.registryCause = 'suppress';
     let registryChange: RegistryChange;
     try {
-      registryChange = this.registry.setModel(result.model);
+      registryChange = replaced ? this.registry.replaceWorkloads(result.model, replaced) : this.registry.setModel(result.model);
     } finally {
       this.registryCause = undefined;
     }
-    this.logger.info({ revision: this.configRevision, resources: raws.length, services: result.model.services.length, errors: this.diagnostics.filter((d) => d.severity === 'Error').length }, 'config loaded');
+    this.logger.info({ revision: this.configRevision, resources: this.source.store.size, services: result.model.services.length, errors: this.diagnostics.filter((d) => d.severity === 'Error').length }, 'config loaded');
     return registryChange;
   }
 
@@ -822,27 +831,51 @@ export class ControlPlane extends EventEmitter {
    * version as `build` does); everything else, their diagnostics included, is the last build's. The result is the
    * full build's: WorkloadEntries only add workloads, which the model lists in configuration order among the
    * other workload kinds of their translation rank (LocalWorkload templates), and nothing else reads them while
-   * building. Undefined (build everything) when the last build's workloads cannot be matched to the
-   * configuration.
+   * building.
+   *
+   * When the store applied the change in place (ConfigChange.inPlace: every changed entry kept its place in the
+   * configuration order) and each changed entry still gives one workload, the new workloads replace the old
+   * ones where they were (`replaced` lists them) and nothing else is looked at, so the cost does not grow with
+   * the size of the mesh. Otherwise the workload list is made again in configuration order. Undefined (build
+   * everything) when the last build's workloads cannot be matched to the configuration.
    */
-  private buildWorkloadChange(raws: readonly RawResource[], change: ConfigChange): { model: MeshModel; diagnostics: Diagnostic[] } | undefined {
+  private buildWorkloadChange(change: ConfigChange): { model: MeshModel; diagnostics: Diagnostic[]; replaced?: Array<[Workload, Workload]> } | undefined {
     const prev = this.lastBuild;
     if (!prev) return undefined;
+    const positions = this.workloadPositions(prev.model.workloads);
+    if (!positions) return undefined;
     const keyOf = (o: { kind: string; namespace: string; name: string }) => `${o.kind}/${o.namespace}/${o.name}`;
-    const old = new Map<string, Workload>();
-    for (const w of prev.model.workloads) {
-      if (!w.origin || (w.kind !== 'WorkloadEntry' && w.kind !== 'LocalWorkload') || w.origin.kind !== w.kind) return undefined;
-      old.set(keyOf(w.origin), w);
-    }
     const changedRaws = [...change.added, ...change.updated];
     const changedKeys = new Set([...changedRaws, ...change.removed].map(refKeyOfRaw));
     const part = this.build(changedRaws, false);
     for (const r of change.removed) this.lastGood.delete(resourceKey(r));
+    const diagnostics = [
+      ...prev.diagnostics.filter((d) => !(d.resource && changedKeys.has(keyOf(d.resource)))),
+      ...part.diagnostics,
+    ];
     const fresh = new Map<string, Workload>();
     for (const w of part.model.workloads) if (w.origin) fresh.set(keyOf(w.origin), w);
+
+    if (change.inPlace && change.added.length === 0 && change.removed.length === 0 && fresh.size === changedKeys.size) {
+      const workloads = [...prev.model.workloads];
+      const replaced: Array<[Workload, Workload]> = [];
+      for (const [k, w] of fresh) {
+        const i = positions.get(k);
+        if (i === undefined || !changedKeys.has(k)) break;
+        replaced.push([workloads[i]!, w]);
+        workloads[i] = w;
+      }
+      if (replaced.length === fresh.size) {
+        this.positions.set(workloads, positions); // the same places
+        return { model: { ...prev.model, workloads }, diagnostics, replaced };
+      }
+    }
+
+    const old = new Map<string, Workload>();
+    for (const w of prev.model.workloads) old.set(keyOf(w.origin!), w);
     const workloads: Workload[] = [];
     let kept = 0;
-    for (const raw of raws) {
+    for (const raw of this.source.store.snapshot().resources) {
       if (raw.kind !== 'WorkloadEntry' && raw.kind !== 'LocalWorkload') continue;
       const k = refKeyOfRaw(raw);
       if (changedKeys.has(k)) {
@@ -860,11 +893,28 @@ export class ControlPlane extends EventEmitter {
     let unchanged = 0;
     for (const k of old.keys()) if (!changedKeys.has(k)) unchanged++;
     if (kept !== unchanged) return undefined;
-    const diagnostics = [
-      ...prev.diagnostics.filter((d) => !(d.resource && changedKeys.has(keyOf(d.resource)))),
-      ...part.diagnostics,
-    ];
     return { model: { ...prev.model, workloads }, diagnostics };
+  }
+
+  /** Places of workloads in a model's list by `Kind/namespace/name` (see workloadPositions). */
+  private readonly positions = new WeakMap<readonly Workload[], Map<string, number>>();
+
+  /**
+   * The place of every workload of a built model's list by its origin's `Kind/namespace/name` (made once per list,
+   * and carried over to a list made by replacing workloads in place); undefined when a workload is not a
+   * WorkloadEntry or LocalWorkload with its own origin (such a model is not patched, but built again).
+   */
+  private workloadPositions(list: readonly Workload[]): Map<string, number> | undefined {
+    let m = this.positions.get(list);
+    if (m) return m;
+    m = new Map();
+    for (let i = 0; i < list.length; i++) {
+      const w = list[i]!;
+      if (!w.origin || (w.kind !== 'WorkloadEntry' && w.kind !== 'LocalWorkload') || w.origin.kind !== w.kind) return undefined;
+      m.set(`${w.origin.kind}/${w.origin.namespace}/${w.origin.name}`, i);
+    }
+    this.positions.set(list, m);
+    return m;
   }
 
   private setDiagnostics(diags: Diagnostic[]): void {

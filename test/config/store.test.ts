@@ -236,3 +236,29 @@ test('edits to existing files give what a full recomputation gives: changes, ord
   assert.equal(store.apply('files', [...files].map(([unit, docs]) => ({ unit, result: parse(unit, ...docs) }))), undefined);
   assert.equal(changes.length, before);
 });
+
+test('a change is in place when every changed unit defines the same identities in the same order', () => {
+  const store = new ConfigStore();
+  const first = store.apply('files', [
+    { unit: 'a.yaml', result: parse('a.yaml', svc('x'), svc('y')) },
+    { unit: 'b.yaml', result: parse('b.yaml', svc('z')) },
+  ]);
+  assert.equal(first!.inPlace, false, 'resources appeared');
+  const edit = store.apply('files', [{ unit: 'a.yaml', result: parse('a.yaml', svc('x', '  - port: 81\n'), svc('y')) }]);
+  assert.equal(edit!.inPlace, true);
+  assert.deepEqual(names(edit!.updated), ['x']);
+  assert.deepEqual([edit!.added, edit!.removed], [[], []]);
+  const swapped = store.apply('files', [{ unit: 'a.yaml', result: parse('a.yaml', svc('y'), svc('x', '  - port: 82\n')) }]);
+  assert.equal(swapped!.inPlace, false, 'x and y changed places');
+  assert.deepEqual(names(swapped!.updated), ['x']);
+  const grown = store.apply('files', [{ unit: 'a.yaml', result: parse('a.yaml', svc('y'), svc('x', '  - port: 82\n'), svc('w')) }]);
+  assert.equal(grown!.inPlace, false);
+  assert.deepEqual(names(grown!.added), ['w']);
+  const newUnit = store.apply('files', [{ unit: 'c.yaml', result: parse('c.yaml', svc('v')) }]);
+  assert.equal(newUnit!.inPlace, false);
+  const again = store.apply('files', [{ unit: 'c.yaml', result: parse('c.yaml', svc('v', '  - port: 81\n')) }]);
+  assert.equal(again!.inPlace, true);
+  assert.equal(store.size, store.snapshot().resources.length);
+  assert.equal(store.size, 5);
+});
+

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildModel } from '../../src/api/build.js';
+import type { Workload } from '../../src/api/model.js';
+import type { ConfigChange } from '../../src/config/store.js';
 import { TypeUrl } from '../../src/xds/index.js';
 import { ConfigDir, FakeEnvoy, nextPush, sidecarNode, startControlPlane, until, REVIEWS, reviewsVirtualService } from './controlplane-helpers.js';
 import type { TestControlPlane } from './controlplane-helpers.js';
@@ -203,6 +205,73 @@ describe('endpoint-only config changes', () => {
     } finally {
       a.close();
       b.close();
+      await t2.cp.close();
+      cfg2.remove();
+    }
+  });
+
+  test('entries edited in a file that keeps their order are replaced in place, without reading the rest of the configuration', async () => {
+    const cfg2 = new ConfigDir();
+    cfg2.write('services.yaml', SERVICES);
+    cfg2.write('pair.yaml', [we('reviews-1', '10.0.0.1'), we('reviews-2', '10.0.0.2')].join('---\n'));
+    const t2 = await startControlPlane(cfg2.dir);
+    const e = new FakeEnvoy(t2.xds, sidecarNode('c.default', 'default', { app: 'c' }));
+    const store = t2.cp.source.store;
+    const changes: ConfigChange[] = [];
+    store.onChange((c) => changes.push(c));
+    const snapshot = store.snapshot.bind(store);
+    let wholeReads = 0;
+    store.snapshot = () => {
+      wholeReads++;
+      return snapshot();
+    };
+    const fullBuild = () => buildModel(snapshot().resources).model;
+    // Without source positions: a resource that only moved in its file is not a change (see ConfigStore).
+    const unplaced = (list: readonly Workload[]) => list.map(({ origin, ...w }) => ({ ...w, origin: { ...origin, pos: undefined } }));
+    try {
+      await e.sync();
+      const second = t2.cp.model.workloads.find((w) => w.name === 'reviews-2');
+      assert.ok(second);
+      let pushed = nextPush(t2.cp, (s) => s.reasons.endpoint !== undefined);
+      cfg2.write('pair.yaml', [we('reviews-1', '10.0.0.11'), we('reviews-2', '10.0.0.2')].join('---\n'));
+      await t2.cp.reloadConfig();
+      let summary = await pushed;
+      assert.equal(summary.full, false);
+      assert.deepEqual(summary.hosts, [REVIEWS]);
+      await e.expect(TypeUrl.ClusterLoadAssignment);
+      assert.deepEqual(addresses(e, `outbound|9080||${REVIEWS}`), ['10.0.0.11', '10.0.0.2']);
+      assert.equal(changes.length, 1);
+      assert.equal(changes[0]!.inPlace, true, 'the store applied the edit in place');
+      assert.deepEqual(changes[0]!.updated.map((r) => r.metadata.name), ['reviews-1']);
+      assert.equal(wholeReads, 0, 'the rest of the configuration was not read again');
+      assert.equal(t2.cp.model.workloads.find((w) => w.name === 'reviews-2'), second, 'the unchanged workload is kept as it was');
+      assert.deepEqual(t2.cp.model.workloads, fullBuild().workloads, 'workloads as a full build lists them');
+      assert.deepEqual(t2.cp.registry.endpoints(REVIEWS, 9080).map((x) => x.address), ['10.0.0.11', '10.0.0.2']);
+
+      // The entries swap places (one of them edited): not in place; the order is the configuration's.
+      pushed = nextPush(t2.cp, (s) => s.reasons.endpoint !== undefined);
+      cfg2.write('pair.yaml', [we('reviews-2', '10.0.0.22'), we('reviews-1', '10.0.0.11')].join('---\n'));
+      await t2.cp.reloadConfig();
+      summary = await pushed;
+      assert.equal(summary.full, false);
+      await e.expect(TypeUrl.ClusterLoadAssignment);
+      assert.deepEqual(addresses(e, `outbound|9080||${REVIEWS}`), ['10.0.0.11', '10.0.0.22']);
+      assert.equal(changes.at(-1)!.inPlace, false);
+      assert.deepEqual(t2.cp.model.workloads.map((w) => w.name), ['reviews-2', 'reviews-1']);
+      assert.deepEqual(unplaced(t2.cp.model.workloads), unplaced(fullBuild().workloads));
+      assert.deepEqual(t2.cp.registry.endpoints(REVIEWS, 9080).map((x) => x.address), ['10.0.0.22', '10.0.0.11'], 'endpoints in configuration order');
+
+      // An edit that changes an entry's labels (another subset selects it) is applied in place too.
+      pushed = nextPush(t2.cp, (s) => s.reasons.endpoint !== undefined);
+      cfg2.write('pair.yaml', [we('reviews-2', '10.0.0.22', '{app: reviews, version: v2}'), we('reviews-1', '10.0.0.11')].join('---\n'));
+      await t2.cp.reloadConfig();
+      await pushed;
+      assert.equal(changes.at(-1)!.inPlace, true);
+      assert.deepEqual(unplaced(t2.cp.model.workloads), unplaced(fullBuild().workloads));
+      assert.deepEqual(t2.cp.registry.endpoints(REVIEWS, 9080).map((x) => x.labels.version), ['v2', 'v1']);
+    } finally {
+      store.snapshot = snapshot;
+      e.close();
       await t2.cp.close();
       cfg2.remove();
     }

@@ -157,3 +157,38 @@ test('a model whose workload entries alone changed: only the hosts selecting a c
   const m3 = { ...m2, workloads: m2.workloads.map((w) => (w.name === 'other-ns' ? { ...w, address: '10.1.0.99' } : w)) };
   assert.equal(reg.setModel(m3).endpointHosts.size, 0);
 });
+
+test('workloads replaced in place: the same result as setModel, computed from the hosts selecting them', () => {
+  const m1 = model();
+  const inPlace = new ServiceRegistry();
+  const whole = new ServiceRegistry();
+  inPlace.setModel(m1);
+  whole.setModel(m1);
+  const db = inPlace.endpoints('db.example.com', 5432);
+  const replace = (m: typeof m1, name: string, edit: (w: (typeof m1.workloads)[number]) => (typeof m1.workloads)[number]) => {
+    const i = m.workloads.findIndex((w) => w.name === name);
+    assert.ok(i >= 0, name);
+    const workloads = [...m.workloads];
+    const pair = [m.workloads[i]!, edit(m.workloads[i]!)] as const;
+    workloads[i] = pair[1];
+    return { model: { ...m, workloads }, pair };
+  };
+  const check = (m: typeof m1, r: RegistryChange, w: RegistryChange) => {
+    assert.deepEqual(r, w);
+    for (const s of whole.services()) for (const p of s.ports) assert.deepEqual(inPlace.endpoints(s.hostname, p.port), whole.endpoints(s.hostname, p.port), `${s.hostname}:${p.port}`);
+    assert.equal(m.services, inPlace.services());
+  };
+  // An address edit: only the hosts selecting the entry are recomputed.
+  const a = replace(m1, 'reviews-vm-1', (w) => ({ ...w, address: '10.1.0.7' }));
+  check(a.model, inPlace.replaceWorkloads(a.model, [a.pair]), whole.setModel(a.model));
+  assert.deepEqual(inPlace.endpoints('reviews.bookinfo.svc.cluster.local', 9080).map((e) => e.address), ['10.1.0.7']);
+  assert.equal(inPlace.endpoints('db.example.com', 5432), db, 'a host that selects no replaced entry keeps its list');
+  // A label edit moves the entry to other selections: the same result too.
+  const b = replace(a.model, 'reviews-vm-1', (w) => ({ ...w, labels: { ...w.labels, app: 'ratings' } }));
+  check(b.model, inPlace.replaceWorkloads(b.model, [b.pair]), whole.setModel(b.model));
+  // An edit that changes nothing the endpoints read: no host changed.
+  const c = replace(b.model, 'reviews-vm-1', (w) => ({ ...w }));
+  const rc = inPlace.replaceWorkloads(c.model, [c.pair]);
+  check(c.model, rc, whole.setModel(c.model));
+  assert.equal(rc.endpointHosts.size, 0);
+});

@@ -171,6 +171,53 @@ export class ServiceRegistry {
   }
 
   /**
+   * `setModel` for a model made from the current one by replacing workloads in place (`replaced`: old → new, each
+   * new one where the old one was in the list; the services are the same list): the entries are replaced where
+   * they are, and only the endpoints of the hosts that select a replaced entry are recomputed, so the cost does
+   * not grow with the number of workloads. Falls back to `setModel` when a replacement changes the services
+   * selecting it (a workload enters or leaves the entries, or changes its namespace or labels).
+   */
+  replaceWorkloads(model: MeshModel, replaced: ReadonlyArray<readonly [Workload, Workload]>): RegistryChange {
+    if (model.services !== this.modelServices) return this.setModel(model);
+    const places: number[] = [];
+    for (const [a, b] of replaced) {
+      const entry = isEntry(a);
+      if (entry !== isEntry(b)) return this.setModel(model);
+      if (!entry) continue;
+      if (a.namespace !== b.namespace || !sameLabels(a.labels, b.labels)) return this.setModel(model);
+      const i = this.entries.indexOf(a);
+      if (i < 0) return this.setModel(model);
+      places.push(i);
+    }
+    // The endpoints of the hosts selecting a replaced entry, before and after.
+    const hosts = new Set<string>();
+    for (const [a] of replaced) if (isEntry(a)) for (const h of this.hostsSelecting(a.namespace, a.labels)) hosts.add(h);
+    const before = new Map<string, readonly Endpoint[]>();
+    for (const h of hosts) for (const s of this.byHost.get(h) ?? []) for (const p of s.ports) before.set(`${h}|${p.port}`, this.endpoints(h, p.port));
+    let n = 0;
+    for (const [a, b] of replaced) {
+      if (!isEntry(a)) continue;
+      (this.entries as Workload[])[places[n++]!] = b;
+      for (const [k, v] of Object.entries(a.labels)) {
+        const list = this.entryIndex.get(`${a.namespace}\0${k}=${v}`);
+        const j = list ? list.indexOf(a) : -1;
+        if (j >= 0) list![j] = b;
+      }
+    }
+    for (const k of before.keys()) this.endpointCache.delete(k);
+    const endpointHosts = new Set<string>();
+    for (const [k, old] of before) {
+      const h = k.slice(0, k.lastIndexOf('|'));
+      const now = this.endpoints(h, Number(k.slice(k.lastIndexOf('|') + 1)));
+      if (sameEndpoints(old, now)) this.endpointCache.set(k, old);
+      else endpointHosts.add(h);
+    }
+    const change = { services: false, endpointHosts };
+    this.emit(change);
+    return change;
+  }
+
+  /**
    * Hosts whose selector picks, in its namespace, a workload entry of one list and not of the other (entries are
    * compared by identity: a model rebuilt for WorkloadEntry changes keeps the unchanged entries' objects).
    */
@@ -346,6 +393,11 @@ export class ServiceRegistry {
     }
     return { unhealthy, removed };
   }
+}
+
+/** Whether a model workload is one of the registry's entries (a WorkloadEntry with an address). */
+function isEntry(w: Workload): boolean {
+  return w.kind === 'WorkloadEntry' && !!w.address;
 }
 
 function sameLabels(a: Labels, b: Labels): boolean {
