@@ -330,7 +330,9 @@ describe('ADS client protocol edge cases (fake server)', () => {
 
   test('initial fetch timeout: a type the server never answers stops blocking synced()', async () => {
     const f = await fake({ delta: true });
-    const { c, of } = client(f, { initialFetchTimeoutMs: 50 });
+    // Long enough that the CDS answer (sent as soon as the requests arrive) always beats it on a loaded machine;
+    // LDS, never answered, times out.
+    const { c, of } = client(f, { initialFetchTimeoutMs: 2000 });
     c.watch(LDS, { wildcard: true, onUpdate() {} });
     c.watch(CDS, { wildcard: true, onUpdate() {} });
     const s = await f.nextDelta();
