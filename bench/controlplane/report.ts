@@ -124,6 +124,7 @@ export function resultsTable(results: ScenarioResult[]): string {
     const c = r.cp.end?.cpuSeconds;
     return [cpu(a), cpu(a !== undefined && b !== undefined ? b - a : undefined), cpu(b !== undefined && c !== undefined ? c - b : undefined)].join(' / ');
   });
+  row('Client workers CPU, first full push (user+system, all workers)', (r) => cpu(r.workersFullPushCpuSeconds));
   row('Bytes pushed per client, first full push: SotW / Delta', (r) => pair(size(byProto(r, 'sotw', (s) => s.initialBytes)), size(byProto(r, 'delta', (s) => s.initialBytes))));
   row('Bytes pushed per client, whole run: SotW / Delta', (r) => pair(size(byProto(r, 'sotw', (s) => s.bytes)), size(byProto(r, 'delta', (s) => s.bytes))));
   const longest = (l: number[]) => msf(l.length ? Math.max(...l) : undefined);
