@@ -15,22 +15,24 @@
  * - HTTP/2 flow-control windows as large as Envoy's defaults (256 MiB per stream and per connection,
  *   Http2ProtocolOptions initial_stream_window_size / initial_connection_window_size), not HTTP/2's 64 KiB:
  *   with 64 KiB a multi-megabyte response crawls through dozens of WINDOW_UPDATE round trips;
+ * - responses are read as they arrive, a top-level field at a time, straight from the received DATA chunks
+ *   (./grpc.ts), instead of being assembled into a new multi-megabyte buffer each and then decoded; a resource
+ *   is stored as soon as its field is complete, and the response is applied and ACKed once it is complete;
  * - a SotW request repeats the whole subscription (two thousand EDS names in every EDS ACK, as Envoy sends):
  *   its serialized resource_names are kept per subscription and spliced into each request, so the bytes are
  *   those a full encoding gives (fields in field-number order) without re-encoding the names every time;
  * - the clients of a worker process share the name strings they decode (one process simulating hundreds of
  *   proxies would otherwise keep hundreds of copies of every name, and spend its time collecting them).
  */
-import { Client, credentials } from '@grpc/grpc-js';
-import type { ClientDuplexStream } from '@grpc/grpc-js';
 import { create, toBinary } from '@bufbuild/protobuf';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { aggregatedDiscoveryService } from '../../src/xds/ads-service.js';
 import { DeltaDiscoveryRequestSchema, DiscoveryRequestSchema } from '../../src/xds/gen/envoy/service/discovery/v3/discovery_pb.js';
 import type { NodeSchema } from '../../src/xds/gen/envoy/config/core/v3/base_pb.js';
 import { TypeUrl } from '../../src/xds/index.js';
-import { claAddresses, clusterInfo, decodeDeltaResponse, decodeSotwResponse, listenerInfo, nameOf, routeInfo } from './wire.js';
-import type { RawAny } from './wire.js';
+import { GrpcStreamCall } from './grpc.js';
+import type { MessageSink } from './grpc.js';
+import { anyAt, claAddresses, clusterInfoAt, deltaResourceAt, listenerInfo, nameAt, routeInfo, stringAt } from './wire.js';
 
 export type Protocol = 'sotw' | 'delta';
 
@@ -104,43 +106,6 @@ function shared(s: string): string {
   return s;
 }
 
-/**
- * Responses received and not yet applied, in arrival order, for every client of the process. Envoy's HTTP/2
- * codec reads frames, and answers the control plane's keepalive PINGs, as they arrive, whatever its xDS
- * processing is doing; hundreds of simulated clients sharing one process would otherwise read (and answer
- * PINGs) only once the responses before them are processed, which with large flow-control windows can be
- * megabytes per connection, and the control plane drops connections whose PINGs go unanswered (20 s). So
- * responses are applied in slices of `SLICE_MS` between reads.
- */
-const inbox: Array<{ client: SimClient; bytes: Buffer }> = [];
-let inboxHead = 0;
-let draining = false;
-const SLICE_MS = 20;
-
-function received(client: SimClient, bytes: Buffer): void {
-  inbox.push({ client, bytes });
-  if (!draining) {
-    draining = true;
-    setImmediate(drain);
-  }
-}
-
-function drain(): void {
-  const until = performance.now() + SLICE_MS;
-  while (inboxHead < inbox.length && performance.now() < until) {
-    const m = inbox[inboxHead]!;
-    inbox[inboxHead++] = undefined as never;
-    m.client.process(m.bytes);
-  }
-  if (inboxHead >= inbox.length) {
-    inbox.length = 0;
-    inboxHead = 0;
-    draining = false;
-  } else {
-    setImmediate(drain);
-  }
-}
-
 /** What a client keeps of an assignment it does not watch. */
 const NO_RAW: { raw?: Uint8Array } = Object.freeze({});
 
@@ -167,26 +132,17 @@ export class SimClient {
   completeAt?: number;
   error?: string;
   private readonly types = new Map<string, TypeState>();
-  private readonly client: Client;
-  private call?: ClientDuplexStream<Uint8Array, Buffer>;
+  private call?: GrpcStreamCall;
   private sentNode = false;
   private readonly watches = new Map<number, EndpointWatch>();
   private closed = false;
 
   constructor(
     readonly spec: ClientSpec,
-    address: string,
+    private readonly address: string,
     private readonly events: ClientEvents,
     private readonly verify = false,
   ) {
-    this.client = new Client(address, credentials.createInsecure(), {
-      // One connection per simulated proxy, as real Envoys have (grpc-js otherwise shares subchannels).
-      'grpc.use_local_subchannel_pool': 1,
-      'grpc.max_receive_message_length': -1,
-      'grpc.max_send_message_length': -1,
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc-node.flow_control_window': ENVOY_HTTP2_WINDOW,
-    });
     for (const t of [CDS, EDS, LDS, RDS]) this.types.set(t, { version: '', nonce: '', names: new Set(), requested: false, responses: 0, bytes: 0 });
   }
 
@@ -211,19 +167,20 @@ export class SimClient {
     };
   }
 
-  /** Opens the stream and sends the first request (CDS wildcard). */
+  /** Opens the stream (on a connection of its own, as every Envoy has) and sends the first request (CDS wildcard). */
   start(): void {
     const method = this.spec.protocol === 'sotw' ? aggregatedDiscoveryService.StreamAggregatedResources : aggregatedDiscoveryService.DeltaAggregatedResources;
-    // Requests are serialized by `write`.
-    const call: ClientDuplexStream<Uint8Array, Buffer> = this.client.makeBidiStreamRequest(method.path, (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength), (b: Buffer) => b);
-    this.call = call;
-    call.on('data', (b: Buffer) => received(this, b));
-    call.on('error', (e: Error & { code?: number; details?: string }) => {
-      if (!this.closed) this.fail(`stream error: ${e.details ?? e.message}`);
-    });
-    call.on('end', () => {
-      if (!this.closed) this.fail('stream ended by the control plane');
-    });
+    this.call = new GrpcStreamCall(
+      this.address,
+      method.path,
+      {
+        sink: this.reader(),
+        onEnd: (error) => {
+          if (!this.closed) this.fail(error);
+        },
+      },
+      { windowBytes: ENVOY_HTTP2_WINDOW },
+    );
     this.subscribe(CDS);
   }
 
@@ -234,7 +191,6 @@ export class SimClient {
     } catch {
       // already gone
     }
-    this.client.close();
   }
 
   addWatch(w: EndpointWatch): void {
@@ -314,42 +270,80 @@ export class SimClient {
     else this.writeDelta({ typeUrl, responseNonce: st.nonce });
   }
 
-  /** Applies a response (see `received`). */
-  process(b: Buffer): void {
-    if (this.closed) return;
-    try {
-      this.onResponse(b);
-    } catch (e) {
-      this.fail(`bad response: ${(e as Error).message}`);
-    }
+  /**
+   * Reads responses as they arrive (see grpc.ts): each resource is stored as soon as its field is complete, from
+   * its span in the received bytes (nothing of a response is kept), and the response is applied and ACKed once it
+   * is complete. The resources of a response all precede its type_url (fields in field-number order): each is
+   * checked against the response's type at its end.
+   */
+  private reader(): MessageSink {
+    const delta = this.spec.protocol === 'delta';
+    let versionInfo = '';
+    let typeUrl = '';
+    let nonce = '';
+    let stored: string[] = [];
+    let removed: string[] = [];
+    let firstType: string | undefined;
+    let otherType: string | undefined;
+    let bad: string | undefined;
+    const visit = (anyType: string, s: number, e: number, buf: Buffer) => {
+      if (firstType === undefined) firstType = anyType;
+      else if (anyType !== firstType) otherType ??= anyType;
+      stored.push(this.store(anyType, buf, s, e));
+    };
+    let current: Buffer = Buffer.alloc(0);
+    const visitCurrent = (anyType: string, s: number, e: number) => visit(anyType, s, e, current);
+    return {
+      field: (num, buf, s, e) => {
+        if (this.closed || bad !== undefined) return;
+        try {
+          if (num === 1) versionInfo = stringAt(buf, s, e);
+          else if (num === 2) {
+            current = buf;
+            if (delta) deltaResourceAt(buf, s, e, visitCurrent);
+            else anyAt(buf, s, e, visitCurrent);
+          } else if (num === 4) typeUrl = stringAt(buf, s, e);
+          else if (num === 5) nonce = stringAt(buf, s, e);
+          else if (num === 6 && delta) removed.push(stringAt(buf, s, e));
+        } catch (err) {
+          bad = (err as Error).message;
+        }
+      },
+      end: (bytes) => {
+        const r = { versionInfo, typeUrl, nonce, stored, removed, firstType, otherType, bad };
+        versionInfo = typeUrl = nonce = '';
+        stored = [];
+        removed = [];
+        firstType = otherType = bad = undefined;
+        current = Buffer.alloc(0);
+        if (this.closed) return;
+        try {
+          if (r.bad !== undefined) throw new Error(r.bad);
+          this.onResponse(r, bytes);
+        } catch (err) {
+          this.fail(`bad response: ${(err as Error).message}`);
+        }
+      },
+    };
   }
 
-  private onResponse(b: Buffer): void {
+  private onResponse(
+    r: { versionInfo: string; typeUrl: string; nonce: string; stored: string[]; removed: string[]; firstType?: string; otherType?: string },
+    bytes: number,
+  ): void {
     this.responses++;
-    this.bytes += b.length;
-    const at = now();
-    let typeUrl: string;
-    if (this.spec.protocol === 'sotw') {
-      const r = decodeSotwResponse(b);
-      typeUrl = r.typeUrl;
-      const st = this.types.get(typeUrl);
-      if (!st) throw new Error(`response of unrequested type ${typeUrl}`);
-      st.version = r.versionInfo;
-      st.nonce = r.nonce;
-      st.responses++;
-      st.bytes += b.length;
-      this.applySotw(typeUrl, r.resources, at);
-    } else {
-      const r = decodeDeltaResponse(b);
-      typeUrl = r.typeUrl;
-      const st = this.types.get(typeUrl);
-      if (!st) throw new Error(`response of unrequested type ${typeUrl}`);
-      st.version = r.systemVersionInfo;
-      st.nonce = r.nonce;
-      st.responses++;
-      st.bytes += b.length;
-      this.applyDelta(typeUrl, r.resources.map((x) => x.resource).filter((x): x is RawAny => x !== undefined), r.removed, at);
-    }
+    this.bytes += bytes;
+    const typeUrl = r.typeUrl;
+    const st = this.types.get(typeUrl);
+    if (!st) throw new Error(`response of unrequested type ${typeUrl}`);
+    const wrong = r.firstType !== undefined && r.firstType !== typeUrl ? r.firstType : r.otherType;
+    if (wrong !== undefined) throw new Error(`a ${wrong} in a ${typeUrl} response`);
+    st.version = r.versionInfo;
+    st.nonce = r.nonce;
+    st.responses++;
+    st.bytes += bytes;
+    if (this.spec.protocol === 'sotw') this.applySotw(typeUrl, r.stored);
+    else this.applyDelta(typeUrl, r.removed);
     if (this.completeAt === undefined && this.isComplete()) {
       this.completeAt = now();
       this.initialBytes = this.bytes;
@@ -358,21 +352,22 @@ export class SimClient {
     }
   }
 
-  /** SotW: CDS and LDS responses are the full state; EDS and RDS responses carry (some of) the named resources. */
-  private applySotw(typeUrl: string, resources: RawAny[], at: number): void {
+  /**
+   * SotW: CDS and LDS responses are the full state (what they do not name is gone); EDS and RDS responses carry
+   * (some of) the named resources. The resources are stored already (`store`).
+   */
+  private applySotw(typeUrl: string, stored: readonly string[]): void {
     if (typeUrl === CDS || typeUrl === LDS) {
       const map = typeUrl === CDS ? this.held.clusters : this.held.listeners;
       const seen = new Set<string>();
-      for (const r of resources) seen.add(this.store(typeUrl, r, at));
-      for (const n of [...map.keys()]) if (!seen.has(n)) map.delete(n);
-    } else {
-      for (const r of resources) this.store(typeUrl, r, at);
+      for (const n of stored) seen.add(n);
+      if (map.size > seen.size) for (const n of [...map.keys()]) if (!seen.has(n)) map.delete(n);
     }
     this.afterUpdate(typeUrl);
   }
 
-  private applyDelta(typeUrl: string, resources: RawAny[], removed: string[], at: number): void {
-    for (const r of resources) this.store(typeUrl, r, at);
+  /** Delta: the resources are stored already (`store`); `removed` names are gone. */
+  private applyDelta(typeUrl: string, removed: string[]): void {
     const map = this.mapOf(typeUrl);
     for (const n of removed) map.delete(n);
     this.afterUpdate(typeUrl);
@@ -385,31 +380,37 @@ export class SimClient {
     return this.held.routes;
   }
 
-  private store(typeUrl: string, any: RawAny, at: number): string {
-    if (any.typeUrl !== typeUrl) throw new Error(`a ${any.typeUrl} in a ${typeUrl} response`);
-    // A copy: the value is a view of the whole response (a Buffer's slice() would be one too).
-    const raw = this.verify ? new Uint8Array(any.value) : undefined;
+  /**
+   * Stores the resource of type `typeUrl` whose serialized value is buf[s, e) (a copy of the bytes is kept only in
+   * verify mode, and of a watched assignment: the received bytes are not kept).
+   */
+  private store(typeUrl: string, buf: Buffer, s: number, e: number): string {
+    const raw = this.verify ? new Uint8Array(buf.subarray(s, e)) : undefined;
     if (typeUrl === CDS) {
-      const c = clusterInfo(any.value);
+      const c = clusterInfoAt(buf, s, e);
       const name = shared(c.name);
       this.held.clusters.set(name, { edsName: c.edsName === undefined ? undefined : shared(c.edsName), raw });
       return name;
     }
     if (typeUrl === EDS) {
-      const name = shared(nameOf(any.value));
-      const keep = raw ?? (this.watchedCluster(name) ? new Uint8Array(any.value) : undefined);
+      const name = shared(nameAt(buf, s, e));
+      const keep = raw ?? (this.watches.size && this.watchedCluster(name) ? new Uint8Array(buf.subarray(s, e)) : undefined);
       this.held.assignments.set(name, keep ? { raw: keep } : NO_RAW);
-      if (this.watches.size) this.checkWatches(name, any.value, at);
+      // Seen when its assignment arrives.
+      if (this.watches.size) this.checkWatches(name, buf.subarray(s, e), now());
       return name;
     }
     if (typeUrl === LDS) {
-      const l = listenerInfo(any.value);
+      const l = listenerInfo(buf.subarray(s, e));
       this.held.listeners.set(l.name, { routeNames: l.routeNames, raw });
       return l.name;
     }
-    const r = routeInfo(any.value);
-    this.held.routes.set(r.name, { virtualHosts: r.virtualHosts, raw });
-    return r.name;
+    if (typeUrl === RDS) {
+      const r = routeInfo(buf.subarray(s, e));
+      this.held.routes.set(r.name, { virtualHosts: r.virtualHosts, raw });
+      return r.name;
+    }
+    throw new Error(`a resource of unexpected type ${typeUrl}`);
   }
 
   private watchedCluster(name: string): boolean {

@@ -16,7 +16,7 @@ import { now } from './client.js';
 import type { ClientSpec, EndpointWatch, Protocol } from './client.js';
 import { HTTP_PORT, endpointLocality, rewriteService } from './config.js';
 import type { MeshSummary, ServiceInfo } from './config.js';
-import { ProcSampler } from './proc.js';
+import { ProcSampler, procUsage } from './proc.js';
 import type { ProcUsage } from './proc.js';
 import type { ClientStats, FromWorker, ToWorker } from './protocol.js';
 
@@ -271,6 +271,8 @@ export interface ScenarioResult {
   /** Proxies the control plane itself reported SYNCED for CDS, EDS, LDS and RDS after the full push. */
   syncedByControlPlane?: number;
   changes: ChangeResult[];
+  /** CPU seconds (user + system) of all client worker processes during the first full push. */
+  workersFullPushCpuSeconds?: number;
   cp: {
     afterStartup?: ProcUsage;
     afterFullPush?: ProcUsage;
@@ -388,12 +390,24 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     const share: ClientSpec[][] = workers.map(() => []);
     specs.forEach((s, i) => share[i % workers.length]!.push(s));
     log(`connecting ${specs.length} clients (${opts.protocol})`);
+    const workersCpu = () => {
+      let sum = 0;
+      for (const w of workers) {
+        const u = w.proc.pid === undefined ? undefined : procUsage(w.proc.pid);
+        if (!u) return undefined;
+        sum += u.cpuSeconds;
+      }
+      return sum;
+    };
+    const workersCpuAtStart = workersCpu();
     const t0 = now();
     for (const [i, w] of workers.entries()) w.send({ cmd: 'connect', address: cp.xdsAddress, clients: share[i]!, verify: opts.verify ?? false });
     const fullTimeout = opts.fullPushTimeoutMs ?? 150_000;
     let fullTimer: NodeJS.Timeout | undefined;
     await Promise.race([done, new Promise<void>((resolve) => { fullTimer = setTimeout(resolve, fullTimeout); })]);
     clearTimeout(fullTimer);
+    const workersCpuAtEnd = workersCpu();
+    if (workersCpuAtStart !== undefined && workersCpuAtEnd !== undefined) result.workersFullPushCpuSeconds = workersCpuAtEnd - workersCpuAtStart;
     const fp = result.fullPush;
     fp.completed = completeAt.size;
     fp.errors = [...errors].map(([id, m]) => `${id}: ${m}`);

@@ -119,6 +119,40 @@ export function decodeSotwResponse(bytes: Uint8Array): SotwResponse {
   return r;
 }
 
+/**
+ * What a resource visitor is told of each resource: its `Any`'s type URL and the span of its value in the buffer
+ * read (no view or object is made per resource; a response carries thousands).
+ */
+export type ResourceVisitor = (typeUrl: string, valueStart: number, valueEnd: number) => void;
+
+/** The span of an `Any`'s value in buf[s, e), and its type URL (`readAny` without making a view). */
+export function anyAt(buf: Buffer, s: number, e: number, visit: ResourceVisitor): void {
+  let typeUrl = '';
+  let vs = 0;
+  let ve = 0;
+  forEachField(buf, s, e, (f, wt, a, b) => {
+    if (wt !== 2) return;
+    if (f === 1) typeUrl = typeUrlAt(buf, a, b);
+    else if (f === 2) {
+      vs = a;
+      ve = b;
+    }
+  });
+  visit(typeUrl, vs, ve);
+}
+
+/** The value of the Delta Resource in buf[s, e) (its `Any`), given to `visit`; a name-only Resource is not visited. */
+export function deltaResourceAt(buf: Buffer, s: number, e: number, visit: ResourceVisitor): void {
+  forEachField(buf, s, e, (g, wt, s2, e2) => {
+    if (g === 2 && wt === 2) anyAt(buf, s2, e2, visit);
+  });
+}
+
+/** The UTF-8 string in buf[s, e). */
+export function stringAt(buf: Buffer, s: number, e: number): string {
+  return str(buf, s, e);
+}
+
 /** A Delta resource: envoy.service.discovery.v3.Resource (version=1, resource=2, name=3). */
 export interface DeltaResource {
   name: string;
@@ -166,10 +200,15 @@ export interface ClusterInfo {
 
 export function clusterInfo(bytes: Uint8Array): ClusterInfo {
   const buf = asBuffer(bytes);
+  return clusterInfoAt(buf, 0, buf.length);
+}
+
+/** `clusterInfo` of the Cluster in buf[start, end). */
+export function clusterInfoAt(buf: Buffer, start: number, end: number): ClusterInfo {
   let name = '';
   let type = 0;
   let serviceName = '';
-  forEachField(buf, 0, buf.length, (f, wt, s, e, v) => {
+  forEachField(buf, start, end, (f, wt, s, e, v) => {
     if (f === 1 && wt === 2) name = str(buf, s, e);
     else if (f === 2 && wt === 0) type = v;
     else if (f === 3 && wt === 2) {
@@ -184,11 +223,16 @@ export function clusterInfo(bytes: Uint8Array): ClusterInfo {
 /** The name of a resource whose `name` is field 1 (ClusterLoadAssignment.cluster_name, Listener, RouteConfiguration). */
 export function nameOf(bytes: Uint8Array): string {
   const buf = asBuffer(bytes);
+  return nameAt(buf, 0, buf.length);
+}
+
+/** `nameOf` the resource in buf[start, end). */
+export function nameAt(buf: Buffer, start: number, end: number): string {
   // Serializers write fields in field-number order, so the name usually comes first: read it without walking
   // the rest (a ClusterLoadAssignment's endpoints).
-  if (buf.length > 1 && buf[0] === 0x0a && buf[1]! < 0x80 && 2 + buf[1]! <= buf.length) return str(buf, 2, 2 + buf[1]!);
+  if (end - start > 1 && buf[start] === 0x0a && buf[start + 1]! < 0x80 && start + 2 + buf[start + 1]! <= end) return str(buf, start + 2, start + 2 + buf[start + 1]!);
   let name = '';
-  forEachField(buf, 0, buf.length, (f, wt, s, e) => {
+  forEachField(buf, start, end, (f, wt, s, e) => {
     if (f === 1 && wt === 2 && name === '') name = str(buf, s, e);
   });
   return name;

@@ -197,6 +197,33 @@ describe('translation cache', () => {
     assert.equal(cache.clusters.size, 0);
   });
 
+  test('lists of the same resources encode to one map, whatever list object they come in', () => {
+    const cache = new TranslationCache();
+    const c1 = create(ClusterSchema, { name: 'outbound|80||a.ns.svc.cluster.local' });
+    const c2 = create(ClusterSchema, { name: 'outbound|80||b.ns.svc.cluster.local' });
+    const url = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
+    const first = cache.encodeList(url, ClusterSchema, [c1, c2], (c) => c.name);
+    const again = cache.encodeList(url, ClusterSchema, [c1, c2], (c) => c.name);
+    assert.equal(again.resources, first.resources, 'another list of the same messages: the same map');
+    const reordered = cache.encodeList(url, ClusterSchema, [c2, c1], (c) => c.name);
+    assert.notEqual(reordered.resources, first.resources, 'another order is another map');
+    assert.deepEqual([...reordered.resources.keys()], [c2.name, c1.name]);
+    const fewer = cache.encodeList(url, ClusterSchema, [c1], (c) => c.name);
+    assert.notEqual(fewer.resources, first.resources, 'other resources, another map');
+    assert.equal(fewer.resources.size, 1);
+    // An equal message that is another object is packed into the same bytes, as another resource object: the
+    // maps stay apart (sharing follows resource identity), with equal contents.
+    const other = cache.encodeList(url, ClusterSchema, [create(ClusterSchema, { name: c1.name }), c2], (c) => c.name);
+    assert.notEqual(other.resources, first.resources);
+    assert.equal(other.resources.get(c1.name)!.version, first.resources.get(c1.name)!.version);
+    const p = load([ROUTE_SERVICES, 'translate/route-rules.yaml']);
+    cache.bind(p.model, p.registry.services());
+    const afterBind = cache.encodeList(url, ClusterSchema, [c1, c2], (c) => c.name);
+    assert.notEqual(afterBind.resources, first.resources, 'binding to a model dropped the shared maps');
+    assert.equal(afterBind.resources.get(c1.name), first.resources.get(c1.name), 'encodings of a message are kept');
+    assert.equal(cache.encodeList(url, ClusterSchema, [c1, c2], (c) => c.name).resources, afterBind.resources);
+  });
+
   test('cache maps stay below their bound by dropping their oldest entries', () => {
     const m = new BoundedMap<number, number>(8);
     for (let i = 0; i < 20; i++) m.set(i, i);

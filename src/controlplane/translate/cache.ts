@@ -15,7 +15,8 @@
  *   sends traffic to, the visible service's port and the DestinationRule (hash policies). Virtual hosts add
  *   their domains; RouteConfigurations are shared when made of the same virtual hosts.
  * - Encoding: every message is packed and hashed once (`encode`), so identical resources are one `Any`, one
- *   hash and one VersionedResource in every snapshot that holds them.
+ *   hash and one VersionedResource in every snapshot that holds them; and lists of the same resources are one
+ *   map (`encodeList`), whatever stage output they came from.
  *
  * Entries are valid for one (model, service list) pair: `bind` clears everything when either changes. Cached
  * messages are shared: nothing may modify a message after it was handed out.
@@ -148,6 +149,8 @@ export class TranslationCache {
   readonly listeners = new BoundedMap<string, Listener>(PIECE_LIMIT);
   /** Whole stage outputs (see translateProxy). */
   readonly sections = new BoundedMap<string, CachedSection<unknown>>(SECTION_LIMIT);
+  /** Encoded maps by type and content (see sharedMap). */
+  private readonly sharedMaps = new BoundedMap<string, ReadonlyMap<string, VersionedResource>>(SECTION_LIMIT);
   private boundModelFacts?: ModelFacts;
   /** LbEndpoint per registry endpoint (registry endpoints are immutable and replaced when they change). */
   readonly lbEndpoints = new WeakMap<Endpoint, LbEndpoint>();
@@ -180,6 +183,7 @@ export class TranslationCache {
     this.routeConfigs.clear();
     this.listeners.clear();
     this.sections.clear();
+    this.sharedMaps.clear();
     this.boundModelFacts = undefined;
   }
 
@@ -267,9 +271,26 @@ export class TranslationCache {
       if (e.ok) resources.set(name, e.resource);
       else errors.push({ typeUrl, resource: name, message: `cannot encode: ${e.message}` });
     }
-    const out = { resources, errors };
+    const out = { resources: this.sharedMap(typeUrl, resources), errors };
     this.encodedLists.set(list, out);
     return out;
+  }
+
+  /**
+   * The map already made with exactly these resources (the same objects, in the same order) for this type, else
+   * `m`. Lists of other objects can hold the same resources (a stage rebuilt for another namespace, whose scope
+   * gives the same clusters): proxies that hold the same resources then hold one map, and the ADS server shares
+   * what it derives from a map (first responses, encoded once and written to every stream that holds the map;
+   * subscription coverage; EDS patches).
+   */
+  private sharedMap(typeUrl: string, m: ReadonlyMap<string, VersionedResource>): ReadonlyMap<string, VersionedResource> {
+    const ids: number[] = [];
+    for (const r of m.values()) ids.push(this.id(r));
+    const key = `${typeUrl}|${ids.join(',')}`;
+    const found = this.sharedMaps.get(key);
+    if (found) return found;
+    this.sharedMaps.set(key, m);
+    return m;
   }
 
   /**
