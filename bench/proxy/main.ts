@@ -28,6 +28,7 @@ const HELP = `Usage: npm run bench:proxy -- [options]
   --rate N             fixed rate for the added-latency measurement, rps (default 1000; 0 skips)
   --mtls-rate N        fixed rate of the two-hop mTLS case, rps (default 1000; 0 skips; needs the weft target)
   --idle-services N    services for the idle-RSS measurement (default 1000; 0 skips)
+  --idle-only          only the idle-RSS measurement (no load cases; implies --no-docs)
   --no-metrics-off     do not measure weft --metrics=false (the cost of Istio's metrics) beside weft
   --no-install         do not apt-get install missing tools
   --no-docs            do not write docs/performance.md
@@ -105,6 +106,7 @@ async function main(): Promise<number> {
         rate: { type: 'string' },
         'mtls-rate': { type: 'string' },
         'idle-services': { type: 'string' },
+        'idle-only': { type: 'boolean' },
         'no-install': { type: 'boolean' },
         'no-metrics-off': { type: 'boolean' },
         'no-docs': { type: 'boolean' },
@@ -123,8 +125,9 @@ async function main(): Promise<number> {
   }
   let opts;
   try {
-    const targets = list<TargetName>('targets', v.targets, ALL_TARGETS);
-    const workloads = list<WorkloadName>('workloads', v.workloads, ALL_WORKLOADS);
+    const idleOnly = v['idle-only'] === true;
+    const targets = idleOnly ? [] : list<TargetName>('targets', v.targets, ALL_TARGETS);
+    const workloads = idleOnly ? [] : list<WorkloadName>('workloads', v.workloads, ALL_WORKLOADS);
     const weftConcurrency = (v.concurrency ?? '1').split(',').map((s) => num('concurrency', s.trim(), 1, 1));
     opts = {
       seconds: num('seconds', v.seconds, 5, 0.5),
@@ -133,8 +136,8 @@ async function main(): Promise<number> {
       workloads,
       weftConcurrency,
       weftMetricsOff: !v['no-metrics-off'],
-      fixedRps: num('rate', v.rate, 1000, 0),
-      mtlsRps: num('mtls-rate', v['mtls-rate'], 1000, 0),
+      fixedRps: idleOnly ? 0 : num('rate', v.rate, 1000, 0),
+      mtlsRps: idleOnly ? 0 : num('mtls-rate', v['mtls-rate'], 1000, 0),
       idleServices: num('idle-services', v['idle-services'], 1000, 0),
       progress,
     };
@@ -169,7 +172,7 @@ async function main(): Promise<number> {
   const targets = targetsTable(result);
   const body = `### Results\n\n${describeRun(m, result, opts.seconds)}\n\n${resultsTables(result)}\n${targets ? `\n${targets}\n` : ''}`;
   process.stdout.write(`\nProxy benchmark\n\n${body}\n`);
-  if (!v['no-docs']) {
+  if (!v['no-docs'] && !v['idle-only']) {
     const doc = join(REPO_ROOT, 'docs', 'performance.md');
     updatePerformanceDoc(doc, body);
     process.stdout.write(`\nresults written to ${doc}\n`);
