@@ -32,6 +32,7 @@ const HELP = `Usage: npm run bench:proxy -- [options]
                        of the case free to run on every CPU
   --mtls-rate N        fixed rate of the two-hop mTLS case, rps (default 1000; 0 skips; needs the weft target)
   --idle-services N    services for the idle-RSS measurement (default 1000; 0 skips)
+  --idle-only          only the idle-RSS measurement (no load cases; implies --no-docs)
   --no-metrics-off     do not measure weft --metrics=false (the cost of Istio's metrics) beside weft
   --no-install         do not apt-get install missing tools
   --no-docs            do not write docs/performance.md
@@ -112,6 +113,7 @@ async function main(): Promise<number> {
         'rate-placement': { type: 'string' },
         'mtls-rate': { type: 'string' },
         'idle-services': { type: 'string' },
+        'idle-only': { type: 'boolean' },
         'no-install': { type: 'boolean' },
         'no-metrics-off': { type: 'boolean' },
         'no-docs': { type: 'boolean' },
@@ -130,8 +132,9 @@ async function main(): Promise<number> {
   }
   let opts;
   try {
-    const targets = list<TargetName>('targets', v.targets, ALL_TARGETS);
-    const workloads = v.workloads === 'none' ? [] : list<WorkloadName>('workloads', v.workloads, ALL_WORKLOADS);
+    const idleOnly = v['idle-only'] === true;
+    const targets = idleOnly ? [] : list<TargetName>('targets', v.targets, ALL_TARGETS);
+    const workloads = idleOnly || v.workloads === 'none' ? [] : list<WorkloadName>('workloads', v.workloads, ALL_WORKLOADS);
     const weftConcurrency = (v.concurrency ?? '1').split(',').map((s) => num('concurrency', s.trim(), 1, 1));
     opts = {
       seconds: num('seconds', v.seconds, 5, 0.5),
@@ -140,11 +143,11 @@ async function main(): Promise<number> {
       workloads,
       weftConcurrency,
       weftMetricsOff: !v['no-metrics-off'],
-      fixedRps: num('rate', v.rate, 1000, 0),
+      fixedRps: idleOnly ? 0 : num('rate', v.rate, 1000, 0),
       fixedRounds: num('rate-rounds', v['rate-rounds'], 3, 1),
       fixedSeconds: num('rate-seconds', v['rate-seconds'], num('seconds', v.seconds, 5, 0.5), 0.5),
       fixedPlacements: list<Placement>('rate-placement', v['rate-placement'], ALL_PLACEMENTS),
-      mtlsRps: num('mtls-rate', v['mtls-rate'], 1000, 0),
+      mtlsRps: idleOnly ? 0 : num('mtls-rate', v['mtls-rate'], 1000, 0),
       idleServices: num('idle-services', v['idle-services'], 1000, 0),
       progress,
     };
@@ -179,7 +182,7 @@ async function main(): Promise<number> {
   const targets = targetsTable(result);
   const body = `### Results\n\n${describeRun(m, result, opts.seconds)}\n\n${resultsTables(result)}\n${targets ? `\n${targets}\n` : ''}`;
   process.stdout.write(`\nProxy benchmark\n\n${body}\n`);
-  if (!v['no-docs']) {
+  if (!v['no-docs'] && !v['idle-only']) {
     const doc = join(REPO_ROOT, 'docs', 'performance.md');
     updatePerformanceDoc(doc, body);
     process.stdout.write(`\nresults written to ${doc}\n`);

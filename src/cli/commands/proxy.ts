@@ -45,7 +45,7 @@ import { readFileSync } from 'node:fs';
 import { Proxy } from '../../proxy/proxy.js';
 import { IdentityAgent, IdentityRefusedError } from '../../proxy/tls/identity/index.js';
 import { isProxyWorker, runPrimary, serveWorker } from '../../proxy/workers.js';
-import { restoreYoungGenerationGrowth } from '../startup.js';
+import { afterFirstConfig } from '../startup.js';
 import { DEFAULT_DNS_PORT } from '../../proxy/dns/server.js';
 import { parseLabels, parseLocality, parseNamespace, parseServiceAccount, parseXdsAddress } from './grpc-bootstrap.js';
 
@@ -305,7 +305,7 @@ export async function runProxy(opts: ProxyCliOptions, out: (s: string) => void, 
   proxy.client.on('ack', (e) => logger.debug({ typeUrl: e.typeUrl, version: e.version }, 'config applied'));
   proxy.ready.then(
     () => {
-      restoreYoungGenerationGrowth();
+      afterFirstConfig();
       const ports = proxy.listeners.names().map((n) => `${n}=${proxy.listeners.port(n)}`).join(' ');
       out(`ready (listeners: ${ports || 'none'})\n`);
       logger.info({ listeners: proxy.listeners.names() }, 'ready: first full config applied');

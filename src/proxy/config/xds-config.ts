@@ -82,8 +82,9 @@ class FixedRoutes implements RouteSource {
 
 /** A cluster in force: its runtime, its request stats and one HTTP/1.1 and/or HTTP/2 pool per host. */
 export class ClusterEntry implements UpstreamCluster {
-  private readonly pools = new Map<Host, UpstreamPool>();
-  private readonly h2Pools = new Map<Host, UpstreamPool>();
+  // Created on first use: most clusters of a sidecar never carry a request.
+  private pools: Map<Host, UpstreamPool> | undefined;
+  private h2Pools: Map<Host, UpstreamPool> | undefined;
   private retired = false;
 
   constructor(
@@ -93,9 +94,9 @@ export class ClusterEntry implements UpstreamCluster {
     runtime.onHostsChanged((_added, removed) => {
       for (const h of removed) {
         for (const m of [this.pools, this.h2Pools]) {
-          const p = m.get(h);
+          const p = m?.get(h);
           if (p !== undefined) {
-            m.delete(h);
+            m!.delete(h);
             p.drain();
           }
         }
@@ -104,7 +105,7 @@ export class ClusterEntry implements UpstreamCluster {
   }
 
   pool(host: Host, protocol: 1 | 2): UpstreamPool {
-    const m = protocol === 2 ? this.h2Pools : this.pools;
+    const m = protocol === 2 ? (this.h2Pools ??= new Map()) : (this.pools ??= new Map());
     let p = m.get(host);
     if (p === undefined) {
       p = protocol === 2 ? new H2Pool(this.runtime, host) : new H1Pool(this.runtime, host);
@@ -117,8 +118,8 @@ export class ClusterEntry implements UpstreamCluster {
   /** Replaced or removed: finish what is in flight, open nothing new for idle reuse, stop timers. */
   retire(): void {
     this.retired = true;
-    for (const p of this.pools.values()) p.drain();
-    for (const p of this.h2Pools.values()) p.drain();
+    for (const p of this.pools?.values() ?? []) p.drain();
+    for (const p of this.h2Pools?.values() ?? []) p.drain();
     this.runtime.close();
     this.stats.remove();
   }
@@ -126,8 +127,8 @@ export class ClusterEntry implements UpstreamCluster {
   /** Proxy shutdown. */
   close(): void {
     this.retired = true;
-    for (const p of this.pools.values()) p.close();
-    for (const p of this.h2Pools.values()) p.close();
+    for (const p of this.pools?.values() ?? []) p.close();
+    for (const p of this.h2Pools?.values() ?? []) p.close();
     this.runtime.close();
     this.stats.remove();
   }

@@ -304,12 +304,7 @@ function promName(store: StatsStore, m: Metric): { metricName: string; extracted
 
 function sourceTags(store: StatsStore, r: NumericRow): ExtractedTags {
   const scope = r.scope!;
-  let t = scope.sourceTagCache.get(r.shortName);
-  if (!t) {
-    t = store.extract(r.name, scope.pinEnd);
-    scope.sourceTagCache.set(r.shortName, t);
-  }
-  return t;
+  return scope.sourceTags(r.shortName, () => store.extract(r.name, scope.pinEnd));
 }
 
 export function renderPrometheus(store: StatsStore, p: StatsParams): string {

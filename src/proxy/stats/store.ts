@@ -255,11 +255,13 @@ export class StatsStore {
 }
 
 export class Scope {
-  private readonly owned = new Set<Metric>();
-  private readonly childScopes = new Set<Scope>();
+  // The collections are created on first use: a proxy holds a scope per cluster, most of which never get a child
+  // scope, and whose tag cache is filled only when /stats/prometheus is read.
+  private owned: Set<Metric> | undefined;
+  private childScopes: Set<Scope> | undefined;
   /** @internal */ readonly sources: StatsSource[] = [];
-  /** Tag extraction of source stats, by name relative to the scope. @internal */
-  readonly sourceTagCache = new Map<string, ExtractedTags>();
+  /** Tag extraction of source stats, by name relative to the scope. */
+  private tagCache: Map<string, ExtractedTags> | undefined;
   private removed = false;
 
   /** @internal */
@@ -283,7 +285,7 @@ export class Scope {
       if (dot > 0 && dot < full.length - 1 && NAMED_SCOPE_KINDS.has(full.slice(0, dot))) pinEnd = full.length - 1;
     }
     const s = new Scope(this.store, full, pinEnd, this);
-    if (!this.removed) this.childScopes.add(s);
+    if (!this.removed) (this.childScopes ??= new Set()).add(s);
     else s.removed = true;
     return s;
   }
@@ -320,7 +322,7 @@ export class Scope {
       if (i >= 0) this.sources.splice(i, 1);
       if (this.sources.length === 0) {
         this.store.sourceScopes.delete(this);
-        this.sourceTagCache.clear();
+        this.tagCache = undefined;
       }
     };
   }
@@ -329,13 +331,24 @@ export class Scope {
   remove(): void {
     if (this.removed) return;
     this.removed = true;
-    for (const c of [...this.childScopes]) c.remove();
-    for (const m of this.owned) this.store.release(m);
-    this.owned.clear();
+    if (this.childScopes !== undefined) for (const c of [...this.childScopes]) c.remove();
+    if (this.owned !== undefined) for (const m of this.owned) this.store.release(m);
+    this.owned = undefined;
     this.sources.length = 0;
-    this.sourceTagCache.clear();
+    this.tagCache = undefined;
     this.store.sourceScopes.delete(this);
-    this.parent?.childScopes.delete(this);
+    this.parent?.childScopes?.delete(this);
+  }
+
+  /** The tags of a source stat, by its name relative to the scope; `extract` runs once per name. @internal */
+  sourceTags(shortName: string, extract: () => ExtractedTags): ExtractedTags {
+    const cache = (this.tagCache ??= new Map());
+    let t = cache.get(shortName);
+    if (t === undefined) {
+      t = extract();
+      cache.set(shortName, t);
+    }
+    return t;
   }
 
   get isRemoved(): boolean {
@@ -343,8 +356,9 @@ export class Scope {
   }
 
   private own<T extends Metric>(m: T): T {
-    if (!this.owned.has(m)) {
-      this.owned.add(m);
+    const owned = (this.owned ??= new Set());
+    if (!owned.has(m)) {
+      owned.add(m);
       m.refs++;
     }
     return m;

@@ -80,8 +80,6 @@ export class ClusterRuntime implements LbEnv {
   readonly warnings: readonly ConfigWarning[];
   /** The service the cluster's `filter_metadata.istio` names (metrics labels, metadata exchange; stats/istio). */
   readonly meshService: MeshService;
-  /** The Cluster as received. */
-  readonly config: Cluster;
   readonly stats = new ClusterStats();
   readonly clock: Clock;
   readonly random: RandomFn;
@@ -115,7 +113,6 @@ export class ClusterRuntime implements LbEnv {
     const s = compileSettings(config, !transport.plaintext);
     this.transport = transport;
     this.settings = s;
-    this.config = config;
     this.name = s.name;
     this.statName = s.statName;
     this.type = s.type;

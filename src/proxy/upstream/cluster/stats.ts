@@ -124,11 +124,13 @@ export class ClusterStats {
   readonly healthCheck = new HealthCheckStats();
   /** Stats registered by the cluster's circuit breakers: `circuit_breakers.default.cx_open` and friends. */
   readonly extraGauges: Array<{ prefix: string; source: () => Iterable<[string, number]> }> = [];
-  private readonly dynamic = new Map<string, number>();
+  /** Counters not declared as fields, created on first use (most clusters of a sidecar never count one). */
+  private dynamic: Map<string, number> | undefined;
 
   /** Adds to a counter not declared as a field (`upstream_rq_503`, `upstream_rq_5xx`, ...). */
   inc(name: string, n = 1): void {
-    this.dynamic.set(name, (this.dynamic.get(name) ?? 0) + n);
+    const d = (this.dynamic ??= new Map());
+    d.set(name, (d.get(name) ?? 0) + n);
   }
 
   /** The value of any stat by its name (without the `cluster.<name>.` prefix); 0 when unknown. */
@@ -145,7 +147,7 @@ export class ClusterStats {
     visit(this.outlier, 'outlier_detection.', cb);
     visit(this.healthCheck, 'health_check.', cb);
     for (const g of this.extraGauges) for (const [k, v] of g.source()) cb(g.prefix + k, v, 'gauge');
-    for (const [k, v] of this.dynamic) cb(k, v, 'counter');
+    if (this.dynamic !== undefined) for (const [k, v] of this.dynamic) cb(k, v, 'counter');
   }
 }
 
