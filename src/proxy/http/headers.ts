@@ -26,10 +26,17 @@ export interface ResponseHead {
   headers: HeaderList;
 }
 
+/** `a` equals the lower-case `lower` ignoring ASCII case (field names are ASCII tokens); allocates nothing. */
 function eqLower(a: string, lower: string): boolean {
-  if (a.length !== lower.length) return false;
+  const n = a.length;
+  if (n !== lower.length) return false;
   if (a === lower) return true;
-  return a.toLowerCase() === lower;
+  for (let i = 0; i < n; i++) {
+    let c = a.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /** The first value of a header, or undefined. `lowerName` must be lower-case. */
@@ -66,14 +73,15 @@ export function removeHeader(h: HeaderList, lowerName: string): number {
 /** Replaces every occurrence of a header with one value (appends when absent). */
 export function setHeader(h: HeaderList, name: string, value: string): void {
   const lower = name.toLowerCase();
-  let found = -1;
+  let found = 0;
   for (let i = 0; i < h.length; i += 2) {
     if (eqLower(h[i]!, lower)) {
-      if (found < 0) { found = i; h[i + 1] = value; }
+      if (found === 0) h[i + 1] = value;
+      found++;
     }
   }
-  if (found < 0) h.push(name, value);
-  else if (getHeaderValues(h, lower).length > 1) {
+  if (found === 0) h.push(name, value);
+  else if (found > 1) {
     removeHeader(h, lower);
     h.push(name, value);
   }

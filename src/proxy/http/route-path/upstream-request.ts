@@ -62,6 +62,7 @@ import { grpcStatusOf, GrpcStatus, isGrpcRequest, parseGrpcTimeout } from '../gr
 import { applyResponseHeaders, autoRewriteHost, RetryOn, type RetryPolicy, type RouteDecision } from '../router/index.js';
 import type { ClusterRuntime } from '../../upstream/cluster/cluster.js';
 import type { Host } from '../../upstream/cluster/host.js';
+import type { LbContext } from '../../upstream/lb/load-balancer.js';
 import type { PoolFailure, PoolRequest, ResponseSink, TunnelStream, UpstreamPool, UpstreamResetReason, UpstreamStream } from '../../upstream/pool/types.js';
 import { originalDstOf } from '../../listener/original-dst.js';
 import type { DownstreamStream, RequestBodySink } from '../server/connection.js';
@@ -100,6 +101,9 @@ const DEFAULT_BACKOFF_BASE_MS = 25;
 const RESET_RETRY = RetryOn['5xx'] | RetryOn['gateway-error'] | RetryOn.reset;
 const GRPC_RETRY = RetryOn.cancelled | RetryOn['deadline-exceeded'] | RetryOn['resource-exhausted'] | RetryOn.unavailable | RetryOn.internal;
 const CONNECT_FAILURE_RETRY = RESET_RETRY | RetryOn['connect-failure'] | RetryOn['reset-before-request'];
+
+/** The load balancer context of RouterRequest.startAttempt, reused (see there). */
+const LB_CONTEXT: LbContext = { hash: undefined, previousHosts: undefined, attempt: 1, hostSelectionRetries: undefined, originalDst: undefined };
 
 export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink {
   private readonly cluster: ClusterRuntime;
@@ -291,13 +295,15 @@ export class RouterRequest implements RequestBodySink, PoolRequest, ResponseSink
     this.attempt++;
     const rt = this.cluster;
     const od = rt.originalDst;
-    const host = rt.lb.choose({
-      hash: this.hash,
-      previousHosts: this.triedHosts,
-      attempt: this.attempt,
-      hostSelectionRetries: this.policy?.hostSelectionMaxAttempts,
-      originalDst: od !== undefined ? this.originalDestination(od.useHttpHeader ? od.httpHeaderName : undefined) : undefined,
-    });
+    // One context object for every choice (the load balancers read it during choose() and keep nothing of it).
+    const ctx = LB_CONTEXT;
+    ctx.hash = this.hash;
+    ctx.previousHosts = this.triedHosts;
+    ctx.attempt = this.attempt;
+    ctx.hostSelectionRetries = this.policy?.hostSelectionMaxAttempts;
+    ctx.originalDst = od !== undefined ? this.originalDestination(od.useHttpHeader ? od.httpHeaderName : undefined) : undefined;
+    const host = rt.lb.choose(ctx);
+    ctx.previousHosts = undefined;
     if (host === undefined) {
       rt.stats.upstream_cx_none_healthy++;
       this.finishLocal(503, NO_HEALTHY_UPSTREAM, 'UH', 'no_healthy_upstream');

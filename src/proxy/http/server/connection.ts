@@ -74,6 +74,7 @@ import type { UpstreamCluster } from '../route-path/upstream-request.js';
 import type { Host } from '../../upstream/cluster/host.js';
 import { PLAINTEXT_PEER, type PeerInfo } from '../../tls/peer.js';
 import type { StreamRecord } from '../../accesslog/record.js';
+import { useSharedReadBuffer } from './read-buffer.js';
 
 export interface RequestBodySink {
   onRequestBody(chunk: Buffer): void;
@@ -475,6 +476,8 @@ export class H1ServerConnection implements H1RequestHandler {
   /** An upgrade was accepted on this connection (counted in downstream_cx_upgrades_active until it closes). */
   upgraded = false;
   private readonly timeouts: ConnectionTimeouts;
+  /** Reads land in the shared read buffer (read-buffer.ts): chunks are views valid only during onData. */
+  private readonly shared: boolean;
   // Timers: one object per kind and connection, re-armed with refresh(); a flag says whether a firing counts.
   private headerTimer: NodeJS.Timeout | undefined;
   private headerArmed = false;
@@ -495,6 +498,8 @@ export class H1ServerConnection implements H1RequestHandler {
     parserOptions: H1RequestParserOptions,
     readonly policy: ServerHeaderPolicy,
     private readonly onClosed: (c: H1ServerConnection) => void,
+    /** Bytes already read from the socket (the codec sniffing of serve.ts), parsed first. */
+    initial: Buffer | null = null,
   ) {
     this.parser = new H1RequestParser(this, parserOptions);
     this.stats = handler.stats ?? null;
@@ -503,7 +508,16 @@ export class H1ServerConnection implements H1RequestHandler {
     this.armIdle();
     if (this.timeouts.maxConnectionDurationMs > 0) this.durationTimer = setTimeout(onMaxDuration, this.timeouts.maxConnectionDurationMs, this).unref();
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    // Plaintext sockets read into one buffer shared by all connections (read-buffer.ts): no buffer allocated per
+    // read and no readable-stream machinery. Bytes that outlive the read (request body chunks, a pipelined rest)
+    // are copied (`shared`).
+    this.shared = useSharedReadBuffer(socket, (n: number, buf: Buffer) => this.onData(buf.subarray(0, n)));
+    if (this.shared) {
+      if (initial !== null) process.nextTick(deliverInitial, this, initial);
+    } else {
+      if (initial !== null) socket.unshift(initial);
+      socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    }
     socket.on('end', () => this.onEnd());
     socket.on('error', () => undefined);
     socket.on('close', () => this.onClose());
@@ -604,7 +618,8 @@ export class H1ServerConnection implements H1RequestHandler {
     return this.current === null;
   }
 
-  private onData(chunk: Buffer): void {
+  /** @internal */
+  onData(chunk: Buffer): void {
     // After a reply that ends the connection (codec error, header timeout) later bytes are not read as requests.
     if (this.refused) return;
     this.execute(chunk);
@@ -619,7 +634,7 @@ export class H1ServerConnection implements H1RequestHandler {
       return;
     }
     if (n < chunk.length) {
-      this.leftover = chunk.subarray(n);
+      this.leftover = this.shared ? Buffer.from(chunk.subarray(n)) : chunk.subarray(n);
       this.waitingForResponse = true;
       this.socket.pause();
     }
@@ -769,7 +784,8 @@ export class H1ServerConnection implements H1RequestHandler {
   }
 
   onBody(chunk: Buffer): void {
-    this.current?.deliverBody(chunk);
+    // A view of the shared read buffer must not leave this call: the consumer may queue or keep the chunk.
+    this.current?.deliverBody(this.shared ? Buffer.from(chunk) : chunk);
   }
 
   onMessageComplete(trailers: HeaderList | null): void {
@@ -798,6 +814,9 @@ function onMaxDuration(c: H1ServerConnection): void {
 }
 function onDrainTimeout(c: H1ServerConnection): void {
   c.onTimer('drain');
+}
+function deliverInitial(c: H1ServerConnection, initial: Buffer): void {
+  if (!c.socket.destroyed) c.onData(initial);
 }
 function destroySocket(s: Socket): void {
   s.destroy();

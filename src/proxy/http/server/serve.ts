@@ -82,11 +82,12 @@ class SniffingConnection implements HttpServerConnection {
     s.removeListener('data', this.onData);
     s.removeListener('close', this.onEarlyClose);
     s.pause();
-    s.unshift(data);
     const done = () => this.onClose(this);
-    if (h2) this.inner = new H2ServerConnection(s, this.cfg, this.cfg.serverPolicy, this.cfg.h2Options, done);
-    else {
-      this.inner = new H1ServerConnection(s, this.cfg, this.cfg.parserOptions, this.cfg.serverPolicy, done);
+    if (h2) {
+      s.unshift(data);
+      this.inner = new H2ServerConnection(s, this.cfg, this.cfg.serverPolicy, this.cfg.h2Options, done);
+    } else {
+      this.inner = new H1ServerConnection(s, this.cfg, this.cfg.parserOptions, this.cfg.serverPolicy, done, data);
       s.resume();
     }
     if (this.draining) this.inner.drain();

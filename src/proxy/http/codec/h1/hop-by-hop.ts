@@ -19,10 +19,17 @@
  */
 import type { HeaderList } from '../../headers.js';
 
+/** `a` equals the lower-case `lower` ignoring ASCII case (field names are ASCII tokens); allocates nothing. */
 function eqLower(a: string, lower: string): boolean {
-  if (a.length !== lower.length) return false;
+  const n = a.length;
+  if (n !== lower.length) return false;
   if (a === lower) return true;
-  return a.toLowerCase() === lower;
+  for (let i = 0; i < n; i++) {
+    let c = a.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /** Lower-cased, trimmed, non-empty comma-separated tokens of every field named `lowerName`. */
@@ -30,13 +37,25 @@ function listTokens(h: HeaderList, lowerName: string): string[] {
   const out: string[] = [];
   for (let i = 0; i < h.length; i += 2) {
     if (!eqLower(h[i]!, lowerName)) continue;
-    const parts = h[i + 1]!.split(',');
-    for (const p of parts) {
+    const v = h[i + 1]!;
+    if (v.indexOf(',') < 0) {
+      // One token (`keep-alive`, `close`: nearly every Connection field): no split.
+      const t = v.trim().toLowerCase();
+      if (t !== '') out.push(t);
+      continue;
+    }
+    for (const p of v.split(',')) {
       const t = p.trim().toLowerCase();
       if (t !== '') out.push(t);
     }
   }
   return out;
+}
+
+/** `name` (any case) is one of the lower-case `tokens`; compares without lower-casing the name. */
+function nominatedBy(name: string, tokens: readonly string[]): boolean {
+  for (let i = 0; i < tokens.length; i++) if (eqLower(name, tokens[i]!)) return true;
+  return false;
 }
 
 function removeAll(h: HeaderList, lowerName: string): void {
@@ -172,7 +191,7 @@ export function removeHopByHopHeaders(h: HeaderList, upgrade = false): void {
   for (let r = 0; r < h.length; r += 2) {
     const n = h[r]!;
     if (isHopByHop(n, upgrade)) continue;
-    if (nominated !== null && nominated.length > 0 && nominated.includes(n.toLowerCase())) continue;
+    if (nominated !== null && nominated.length > 0 && nominatedBy(n, nominated)) continue;
     if (w !== r) {
       h[w] = n;
       h[w + 1] = h[r + 1]!;
