@@ -27,7 +27,7 @@ export interface ResponseHead {
 }
 
 /** `a` equals the lower-case `lower` ignoring ASCII case (field names are ASCII tokens); allocates nothing. */
-function eqLower(a: string, lower: string): boolean {
+export function eqLower(a: string, lower: string): boolean {
   const n = a.length;
   if (n !== lower.length) return false;
   if (a === lower) return true;

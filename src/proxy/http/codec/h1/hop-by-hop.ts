@@ -17,20 +17,7 @@
  * - `stripH2cUpgrade(headers)`: Envoy ignores `Upgrade: h2c` (it does not support the h2c upgrade): removes Upgrade,
  *   HTTP2-Settings and the `upgrade` / `http2-settings` Connection options, so the request proceeds as HTTP/1.1.
  */
-import type { HeaderList } from '../../headers.js';
-
-/** `a` equals the lower-case `lower` ignoring ASCII case (field names are ASCII tokens); allocates nothing. */
-function eqLower(a: string, lower: string): boolean {
-  const n = a.length;
-  if (n !== lower.length) return false;
-  if (a === lower) return true;
-  for (let i = 0; i < n; i++) {
-    let c = a.charCodeAt(i);
-    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
-    if (c !== lower.charCodeAt(i)) return false;
-  }
-  return true;
-}
+import { eqLower, type HeaderList } from '../../headers.js';
 
 /** Lower-cased, trimmed, non-empty comma-separated tokens of every field named `lowerName`. */
 function listTokens(h: HeaderList, lowerName: string): string[] {
