@@ -19,8 +19,9 @@
  *   (./grpc.ts), instead of being assembled into a new multi-megabyte buffer each and then decoded; a resource
  *   is stored as soon as its field is complete, and the response is applied and ACKed once it is complete;
  * - a SotW request repeats the whole subscription (two thousand EDS names in every EDS ACK, as Envoy sends):
- *   its serialized resource_names are kept per subscription and spliced into each request, so the bytes are
- *   those a full encoding gives (fields in field-number order) without re-encoding the names every time;
+ *   its serialized resource_names are kept per subscription and written as they are between the request's other
+ *   fields (one batched write, see GrpcStreamCall.writeParts), so the bytes are those a full encoding gives
+ *   (fields in field-number order) without re-encoding or copying the names every time;
  * - the clients of a worker process share the name strings they decode (one process simulating hundreds of
  *   proxies would otherwise keep hundreds of copies of every name, and spend its time collecting them).
  */
@@ -243,7 +244,7 @@ export class SimClient {
     st.namesBytes ??= toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, { resourceNames: [...st.names] }));
     const head = toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, { versionInfo: st.version, node }));
     const tail = toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, { typeUrl, responseNonce: st.nonce }));
-    this.call.write(Buffer.concat([head, st.namesBytes, tail]));
+    this.call.writeParts([head, st.namesBytes, tail]);
   }
 
   /** First request of a type: wildcard for CDS/LDS, the current names for EDS/RDS. */

@@ -134,12 +134,27 @@ export class GrpcStreamCall {
 
   /** Sends a message (framed here). */
   write(message: Uint8Array): void {
+    this.writeParts([message]);
+  }
+
+  /**
+   * Sends a message given as consecutive parts (its serialized bytes are their concatenation): the gRPC header
+   * and the parts go to the stream in one batched write, without copying them into one buffer (a SotW ACK's
+   * hundred-kilobyte resource_names part is written as it is kept, see client.ts). The parts must not change
+   * afterwards.
+   */
+  writeParts(parts: readonly Uint8Array[]): void {
     if (this.cancelled || this.ended) return;
-    const framed = Buffer.allocUnsafe(HEADER + message.length);
-    framed[0] = 0;
-    framed.writeUInt32BE(message.length, 1);
-    framed.set(message, HEADER);
-    this.stream.write(framed);
+    let length = 0;
+    for (const p of parts) length += p.length;
+    const header = Buffer.allocUnsafe(HEADER);
+    header[0] = 0;
+    header.writeUInt32BE(length, 1);
+    const stream = this.stream;
+    stream.cork();
+    stream.write(header);
+    for (const p of parts) if (p.length > 0) stream.write(p);
+    stream.uncork();
   }
 
   /** Ends the call from this side (RST_STREAM CANCEL) and closes the connection. */

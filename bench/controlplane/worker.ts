@@ -18,18 +18,24 @@ function send(m: FromWorker): void {
 }
 
 const clients: SimClient[] = [];
-/** Open watches: seq → the times seen so far, by client id. */
-const watches = new Map<number, { watch: EndpointWatch; seen: Record<string, number> }>();
+/** Open watches: seq → the times seen so far, by client id, and how many. */
+const watches = new Map<number, { watch: EndpointWatch; seen: Record<string, number>; count: number }>();
+/** Clients whose stream failed. */
+let failed = 0;
 
 const events: ClientEvents = {
   onComplete: (c, at) => send({ type: 'complete', id: c.spec.id, at }),
-  onError: (c, message) => send({ type: 'error', id: c.spec.id, message }),
+  onError: (c, message) => {
+    failed++;
+    send({ type: 'error', id: c.spec.id, message });
+  },
   onWatchSeen: (c, seq, at) => {
     const w = watches.get(seq);
-    if (!w) return;
+    if (!w || w.seen[c.spec.id] !== undefined) return;
     w.seen[c.spec.id] = at;
+    w.count++;
     // Done once every client still connected has seen it (a client whose stream failed never will).
-    if (Object.keys(w.seen).length >= clients.filter((x) => !x.error).length) finishWatch(seq, false);
+    if (w.count >= clients.length - failed) finishWatch(seq, false);
   },
 };
 
@@ -124,7 +130,7 @@ process.on('message', (m: ToWorker) => {
         send({ type: 'connected', clients: clients.length });
         break;
       case 'watch':
-        watches.set(m.watch.seq, { watch: m.watch, seen: {} });
+        watches.set(m.watch.seq, { watch: m.watch, seen: {}, count: 0 });
         send({ type: 'watching', seq: m.watch.seq });
         for (const c of clients) c.addWatch(m.watch);
         break;
