@@ -159,6 +159,18 @@ describe('ADS streams', () => {
     assert.equal(l2.typeUrl, 't');
     assert.equal(l2.resourceNamesBytes, undefined);
     assert.throws(() => new LazyDiscoveryRequest(Buffer.from([0x0a, 0x05, 0x61])), /truncated/);
+    // A run of names is stepped over as a whole, names of 128 bytes and more (two-byte lengths) included; the
+    // fields after it are read.
+    const long = ['x'.repeat(127), 'y'.repeat(128), 'z'.repeat(300), 'é'.repeat(70)];
+    const l3 = new LazyDiscoveryRequest(Buffer.from(toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, { resourceNames: long, typeUrl: 'after', responseNonce: 'n' }))));
+    assert.equal(l3.typeUrl, 'after');
+    assert.equal(l3.responseNonce, 'n');
+    assert.deepEqual(l3.resourceNames, long);
+    assert.deepEqual(Buffer.from(l3.resourceNamesBytes!), Buffer.from(toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, { resourceNames: long }))));
+    // A name whose length runs past the end of the request.
+    const cut = Buffer.from(toBinary(DiscoveryRequestSchema, create(DiscoveryRequestSchema, { resourceNames: ['a', 'z'.repeat(300)] })));
+    assert.throws(() => new LazyDiscoveryRequest(cut.subarray(0, cut.length - 1)), /truncated/);
+    assert.throws(() => new LazyDiscoveryRequest(cut.subarray(0, 4)), /truncated/);
   });
 
   test('SotW: a snapshot derived from the one the client holds sends only the changed assignments', () => {
@@ -235,6 +247,9 @@ describe('ADS streams', () => {
     assert.equal(lazy.node?.id, 'n1');
     assert.deepEqual([lazy.errorDetail?.code, lazy.errorDetail?.message], [3, 'bad']);
     assert.throws(() => new LazyDeltaDiscoveryRequest(Buffer.from([0x12, 0x05, 0x61])), /truncated/);
+    const long = ['a'.repeat(200), 'b'];
+    const l2 = new LazyDeltaDiscoveryRequest(Buffer.from(toBinary(DeltaDiscoveryRequestSchema, create(DeltaDiscoveryRequestSchema, { resourceNamesSubscribe: long, resourceNamesUnsubscribe: ['c'], responseNonce: 'r' }))));
+    assert.deepEqual([l2.resourceNamesSubscribe, l2.resourceNamesUnsubscribe, l2.responseNonce], [long, ['c'], 'r']);
 
     // Two streams subscribe to the same assignments with the same bytes; one then drops one of them.
     const cache = new SnapshotCache();

@@ -379,9 +379,11 @@ export class LazyDiscoveryRequest implements SotwRequest {
   errorDetail?: Status;
   private readonly names: RepeatedNames;
 
-  constructor(buf: Buffer) {
+  /** @param bytes the serialized request (see releaseRequest in service.ts: not read once the request is handled). */
+  constructor(readonly bytes: Buffer) {
+    const buf = bytes;
     const names = (this.names = new RepeatedNames(buf));
-    forEachLengthDelimited(buf, (field, start, end, tagStart) => {
+    forEachLengthDelimited(buf, 3, (field, start, end) => {
       switch (field) {
         case 1:
           this.versionInfo = buf.toString('utf8', start, end);
@@ -390,7 +392,7 @@ export class LazyDiscoveryRequest implements SotwRequest {
           this.node = fromBinary(NodeSchema, buf.subarray(start, end));
           break;
         case 3:
-          names.add(tagStart, start, end);
+          names.add(start, end);
           break;
         case 4:
           this.typeUrl = buf.toString('utf8', start, end);
@@ -417,13 +419,22 @@ export class LazyDiscoveryRequest implements SotwRequest {
 }
 
 /**
- * Calls `visit` for each length-delimited field of a serialized message (field number, value start and end, and
- * where its tag starts); varint and fixed-width fields are skipped.
+ * Calls `visit` for each length-delimited field of a serialized message (field number, value start and end);
+ * varint and fixed-width fields are skipped. Except for field `repeated` (a repeated string field, number 1 to
+ * 15): a run of consecutive entries of it is visited once, with the span of the whole run, tags included (see
+ * RepeatedNames). A SotW ACK repeats two thousand names: they are stepped over here, not visited one by one.
  */
-function forEachLengthDelimited(buf: Buffer, visit: (field: number, start: number, end: number, tagStart: number) => void): void {
+function forEachLengthDelimited(buf: Buffer, repeated: number, visit: (field: number, start: number, end: number) => void): void {
   const pos = { p: 0 };
-  while (pos.p < buf.length) {
+  const runTag = (repeated << 3) | 2;
+  const n = buf.length;
+  while (pos.p < n) {
     const tagStart = pos.p;
+    if (buf[tagStart] === runTag) {
+      pos.p = skipRun(buf, tagStart, runTag);
+      visit(repeated, tagStart, pos.p);
+      continue;
+    }
     const tag = readVarint(buf, pos);
     const field = Math.floor(tag / 8);
     const wire = tag & 7;
@@ -437,45 +448,72 @@ function forEachLengthDelimited(buf: Buffer, visit: (field: number, start: numbe
     const len = readVarint(buf, pos);
     const start = pos.p;
     const end = start + len;
-    if (end > buf.length) throw new Error('truncated field');
-    visit(field, start, end, tagStart);
+    if (end > n) throw new Error('truncated field');
+    visit(field, start, end);
     pos.p = end;
   }
 }
 
+/** The end of the run of consecutive `tag` (a one-byte tag, length-delimited) entries starting at `p`. */
+function skipRun(buf: Buffer, p: number, tag: number): number {
+  const n = buf.length;
+  while (p < n && buf[p] === tag) {
+    p++;
+    // The length: one byte for names shorter than 128 bytes, the usual case.
+    let len = buf[p++];
+    if (len === undefined) throw new Error('truncated varint');
+    if (len >= 0x80) {
+      const pos = { p: p - 1 };
+      len = readVarint(buf, pos);
+      p = pos.p;
+    }
+    p += len;
+    if (p > n) throw new Error('truncated field');
+  }
+  return p;
+}
+
 /**
- * A repeated string field of a serialized request, kept as spans of its buffer: the strings are decoded only when
- * `list()` is asked for, and `bytes()` gives the fields' serialized bytes when they are contiguous (streams that
- * send the same bytes share the subscription read from them).
+ * A repeated string field of a serialized request, kept as the spans of its runs of entries in its buffer (see
+ * forEachLengthDelimited; one run, unless another field comes between entries): the strings are decoded only when
+ * `list()` is asked for, and `bytes()` gives the fields' serialized bytes when they are one run (streams that send
+ * the same bytes share the subscription read from them).
  */
 class RepeatedNames {
-  private readonly spans: number[] = [];
-  private first = -1;
-  private last = -1;
-  private contiguous = true;
+  /** Start and end of each run, tags included. */
+  private readonly runs: number[] = [];
   private decoded?: string[];
 
   constructor(private readonly buf: Buffer) {}
 
-  add(tagStart: number, start: number, end: number): void {
-    if (this.first < 0) this.first = tagStart;
-    else if (tagStart !== this.last) this.contiguous = false;
-    this.last = end;
-    this.spans.push(start, end);
+  add(start: number, end: number): void {
+    this.runs.push(start, end);
   }
 
   list(): string[] {
     if (!this.decoded) {
       const out: string[] = [];
-      for (let i = 0; i < this.spans.length; i += 2) out.push(this.buf.toString('utf8', this.spans[i]!, this.spans[i + 1]!));
+      const buf = this.buf;
+      const pos = { p: 0 };
+      for (let i = 0; i < this.runs.length; i += 2) {
+        pos.p = this.runs[i]!;
+        const end = this.runs[i + 1]!;
+        while (pos.p < end) {
+          pos.p++; // the tag
+          const len = readVarint(buf, pos);
+          out.push(buf.toString('utf8', pos.p, pos.p + len));
+          pos.p += len;
+        }
+      }
       this.decoded = out;
     }
     return this.decoded;
   }
 
   bytes(): Uint8Array | undefined {
-    if (!this.contiguous) return undefined;
-    return this.first < 0 ? EMPTY_BYTES : this.buf.subarray(this.first, this.last);
+    if (this.runs.length === 0) return EMPTY_BYTES;
+    if (this.runs.length > 2) return undefined;
+    return this.buf.subarray(this.runs[0]!, this.runs[1]!);
   }
 }
 
@@ -510,9 +548,11 @@ export class LazyDeltaDiscoveryRequest implements DeltaRequest {
   readonly initialResourceVersions: Record<string, string> = {};
   private readonly names: RepeatedNames;
 
-  constructor(private readonly buf: Buffer) {
+  /** @param bytes the serialized request (see LazyDiscoveryRequest). */
+  constructor(readonly bytes: Buffer) {
+    const buf = bytes;
     const names = (this.names = new RepeatedNames(buf));
-    forEachLengthDelimited(buf, (field, start, end, tagStart) => {
+    forEachLengthDelimited(buf, 3, (field, start, end) => {
       switch (field) {
         case 1:
           this.node = fromBinary(NodeSchema, buf.subarray(start, end));
@@ -521,7 +561,7 @@ export class LazyDeltaDiscoveryRequest implements DeltaRequest {
           this.typeUrl = buf.toString('utf8', start, end);
           break;
         case 3:
-          names.add(tagStart, start, end);
+          names.add(start, end);
           break;
         case 4:
           this.resourceNamesUnsubscribe.push(buf.toString('utf8', start, end));
@@ -543,7 +583,7 @@ export class LazyDeltaDiscoveryRequest implements DeltaRequest {
 
   /** One initial_resource_versions entry (a map entry message: key = 1, value = 2; the last one wins). */
   private readVersion(start: number, end: number): void {
-    const buf = this.buf;
+    const buf = this.bytes;
     const pos = { p: start };
     let key = '';
     let value = '';
