@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { SnapshotCache, syncState } from '../../src/controlplane/cache/cache.js';
 import { Snapshot } from '../../src/controlplane/cache/snapshot.js';
 import { AdsServer } from '../../src/controlplane/ads/server.js';
-import { framedWritesInstalled } from '../../src/controlplane/ads/service.js';
+import { createRequire } from 'node:module';
+import { framedWritesInstalled, installPooledReads, releaseRequest } from '../../src/controlplane/ads/service.js';
 import { pack, unpack, TypeUrl } from '../../src/xds/index.js';
 import { ClusterSchema } from '../../src/xds/gen/envoy/config/cluster/v3/cluster_pb.js';
 import { ClusterLoadAssignmentSchema } from '../../src/xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
@@ -314,4 +315,99 @@ describe('ADS server', () => {
     r.end();
     r2.end();
   });
+
+  test('large requests: thousands of names per ACK on several streams, read from reused buffers, each read right', async () => {
+    // Two proxies subscribe to different halves of 2,000 assignments (requests of about 45 KB, assembled from
+    // several DATA frames), ACK every response, and get endpoint changes; a third subscribes with the first's
+    // names. What a stream keeps of a request must be a copy: the request's buffer takes the next message.
+    const name = (i: number) => `outbound|8080||service-${String(i).padStart(4, '0')}.namespace-${i % 10}.svc.cluster.local`;
+    const all = Array.from({ length: 2000 }, (_, i) => cla(name(i), 9000 + (i % 7)));
+    const half = (h: number) => all.slice(h * 1000, h * 1000 + 1000).map((r) => r.name);
+    let version = 1;
+    const set = (eds: ReturnType<typeof cla>[]) => {
+      const sn = snap(String(++version), { cds: [cluster('c')], eds });
+      for (const id of ['big-a', 'big-b', 'big-c']) cache.setSnapshot(id, sn);
+    };
+    const current = [...all];
+    set(current);
+    const [a, b] = [client.sotw(), client.sotw()];
+    const subs = [half(0), half(1)];
+    const clusterOf = (r: { typeUrl: string; value: Uint8Array }) => unpack(ClusterLoadAssignmentSchema, r as never).clusterName;
+    const ports = (r: { typeUrl: string; value: Uint8Array }) => unpack(ClusterLoadAssignmentSchema, r as never).endpoints[0]!.lbEndpoints.map((e) => (e.hostIdentifier.value as { address: { address: { value: { portSpecifier: { value: number } } } } }).address.address.value.portSpecifier.value);
+    [a, b].forEach((s, i) => s.send({ node: { id: i === 0 ? 'big-a' : 'big-b' }, typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: subs[i] }));
+    let last = await Promise.all([a.next(), b.next()]);
+    assert.deepEqual(last.map((r) => r.resources.map(clusterOf)), subs);
+    for (let round = 0; round < 6; round++) {
+      [a, b].forEach((s, i) => s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: subs[i], versionInfo: last[i]!.versionInfo, responseNonce: last[i]!.nonce }));
+      // An endpoint change of one assignment in each half: each stream gets its own, and only that.
+      const changed = [round * 7, 1000 + round * 11];
+      for (const i of changed) current[i] = cla(name(i), 7000 + round);
+      set(current);
+      last = await Promise.all([a.next(), b.next()]);
+      assert.deepEqual(last.map((r) => r.resources.map(clusterOf)), changed.map((i) => [name(i)]), `round ${round}`);
+      assert.deepEqual(last.map((r) => ports(r.resources[0]!)), [[7000 + round], [7000 + round]]);
+    }
+    [a, b].forEach((s, i) => s.send({ typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: subs[i], versionInfo: last[i]!.versionInfo, responseNonce: last[i]!.nonce }));
+    // The third proxy sends the first's names (the same bytes): it gets exactly those assignments.
+    const c = client.sotw();
+    c.send({ node: { id: 'big-c' }, typeUrl: TypeUrl.ClusterLoadAssignment, resourceNames: subs[0] });
+    assert.deepEqual((await c.next()).resources.map(clusterOf), subs[0]);
+    // A new type request acts as a barrier: the ACKs before it were handled.
+    for (const s of [a, b]) s.send({ typeUrl: TypeUrl.Listener });
+    for (const s of [a, b]) await s.next();
+    for (const id of ['big-a', 'big-b']) {
+      const t = cache.status(id)!.types.get(TypeUrl.ClusterLoadAssignment);
+      assert.equal(syncState(t), 'SYNCED', id);
+      assert.equal(t!.ackedVersion, last[id === 'big-a' ? 0 : 1]!.versionInfo);
+    }
+    for (const s of [a, b, c]) s.end();
+  });
+});
+
+test('received gRPC messages: one within a chunk is read in place, one across chunks is assembled in a buffer reused once handled', () => {
+  assert.equal(installPooledReads(), true, 'grpc-js decoder replaced (see service.ts)');
+  const { StreamDecoder } = createRequire(import.meta.url)('@grpc/grpc-js/build/src/stream-decoder.js') as { StreamDecoder: new (max: number) => { write(b: Buffer): Buffer[] } };
+  const frame = (m: Buffer) => {
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(m.length, 1);
+    return Buffer.concat([header, m]);
+  };
+  const d = new StreamDecoder(-1);
+  // Two small messages in one chunk: views of it.
+  const chunk = Buffer.concat([frame(Buffer.from('one')), frame(Buffer.from('two'))]);
+  const small = d.write(chunk);
+  assert.deepEqual(small.map((m) => m.subarray(5).toString()), ['one', 'two']);
+  assert.ok(small.every((m) => m.buffer === chunk.buffer), 'no copy');
+  // A large message across chunks, with its header split too.
+  const big = (fill: number) => frame(Buffer.alloc(40_000, fill));
+  const receive = (bytes: Buffer, cuts: number[]) => {
+    const out: Buffer[] = [];
+    let at = 0;
+    for (const c of [...cuts, bytes.length]) {
+      out.push(...d.write(bytes.subarray(at, c)));
+      at = c;
+    }
+    return out;
+  };
+  const [m1] = receive(big(1), [3, 1000, 30_000]);
+  assert.ok(m1!.equals(big(1)));
+  // Handled: its buffer takes the next large message.
+  releaseRequest({ bytes: m1!.subarray(5) });
+  const [m2] = receive(big(2), [5, 20_000]);
+  assert.ok(m2!.equals(big(2)));
+  assert.ok(m2!.buffer === m1!.buffer, 'the buffer is reused');
+  // Not given back: the next one gets another buffer, and the unreleased message stays intact.
+  const [m3] = receive(Buffer.concat([big(3), frame(Buffer.from('tail'))]), [100]);
+  assert.ok(m3!.buffer !== m2!.buffer);
+  assert.ok(m2!.equals(big(2)) && m3!.equals(big(3)));
+  // Giving back what was given back already (and not lent again), or something never lent, changes nothing.
+  releaseRequest({ bytes: m3!.subarray(5) });
+  releaseRequest({ bytes: m3!.subarray(5) });
+  releaseRequest({ bytes: chunk });
+  releaseRequest({});
+  const [m4] = receive(big(4), [10]);
+  const [m5] = receive(big(5), [10]);
+  assert.ok(m4!.buffer !== m5!.buffer, 'one buffer is lent to one message at a time');
+  assert.ok(m4!.equals(big(4)) && m5!.equals(big(5)));
+  assert.throws(() => new StreamDecoder(10).write(frame(Buffer.alloc(11))), /larger than max \(11 vs 10\)/);
 });

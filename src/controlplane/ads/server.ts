@@ -4,7 +4,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { Node } from '../../xds/gen/envoy/config/core/v3/base_pb.js';
 import type { SnapshotCache } from '../cache/cache.js';
 import { DeltaStream } from './delta.js';
-import { installFramedWrites, serverAdsService } from './service.js';
+import { installFramedWrites, installPooledReads, releaseRequest, serverAdsService } from './service.js';
 import { SotwStream } from './sotw.js';
 import type { AdsHooks } from './stream.js';
 import { SendBudget, StreamError } from './stream.js';
@@ -36,6 +36,7 @@ export class AdsServer {
 
   constructor(private readonly opts: AdsServerOptions) {
     installFramedWrites();
+    installPooledReads();
     this.server = new Server({
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.max_send_message_length': 256 * 1024 * 1024,
@@ -71,7 +72,7 @@ export class AdsServer {
       this.streams.delete(call);
       stream.close();
     };
-    call.on('data', (req: unknown) => {
+    const onRequest = (req: unknown): void => {
       if (done) return;
       if (pending) {
         const refusal = pending((req as { node?: Node }).node, call);
@@ -92,6 +93,14 @@ export class AdsServer {
         finish();
         call.emit('error', Object.assign(new Error(err.message), { code, details: err.message }));
         call.end();
+      }
+    };
+    call.on('data', (req: unknown) => {
+      try {
+        onRequest(req);
+      } finally {
+        // The streams keep copies of what they need of a request: its bytes can take another message.
+        releaseRequest(req);
       }
     });
     call.on('end', () => { finish(); call.end(); });
