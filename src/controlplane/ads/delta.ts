@@ -143,6 +143,10 @@ export class DeltaStream extends AdsStreamBase {
     const changes = covers && !st.namesChanged ? held.changesTo(all) : undefined;
     if (covers && !st.namesChanged && held.is(all)) {
       // Nothing changed for this client.
+    } else if (covers && held.size === 0 && st.notFound.size === 0 && (st.names.size === 0 || (!st.wildcard && st.names.size === all.size))) {
+      // Holds nothing yet and subscribes to exactly the map (no name that does not exist): all of it.
+      for (const r of all.values()) send.push(r);
+      st.namesChanged = false;
     } else if (changes) {
       // The client holds the map this one was derived from: only the derivation's names can differ.
       for (const n of changes.changed) {

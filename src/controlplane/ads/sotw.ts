@@ -143,10 +143,13 @@ export class SotwStream extends AdsStreamBase {
     else {
       // Only what the client does not hold yet (an EDS-only push sends the changed assignments).
       const held = st.held;
-      const changes = items ? undefined : held.changesTo(all);
-      const candidates = changes ? changes.changed.map((n) => all.get(n)!) : (items ?? all.values());
-      out = [];
-      for (const r of candidates) if (held.get(r.name)?.version !== r.version) out.push(r);
+      if (held.size === 0) out = items ?? [...all.values()]; // holds nothing yet (its first response): all of it
+      else {
+        const changes = items ? undefined : held.changesTo(all);
+        const candidates = changes ? changes.changed.map((n) => all.get(n)!) : (items ?? all.values());
+        out = [];
+        for (const r of candidates) if (held.get(r.name)?.version !== r.version) out.push(r);
+      }
       this.hold(st, all, items, out);
     }
     // The first response of the type with every resource of the map (the map's order): shared (encode.ts).
