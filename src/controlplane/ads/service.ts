@@ -239,8 +239,8 @@ let pooledReads: boolean | undefined;
 /**
  * Replaces grpc-js's StreamDecoder.write with `pooledWrite` (see the module comment), for every gRPC call of the
  * process: a message nobody gives back (`releaseRequest`) is a buffer like any other. Checks first that grpc-js's
- * decoder is where this expects it and that both give the same messages for a probe (split across chunks at every
- * position); otherwise nothing is installed. Returns whether pooled reads are in effect. Idempotent.
+ * decoder is where this expects it and that both give the same messages for a probe (split in two at positions
+ * inside and between its messages' headers and bodies); otherwise nothing is installed. Returns whether pooled reads are in effect. Idempotent.
  */
 export function installPooledReads(): boolean {
   if (pooledReads !== undefined) return pooledReads;
