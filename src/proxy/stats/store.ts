@@ -340,12 +340,12 @@ export class Scope {
     this.parent?.childScopes?.delete(this);
   }
 
-  /** The tags of a source stat, by its name relative to the scope; `extract` runs once per name. @internal */
-  sourceTags(shortName: string, extract: () => ExtractedTags): ExtractedTags {
+  /** The tags of a source stat, by its name relative to the scope; extracted once per name. @internal */
+  sourceTags(shortName: string): ExtractedTags {
     const cache = (this.tagCache ??= new Map());
     let t = cache.get(shortName);
     if (t === undefined) {
-      t = extract();
+      t = this.store.extract(this.prefix + shortName, this.pinEnd);
       cache.set(shortName, t);
     }
     return t;
