@@ -311,6 +311,33 @@ describe('filter: literal alternatives matched without a regex engine', () => {
     assert.deepEqual(names(store, `filter=${encodeURIComponent('^istio_requests_total\\..*break')}`), []);
   });
 
+  test('stats of scopes whose names begin one another are still in name order (text) and token order (Prometheus)', () => {
+    const store = new StatsStore();
+    const names = ['a', 'a.b', 'a-b', 'a.b.c', 'ab', 'a_', 'b', 'a.a'];
+    for (const n of [...names].reverse()) {
+      store.scope(`cluster.${n}.`).addSource({
+        forEach(cb) {
+          cb('upstream_rq_total', 1, 'counter');
+          cb('membership_total', 2, 'gauge');
+        },
+      });
+    }
+    store.scope('cluster.a.').counter('upstream_rq_total_extra').inc();
+    const text = renderStatsText(store, params())
+      .split('\n')
+      .filter((l) => l)
+      .map((l) => l.slice(0, l.lastIndexOf(': ')));
+    assert.deepEqual(text, [...text].sort());
+    assert.equal(text.length, 17);
+    const token = (x: string) => x.replaceAll('.', '\u0000');
+    const fams = parsePrometheus(renderPrometheus(store, params('', true)));
+    for (const [family, short] of [['envoy_cluster_upstream_rq_total', 'upstream_rq_total'], ['envoy_cluster_membership_total', 'membership_total']] as const) {
+      const full = fams.get(family)!.samples.map((x) => `cluster.${x.labels.envoy_cluster_name}.${short}`);
+      assert.deepEqual(full, [...full].sort((a, b) => (token(a) < token(b) ? -1 : token(a) > token(b) ? 1 : 0)), family);
+      assert.equal(full.length, names.length);
+    }
+  });
+
   test('a prefix decides for its whole scope or family where it can', () => {
     const f = compileStatFilter('^cluster\\.outbound\\|.*\\.outlier_detection\\.ejections_active$|^istio_requests_total\\.');
     assert.equal(f.under('cluster.inbound|9080||.'), Under.None);

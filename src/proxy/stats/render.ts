@@ -339,20 +339,64 @@ class Rows {
   readonly pre: string[] = [];
   readonly suf: string[] = [];
   readonly val: number[] = [];
+  /** The source scope of a source stat (its `pre` is the scope's prefix). */
+  readonly scope: Array<Scope | undefined> = [];
+  private ranks: Int32Array | undefined;
 
-  add(pre: string, suf: string, value: number): number {
+  add(pre: string, suf: string, value: number, scope?: Scope): number {
     this.pre.push(pre);
     this.suf.push(suf);
     this.val.push(value);
+    this.scope.push(scope);
     return this.n++;
   }
 
   /** Entry indexes in name order (`tokens`: Envoy's token order), ties in collection order. */
   sorted(tokens: boolean, from = 0, to = this.n, order?: Int32Array): Int32Array {
-    const idx = order ? order.subarray(from, to) : Int32Array.from({ length: to - from }, (_, i) => from + i);
+    let idx = order?.subarray(from, to);
+    if (idx === undefined) {
+      idx = new Int32Array(to - from);
+      for (let i = 0; i < idx.length; i++) idx[i] = from + i;
+    }
     const pre = this.pre;
     const suf = this.suf;
-    return idx.sort((a, b) => compareSplit(pre[a]!, suf[a]!, pre[b]!, suf[b]!, tokens) || a - b);
+    const rank = (this.ranks ??= this.scopeRanks(tokens));
+    return idx.sort((a, b) => {
+      const ra = rank[a]!;
+      const rb = rank[b]!;
+      if (ra >= 0 && rb >= 0) return ra !== rb ? ra - rb : compareSplit(suf[a]!, '', suf[b]!, '', tokens) || a - b;
+      return compareSplit(pre[a]!, suf[a]!, pre[b]!, suf[b]!, tokens) || a - b;
+    });
+  }
+
+  /**
+   * Per entry, the rank of its source scope's prefix among the section's scope prefixes (-1 for the store's own
+   * stats). When no prefix begins another, two source stats of different scopes compare as their prefixes do, so
+   * the sort compares two numbers instead of two long names; otherwise every rank is -1.
+   */
+  private scopeRanks(tokens: boolean): Int32Array {
+    const out = new Int32Array(this.n).fill(-1);
+    const scopes = [...new Set(this.scope)].filter((x): x is Scope => x !== undefined);
+    if (scopes.length < 2) return out;
+    scopes.sort((a, b) => compareSplit(a.prefix, '', b.prefix, '', tokens));
+    const rankOf = new Map<Scope, number>();
+    let r = 0;
+    for (let i = 0; i < scopes.length; i++) {
+      const p = scopes[i]!.prefix;
+      if (i > 0) {
+        const prev = scopes[i - 1]!.prefix;
+        if (p !== prev) {
+          if (p.startsWith(prev)) return out;
+          r++;
+        }
+      }
+      rankOf.set(scopes[i]!, r);
+    }
+    for (let i = 0; i < this.n; i++) {
+      const sc = this.scope[i];
+      if (sc !== undefined) out[i] = rankOf.get(sc)!;
+    }
+    return out;
   }
 }
 
@@ -393,7 +437,7 @@ export function* statsTextChunks(store: StatsStore, p: StatsParams): Generator<s
     }
   }
   const rows = new Rows();
-  const add: NumericVisitor = (pre, suf, value) => rows.add(pre, suf, value);
+  const add: NumericVisitor = (pre, suf, value, _m, scope) => rows.add(pre, suf, value, scope);
   if (showsType(p, 'Counters')) forEachNumeric(store, p, 'counter', add);
   if (showsType(p, 'Gauges')) forEachNumeric(store, p, 'gauge', add);
   for (const i of rows.sorted(false)) {
@@ -487,7 +531,7 @@ export function* statsJsonChunks(store: StatsStore, p: StatsParams, pretty = fal
     }
   }
   const rows = new Rows();
-  const add: NumericVisitor = (pre, suf, value) => rows.add(pre, suf, value);
+  const add: NumericVisitor = (pre, suf, value, _m, scope) => rows.add(pre, suf, value, scope);
   if (showsType(p, 'Counters')) forEachNumeric(store, p, 'counter', add);
   if (showsType(p, 'Gauges')) forEachNumeric(store, p, 'gauge', add);
   for (const i of rows.sorted(false)) {
@@ -625,7 +669,7 @@ function* numericSection(store: StatsStore, p: StatsParams, kind: SourceStatKind
   const groups = new Groups();
   forEachNumeric(store, p, kind, (pre, suf, value, metric, scope) => {
     const t = metric !== undefined ? store.tagsOf(metric) : scope!.sourceTags(suf);
-    rows.add(pre, suf, value);
+    rows.add(pre, suf, value, scope);
     tags.push(t.tags);
     group.push(groups.of(t.extractedName, metric !== undefined && metric.explicitTags !== undefined));
   });
