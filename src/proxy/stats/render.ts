@@ -40,7 +40,7 @@
 import { RE2JS } from 're2js';
 import { formatG, formatShortest } from './format.js';
 import { SUPPORTED_QUANTILES, type Histogram, type HistogramStatistics } from './histogram.js';
-import type { Counter, Gauge, Metric, TextReadout } from './metric.js';
+import type { Counter, Gauge, TextReadout } from './metric.js';
 import type { Scope, SourceStatKind, StatsStore } from './store.js';
 
 export type StatsType = 'All' | 'Counters' | 'Gauges' | 'Histograms' | 'TextReadouts';
