@@ -111,12 +111,19 @@ export function sleep(ms: number): Promise<void> {
 
 /** A TCP port free on 127.0.0.1 at the time of asking. */
 export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  for (;;) {
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const port = (s.address() as AddressInfo).port;
+    await new Promise<void>((r) => s.close(() => r()));
+    // The kernel may hand out a port again once it is closed: never give the same one twice in a run.
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
+
+const handedOut = new Set<number>();
 
 /** Waits until 127.0.0.1:port accepts connections (or the process exits, or `timeoutMs` passes). */
 export async function waitPort(port: number, p: Proc, timeoutMs = 20_000): Promise<void> {

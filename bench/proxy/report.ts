@@ -151,7 +151,8 @@ export function resultsTables(r: BenchResult): string {
   }
   if (r.idle) {
     out.push(
-      `**Idle weft proxy holding ${r.idle.services} services** (${r.idle.clusters} clusters, one route each): RSS ${fmtMiB(r.idle.rssBytes)}, peak ${fmtMiB(r.idle.peakRssBytes)}.`,
+      `**Idle weft proxy holding ${r.idle.services} services** (${r.idle.clusters} clusters, one route each; stats port scraped by the control plane's telemetry every 2 s${r.idle.telemetryOpen ? '' : ' (its window never opened)'}${r.idle.telemetryErrors.length ? `, scrape errors: ${r.idle.telemetryErrors.join('; ')}` : ''}, and one full \`/stats/prometheus\` scrape of ${fmtMiB(r.idle.fullScrapeBytes)} costing ${r.idle.fullScrapeCpuSeconds.toFixed(2)} CPU s): ` +
+        `RSS ${fmtMiB(r.idle.rssBytes)} after ${r.idle.settleSeconds} s, peak ${fmtMiB(r.idle.peakRssBytes)}; CPU over those ${r.idle.settleSeconds} s ${(r.idle.settleCpuShare * 100).toFixed(1)}% of a core.`,
     );
   }
   return out.join('\n\n');

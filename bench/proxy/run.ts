@@ -114,6 +114,16 @@ export interface IdleResult {
   clusters: number;
   rssBytes: number;
   peakRssBytes: number;
+  /** Bytes of the one full `/stats/prometheus` scrape. */
+  fullScrapeBytes: number;
+  /** The proxy's CPU seconds for that scrape. */
+  fullScrapeCpuSeconds: number;
+  /** The control plane's telemetry scrapes of this proxy seen answered (its window open), and scrape errors. */
+  telemetryOpen: boolean;
+  telemetryErrors: string[];
+  /** The proxy's CPU seconds per second during the settle time (the telemetry scraping it every 2 s). */
+  settleCpuShare: number;
+  settleSeconds: number;
 }
 
 export interface BenchResult {
@@ -267,12 +277,13 @@ async function startNginx(name: string, dir: string, conf: string, file: string,
   return p;
 }
 
-/** `weft control-plane` on `configDir`; resolves with its ADS address. */
-async function startControlPlane(configDir: string, cpu: string | undefined): Promise<{ proc: Proc; xds: string }> {
+/** `weft control-plane` on `configDir`; resolves with its ADS address and its HTTP port. */
+async function startControlPlane(configDir: string, cpu: string | undefined): Promise<{ proc: Proc; xds: string; httpPort: number }> {
   const p = startProcess('weft control-plane', process.execPath, [WEFT_BIN, 'control-plane', '--config', configDir, '--xds-port', '0', '--http-port', '0'], { cpu });
   for (let i = 0; i < 600; i++) {
     const m = /xDS \(ADS over plaintext gRPC\): (\S+)/.exec(p.stdout);
-    if (m && /HTTP: http/.test(p.stdout)) return { proc: p, xds: m[1]! };
+    const h = /HTTP: http:\/\/[^\s]*:(\d+)/.exec(p.stdout);
+    if (m && h) return { proc: p, xds: m[1]!, httpPort: Number(h[1]) };
     if (p.child.exitCode !== null) break;
     await sleep(50);
   }
@@ -287,11 +298,14 @@ interface WeftProxy {
   admin: number;
 }
 
-/** `weft proxy` as in production (`bin/weft.js proxy`), explicit mode; waits for /healthz/ready. */
-async function startWeftProxy(xds: string, id: string, cpu: string | undefined, concurrency: number, withEcho: boolean, extra: string[] = []): Promise<WeftProxy> {
+/**
+ * `weft proxy` as in production (`bin/weft.js proxy`), explicit mode; waits for /healthz/ready. `statsPort` 0 (the
+ * default) gives the proxy any free stats port and announces none, so the control plane does not scrape it.
+ */
+async function startWeftProxy(xds: string, id: string, cpu: string | undefined, concurrency: number, withEcho: boolean, extra: string[] = [], statsPort = 0): Promise<WeftProxy> {
   const [outbound, tcp, health, admin] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const args = [WEFT_BIN, 'proxy', '--xds', xds, '--id', id, '--namespace', 'default', '--labels', 'app=bench-client', ...extra];
-  args.push('--outbound-port', String(outbound), '--health-port', String(health), '--admin-port', String(admin), '--stats-port', '0', '--log-level', 'warn');
+  args.push('--outbound-port', String(outbound), '--health-port', String(health), '--admin-port', String(admin), '--stats-port', String(statsPort), '--log-level', 'warn');
   if (withEcho) args.push('--upstream', `echo:9000=${tcp}`);
   if (concurrency > 1) args.push('--concurrency', String(concurrency));
   const metrics = !extra.includes('--metrics=false');
@@ -643,7 +657,11 @@ async function fixedRate(o: BenchOptions, targets: Target[], pinned: boolean, cp
   return out;
 }
 
-/** RSS of an idle `weft proxy` holding the config of `o.idleServices` services (clusters + routes). */
+/**
+ * RSS of an idle `weft proxy` holding the config of `o.idleServices` services (clusters + routes), as a real sidecar
+ * lives: its stats port announced to the control plane, whose mesh telemetry scrapes it every 2 s, and one full
+ * `/stats/prometheus` scrape as Prometheus makes at every scrape interval; RSS after the settle time.
+ */
 async function measureIdle(o: BenchOptions, cpus: Cpus, started: Started): Promise<IdleResult> {
   o.progress(`idle RSS with ${o.idleServices} services`);
   const configDir = join(o.workDir, 'idle-mesh');
@@ -651,7 +669,8 @@ async function measureIdle(o: BenchOptions, cpus: Cpus, started: Started): Promi
   writeFileSync(join(configDir, 'services.yaml'), idleMesh(o.idleServices));
   const cp = await startControlPlane(configDir, cpus.load);
   started.add(cp.proc);
-  const w = await startWeftProxy(cp.xds, 'bench-idle', cpus.proxy, 1, false);
+  const statsPort = await freePort();
+  const w = await startWeftProxy(cp.xds, 'bench-idle', cpus.proxy, 1, false, [], statsPort);
   started.add(w.proc);
   // Ready means the first full config is in force; count the clusters it holds to be sure.
   let clusters = 0;
@@ -661,9 +680,38 @@ async function measureIdle(o: BenchOptions, cpus: Cpus, started: Started): Promi
     if (clusters >= o.idleServices) break;
     await sleep(200);
   }
-  // Let start-up garbage be collected by the idle proxy's own GC cycles.
-  await sleep(Math.max(2000, o.warmupSeconds * 1000));
+  // One full scrape, as Prometheus makes it.
+  const beforeScrape = treeUsage(w.proc.pid);
+  const full = await httpGet(statsPort, '/stats/prometheus', 'localhost');
+  if (full.status !== 200) throw new Error(`idle proxy: /stats/prometheus answered ${full.status}`);
+  const afterScrape = treeUsage(w.proc.pid);
+  // The control plane's telemetry has read the proxy at least twice once its window is open.
+  let telemetryOpen = false;
+  let telemetryErrors: string[] = [];
+  for (let i = 0; i < 30 && !telemetryOpen; i++) {
+    await sleep(1000);
+    const r = await httpGet(cp.httpPort, '/api/mesh', 'localhost').catch(() => ({ status: 0, body: '' }));
+    if (r.status !== 200) continue;
+    const t = (JSON.parse(r.body) as { telemetry?: { windowSeconds?: number; scrapeErrors?: Array<{ target: string; error: string }> } }).telemetry;
+    telemetryErrors = (t?.scrapeErrors ?? []).map((e) => `${e.target}: ${e.error}`);
+    telemetryOpen = (t?.windowSeconds ?? 0) > 0;
+  }
+  // Let start-up and scrape garbage be collected by the idle proxy's own GC cycles, while the telemetry goes on.
+  const settleSeconds = Math.max(4, o.warmupSeconds);
+  const beforeSettle = treeUsage(w.proc.pid);
+  await sleep(settleSeconds * 1000);
   const u = treeUsage(w.proc.pid);
   await started.stopAll();
-  return { services: o.idleServices, clusters, rssBytes: u?.rssBytes ?? NaN, peakRssBytes: u?.peakRssBytes ?? NaN };
+  return {
+    services: o.idleServices,
+    clusters,
+    rssBytes: u?.rssBytes ?? NaN,
+    peakRssBytes: u?.peakRssBytes ?? NaN,
+    fullScrapeBytes: Buffer.byteLength(full.body),
+    fullScrapeCpuSeconds: (afterScrape?.cpuSeconds ?? NaN) - (beforeScrape?.cpuSeconds ?? NaN),
+    telemetryOpen,
+    telemetryErrors,
+    settleCpuShare: ((u?.cpuSeconds ?? NaN) - (beforeSettle?.cpuSeconds ?? NaN)) / settleSeconds,
+    settleSeconds,
+  };
 }

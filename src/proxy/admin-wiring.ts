@@ -8,7 +8,8 @@
  *
  * The stats port is Istio's Prometheus port: the sidecar's Envoy serves `/stats/prometheus` (only that path) on
  * 0.0.0.0:15090 so Prometheus can scrape the pod; it is read-only. Query parameters are the admin endpoint's
- * (`usedonly`, `filter`, `histogram_buckets=cumulative|summary`, `text_readouts`).
+ * (`usedonly`, `filter`, `histogram_buckets=cumulative|summary`, `text_readouts`); the body is written piece by piece
+ * as the scraper reads it (admin/stream.ts).
  */
 import { create } from '@bufbuild/protobuf';
 import { createServer, type Server } from 'node:http';
@@ -17,7 +18,8 @@ import { NodeSchema, type Node } from '../xds/gen/envoy/config/core/v3/base_pb.j
 import type { NodeInit } from '../xds/client/index.js';
 import type { ClusterStatusView, HostStatusView, CircuitBreakerView, HostStatView } from './admin/clusters.js';
 import type { XdsConfig } from './config/xds-config.js';
-import { parseStatsParams, renderPrometheus } from './stats/render.js';
+import { sendChunks } from './admin/stream.js';
+import { parseStatsParams, prometheusChunks } from './stats/render.js';
 import type { StatsStore } from './stats/store.js';
 import type { Thresholds } from './upstream/circuit-breaker.js';
 import { GAUGES } from './upstream/cluster/stats.js';
@@ -115,7 +117,10 @@ export async function startStatsServer(opts: { store: StatsStore; port: number; 
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'Method not allowed, GET required.\n');
     const parsed = parseStatsParams(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), true);
     if ('error' in parsed) return send(400, parsed.error);
-    send(200, renderPrometheus(opts.store, parsed.params));
+    // The body is written piece by piece as the scraper reads it (admin/stream.ts): chunked, no content-length.
+    res.writeHead(200, { 'content-type': 'text/plain; charset=UTF-8', 'cache-control': 'no-cache, max-age=0' });
+    if (req.method === 'HEAD') return res.end();
+    void sendChunks(res, prometheusChunks(opts.store, parsed.params));
   });
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {

@@ -165,6 +165,10 @@ describe('proxy benchmark: tiny real run', () => {
       assert.ok(r.idle, 'idle measured');
       assert.ok(r.idle.clusters >= 20, `idle proxy holds the services' clusters (${r.idle.clusters})`);
       assert.ok(r.idle.rssBytes > 0);
+      // The idle proxy is scraped as a sidecar is: by the control plane's telemetry and once in full.
+      assert.ok(r.idle.telemetryOpen, `the control plane's telemetry read the idle proxy (${r.idle.telemetryErrors.join('; ')})`);
+      assert.deepEqual(r.idle.telemetryErrors, []);
+      assert.ok(r.idle.fullScrapeBytes > 0);
       assert.match(resultsTables(r), /\| weft /);
       // Metrics on against off, per workload, in the same run.
       assert.match(resultsTables(r), /Cost of Istio's standard metrics[\s\S]*\| h1-2b /);

@@ -2,7 +2,8 @@
 // - from Prometheus text: series, reporter de-duplication, deltas (with a counter reset), the graph's edges and
 //   the golden metrics (rate, success rate, histogram_quantile percentiles, mTLS share);
 // - scrape mode over HTTP: a test exporter serving the text a sidecar serves (counters advancing by a fixed
-//   amount per scrape), plus a target that does not answer (a scrape error, the rest still counted);
+//   amount per scrape), plus a target that does not answer (a scrape error, the rest still counted); and a proxy's
+//   own stats port (startStatsServer on a proxy-like store), asked only for the series the telemetry reads;
 // - Prometheus mode: a real Prometheus (/usr/bin/prometheus) scraping the same kind of exporter, read through
 //   its query API; the same success rate, mTLS share and percentiles come out. Skipped (with the reason) when
 //   Prometheus is not installed.
@@ -17,7 +18,10 @@ import { join } from 'node:path';
 import { aggregate } from '../../src/controlplane/telemetry/aggregate.js';
 import { dedupeReporters, diffSeries, golden, snapshotOf } from '../../src/controlplane/telemetry/istio.js';
 import { histogramQuantile, parsePrometheusText } from '../../src/controlplane/telemetry/prometheus-text.js';
-import { MeshTelemetry } from '../../src/controlplane/telemetry/telemetry.js';
+import { MeshTelemetry, SCRAPE_QUERY } from '../../src/controlplane/telemetry/telemetry.js';
+import { startStatsServer } from '../../src/proxy/admin-wiring.js';
+import { HistogramUnit, StatsStore } from '../../src/proxy/stats/index.js';
+import { ClusterStats } from '../../src/proxy/upstream/cluster/stats.js';
 import { explain } from '../../src/controlplane/meshapi/explain.js';
 import { emptyModel } from '../../src/api/defaults.js';
 import { freePort, sleep } from '../helpers/mesh-processes.js';
@@ -57,9 +61,13 @@ function istioText(paths: readonly Path[]): string {
 
 const path = (o: Partial<Path>): Path => ({ reporter: 'destination', src: 'web', dst: 'cart', version: 'v1', code: '200', flags: '-', mtls: 'mutual_tls', n: 0, ms: 20, ...o });
 
+/** The request URLs exporters were asked for. */
+const asked: string[] = [];
+
 /** An HTTP server serving istioText(paths), advancing each path by its step on every scrape. */
 async function exporter(paths: Path[], steps: number[]): Promise<{ url: string; server: http.Server }> {
   const server = http.createServer((req, res) => {
+    asked.push(req.url ?? '');
     paths.forEach((p, i) => (p.n += steps[i]!));
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(istioText(paths));
   });
@@ -152,6 +160,57 @@ describe('telemetry: scraping proxies', () => {
     assert.deepEqual(explain({ host: 'cart.shop.svc.cluster.local', model, endpoints: [ep('v1'), ep('v3')], errors: w.recentErrors, ejections: w.ejections }), [
       '503 UH: outlier detection of cart-v1 has ejected 1 of the 1 endpoint of subset v1 of cart',
     ]);
+    // Each scrape asked for only what the telemetry reads (Envoy's usedonly and filter).
+    assert.ok(asked.length >= 4);
+    for (const u of asked) assert.equal(u, `/stats/prometheus?${SCRAPE_QUERY}`);
+  });
+
+  test("a proxy's stats port answers the narrow scrape: the requests, latencies and outbound ejections come through", async () => {
+    // A proxy-like store: 200 clusters whose stats are plain fields in a source (one outbound and one inbound
+    // cluster with ejected hosts), server stats, and Istio's families.
+    const store = new StatsStore();
+    const clusters: ClusterStats[] = [];
+    for (let c = 0; c < 200; c++) {
+      const st = new ClusterStats();
+      st.membership_total = 1;
+      store.scope(c === 199 ? 'cluster.inbound|9080||.' : `cluster.outbound|9080||svc-${c}.shop.svc.cluster.local.`).addSource(st);
+      clusters.push(st);
+    }
+    clusters[3]!.outlier.ejections_active = 1;
+    clusters[199]!.outlier.ejections_active = 1;
+    store.gauge('server.live').set(1);
+    const labels = ['reporter', 'source_workload', 'source_workload_namespace', 'destination_service', 'destination_service_name', 'destination_service_namespace', 'destination_workload', 'destination_workload_namespace', 'response_code', 'response_flags', 'connection_security_policy'];
+    const requests = store.counterFamily('istio_requests_total', labels);
+    const duration = store.histogramFamily('istio_request_duration_milliseconds', labels, HistogramUnit.Milliseconds);
+    store.counterFamily('istio_request_messages_total', labels);
+    const ok = ['destination', 'web', 'shop', 'svc-3.shop.svc.cluster.local', 'svc-3', 'shop', 'svc-3-v1', 'shop', '200', '-', 'mutual_tls'];
+    const server = await startStatsServer({ store, port: await freePort(), host: '127.0.0.1' });
+    try {
+      const t = new MeshTelemetry({ targets: () => [{ proxy: 'svc-3-v1', url: `http://127.0.0.1:${server.port}/stats/prometheus` }], intervalMs: 60_000, windowMs: 60_000 });
+      telemetries.push(t);
+      await t.tick();
+      for (let i = 0; i < 8; i++) {
+        requests.get(ok).inc();
+        duration.get(ok).record(12);
+      }
+      await sleep(20);
+      await t.tick();
+      const w = t.window();
+      assert.deepEqual(w.scrapeErrors, []);
+      assert.deepEqual(w.ejections, [{ proxy: 'svc-3-v1', cluster: 'outbound|9080||svc-3.shop.svc.cluster.local', ejected: 1 }]);
+      assert.equal(w.series.length, 1);
+      assert.equal(w.series[0]!.stats.total, 8);
+      assert.equal(w.series[0]!.stats.mtls, 8);
+      assert.equal(w.series[0]!.stats.buckets.get(25), 8);
+      // What the scrape reads: a few lines, not the 200 clusters' stats.
+      const body = await (await fetch(`http://127.0.0.1:${server.port}/stats/prometheus?${SCRAPE_QUERY}`)).text();
+      const full = await (await fetch(`http://127.0.0.1:${server.port}/stats/prometheus`)).text();
+      const names = [...new Set(parsePrometheusText(body).map((x) => x.name))].sort();
+      assert.deepEqual(names, ['envoy_cluster_outlier_detection_ejections_active', 'istio_request_duration_milliseconds_bucket', 'istio_request_duration_milliseconds_count', 'istio_request_duration_milliseconds_sum', 'istio_requests_total']);
+      assert.ok(body.length * 20 < full.length, `${body.length} bytes instead of ${full.length}`);
+    } finally {
+      await server.close();
+    }
   });
 });
 

@@ -9,6 +9,8 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { freePort, MeshWorkDir, proxyArgs, run, serviceYaml, sleep, startControlPlane, syncStatus, waitProxyReady, WEFT, WeftProcess, workloadEntryYaml, yamlDocuments } from '../helpers/mesh-processes.js';
 import { mergeStatsJson, mergeStatsText } from '../../src/proxy/workers.js';
+import { SCRAPE_QUERY } from '../../src/controlplane/telemetry/telemetry.js';
+import { parsePrometheusText } from '../../src/controlplane/telemetry/prometheus-text.js';
 
 const NODE_ID = 'concurrency-client';
 
@@ -119,6 +121,13 @@ describe('weft proxy --concurrency 2', () => {
     assert.equal(json.stats.find((s) => s.name === 'http.outbound.downstream_rq_total')?.value, total);
     const prom = await (await fetch(`http://127.0.0.1:${statsPort}/stats/prometheus`)).text();
     assert.match(prom, new RegExp(`^envoy_http_downstream_rq_total\\{envoy_http_conn_manager_prefix="outbound"\\} ${total}$`, 'm'));
+    // A narrow scrape (Envoy's usedonly and filter) goes to every worker and is summed the same way.
+    const narrow = await (await fetch(`http://127.0.0.1:${statsPort}/stats/prometheus?usedonly&filter=${encodeURIComponent('^http\\.outbound\\.downstream_rq_total$')}`)).text();
+    assert.equal(narrow, `# TYPE envoy_http_downstream_rq_total counter\nenvoy_http_downstream_rq_total{envoy_http_conn_manager_prefix="outbound"} ${total}\n`);
+    // The control plane's telemetry scrape: only Istio's request series (and ejections, none here).
+    const scrape = parsePrometheusText(await (await fetch(`http://127.0.0.1:${statsPort}/stats/prometheus?${SCRAPE_QUERY}`)).text());
+    assert.ok(scrape.some((x) => x.name === 'istio_requests_total'));
+    assert.deepEqual([...new Set(scrape.map((x) => x.name.replace(/_(bucket|sum|count)$/, '')))].sort(), ['istio_request_duration_milliseconds', 'istio_requests_total']);
   });
 
   test('SIGTERM drains both workers: the request in flight completes, then everything exits', async () => {

@@ -14,64 +14,15 @@ import {
   renderStatsText,
   type StatsParams,
 } from '../../src/proxy/stats/index.js';
+import { parsePrometheus, type PromFamily } from '../helpers/prometheus-parse.js';
+import { RE2JS } from 're2js';
+import { compileStatFilter, Under } from '../../src/proxy/stats/render.js';
+import { SCRAPE_QUERY } from '../../src/controlplane/telemetry/telemetry.js';
 
 function params(query = '', prometheus = false): StatsParams {
   const r = parseStatsParams(new URLSearchParams(query), prometheus);
   if ('error' in r) assert.fail(`params ${query}: ${r.error}`);
   return r.params;
-}
-
-// ---- a small Prometheus text-format parser --------------------------------------------------------------------------
-
-export interface PromSample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-export interface PromFamily {
-  type: string;
-  samples: PromSample[];
-}
-
-/** Parses the text exposition format strictly: every sample must belong to the family of the last TYPE line. */
-export function parsePrometheus(text: string): Map<string, PromFamily> {
-  const families = new Map<string, PromFamily>();
-  let current: { name: string; fam: PromFamily } | undefined;
-  const lines = text.split('\n');
-  assert.equal(lines.pop(), '', 'output ends with a newline');
-  for (const line of lines) {
-    if (line === '') continue;
-    const type = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line);
-    if (type) {
-      assert.ok(!families.has(type[1]!), `family ${type[1]} appears once`);
-      current = { name: type[1]!, fam: { type: type[2]!, samples: [] } };
-      families.set(type[1]!, current.fam);
-      continue;
-    }
-    assert.ok(!line.startsWith('#'), `unexpected comment: ${line}`);
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} (\S+)$/.exec(line);
-    assert.ok(m, `sample line: ${line}`);
-    const [, name, labelText, valueText] = m;
-    assert.ok(current, `sample before any TYPE: ${line}`);
-    const suffixes = current.fam.type === 'histogram' ? ['_bucket', '_sum', '_count'] : current.fam.type === 'summary' ? ['', '_sum', '_count'] : [''];
-    assert.ok(
-      suffixes.some((s) => name === current!.name + s),
-      `${name} belongs to ${current.name}`,
-    );
-    const labels: Record<string, string> = {};
-    let rest = labelText!;
-    while (rest.length > 0) {
-      const lm = /^([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\[\\n"])*)"(,|$)/.exec(rest);
-      assert.ok(lm, `labels of ${line}`);
-      assert.ok(!(lm[1]! in labels), `label ${lm[1]} once`);
-      labels[lm[1]!] = lm[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
-      rest = rest.slice(lm[0].length);
-    }
-    const value = valueText === '+Inf' ? Infinity : valueText === 'nan' || valueText === 'NaN' ? NaN : Number(valueText);
-    assert.ok(!Number.isNaN(value) || /nan/i.test(valueText!), `value of ${line}`);
-    current.fam.samples.push({ name: name!, labels, value });
-  }
-  return families;
 }
 
 function sample(f: PromFamily | undefined, name: string, labels: Record<string, string>): number {
@@ -297,6 +248,129 @@ describe('Prometheus output', () => {
     assert.equal(sample(f, 'envoy_cluster_upstream_rq_time', { envoy_cluster_name: 'a', quantile: '0.5' }), 1.05);
     assert.equal(sample(f, 'envoy_cluster_upstream_rq_time', { envoy_cluster_name: 'a', quantile: '1' }), 1.1);
     assert.equal(sample(f, 'envoy_cluster_upstream_rq_time_count', { envoy_cluster_name: 'a' }), 1);
+  });
+});
+
+/** sampleStore plus what a proxy has besides: cluster stats kept in a source, an inbound cluster, more families. */
+function proxyLikeStore(): StatsStore {
+  const store = sampleStore();
+  const ejected = { active: 2 };
+  for (const [cluster, ejections] of [[REVIEWS, ejected], ['outbound|80||web.shop.svc.cluster.local', { active: 0 }], ['inbound|9080||', { active: 1 }]] as const) {
+    store.scope(`cluster.${cluster}.`).addSource({
+      forEach(cb) {
+        cb('membership_total', 1, 'gauge');
+        cb('upstream_rq_retry', 0, 'counter');
+        cb('outlier_detection.ejections_active', ejections.active, 'gauge');
+        cb('outlier_detection.ejections_total', ejections.active, 'counter');
+        cb('circuit_breakers.default.cx_open', 0, 'gauge');
+      },
+    });
+  }
+  store.counterFamily('istio_requests_total_other', ['reporter']).get(['source']).inc();
+  store.counterFamily('istio_tcp_connections_opened_total', ['reporter']).get(['destination']).inc();
+  store.histogramFamily('istio_request_duration_milliseconds', ['reporter', 'response_code'], HistogramUnit.Milliseconds).get(['destination', '200']).record(12);
+  store.histogramFamily('istio_request_duration_milliseconds', ['reporter', 'response_code'], HistogramUnit.Milliseconds).get(['destination', '503']);
+  store.counterFamily('istio_requests_total', ['reporter', 'destination_service', 'response_code']).get(['source', 'a\nx', '200']);
+  store.counterFamily('istio_requests_total', ['reporter', 'destination_service', 'response_code']).get(['source', 'line\nbreak', '200']).inc();
+  return store;
+}
+
+describe('filter: literal alternatives matched without a regex engine', () => {
+  // From the JSON output: names may hold a newline (a label value).
+  const names = (store: StatsStore, q: string): string[] => {
+    const doc = JSON.parse(renderStatsJson(store, params(`format=json&${q}`))) as { stats: Array<{ name?: string; histograms?: { computed_quantiles: Array<{ name: string }> } }> };
+    return doc.stats.flatMap((x) => (x.name !== undefined ? [x.name] : (x.histograms?.computed_quantiles.map((h) => h.name) ?? [])));
+  };
+
+  test('every filter selects exactly what RE2 (partial match) selects, with and without usedonly', () => {
+    const store = proxyLikeStore();
+    const filters = [
+      '^cluster\\.outbound\\|.*\\.outlier_detection\\.ejections_active$',
+      '^istio_requests_total\\.|^istio_request_duration_milliseconds\\.',
+      'upstream_rq_total',
+      'rq_total$',
+      '^listener\\.',
+      '^server\\.live$',
+      'cluster.*reviews.*_active',
+      '^cluster\\..*_open$|^http\\.',
+      '\\.outlier_detection\\.',
+      '^istio_requests_total\\..*x.*200$',
+      '^$',
+      '.*',
+      'upstream_rq_[0-9]{3}$',
+      '(?i)SERVER',
+    ];
+    for (const re of filters) {
+      const compiled = RE2JS.compile(re);
+      for (const used of ['', 'usedonly&']) {
+        const expected = names(store, used).filter((n) => compiled.test(n));
+        assert.deepEqual(names(store, `${used}filter=${encodeURIComponent(re)}`), expected, `${used}filter=${re}`);
+      }
+    }
+    // A name with a newline is matched by the regex (`.` does not match it).
+    assert.deepEqual(names(store, `filter=${encodeURIComponent('^istio_requests_total\\..*break')}`), []);
+  });
+
+  test('stats of scopes whose names begin one another are still in name order (text) and token order (Prometheus)', () => {
+    const store = new StatsStore();
+    const names = ['a', 'a.b', 'a-b', 'a.b.c', 'ab', 'a_', 'b', 'a.a'];
+    for (const n of [...names].reverse()) {
+      store.scope(`cluster.${n}.`).addSource({
+        forEach(cb) {
+          cb('upstream_rq_total', 1, 'counter');
+          cb('membership_total', 2, 'gauge');
+        },
+      });
+    }
+    store.scope('cluster.a.').counter('upstream_rq_total_extra').inc();
+    const text = renderStatsText(store, params())
+      .split('\n')
+      .filter((l) => l)
+      .map((l) => l.slice(0, l.lastIndexOf(': ')));
+    assert.deepEqual(text, [...text].sort());
+    assert.equal(text.length, 17);
+    const token = (x: string) => x.replaceAll('.', '\u0000');
+    const fams = parsePrometheus(renderPrometheus(store, params('', true)));
+    for (const [family, short] of [['envoy_cluster_upstream_rq_total', 'upstream_rq_total'], ['envoy_cluster_membership_total', 'membership_total']] as const) {
+      const full = fams.get(family)!.samples.map((x) => `cluster.${x.labels.envoy_cluster_name}.${short}`);
+      assert.deepEqual(full, [...full].sort((a, b) => (token(a) < token(b) ? -1 : token(a) > token(b) ? 1 : 0)), family);
+      assert.equal(full.length, names.length);
+    }
+  });
+
+  test('a prefix decides for its whole scope or family where it can', () => {
+    const f = compileStatFilter('^cluster\\.outbound\\|.*\\.outlier_detection\\.ejections_active$|^istio_requests_total\\.');
+    assert.equal(f.under('cluster.inbound|9080||.'), Under.None);
+    assert.equal(f.under('http.outbound.'), Under.None);
+    assert.equal(f.under('cluster.outbound|80||web.'), Under.Some);
+    assert.equal(f.under('istio_requests_total'), Under.Some);
+    assert.equal(f.under('istio_requests_total.reporter.'), Under.All);
+    assert.equal(f.under('istio_request_duration_milliseconds'), Under.None);
+    assert.equal(compileStatFilter('rq_total').under('cluster.x.upstream_rq_total.'), Under.All);
+    // Anything beyond literals and .* runs as a regex, which decides nothing by prefix.
+    assert.equal(compileStatFilter('^cluster\\.[a-z]+\\.').under('http.'), Under.Some);
+  });
+
+  test("the control plane's scrape query (usedonly + filter) is exactly Istio's request series and the outbound ejections", () => {
+    const store = proxyLikeStore();
+    const fams = parsePrometheus(renderPrometheus(store, params(SCRAPE_QUERY, true)));
+    assert.deepEqual([...fams.keys()], ['istio_requests_total', 'envoy_cluster_outlier_detection_ejections_active', 'istio_request_duration_milliseconds']);
+    assert.deepEqual(
+      fams.get('istio_requests_total')!.samples.map((x) => [x.labels, x.value]),
+      [
+        [{ reporter: 'destination', destination_service: 'reviews.default.svc.cluster.local', response_code: '200' }, 6],
+        [{ reporter: 'source', destination_service: 'line\nbreak', response_code: '200' }, 1],
+      ],
+    );
+    assert.deepEqual(
+      fams.get('envoy_cluster_outlier_detection_ejections_active')!.samples.map((x) => [x.labels, x.value]),
+      [[{ envoy_cluster_name: REVIEWS }, 2]],
+      'non-zero, outbound clusters only',
+    );
+    const d = fams.get('istio_request_duration_milliseconds')!;
+    assert.equal(d.type, 'histogram');
+    assert.deepEqual([...new Set(d.samples.map((x) => x.labels.response_code))], ['200'], 'the histogram never recorded is left out');
+    assert.equal(sample(d, 'istio_request_duration_milliseconds_count', { reporter: 'destination', response_code: '200' }), 1);
   });
 });
 

@@ -7,9 +7,12 @@
  *   await t.close();
  *
  * - Scrape mode (default): every `intervalMs` (2 s) each connected proxy that announced its Prometheus port (node
- *   metadata WEFT_STATS_PORT, address INSTANCE_IPS else 127.0.0.1) is read at `/stats/prometheus`; each proxy
- *   keeps its snapshots of the last `windowMs` (10 s) and the window is what changed between the oldest and the
- *   newest, summed over the proxies. A proxy that does not answer is a scrape error; the others still count.
+ *   metadata WEFT_STATS_PORT, address INSTANCE_IPS else 127.0.0.1) is read at `/stats/prometheus`, asking with
+ *   Envoy's query parameters for only what is used here (SCRAPE_QUERY: stats written since start, of Istio's request
+ *   count and duration families and the outbound clusters' ejection gauge) — a sidecar with 1,000 clusters answers
+ *   a few lines instead of ~13 MB; each proxy keeps its snapshots of the last `windowMs` (10 s) and the window is
+ *   what changed between the oldest and the newest, summed over the proxies. A proxy that does not answer is a
+ *   scrape error; the others still count.
  * - Prometheus mode (`prometheus` set): each interval runs `sum by (labels) (increase(istio_requests_total[W]))`
  *   and the same over `istio_request_duration_milliseconds_bucket` through the HTTP query API; the answers are
  *   the window's deltas directly.
@@ -72,6 +75,16 @@ export interface Ejection {
 }
 
 export const EJECTIONS_ACTIVE = 'envoy_cluster_outlier_detection_ejections_active';
+
+/**
+ * The `/stats/prometheus` query of a scrape: `usedonly` (a stat never written — a zero gauge — is left out) and a
+ * `filter` on Envoy's stat names selecting the family children of `istio_requests_total` and
+ * `istio_request_duration_milliseconds` (named `<family>.<label>.<value>...`) and
+ * `cluster.outbound|....outlier_detection.ejections_active`. The proxy matches these literal alternatives without a
+ * regex engine, and skips whole clusters and families by their prefix (src/proxy/stats/render.ts).
+ */
+export const SCRAPE_FILTER = `^${REQUESTS_TOTAL}\\.|^${REQUEST_DURATION}\\.|^cluster\\.outbound\\|.*\\.outlier_detection\\.ejections_active$`;
+export const SCRAPE_QUERY = `usedonly&filter=${encodeURIComponent(SCRAPE_FILTER)}`;
 
 export interface TelemetryWindow {
   /** `scrape` or `prometheus`. */
@@ -170,7 +183,7 @@ export class MeshTelemetry {
       targets.map(async (t) => {
         let text: string;
         try {
-          text = await this.#get(t.url);
+          text = await this.#get(`${t.url}${t.url.includes('?') ? '&' : '?'}${SCRAPE_QUERY}`);
         } catch (e) {
           scrapeErrors.push({ target: `proxy ${t.proxy} (${t.url})`, error: errorText(e, this.#timeoutMs) });
           return;

@@ -5,7 +5,8 @@
  *   const admin = await startAdmin({ port: 15000, handlers: { stats: store, configDump, clusters, quit, loggers } });
  *
  * server.ts (startAdmin, endpoints, method checks, loopback-only binding), config-dump.ts (ConfigSnapshot →
- * envoy.admin.v3.ConfigDump), clusters.ts (ClusterStatusView → /clusters text and JSON), logging.ts (/logging).
+ * envoy.admin.v3.ConfigDump), clusters.ts (ClusterStatusView → /clusters text and JSON), logging.ts (/logging),
+ * stream.ts (large bodies written piece by piece with backpressure: the stats outputs).
  */
 export {
   startAdmin,
@@ -35,4 +36,5 @@ export {
   type HostStatView,
   type CircuitBreakerView,
 } from './clusters.js';
+export { sendChunks, STALL_MS } from './stream.js';
 export { handleLogging, LOG_LEVELS, pinoLevelOf, type LevelledLogger, type LogLevel } from './logging.js';

@@ -33,11 +33,12 @@ import { create, toJson, type MessageInitShape } from '@bufbuild/protobuf';
 import { durationFromMs } from '@bufbuild/protobuf/wkt';
 import { ServerInfoSchema, ServerInfo_State, type CommandLineOptionsSchema } from '../../xds/gen/envoy/admin/v3/server_info_pb.js';
 import type { Node } from '../../xds/gen/envoy/config/core/v3/base_pb.js';
-import { parseStatsParams, renderPrometheus, renderStatsJson, renderStatsText } from '../stats/render.js';
+import { joinChunks, parseStatsParams, prometheusChunks, statsJsonChunks, statsTextChunks } from '../stats/render.js';
 import type { StatsStore } from '../stats/store.js';
 import { renderClustersJson, renderClustersText, type ClusterStatusView } from './clusters.js';
 import type { ConfigSnapshot } from './config-dump.js';
 import { handleLogging, LOG_LEVELS, type LevelledLogger } from './logging.js';
+import { sendChunks } from './stream.js';
 
 /** Envoy's Init::Manager states. */
 export type InitState = 'Uninitialized' | 'Initializing' | 'Initialized';
@@ -86,6 +87,11 @@ export interface AdminRequest {
 export interface AdminResponse {
   status: number;
   body: string;
+  /**
+   * A large body made piece by piece (the stats outputs): sent over HTTP as the connection takes it (stream.ts)
+   * instead of `body`; `request()` joins it into `body`.
+   */
+  chunks?: Iterable<string>;
   /** Default text/plain; charset=UTF-8. */
   contentType?: string;
   headers?: Record<string, string>;
@@ -336,12 +342,24 @@ class Admin implements AdminServer {
     if ('error' in parsed) return { status: 400, body: parsed.error };
     const p = parsed.params;
     if (!store) return { status: 200, body: p.format === 'json' ? '{"stats":[]}' : '', contentType: p.format === 'json' ? JSON_TYPE : TEXT };
-    if (p.format === 'prometheus') return { status: 200, body: renderPrometheus(store, p) };
-    if (p.format === 'json') return { status: 200, body: renderStatsJson(store, p, q.has('pretty')), contentType: JSON_TYPE };
-    return { status: 200, body: renderStatsText(store, p) };
+    if (p.format === 'prometheus') return { status: 200, body: '', chunks: prometheusChunks(store, p) };
+    if (p.format === 'json') return { status: 200, body: '', chunks: statsJsonChunks(store, p, q.has('pretty')), contentType: JSON_TYPE };
+    return { status: 200, body: '', chunks: statsTextChunks(store, p) };
   }
 
   async request(method: string, pathAndQuery: string, headers: IncomingMessage['headers'] = {}): Promise<AdminResponse> {
+    const r = await this.dispatch(method, pathAndQuery, headers);
+    if (r.chunks === undefined) return r;
+    const { chunks, ...rest } = r;
+    try {
+      return { ...rest, body: joinChunks(chunks) };
+    } catch (e) {
+      return { status: 500, body: `internal error: ${(e as Error).message}\n` };
+    }
+  }
+
+  /** `request`, with a piece-by-piece body left as it is. */
+  private async dispatch(method: string, pathAndQuery: string, headers: IncomingMessage['headers']): Promise<AdminResponse> {
     const q = pathAndQuery.indexOf('?');
     const path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
     const query = new URLSearchParams(q < 0 ? '' : pathAndQuery.slice(q + 1));
@@ -357,7 +375,7 @@ class Admin implements AdminServer {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     req.resume();
-    void this.request(req.method ?? 'GET', req.url ?? '/', req.headers).then((r) => {
+    void this.dispatch(req.method ?? 'GET', req.url ?? '/', req.headers).then((r) => {
       res.statusCode = r.status;
       res.setHeader('content-type', r.contentType ?? TEXT);
       res.setHeader('cache-control', 'no-cache, max-age=0');
@@ -374,7 +392,8 @@ class Admin implements AdminServer {
         res.once('finish', run);
         res.once('close', run);
       }
-      res.end(r.body);
+      if (r.chunks !== undefined) void sendChunks(res, r.chunks);
+      else res.end(r.body);
     });
   }
 

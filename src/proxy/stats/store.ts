@@ -261,7 +261,12 @@ export class Scope {
   private childScopes: Set<Scope> | undefined;
   /** @internal */ readonly sources: StatsSource[] = [];
   /** Tag extraction of source stats, by name relative to the scope. */
-  private tagCache: Map<string, ExtractedTags> | undefined;
+  /**
+   * Tag extraction of source stats by name relative to the scope: the tag-extracted name alone when the tags are
+   * `commonTags` (the scope's own tags, which almost every stat of a cluster has), else the whole result.
+   */
+  private tagCache: Map<string, ExtractedTags | string> | undefined;
+  private commonTags: string[] | undefined;
   private removed = false;
 
   /** @internal */
@@ -323,6 +328,7 @@ export class Scope {
       if (this.sources.length === 0) {
         this.store.sourceScopes.delete(this);
         this.tagCache = undefined;
+        this.commonTags = undefined;
       }
     };
   }
@@ -336,18 +342,20 @@ export class Scope {
     this.owned = undefined;
     this.sources.length = 0;
     this.tagCache = undefined;
+    this.commonTags = undefined;
     this.store.sourceScopes.delete(this);
     this.parent?.childScopes?.delete(this);
   }
 
-  /** The tags of a source stat, by its name relative to the scope; `extract` runs once per name. @internal */
-  sourceTags(shortName: string, extract: () => ExtractedTags): ExtractedTags {
+  /** The tags of a source stat, by its name relative to the scope; extracted once per name. @internal */
+  sourceTags(shortName: string): ExtractedTags {
     const cache = (this.tagCache ??= new Map());
-    let t = cache.get(shortName);
-    if (t === undefined) {
-      t = extract();
-      cache.set(shortName, t);
-    }
+    const c = cache.get(shortName);
+    if (typeof c === 'string') return { extractedName: c, tags: this.commonTags! };
+    if (c !== undefined) return c;
+    const t = this.store.extract(this.prefix + shortName, this.pinEnd);
+    this.commonTags ??= t.tags;
+    cache.set(shortName, t.tags === this.commonTags ? t.extractedName : t);
     return t;
   }
 
