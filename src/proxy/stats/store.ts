@@ -327,6 +327,12 @@ export class Scope {
     };
   }
 
+  /** Lists `next` where `prev` was listed (a cluster's stats moving to its runtime on first use); no-op once removed. */
+  replaceSource(prev: StatsSource, next: StatsSource): void {
+    const i = this.sources.indexOf(prev);
+    if (i >= 0) this.sources[i] = next;
+  }
+
   /** Removes the scope, its child scopes and sources; stats no other scope holds leave the store. Idempotent. */
   remove(): void {
     if (this.removed) return;
