@@ -25,7 +25,7 @@
  * - RDS: compileRouteConfiguration (http/router) into the holder the connection managers read per request.
  *
  * Stats (`opts.stats`, a StatsStore; default a private one): each cluster gets the scope `cluster.<stat name>.`
- * listing its runtime's ClusterStats plus preallocated ClusterRequestStats (response codes, upstream_rq_time);
+ * listing its runtime's ClusterStats (an idle cluster's, see below) plus ClusterRequestStats (response codes, upstream_rq_time);
  * each listener `listener.<address>_<port>.` (or `listener.<stat_prefix>.`) and its HTTP connection manager
  * `http.<stat_prefix>.`; a TCP proxy `tcp.<stat_prefix>.`. They are created when the resource compiles and
  * removed when it is replaced or removed (stats of the same name carry over: Envoy keeps a replaced cluster's

@@ -312,6 +312,11 @@ export class Scope {
     return this.own(this.store.getTextReadout(this.prefix + name, this.pinEnd));
   }
 
+  /** Whether the store has a counter of this name (relative to the scope), created through any scope. */
+  hasCounter(name: string): boolean {
+    return this.store.counterMap.has(this.prefix + name);
+  }
+
   /** Lists stats kept elsewhere under this scope's prefix; returns a function that stops listing them. */
   addSource(source: StatsSource): () => void {
     if (this.removed) return () => {};

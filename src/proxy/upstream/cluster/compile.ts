@@ -658,7 +658,8 @@ export function compileSettings(c: Cluster, anyTls = false): ClusterSettings {
     statName: c.altStatName || name,
     type,
     lbPolicy,
-    edsServiceName: c.edsClusterConfig?.serviceName || name,
+    // Istio names the EDS service as the cluster: one string for both.
+    edsServiceName: !c.edsClusterConfig?.serviceName || c.edsClusterConfig.serviceName === name ? name : c.edsClusterConfig.serviceName,
     connectTimeoutMs,
     perConnectionBufferLimitBytes: c.perConnectionBufferLimitBytes ?? 1024 * 1024,
     thresholds,
