@@ -98,8 +98,7 @@ export class IdleCluster {
         try {
           rt.updateHosts(cla);
         } catch {
-          // Not in force for this cluster (it was NACKed when it came): the cluster has no hosts, as an eagerly
-          // built one would not.
+          // Refused for this cluster when it came (NACKed): it has no hosts from it, as an eagerly built one.
         }
       }
     }
