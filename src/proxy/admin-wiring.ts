@@ -58,11 +58,12 @@ function hostView(h: Host): HostStatusView {
   };
 }
 
-/** The `/clusters` view of every cluster in force (dynamic: they all came over CDS). */
+/** The `/clusters` view of every cluster in force (dynamic: they all came over CDS), used or not. */
 export function clusterViews(config: XdsConfig): ClusterStatusView[] {
   const out: ClusterStatusView[] = [];
   for (const entry of config.clusters.values()) {
-    const rt = entry.runtime;
+    // An idle cluster is shown from a runtime in its state, built for this view (the cluster stays idle).
+    const rt = entry.inspect();
     const od = rt.outlierDetector;
     out.push({
       name: rt.name,

@@ -13,6 +13,7 @@ import {
   renderPrometheus,
   type StatsParams,
 } from '../../src/proxy/stats/index.js';
+import { ClusterRequestStats } from '../../src/proxy/stats/request-stats.js';
 
 function params(query = ''): StatsParams {
   const r = parseStatsParams(new URLSearchParams(query));
@@ -238,7 +239,65 @@ describe('stats sources', () => {
   });
 });
 
+describe('cluster request stats', () => {
+  const CODES = ['upstream_rq_completed', 'upstream_rq_1xx', 'upstream_rq_2xx', 'upstream_rq_3xx', 'upstream_rq_4xx', 'upstream_rq_5xx'];
+
+  test('listed as zero before the first response, counted after it (each name once); a replacement keeps the counts', () => {
+    const store = new StatsStore();
+    const scope = store.scope('cluster.c.');
+    const cs = new ClusterRequestStats(scope);
+    // No counter objects yet: the names are listed from the source.
+    assert.equal(store.counterMap.size, 0);
+    const idle = statsMap(store);
+    for (const n of CODES) assert.equal(idle.get(`cluster.c.${n}`), '0', n);
+    assert.equal(idle.get('cluster.c.upstream_rq_time'), 'No recorded values');
+    assert.equal(statsMap(store, 'usedonly').size, 0);
+    const before = renderPrometheus(store, params());
+
+    cs.chargeCode(503);
+    cs.chargeCode(200);
+    const used = renderStatsText(store, params());
+    for (const n of CODES) assert.equal(used.split('\n').filter((l) => l.startsWith(`cluster.c.${n}: `)).length, 1, n);
+    const m = statsMap(store);
+    assert.equal(m.get('cluster.c.upstream_rq_completed'), '2');
+    assert.equal(m.get('cluster.c.upstream_rq_5xx'), '1');
+    assert.equal(m.get('cluster.c.upstream_rq_2xx'), '1');
+    assert.equal(m.get('cluster.c.upstream_rq_4xx'), '0');
+    assert.equal(m.get('cluster.c.upstream_rq_503'), '1');
+
+    // The cluster replaced (new scope of the same prefix, then the old one removed): the counters carry over.
+    const next = new ClusterRequestStats(store.scope('cluster.c.'));
+    scope.remove();
+    assert.equal(statsMap(store).get('cluster.c.upstream_rq_completed'), '2');
+    next.chargeCode(200);
+    assert.equal(statsMap(store).get('cluster.c.upstream_rq_completed'), '3');
+
+    // The Prometheus output of an unused cluster has the same series as that of counters created at zero.
+    const eager = new StatsStore();
+    const es = eager.scope('cluster.c.');
+    for (const n of CODES) es.counter(n);
+    es.histogram('upstream_rq_time', HistogramUnit.Milliseconds);
+    assert.equal(before, renderPrometheus(eager, params()));
+  });
+});
+
 describe('histograms', () => {
+  test('a histogram allocates its buckets with the first value; until then it reads as zero', () => {
+    const store = new StatsStore();
+    const a = store.histogram('cluster.a.upstream_rq_time', HistogramUnit.Milliseconds);
+    const b = store.histogram('cluster.b.upstream_rq_time', HistogramUnit.Milliseconds);
+    // Nothing recorded: both read the one shared zero array.
+    assert.equal(a.counts, b.counts);
+    assert.deepEqual([...a.counts], new Array(DEFAULT_BUCKETS.length + 1).fill(0));
+    assert.equal(a.cumulativeStatistics().count, 0);
+    store.flushHistograms();
+    a.record(3);
+    assert.notEqual(a.counts, b.counts);
+    assert.equal(a.counts[2], 1);
+    assert.deepEqual([...b.counts], new Array(DEFAULT_BUCKETS.length + 1).fill(0));
+    assert.equal(a.cumulativeStatistics().quantiles[SUPPORTED_QUANTILES.length - 1], 3.1);
+  });
+
   test('Prometheus buckets are exact (a value equal to a bound is in that bucket), with sum and count', () => {
     const store = new StatsStore();
     const h = store.histogram('cluster.a.upstream_rq_time', HistogramUnit.Milliseconds);

@@ -110,6 +110,12 @@ describe('settings', () => {
       [h.outlierDetection?.consecutive5xx, h.outlierDetection?.intervalMs, h.outlierDetection?.baseEjectionTimeMs, h.outlierDetection?.maxEjectionPercent, h.outlierDetection?.enforcingConsecutiveGatewayFailure, h.outlierDetection?.maxEjectionTimeMs],
       [5, 10_000, 30_000, 10, 0, 300_000],
     );
+    // Clusters with the same circuit breaker settings share one (frozen) thresholds object per priority.
+    const e = compileCluster(edsCluster('e', { connectTimeout: undefined }), testOpts());
+    assert.equal(e.circuitBreaker('default').thresholds, c.circuitBreaker('default').thresholds);
+    assert.equal(e.circuitBreaker('high').thresholds, c.circuitBreaker('high').thresholds);
+    assert.ok(Object.isFrozen(c.circuitBreaker('default').thresholds));
+    assert.equal(c.circuitBreaker('default').thresholds.maxRequests, 1024);
   });
 
   test('upstream protocol from HttpProtocolOptions (explicit HTTP/2, downstream) and the deprecated fields; warnings', () => {

@@ -11,17 +11,21 @@
  * good version stays in force, and the other resources of the same response apply (Envoy applies the valid
  * listeners and clusters of an LDS / CDS response and reports the rest).
  *
- * - CDS: compileCluster → ClusterRuntime (upstream/cluster). A changed cluster replaces the old one, which keeps
- *   serving the requests that hold it while its idle upstream connections close; an EDS cluster takes the last
+ * - CDS: prepareCluster (validation) → a ClusterEntry (config/cluster-entry.ts) whose ClusterRuntime
+ *   (upstream/cluster) is built at once, or — EDS and STATIC clusters without health checks, which do nothing
+ *   until used — on first use: until then the entry holds the prepared settings and the few stats that change
+ *   without traffic (upstream/cluster/idle.ts), and /stats and /clusters show it as its runtime would. A changed
+ *   cluster replaces the old one, which keeps serving the requests that hold it while its idle upstream
+ *   connections close (a replacement of a cluster in use is built at once); an EDS cluster takes the last
  *   ClusterLoadAssignment of its service name at once. EDS subscriptions follow the EDS clusters.
- * - EDS: ClusterRuntime.updateHosts(cla) for every cluster of that service name; pools of removed hosts drain.
+ * - EDS: ClusterEntry.updateHosts(cla) for every cluster of that service name; pools of removed hosts drain.
  * - LDS: compileListener (listener/listener.ts) with its HTTP connection manager; RDS names are subscribed before
  *   the handler returns; binding failures are errors of that listener. Listeners missing from a response are
  *   removed (they stop accepting and drain).
  * - RDS: compileRouteConfiguration (http/router) into the holder the connection managers read per request.
  *
  * Stats (`opts.stats`, a StatsStore; default a private one): each cluster gets the scope `cluster.<stat name>.`
- * listing its runtime's ClusterStats plus preallocated ClusterRequestStats (response codes, upstream_rq_time);
+ * listing its runtime's ClusterStats (an idle cluster's, see below) plus ClusterRequestStats (response codes, upstream_rq_time);
  * each listener `listener.<address>_<port>.` (or `listener.<stat_prefix>.`) and its HTTP connection manager
  * `http.<stat_prefix>.`; a TCP proxy `tcp.<stat_prefix>.`. They are created when the resource compiles and
  * removed when it is replaced or removed (stats of the same name carry over: Envoy keeps a replaced cluster's
@@ -51,14 +55,11 @@ import { IstioTcpStats } from '../stats/istio/tcp.js';
 import type { IstioMetrics, Reporter } from '../stats/istio/metrics.js';
 import { GAUGES } from '../upstream/cluster/stats.js';
 import { compileRouteConfiguration, type CompiledRouteConfig } from '../http/router/index.js';
-import type { UpstreamCluster } from '../http/route-path/upstream-request.js';
 import type { RouteSource } from '../http/server/hcm.js';
 import { compileListener, type CompiledListener, type ListenerManager } from '../listener/listener.js';
-import { compileCluster, type ClusterRuntime } from '../upstream/cluster/index.js';
-import type { Host } from '../upstream/cluster/host.js';
-import { H1Pool } from '../upstream/pool/h1-pool.js';
-import { H2Pool } from '../upstream/pool/h2-pool.js';
-import type { UpstreamPool } from '../upstream/pool/types.js';
+import { ClusterRuntime, IdleCluster, prepareCluster, type IdleClusterContext, type PreparedCluster } from '../upstream/cluster/index.js';
+import { IdleCounts } from '../upstream/cluster/idle.js';
+import { ClusterEntry } from './cluster-entry.js';
 import type { Secret } from '../../xds/gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.js';
 import { compileSecret, SecretManager } from '../tls/secrets.js';
 import type { LocalInfo, TracingContext } from '../tracing/tracer.js';
@@ -80,57 +81,24 @@ class FixedRoutes implements RouteSource {
   constructor(readonly current: CompiledRouteConfig) {}
 }
 
-/** A cluster in force: its runtime, its request stats and one HTTP/1.1 and/or HTTP/2 pool per host. */
-export class ClusterEntry implements UpstreamCluster {
-  // Created on first use: most clusters of a sidecar never carry a request.
-  private pools: Map<Host, UpstreamPool> | undefined;
-  private h2Pools: Map<Host, UpstreamPool> | undefined;
-  private retired = false;
+export { ClusterEntry } from './cluster-entry.js';
 
+/**
+ * A resource in force as the config dump lists it. It holds the client's entry, not its message: the client keeps
+ * the bytes and decodes them again when the dump is read. (A class: an object literal with a getter would cost a
+ * closure and a dictionary-mode object per resource.)
+ */
+class AcceptedResource<T> implements DumpedResource<T> {
+  readonly clientStatus = ClientResourceStatus.ACKED;
   constructor(
-    readonly runtime: ClusterRuntime,
-    readonly stats: ClusterRequestStats,
-  ) {
-    runtime.onHostsChanged((_added, removed) => {
-      for (const h of removed) {
-        for (const m of [this.pools, this.h2Pools]) {
-          const p = m?.get(h);
-          if (p !== undefined) {
-            m!.delete(h);
-            p.drain();
-          }
-        }
-      }
-    });
+    private readonly entry: ResourceEntry & { message: T },
+    readonly lastUpdated: number,
+  ) {}
+  get resource(): T {
+    return this.entry.message;
   }
-
-  pool(host: Host, protocol: 1 | 2): UpstreamPool {
-    const m = protocol === 2 ? (this.h2Pools ??= new Map()) : (this.pools ??= new Map());
-    let p = m.get(host);
-    if (p === undefined) {
-      p = protocol === 2 ? new H2Pool(this.runtime, host) : new H1Pool(this.runtime, host);
-      if (this.retired) p.drain();
-      m.set(host, p);
-    }
-    return p;
-  }
-
-  /** Replaced or removed: finish what is in flight, open nothing new for idle reuse, stop timers. */
-  retire(): void {
-    this.retired = true;
-    for (const p of this.pools?.values() ?? []) p.drain();
-    for (const p of this.h2Pools?.values() ?? []) p.drain();
-    this.runtime.close();
-    this.stats.remove();
-  }
-
-  /** Proxy shutdown. */
-  close(): void {
-    this.retired = true;
-    for (const p of this.pools?.values() ?? []) p.close();
-    for (const p of this.h2Pools?.values() ?? []) p.close();
-    this.runtime.close();
-    this.stats.remove();
+  get versionInfo(): string {
+    return this.entry.version;
   }
 }
 
@@ -192,6 +160,8 @@ export class XdsConfig {
   private readonly telemetry: Omit<TracingContext, 'listener' | 'field'>;
   readonly routes = new Map<string, RdsHolder>();
   private readonly lastCla = new Map<string, ResourceEntry<ClusterLoadAssignment>>();
+  /** How idle clusters build their runtime (upstream/cluster/idle.ts). */
+  private readonly idleContext: IdleClusterContext;
   private readonly edsNames = new Set<string>();
   private readonly warned = new Set<string>();
   private readonly log: ConfigLogger;
@@ -220,6 +190,8 @@ export class XdsConfig {
     this.stats = opts.stats ?? new StatsStore();
     this.istio = opts.istio;
     this.secrets = opts.secrets ?? new SecretManager();
+    const lastCla = this.lastCla;
+    this.idleContext = { opts: { secrets: this.secrets }, cla: (n) => lastCla.get(n)?.message };
     this.telemetry = {
       direction: 'UNSPECIFIED',
       local: opts.local ?? { nodeId: '', cluster: '', zone: '' },
@@ -242,14 +214,15 @@ export class XdsConfig {
   }
 
   private accepted<T>(m: Dumped<T>, name: string, entry: ResourceEntry & { message: T }): void {
-    // The entry, not its message: the client keeps the bytes and decodes them again when the dump is read.
-    m.set(name, { get resource() { return entry.message; }, versionInfo: entry.version, lastUpdated: Date.now(), clientStatus: ClientResourceStatus.ACKED });
+    m.set(name, new AcceptedResource(entry, Date.now()));
   }
 
   private rejected<T>(m: Dumped<T>, name: string, entry: ResourceEntry & { message: T }, details: string): void {
     const prev = m.get(name);
+    // The version in force stays listed (read through its getters: an AcceptedResource's are on its prototype).
+    const inForce: DumpedResource<T> = prev?.resource !== undefined ? { resource: prev.resource, versionInfo: prev.versionInfo, lastUpdated: prev.lastUpdated } : { name };
     m.set(name, {
-      ...(prev ?? { name }),
+      ...inForce,
       error: { details, versionInfo: entry.version, failedConfiguration: entry.message, lastUpdateAttempt: Date.now() },
       clientStatus: ClientResourceStatus.NACKED,
     });
@@ -303,19 +276,20 @@ export class XdsConfig {
 
   onClusters(u: ResourceUpdate<Cluster>): void {
     const errors: string[] = [];
-    const compiled: Array<[string, ClusterRuntime]> = [];
+    const compiled: Array<[string, PreparedCluster]> = [];
     for (const [name, entry] of u.added) {
       try {
-        const rt = compileCluster(entry.message, { secrets: this.secrets });
-        for (const w of rt.warnings) this.warnOnce(`cluster ${JSON.stringify(name)}: ${w.field}: ${w.detail}`);
-        compiled.push([name, rt]);
+        const p = prepareCluster(entry.message, this.secrets);
+        for (const w of p.settings.warnings) this.warnOnce(`cluster ${JSON.stringify(name)}: ${w.field}: ${w.detail}`);
+        compiled.push([name, p]);
         this.accepted(this.dumped.clusters, name, entry);
       } catch (e) {
         errors.push(messageOf(e));
         this.rejected(this.dumped.clusters, name, entry, messageOf(e));
       }
     }
-    for (const [name, rt] of compiled) {
+    for (const [name, p] of compiled) {
+      const rt = new ClusterRuntime(p, this.idleContext.opts);
       if (rt.type === 'EDS') {
         const cla = this.lastCla.get(rt.edsServiceName)?.message;
         if (cla !== undefined) {
@@ -326,13 +300,17 @@ export class XdsConfig {
           }
         }
       }
-      rt.start();
       const old = this.clusters.get(name);
-      if (old !== undefined && old.runtime.statName === rt.statName) carryCounters(old.runtime.stats, rt.stats);
-      const scope = this.stats.scope(`cluster.${rt.statName}.`);
-      scope.addSource(rt.stats);
-      if (!rt.transport.plaintext) scope.addSource(rt.transport.stats);
-      this.clusters.set(name, new ClusterEntry(rt, new ClusterRequestStats(scope)));
+      const carry = old !== undefined && old.settings.statName === p.settings.statName;
+      if (carry) carryCounters(old.idleCounts ?? old.runtime.stats, rt.stats);
+      // A cluster that can wait keeps only its settings and counts until first used; one that replaces a cluster
+      // in use is in use.
+      const idle = IdleCluster.canWait(p) && (old === undefined || !old.awake);
+      const scope = this.stats.scope(`cluster.${p.settings.statName}.`);
+      const c = new ClusterEntry(idle ? new IdleCluster(p, IdleCounts.of(rt.stats), this.idleContext) : rt, new ClusterRequestStats(scope));
+      if (!idle) rt.start();
+      if (!p.transport.plaintext) scope.addSource(p.transport.stats);
+      this.clusters.set(name, c);
       old?.retire();
     }
     for (const name of u.removed) {
@@ -349,7 +327,7 @@ export class XdsConfig {
 
   private syncEdsSubscriptions(): void {
     const want = new Set<string>();
-    for (const c of this.clusters.values()) if (c.runtime.type === 'EDS') want.add(c.runtime.edsServiceName);
+    for (const c of this.clusters.values()) if (c.settings.type === 'EDS') want.add(c.settings.edsServiceName);
     const add = [...want].filter((n) => !this.edsNames.has(n));
     const drop = [...this.edsNames].filter((n) => !want.has(n));
     for (const n of add) this.edsNames.add(n);
@@ -369,9 +347,9 @@ export class XdsConfig {
     for (const [name, entry] of u.added) {
       let ok = true;
       for (const c of this.clusters.values()) {
-        if (c.runtime.type !== 'EDS' || c.runtime.edsServiceName !== name) continue;
+        if (c.settings.type !== 'EDS' || c.settings.edsServiceName !== name) continue;
         try {
-          c.runtime.updateHosts(entry.message);
+          c.updateHosts(entry.message);
         } catch (e) {
           ok = false;
           errors.push(messageOf(e));
@@ -491,7 +469,7 @@ export class XdsConfig {
    */
   private syncSdsSubscriptions(): void {
     const want = new Set<string>();
-    for (const c of this.clusters.values()) for (const n of c.runtime.transport.sdsNames()) want.add(n);
+    for (const c of this.clusters.values()) for (const n of c.transport.sdsNames()) want.add(n);
     for (const n of this.listeners.sdsNames()) want.add(n);
     for (const n of [...want]) if (this.secrets.isLocal(n)) want.delete(n);
     const add = [...want].filter((n) => !this.sdsNames.has(n));

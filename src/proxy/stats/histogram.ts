@@ -13,6 +13,7 @@
  *   bin exactly as circllhist's `hist_approx_quantile` does, so `/stats` prints the same P0..P100 numbers Envoy does
  *   (one sample of 1 → P25 1.025, P100 1.1). The bins of a decade are allocated the first time a value lands in
  *   that decade (a handful of times per histogram's life, never per record afterwards).
+ * Both are allocated by the first record: a sidecar has a histogram per cluster, and most never record a value.
  *
  * Intervals: Envoy reports each histogram twice — over the last completed stats-flush interval and cumulatively.
  * `flushInterval()` (the store calls it from its flush timer, 5 s by default like Envoy's stats_flush_interval)
@@ -74,12 +75,12 @@ export class Histogram extends Metric {
   count = 0;
   /** Sum of the samples (all time). */
   sum = 0;
-  /** Per-bucket (disjoint) counts; the last slot counts values above the last bound. */
-  readonly counts: Float64Array;
   /** Samples equal to zero (the log-linear zero bin). */
   private zero = 0;
-  /** Log-linear bins per decade, allocated on first use. */
-  private readonly bins: Array<Float64Array | undefined>;
+  // Allocated by the first record: most histograms of a sidecar (one per cluster) never record a value.
+  private buckets: Float64Array | undefined;
+  /** Log-linear bins per decade, each allocated on first use. */
+  private bins: Array<Float64Array | undefined> | undefined;
   // Interval state: the snapshot at the last flush, and the last completed interval.
   private snap: IntervalState | undefined;
   private last: IntervalState | undefined;
@@ -93,8 +94,11 @@ export class Histogram extends Metric {
     explicitTags: readonly string[] | undefined = undefined,
   ) {
     super(name, pinEnd, explicitTags);
-    this.counts = new Float64Array(bounds.length + 1);
-    this.bins = new Array<Float64Array | undefined>(DECADES).fill(undefined);
+  }
+
+  /** Per-bucket (disjoint) counts; the last slot counts values above the last bound. Read only. */
+  get counts(): Float64Array {
+    return this.buckets ?? zeros(this.bounds.length + 1);
   }
 
   /** Records one value. */
@@ -107,7 +111,7 @@ export class Histogram extends Metric {
     const n = bounds.length;
     let i = 0;
     while (i < n && v > bounds[i]!) i++;
-    this.counts[i]!++;
+    (this.buckets ??= new Float64Array(n + 1))[i]!++;
     if (v === 0) {
       this.zero++;
       return;
@@ -137,8 +141,9 @@ export class Histogram extends Metric {
       m = 10;
     }
     const d = e - MIN_EXP;
-    let bins = this.bins[d];
-    if (bins === undefined) bins = this.bins[d] = new Float64Array(90);
+    const all = (this.bins ??= new Array<Float64Array | undefined>(DECADES).fill(undefined));
+    let bins = all[d];
+    if (bins === undefined) bins = all[d] = new Float64Array(90);
     bins[m - 10]!++;
   }
 
@@ -153,12 +158,14 @@ export class Histogram extends Metric {
     snap.count = this.count;
     snap.sum = this.sum;
     snap.zero = this.zero;
-    for (let i = 0; i < this.counts.length; i++) {
-      last.counts[i] = this.counts[i]! - snap.counts[i]!;
-      snap.counts[i] = this.counts[i]!;
+    const counts = this.counts;
+    for (let i = 0; i < counts.length; i++) {
+      last.counts[i] = counts[i]! - snap.counts[i]!;
+      snap.counts[i] = counts[i]!;
     }
-    for (let d = 0; d < DECADES; d++) {
-      const live = this.bins[d];
+    const bins = this.bins ?? NO_BINS;
+    for (let d = 0; d < bins.length; d++) {
+      const live = bins[d];
       if (live === undefined) continue;
       const s = (snap.bins[d] ??= new Float64Array(90));
       const l = (last.bins[d] ??= new Float64Array(90));
@@ -171,7 +178,7 @@ export class Histogram extends Metric {
 
   /** Statistics over everything recorded. */
   cumulativeStatistics(): HistogramStatistics {
-    return statistics(this.count, this.sum, this.zero, this.counts, this.bins, this.bounds);
+    return statistics(this.count, this.sum, this.zero, this.counts, this.bins ?? NO_BINS, this.bounds);
   }
 
   /** Statistics over the last completed flush interval (no samples before the first flush). */
@@ -187,11 +194,21 @@ export class Histogram extends Metric {
     this.sum = 0;
     this.zero = 0;
     this.used = false;
-    this.counts.fill(0);
-    for (const b of this.bins) b?.fill(0);
+    this.buckets?.fill(0);
+    if (this.bins !== undefined) for (const b of this.bins) b?.fill(0);
     this.snap = undefined;
     this.last = undefined;
   }
+}
+
+const NO_BINS: ReadonlyArray<Float64Array | undefined> = Object.freeze([]);
+const ZEROS = new Map<number, Float64Array>();
+
+/** A zero bucket array of length n, shared by the histograms that have recorded nothing (never written). */
+function zeros(n: number): Float64Array {
+  let z = ZEROS.get(n);
+  if (z === undefined) ZEROS.set(n, (z = new Float64Array(n)));
+  return z;
 }
 
 class IntervalState {

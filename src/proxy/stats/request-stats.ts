@@ -31,7 +31,7 @@
  */
 import type { Counter, Gauge } from './metric.js';
 import { HistogramUnit, type Histogram } from './histogram.js';
-import type { Scope } from './store.js';
+import type { Scope, SourceStatKind, StatsSource } from './store.js';
 import type { ResponseHead } from '../http/headers.js';
 import type { DownstreamStream } from '../http/server/connection.js';
 import type { IstioHttpStats } from './istio/http.js';
@@ -44,29 +44,48 @@ function classCounters(scope: Scope, prefix: string): Counter[] {
   return out;
 }
 
-export class ClusterRequestStats {
-  readonly upstream_rq_completed: Counter;
+const CLASS_NAMES = ['', 'upstream_rq_1xx', 'upstream_rq_2xx', 'upstream_rq_3xx', 'upstream_rq_4xx', 'upstream_rq_5xx'];
+
+/**
+ * The counters are created by the first response (most clusters of a sidecar never see one); until then the object
+ * lists them as zero (a StatsSource of its scope), so `/stats` shows the same names either way. A replaced cluster's
+ * counters (still in the store) are taken at once, so their values carry over.
+ */
+export class ClusterRequestStats implements StatsSource {
   readonly upstream_rq_time: Histogram;
-  private readonly classes: Counter[];
+  private completed: Counter | undefined;
+  private classes: Counter[] | undefined;
   /** Per-status counters, created on first use; allocated on the first response (idle clusters hold none). */
   private codes: Array<Counter | undefined> | null = null;
 
   constructor(readonly scope: Scope) {
-    this.upstream_rq_completed = scope.counter('upstream_rq_completed');
     this.upstream_rq_time = scope.histogram('upstream_rq_time', HistogramUnit.Milliseconds);
-    this.classes = classCounters(scope, 'upstream_rq_');
+    if (scope.hasCounter('upstream_rq_completed')) this.createCounters();
+    else scope.addSource(this);
   }
 
   /** A response to a request routed to this cluster (from the upstream or a local reply). */
   chargeCode(status: number): void {
-    this.upstream_rq_completed.inc();
+    (this.completed ?? this.createCounters()).inc();
     if (status < 100 || status >= 600) return;
     const cls = (status / 100) | 0;
-    this.classes[cls]!.inc();
+    this.classes![cls]!.inc();
     const codes = (this.codes ??= new Array<Counter | undefined>(600).fill(undefined));
     let c = codes[status];
     if (c === undefined) codes[status] = c = this.scope.counter(`upstream_rq_${status}`);
     c.inc();
+  }
+
+  /** The counters not created yet, as zero. */
+  forEach(cb: (name: string, value: number, kind: SourceStatKind) => void): void {
+    if (this.completed !== undefined) return;
+    cb('upstream_rq_completed', 0, 'counter');
+    for (let i = 1; i <= 5; i++) cb(CLASS_NAMES[i]!, 0, 'counter');
+  }
+
+  private createCounters(): Counter {
+    this.classes = classCounters(this.scope, 'upstream_rq_');
+    return (this.completed = this.scope.counter('upstream_rq_completed'));
   }
 
   remove(): void {

@@ -317,6 +317,11 @@ export class Scope {
     return this.own(this.store.getTextReadout(this.prefix + name, this.pinEnd));
   }
 
+  /** Whether the store has a counter of this name (relative to the scope), created through any scope. */
+  hasCounter(name: string): boolean {
+    return this.store.counterMap.has(this.prefix + name);
+  }
+
   /** Lists stats kept elsewhere under this scope's prefix; returns a function that stops listing them. */
   addSource(source: StatsSource): () => void {
     if (this.removed) return () => {};
@@ -331,6 +336,12 @@ export class Scope {
         this.commonTags = undefined;
       }
     };
+  }
+
+  /** Lists `next` where `prev` was listed (a cluster's stats moving to its runtime on first use); no-op once removed. */
+  replaceSource(prev: StatsSource, next: StatsSource): void {
+    const i = this.sources.indexOf(prev);
+    if (i >= 0) this.sources[i] = next;
   }
 
   /** Removes the scope, its child scopes and sources; stats no other scope holds leave the store. Idempotent. */

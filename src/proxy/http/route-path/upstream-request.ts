@@ -50,7 +50,7 @@
  * an end from either side half-closes the other, and the request is over once both directions have ended; a reset
  * on either side resets the other. Any other answer is an ordinary response.
  * Stats: cluster upstream_rq_total/_active/_retry/_retry_success/_timeout/_per_try_timeout/_cancelled (runtime
- * ClusterStats), upstream_rq_completed/_<code>/_<n>xx and upstream_rq_time (UpstreamCluster.stats, preallocated),
+ * ClusterStats), upstream_rq_completed/_<code>/_<n>xx and upstream_rq_time (UpstreamCluster.stats, created with the cluster),
  * host rq_*; outlier results are reported for every attempt.
  */
 import { peerOf } from '../../tls/peer.js';

@@ -405,7 +405,11 @@ function hedgeCheck(ctx: CompileContext, field: string, h: HedgePolicy | undefin
   if (asks) ctx.fail(field, 'request hedging is not supported');
 }
 
-function compileMirrors(ctx: CompileContext, field: string, ms: readonly RouteAction_RequestMirrorPolicy[], clusters: Set<string>): MirrorPolicy[] {
+/** The empty list every route without hash policies, mirrors or header operations shares. */
+const NONE: readonly never[] = Object.freeze([]);
+
+function compileMirrors(ctx: CompileContext, field: string, ms: readonly RouteAction_RequestMirrorPolicy[], clusters: Set<string>): readonly MirrorPolicy[] {
+  if (ms.length === 0) return NONE;
   return ms.map((m, i) => {
     const p = compileMirrorPolicy(ctx, `${field}[${i}]`, m);
     if (p.cluster) clusters.add(p.cluster);
@@ -494,8 +498,10 @@ function compileRedirect(ctx: CompileContext, field: string, r: RedirectAction):
 
 /** Common decision fields of a route (before its action). */
 function baseInit(parent: Parent, routeName: string, filterConfig: ReadonlyMap<string, Any>, compiled: ReadonlyMap<string, unknown>, disabled: ReadonlyMap<string, boolean>, routeReq: HeaderParser, routeResp: HeaderParser, bufferLimit: number | undefined): DecisionInit {
-  const order = (rc: HeaderParser, vh: HeaderParser, rt: HeaderParser): HeaderParser[] =>
-    (parent.mostSpecificWins ? [rc, vh, rt] : [rt, vh, rc]).filter((p) => !p.empty);
+  const order = (rc: HeaderParser, vh: HeaderParser, rt: HeaderParser): readonly HeaderParser[] => {
+    if (rc.empty && vh.empty && rt.empty) return NONE;
+    return (parent.mostSpecificWins ? [rc, vh, rt] : [rt, vh, rc]).filter((p) => !p.empty);
+  };
   return {
     kind: 'cluster',
     routeName,
@@ -512,7 +518,7 @@ function baseInit(parent: Parent, routeName: string, filterConfig: ReadonlyMap<s
     maxGrpcTimeoutMs: undefined,
     grpcTimeoutOffsetMs: undefined,
     retryPolicy: undefined,
-    hashPolicies: [],
+    hashPolicies: NONE,
     mirrorPolicies: parent.mirrors,
     priority: 'DEFAULT',
     upgrades: NO_UPGRADES,
@@ -682,7 +688,7 @@ function compileRouteAction(ctx: CompileContext, field: string, a: RouteAction, 
     const c = compileHashPolicy(ctx, `${field}.hash_policy[${i}]`, p);
     if (c) hashes.push(c);
   });
-  init.hashPolicies = hashes;
+  init.hashPolicies = hashes.length === 0 ? NONE : hashes;
   init.priority = a.priority === RoutingPriority.HIGH ? 'HIGH' : 'DEFAULT';
 
   if (a.upgradeConfigs.length > 0) {

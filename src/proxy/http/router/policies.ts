@@ -188,24 +188,43 @@ export function compileRetryPolicy(ctx: CompileContext, field: string, p: RetryP
     if (code < 100 || code > 599) ctx.warn(`${field}.retriable_status_codes`, `status code ${code} is outside 100..599 and never matches`);
   }
 
-  return new RetryPolicy(
+  const policy = new RetryPolicy(
     retryOn,
     mask,
     p.numRetries ?? 1,
     optionalDurationMs(ctx, `${field}.per_try_timeout`, p.perTryTimeout) ?? 0,
     optionalDurationMs(ctx, `${field}.per_try_idle_timeout`, p.perTryIdleTimeout) ?? 0,
-    [...p.retriableStatusCodes],
+    p.retriableStatusCodes.length === 0 ? NONE : [...p.retriableStatusCodes],
     previousHosts,
     p.hostSelectionRetryMaxAttempts > 0n ? Number(p.hostSelectionRetryMaxAttempts) : 1,
     updateFrequency,
     base,
     max,
-    resetHeaders,
+    resetHeaders.length === 0 ? NONE : resetHeaders,
     resetMax,
-    p.retriableHeaders.map((h, i) => compileHeaderMatcher(ctx, `${field}.retriable_headers[${i}]`, h)),
-    p.retriableRequestHeaders.map((h, i) => compileHeaderMatcher(ctx, `${field}.retriable_request_headers[${i}]`, h)),
+    p.retriableHeaders.length === 0 ? NONE : p.retriableHeaders.map((h, i) => compileHeaderMatcher(ctx, `${field}.retriable_headers[${i}]`, h)),
+    p.retriableRequestHeaders.length === 0 ? NONE : p.retriableRequestHeaders.map((h, i) => compileHeaderMatcher(ctx, `${field}.retriable_request_headers[${i}]`, h)),
   );
+  // A policy without header matchers is a plain value: routes with the same one share it.
+  if (p.retriableHeaders.length > 0 || p.retriableRequestHeaders.length > 0) return policy;
+  const key = JSON.stringify([
+    policy.retryOn,
+    policy.numRetries,
+    policy.perTryTimeoutMs,
+    policy.perTryIdleTimeoutMs,
+    policy.retriableStatusCodes,
+    policy.previousHosts,
+    policy.hostSelectionMaxAttempts,
+    policy.previousPrioritiesUpdateFrequency ?? null,
+    policy.baseIntervalMs ?? null,
+    policy.maxIntervalMs ?? null,
+    policy.resetHeaders,
+    policy.resetMaxIntervalMs,
+  ]);
+  return ctx.share(`retry:${key}`, policy);
 }
+
+const NONE: readonly never[] = Object.freeze([]);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Request mirroring

@@ -15,8 +15,22 @@ import type { RegexMatcher, RegexMatchAndSubstitute } from '../../../xds/gen/env
 /** Errors and warnings while compiling one RouteConfiguration. */
 export class CompileContext {
   private readonly seen = new Set<string>();
+  private shared: Map<string, object> | undefined;
   readonly warnings: string[] = [];
   constructor(readonly resource: string) {}
+
+  /**
+   * One object per value within a route configuration: the first object compiled with this `key` (a complete
+   * description of the value), returned for every later one. Thousands of routes with the same retry policy hold
+   * one.
+   */
+  share<T extends object>(key: string, value: T): T {
+    const m = (this.shared ??= new Map());
+    const have = m.get(key);
+    if (have !== undefined) return have as T;
+    m.set(key, value);
+    return value;
+  }
 
   fail(field: string, detail: string): never {
     throw new ConfigError(this.resource, field, detail, 'route_config');

@@ -57,6 +57,22 @@ export interface CompileOptions {
 
 export type HostsChangedListener = (added: readonly Host[], removed: readonly Host[]) => void;
 
+/**
+ * A Cluster validated and compiled into what its runtime is built from: everything a NACK needs to know about is
+ * checked here, so a runtime can be built from it later (on first use) without failing.
+ */
+export interface PreparedCluster {
+  readonly settings: ClusterSettings;
+  readonly transport: UpstreamTransport;
+  readonly meshService: MeshService;
+}
+
+/** Validates and compiles a Cluster; throws ConfigError naming the cluster and the field (→ NACK). */
+export function prepareCluster(config: Cluster, secrets: SecretManager | undefined): PreparedCluster {
+  const transport = compileUpstreamTransport(config, secrets);
+  return { settings: compileSettings(config, !transport.plaintext), transport, meshService: meshServiceOf(config) };
+}
+
 export class ClusterRuntime implements LbEnv {
   readonly name: string;
   /** The stats prefix: `cluster.<statName>.` (alt_stat_name when set). */
@@ -91,7 +107,8 @@ export class ClusterRuntime implements LbEnv {
   /** Resolves once the cluster is initialized (endpoints known, initial hosts health checked once). */
   readonly ready: Promise<void>;
 
-  private readonly settings: ClusterSettings;
+  /** The compiled settings the runtime was built from. */
+  readonly settings: ClusterSettings;
   private readonly hostMap = new Map<string, Host>();
   private localityWeights: Array<Map<string, number>> = [new Map()];
   private readonly breakers: Record<RoutingPriority, CircuitBreaker>;
@@ -108,9 +125,8 @@ export class ClusterRuntime implements LbEnv {
   private resolveReady!: () => void;
   private isReady = false;
 
-  constructor(config: Cluster, opts: CompileOptions = {}) {
-    const transport = compileUpstreamTransport(config, opts.secrets);
-    const s = compileSettings(config, !transport.plaintext);
+  constructor(prepared: PreparedCluster, opts: CompileOptions = {}) {
+    const { settings: s, transport } = prepared;
     this.transport = transport;
     this.settings = s;
     this.name = s.name;
@@ -125,7 +141,7 @@ export class ClusterRuntime implements LbEnv {
     this.outlierDetection = s.outlier;
     this.originalDst = s.originalDst;
     this.warnings = s.warnings;
-    this.meshService = meshServiceOf(config);
+    this.meshService = prepared.meshService;
     this.clock = opts.clock ?? systemClock;
     this.random = opts.random ?? defaultRandom();
     this.ready = new Promise((r) => (this.resolveReady = r));
@@ -487,7 +503,7 @@ class OriginalDstLb implements LoadBalancer {
  * or uses something not supported, so the proxy NACKs it.
  */
 export function compileCluster(c: Cluster, opts: CompileOptions = {}): ClusterRuntime {
-  return new ClusterRuntime(c, opts);
+  return new ClusterRuntime(prepareCluster(c, opts.secrets), opts);
 }
 
 /** Health check connections through a cluster's transport (TLS per host), to the host's health check address. */

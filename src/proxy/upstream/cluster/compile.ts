@@ -276,7 +276,20 @@ function thresholdsFor(c: Cluster, priority: RoutingPriority, err: (f: string, d
     }
     if (ph.maxConnections !== undefined) t.maxConnectionsPerHost = ph.maxConnections;
   }
-  return t;
+  return sharedThresholds(t);
+}
+
+/** Thresholds objects by value: clusters with the same circuit breaker settings (usually all of them) share one. */
+const THRESHOLDS = new Map<string, Thresholds>();
+const MAX_SHARED_THRESHOLDS = 64;
+
+function sharedThresholds(t: Thresholds): Thresholds {
+  const key = JSON.stringify(t);
+  const have = THRESHOLDS.get(key);
+  if (have !== undefined) return have;
+  const frozen = Object.freeze(t.retryBudget ? { ...t, retryBudget: Object.freeze(t.retryBudget) } : t);
+  if (THRESHOLDS.size < MAX_SHARED_THRESHOLDS) THRESHOLDS.set(key, frozen);
+  return frozen;
 }
 
 function payload(p: HealthCheck_Payload, err: (d: string) => never): Buffer {
@@ -658,7 +671,8 @@ export function compileSettings(c: Cluster, anyTls = false): ClusterSettings {
     statName: c.altStatName || name,
     type,
     lbPolicy,
-    edsServiceName: c.edsClusterConfig?.serviceName || name,
+    // Istio names the EDS service as the cluster: one string for both.
+    edsServiceName: !c.edsClusterConfig?.serviceName || c.edsClusterConfig.serviceName === name ? name : c.edsClusterConfig.serviceName,
     connectTimeoutMs,
     perConnectionBufferLimitBytes: c.perConnectionBufferLimitBytes ?? 1024 * 1024,
     thresholds,

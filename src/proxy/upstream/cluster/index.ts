@@ -11,7 +11,8 @@
  * See cluster.ts (ClusterRuntime), host.ts (Host, health flags), lb/load-balancer.ts (LbContext, priorities,
  * panic), circuit-breaker.ts, outlier/detector.ts, health/health-checker.ts and stats.ts.
  */
-export { ClusterRuntime, compileCluster, type CompileOptions, type HostsChangedListener } from './cluster.js';
+export { ClusterRuntime, compileCluster, prepareCluster, type CompileOptions, type HostsChangedListener, type PreparedCluster } from './cluster.js';
+export { IdleCluster, type IdleClusterContext } from './idle.js';
 export type { ConfigWarning, DiscoveryType, LbPolicyName, UpstreamProtocol } from './compile.js';
 export { ConfigError } from '../../config-error.js';
 export { ManualClock, systemClock, type Clock, type Timer } from './clock.js';
