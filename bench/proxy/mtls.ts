@@ -5,7 +5,8 @@
  * keep-alive connections, against the same GETs sent to the upstream directly. Reported: p50/p99 and what the two
  * hops add, CPU per 1,000 rps of each proxy, and the TLS handshakes per second the server sidecar completed — full
  * and resumed (session tickets) — while the client sidecar recycles its upstream connection every 100 requests
- * (DestinationRule maxRequestsPerConnection), so handshakes happen all along.
+ * (DestinationRule maxRequestsPerConnection), so handshakes happen all along. Each measured run follows a warm-up at
+ * the same rate (WARMUP_REQUESTS).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +17,8 @@ import type { Proc } from './procs.js';
 
 export interface MtlsResult {
   rps: number;
+  /** Seconds of load at `rps` before each measured run (direct, then the two hops). */
+  warmupSeconds: number;
   direct: LoadResult;
   twoHop: LoadResult;
   /** vCPU seconds per 1,000 requests (= vCPU per 1,000 rps) of each sidecar. */
@@ -32,6 +35,8 @@ export interface MtlsHarness {
   configDir: string;
   upstreamPort: number;
   seconds: number;
+  /** --warmup: seconds of load before each measured run (the case warms up for at least WARMUP_REQUESTS). */
+  warmupSeconds: number;
   rps: number;
   startProxy(id: string, extra: string[]): Promise<{ proc: Proc; outbound: number; admin: number }>;
   load(args: string[]): Promise<LoadResult>;
@@ -40,6 +45,14 @@ export interface MtlsHarness {
 }
 
 const HOST = 'bench-mtls:8080';
+
+/**
+ * Requests sent before each measured run, at the case's rate: V8 compiles a fresh proxy's request path over its first
+ * few thousand requests, and at 1,000 rps that takes seconds (CPU per 1,000 rps of each sidecar, measured in 2 s
+ * slices from start: 0.39, 0.23, 0.16, 0.15, ...), where the throughput cases warm up with tens of thousands of
+ * requests in their one warm-up second.
+ */
+const WARMUP_REQUESTS = 5000;
 
 async function sslCounters(h: MtlsHarness, admin: number): Promise<{ handshake: number; reused: number }> {
   const text = (await h.httpGet(admin, '/stats', 'localhost')).body;
@@ -76,15 +89,18 @@ export async function runMtlsTwoHop(h: MtlsHarness): Promise<MtlsResult> {
     await new Promise((res) => setTimeout(res, 100));
   }
   if ((await sslCounters(h, server.admin)).handshake === 0) throw new Error('two-hop mTLS: the server sidecar completed no TLS handshake');
-  const args = (port: number, host: string) => ['http-rate', `127.0.0.1:${port}`, host, '/1k', String(h.rps), '10', String(h.seconds)];
+  const args = (port: number, host: string, seconds: number) => ['http-rate', `127.0.0.1:${port}`, host, '/1k', String(h.rps), '10', String(seconds)];
+  const warmup = Math.ceil(Math.max(h.warmupSeconds, WARMUP_REQUESTS / h.rps));
   h.progress(`fixed ${h.rps} rps, 1 KB → direct`);
-  const direct = await h.load(args(h.upstreamPort, HOST));
-  h.progress(`fixed ${h.rps} rps, 1 KB → weft → weft (mTLS)`);
+  await h.load(args(h.upstreamPort, HOST, warmup));
+  const direct = await h.load(args(h.upstreamPort, HOST, h.seconds));
+  h.progress(`fixed ${h.rps} rps, 1 KB → weft → weft (mTLS), ${warmup} s warm-up`);
+  await h.load(args(client.outbound, HOST, warmup));
   const c0 = treeUsage(client.proc.pid);
   const s0 = treeUsage(server.proc.pid);
   const t0 = await sslCounters(h, server.admin);
   const started = Date.now();
-  const twoHop = await h.load(args(client.outbound, HOST));
+  const twoHop = await h.load(args(client.outbound, HOST, h.seconds));
   const elapsed = (Date.now() - started) / 1000;
   const c1 = treeUsage(client.proc.pid);
   const s1 = treeUsage(server.proc.pid);
@@ -92,6 +108,7 @@ export async function runMtlsTwoHop(h: MtlsHarness): Promise<MtlsResult> {
   const per1k = (a: typeof c0, b: typeof c0) => (a && b && twoHop.requests > 0 ? ((b.cpuSeconds - a.cpuSeconds) / twoHop.requests) * 1000 : NaN);
   return {
     rps: h.rps,
+    warmupSeconds: warmup,
     direct,
     twoHop,
     clientCpuPer1k: per1k(c0, c1),

@@ -143,7 +143,7 @@ export function resultsTables(r: BenchResult): string {
       String(x.errors),
     ];
     out.push(
-      `**Two hops with mTLS (client weft proxy → server weft proxy, auto mTLS), fixed ${m.rps} rps, HTTP/1.1, 1 KB body, 10 connections**\n\n` +
+      `**Two hops with mTLS (client weft proxy → server weft proxy, auto mTLS), fixed ${m.rps} rps, HTTP/1.1, 1 KB body, 10 connections, after ${m.warmupSeconds} s at that rate**\n\n` +
         table(['path', 'rps', 'p50', 'p99', 'p50 added', 'p99 added', 'errors'], [row('direct', m.direct, false), row('weft → weft (mTLS)', m.twoHop, true)]) +
         `\n\nCPU per 1,000 rps: client sidecar ${m.clientCpuPer1k.toFixed(3)} vCPU, server sidecar ${m.serverCpuPer1k.toFixed(3)} vCPU (target ≤ 0.2 each). ` +
         `TLS handshakes at the server sidecar (upstream connection recycled every 100 requests): ${m.handshakesPerSecond.toFixed(1)}/s, of which resumed ${m.resumedPerSecond.toFixed(1)}/s.`,

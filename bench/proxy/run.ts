@@ -558,6 +558,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
         configDir: join(o.workDir, 'mesh'),
         upstreamPort: up.h1,
         seconds: o.seconds,
+        warmupSeconds: o.warmupSeconds,
         rps: o.mtlsRps!,
         startProxy: async (id, extra) => {
           const w = await startWeftProxy(cp, id, cpus.proxy, 1, false, extra);

@@ -23,7 +23,7 @@
  * present none (a certificate it presents is still verified). Refusals are counted as Envoy does:
  * ssl.fail_verify_no_cert, ssl.fail_verify_error, ssl.fail_verify_san.
  */
-import { createHash, X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { createSecureContext, createServer as createTlsServer, type ConnectionOptions, type PeerCertificate, type SecureContext, type SecureContextOptions, type Server as TlsServer, type TlsOptions as TlsServerOptions, type TLSSocket } from 'node:tls';
 import type { DownstreamTlsContext, UpstreamTlsContext, CommonTlsContext } from '../../xds/gen/envoy/extensions/transport_sockets/tls/v3/tls_pb.js';
@@ -40,7 +40,7 @@ export type TlsFail = (field: string, detail: string) => never;
 type SecretRef = { readonly sds: string } | { readonly inline: TlsSecret };
 
 type SanMatch = (sans: readonly San[]) => boolean;
-interface San {
+export interface San {
   type: 'URI' | 'DNS' | 'EMAIL' | 'IP';
   value: string;
 }
@@ -146,12 +146,12 @@ class TlsBase {
   }
 
   /** Verifies a peer certificate after the chain check (authorizationError: node's verdict, null when trusted). */
-  protected check(cert: PeerCertificate | undefined, authorizationError: string | null, chainChecked: boolean): VerifyResult {
-    if (cert === undefined || cert.raw === undefined) return this.verifies ? 'fail_verify_no_cert' : '';
+  protected check(cert: CertFacts | undefined, authorizationError: string | null, chainChecked: boolean): VerifyResult {
+    if (cert === undefined) return this.verifies ? 'fail_verify_no_cert' : '';
     if (chainChecked && authorizationError !== null && !(this.allowExpired && authorizationError === 'CERT_HAS_EXPIRED')) return 'fail_verify_error';
     const match = this.currentSanMatch();
-    if (match !== undefined && !match(parseSans(cert.subjectaltname))) return 'fail_verify_san';
-    if (this.certHashes.length > 0 && !this.certHashes.includes(createHash('sha256').update(cert.raw).digest('hex'))) return 'fail_verify_cert_hash';
+    if (match !== undefined && !match(cert.sans)) return 'fail_verify_san';
+    if (this.certHashes.length > 0 && !this.certHashes.includes(cert.certHash)) return 'fail_verify_cert_hash';
     return '';
   }
 }
@@ -236,7 +236,8 @@ export class ServerTls extends TlsBase {
         s.destroy();
         return;
       }
-      const verdict = this.verifyPeer(s);
+      const cert = peerCertFacts(s);
+      const verdict = this.verifyPeer(s, cert);
       if (verdict !== '') {
         h.stats[verdict]++;
         s.destroy();
@@ -245,7 +246,7 @@ export class ServerTls extends TlsBase {
       }
       h.stats.handshake++;
       if (s.isSessionReused()) h.stats.session_reused++;
-      const peer = peerInfoOf(s, h.sni);
+      const peer = peerInfoOf(s, h.sni, cert);
       if (peer.certHash === '') h.stats.no_certificate++;
       setPeer(s, peer);
       h.cb.onSecure(s);
@@ -268,11 +269,12 @@ export class ServerTls extends TlsBase {
     return h;
   }
 
-  /** After the handshake: '' when the client may go on, else the stat naming why it is refused. */
-  verifyPeer(s: TLSSocket): VerifyResult {
-    const cert = s.getPeerCertificate();
-    const present = cert !== undefined && cert !== null && cert.raw !== undefined;
-    if (!present) return this.requireClientCert ? 'fail_verify_no_cert' : '';
+  /**
+   * After the handshake: '' when the client may go on, else the stat naming why it is refused. `cert`: the peer's
+   * certificate as peerCertFacts(s) read it (read here when not given).
+   */
+  verifyPeer(s: TLSSocket, cert: CertFacts | undefined = peerCertFacts(s)): VerifyResult {
+    if (cert === undefined) return this.requireClientCert ? 'fail_verify_no_cert' : '';
     if (!this.verifies) return '';
     return this.check(cert, s.authorized ? null : String(s.authorizationError ?? 'UNABLE_TO_VERIFY'), this.trust !== undefined || this.systemRoots);
   }
@@ -316,7 +318,8 @@ export class ClientTls extends TlsBase {
   }
 
   private readonly checkIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
-    const r = this.check(cert, null, false);
+    // node calls this on full handshakes only (a resumed session was checked when it was made).
+    const r = this.check(cert?.raw !== undefined ? { sans: parseSans(cert.subjectaltname), certHash: cert.fingerprint256.replace(/:/g, '').toLowerCase(), principal: '', subject: '' } : undefined, null, false);
     return r === '' ? undefined : Object.assign(new Error(`upstream certificate refused: ${r}`), { code: r });
   };
 
@@ -524,35 +527,73 @@ function isIp(s: string): boolean {
   return /^[0-9.]+$/.test(s) || s.includes(':');
 }
 
+/** What the proxy reads from a certificate: its SANs, first URI SAN, SHA-256 and subject. */
+export interface CertFacts {
+  readonly sans: readonly San[];
+  /** The first URI SAN ('' when none): Envoy's uriSanPeerCertificate()[0]. */
+  readonly principal: string;
+  /** SHA-256 of the DER, lower-case hex. */
+  readonly certHash: string;
+  /** The subject in RFC 2253 form (most specific RDN first, `,` separated), Envoy's format. */
+  readonly subject: string;
+}
+
+/**
+ * Facts of the certificates seen, by SHA-256 fingerprint: a mesh's connections present a handful of certificates
+ * again and again (every connection of a peer until it rotates), and parsing one into node's legacy object
+ * (getPeerCertificate(): every field, the public key decoded) costs more than the rest of a resumed handshake's
+ * JavaScript. Only parsed facts are kept — verification (chain, expiry, SAN match) still runs per connection.
+ */
+const FACTS = new Map<string, CertFacts>();
+const MAX_FACTS = 1024;
+
+function certFacts(x: X509Certificate): CertFacts {
+  const fp = x.fingerprint256;
+  let f = FACTS.get(fp);
+  if (f === undefined) {
+    const sans = parseSans(x.subjectAltName);
+    let principal = '';
+    for (const san of sans) {
+      if (san.type === 'URI') {
+        principal = san.value;
+        break;
+      }
+    }
+    f = { sans, principal, certHash: fp.replace(/:/g, '').toLowerCase(), subject: rfc2253(x.subject ?? '') };
+    if (FACTS.size >= MAX_FACTS) FACTS.clear();
+    FACTS.set(fp, f);
+  }
+  return f;
+}
+
+/** The peer certificate of a TLS connection (undefined: none presented). */
+export function peerCertFacts(s: TLSSocket): CertFacts | undefined {
+  const x = s.getPeerX509Certificate();
+  return x === undefined ? undefined : certFacts(x);
+}
+
+/** The first URI SAN of the certificate this side presented on the connection ('' when none). */
+function localPrincipalOf(s: TLSSocket): string {
+  const x = s.getX509Certificate();
+  return x === undefined ? '' : certFacts(x).principal;
+}
+
 /**
  * The peer of a TLS connection, for peer.ts: the URI SAN as principal (the first one, as Envoy's
- * uriSanPeerCertificate()[0]), SHA-256 of the DER, the subject in RFC 2253 form.
+ * uriSanPeerCertificate()[0]), SHA-256 of the DER, the subject in RFC 2253 form. `cert`: the peer certificate's facts
+ * when the caller has read them already.
  */
-export function peerInfoOf(s: TLSSocket, sni: string): PeerInfo {
-  const cert = s.getPeerCertificate();
+export function peerInfoOf(s: TLSSocket, sni: string, cert: CertFacts | undefined = peerCertFacts(s)): PeerInfo {
   const alpn = typeof s.alpnProtocol === 'string' ? s.alpnProtocol : '';
-  const localPrincipal = uriSanOf(s.getCertificate());
-  if (cert === undefined || cert === null || cert.raw === undefined) return { tls: true, principal: '', localPrincipal, sni, alpn, certHash: '', subject: '' };
-  const principal = uriSanOf(cert);
-  return { tls: true, principal, localPrincipal, sni, alpn, certHash: createHash('sha256').update(cert.raw).digest('hex'), subject: rfc2253(cert.raw) };
+  const localPrincipal = localPrincipalOf(s);
+  if (cert === undefined) return { tls: true, principal: '', localPrincipal, sni, alpn, certHash: '', subject: '' };
+  return { tls: true, principal: cert.principal, localPrincipal, sni, alpn, certHash: cert.certHash, subject: cert.subject };
 }
 
-/** The first URI SAN of a certificate node:tls describes ('' when none, or no certificate). */
-function uriSanOf(cert: { subjectaltname?: string } | null | undefined): string {
-  if (cert === undefined || cert === null) return '';
-  for (const san of parseSans(cert.subjectaltname)) if (san.type === 'URI') return san.value;
-  return '';
-}
-
-/** The subject of a DER certificate as RFC 2253 (most specific RDN first, `,` separated), Envoy's format. */
-function rfc2253(der: Buffer): string {
-  try {
-    // X509Certificate.subject is one `key=value` per line, most general first.
-    const lines = new X509Certificate(der).subject.split('\n').filter((l) => l !== '');
-    return lines.reverse().map(escapeRdn).join(',');
-  } catch {
-    return '';
-  }
+/** X509Certificate.subject (one `key=value` per line, most general first) as RFC 2253. */
+function rfc2253(subject: string): string {
+  const lines = subject.split('\n').filter((l) => l !== '');
+  return lines.reverse().map(escapeRdn).join(',');
 }
 
 function escapeRdn(line: string): string {

@@ -18,7 +18,7 @@
 import type { Socket } from 'node:net';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { HttpConnectionManager_ForwardClientCertDetails as Fcc, type HttpConnectionManager } from '../../xds/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
-import { parseSans } from './context.js';
+import { peerCertFacts } from './context.js';
 import { peerOf } from './peer.js';
 
 export const XFCC = 'x-forwarded-client-cert';
@@ -104,10 +104,9 @@ function element(x: XfccPolicy, s: TLSSocket): string {
   if (cached !== undefined) return cached;
   const peer = peerOf(s);
   const parts: string[] = [];
-  const by = firstUri(s.getCertificate() as { subjectaltname?: string } | null);
-  if (by !== '') parts.push(`By=${by}`);
+  if (peer.localPrincipal !== '') parts.push(`By=${peer.localPrincipal}`);
   parts.push(`Hash=${peer.certHash}`);
-  const cert = x.cert || x.chain || x.dns ? s.getPeerCertificate(x.chain) : undefined;
+  const cert = x.cert || x.chain ? s.getPeerCertificate(x.chain) : undefined;
   if (x.cert && cert?.raw) parts.push(`Cert="${encodeURIComponent(pem(cert.raw))}"`);
   if (x.chain && cert?.raw) {
     let chain = '';
@@ -121,16 +120,11 @@ function element(x: XfccPolicy, s: TLSSocket): string {
   }
   if (x.subject) parts.push(`Subject="${peer.subject}"`);
   if (x.uri) parts.push(`URI=${peer.principal}`);
-  if (x.dns) for (const san of parseSans(cert?.subjectaltname)) if (san.type === 'DNS') parts.push(`DNS=${san.value}`);
+  if (x.dns) for (const san of peerCertFacts(s)?.sans ?? []) if (san.type === 'DNS') parts.push(`DNS=${san.value}`);
   const el = parts.join(';');
   if (m === undefined) ELEMENTS.set(s, (m = new Map()));
   m.set(x, el);
   return el;
-}
-
-function firstUri(c: { subjectaltname?: string } | null): string {
-  for (const san of parseSans(c?.subjectaltname)) if (san.type === 'URI') return san.value;
-  return '';
 }
 
 function pem(der: Buffer): string {

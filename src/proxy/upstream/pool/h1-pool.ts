@@ -15,7 +15,8 @@
  *   connection — a pool with no connection at all may always open one, as Envoy's tryCreateNewConnection;
  * - connect timeout: cluster.connectTimeoutMs (upstream_cx_connect_timeout) → 'connection failure';
  * - idle timeout: common_http_protocol_options.idle_timeout (Envoy's default 1 h) closes idle connections;
- * - max_requests_per_connection: the connection closes after that many requests.
+ * - max_requests_per_connection: the connection closes after that many requests; when it takes its last one, its
+ *   replacement is opened (onLastRequest), so the next request does not wait for a connect and TLS handshake.
  * Upgrades: `sendHead(sink, head, endStream, true)` sends an Upgrade request without body framing (bytes after the
  * head are raw); after a 101 the router calls `startTunnel()`: the connection is never reused, allows half-open, an end
  * (FIN) from the upstream completes the response and is passed on while the request side may continue, and
@@ -117,7 +118,7 @@ export class H1Connection implements H1ResponseHandler, TunnelStream {
     this.sink = sink;
     this.requestDone = false;
     this.responseDone = false;
-    this.requests++;
+    if (++this.requests === this.pool.maxRequestsPerConnection) this.pool.onLastRequest();
     this.parser.expectResponseTo(head.method);
     let flags = 0;
     if (hasHeader(head.headers, 'content-length')) flags |= FRAME_HAS_CONTENT_LENGTH;
@@ -380,6 +381,18 @@ export class H1Pool implements UpstreamPool {
       this.onConnectionFree(c);
     });
     c.socket.once('close', () => clearTimeout(timer));
+  }
+
+  /**
+   * A connection took its last request (max_requests_per_connection) and closes after it: when no other connection
+   * is idle or connecting, its replacement is opened now, so the next request finds it ready instead of waiting for
+   * a connect (and, over TLS, a handshake). The number of connections stays what the traffic had; the circuit
+   * breaker's connection limit applies as to any new connection.
+   */
+  onLastRequest(): void {
+    if (this.draining || this.connecting > 0 || this.idle.length > 0) return;
+    if (!this.cluster.circuitBreaker().canCreateConnection(this.host)) return;
+    this.tryConnect();
   }
 
   /** A connection is ready for a request: give it to the oldest waiting request, or keep it idle. */
