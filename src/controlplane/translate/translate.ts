@@ -190,11 +190,12 @@ function reportMissingClusters(clusters: readonly Cluster[], routes: readonly Ro
  *
  * With a cache, each stage's output (with its errors) is also kept whole, keyed by what the stage reads of the
  * proxy, so proxies that differ only in what a stage ignores share that stage's output:
- * - clusters: the scope (see `ProxyScope.key`), the proxy type, its inbound target ports and the services selecting
- *   it (inbound cluster metadata); not kept when a DNS service is in scope (DNS clusters hold endpoints, and read
- *   the proxy's addresses and locality);
- * - endpoints: the clusters' key, the proxy's locality (and, when some DestinationRule sets failoverPriority, its
- *   labels); checked against the registry's current endpoint lists before use;
+ * - clusters: what the scope shows (`TranslationCache.viewKey`: the visible services and the DestinationRule of
+ *   each, not the namespace the scope was computed for), the proxy type and capture mode, its inbound target ports
+ *   and the services selecting it (inbound cluster metadata); not kept when a DNS service is in scope (DNS
+ *   clusters hold endpoints, and read the proxy's addresses and locality);
+ * - endpoints: the clusters' key, and the proxy's locality (and labels) only when some assignment's locality load
+ *   balancing reads them (see endpointsSection); checked against the registry's current endpoint lists before use;
  * - routes: the scope, the proxy type, and its labels when a route matches on source labels;
  * - listeners: the routes' key, the outbound port, upstreams, inbound ports and bind address (and the labels,
  *   when the proxy has upstreams: TCP route matches may name source labels), and the security policies that apply
