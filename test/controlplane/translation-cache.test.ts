@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { create, toBinary } from '@bufbuild/protobuf';
-import type { JsonObject } from '@bufbuild/protobuf';
+import type { DescMessage, JsonObject, MessageShape } from '@bufbuild/protobuf';
 import { buildModel } from '../../src/api/build.js';
 import type { Labels, MeshModel } from '../../src/api/model.js';
 import { parseConfigText } from '../../src/api/source.js';
@@ -105,6 +105,23 @@ function bytesOf(r: ProxyResources) {
   };
 }
 
+/** The same, from the resources the cache packed (as snapshots hold them). */
+function encodedBytesOf(cache: TranslationCache, r: ProxyResources) {
+  const packed = <D extends DescMessage>(schema: D, list: ReadonlyArray<MessageShape<D>>, nameOf: (m: MessageShape<D>) => string) =>
+    list.map((m) => {
+      const e = cache.encode(schema, m, nameOf(m));
+      assert.ok(e.ok);
+      return Buffer.from(e.resource.resource.value).toString('base64');
+    });
+  return {
+    clusters: packed(ClusterSchema, r.clusters, (c) => c.name),
+    endpoints: packed(ClusterLoadAssignmentSchema, r.endpoints, (c) => c.clusterName),
+    listeners: packed(ListenerSchema, r.listeners, (c) => c.name),
+    routes: packed(RouteConfigurationSchema, r.routes, (c) => c.name),
+    errors: undefined,
+  };
+}
+
 const ROUTE_SERVICES = 'translate/route-services.yaml';
 
 /** Every translate fixture (with the services the route and listener fixtures are written against), and more. */
@@ -130,8 +147,10 @@ describe('translation cache', () => {
         for (const p of proxies) {
           const input = { model, registry, proxy: p };
           const plain = bytesOf(translateProxy(input));
-          const cached = bytesOf(translateProxy(input, cache));
+          const withCache = translateProxy(input, cache);
+          const cached = bytesOf(withCache);
           assert.deepEqual(cached, plain, `round ${round}, proxy ${p.type} ${p.namespace} ${JSON.stringify(p.labels)} ${JSON.stringify(p.locality)}`);
+          assert.deepEqual(encodedBytesOf(cache, withCache), { ...plain, errors: undefined }, 'the packed resources hold the same bytes');
         }
       }
       assert.ok(cache.stats.hits > 0, 'the cache was used');

@@ -26,7 +26,9 @@
  */
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import type { DestinationPolicy, Labels, MeshModel, RouteTable, Service } from '../../api/model.js';
-import { pack } from '../../xds/index.js';
+import { create } from '@bufbuild/protobuf';
+import { AnySchema } from '@bufbuild/protobuf/wkt';
+import { TYPE_URL_PREFIX } from '../../xds/index.js';
 import type { Cluster } from '../../xds/gen/envoy/config/cluster/v3/cluster_pb.js';
 import type { ClusterLoadAssignment } from '../../xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import type { LbEndpoint } from '../../xds/gen/envoy/config/endpoint/v3/endpoint_components_pb.js';
@@ -38,6 +40,7 @@ import type { VersionedResource } from '../cache/snapshot.js';
 import type { Endpoint } from '../registry/registry.js';
 import type { TranslateError } from './index.js';
 import { baseService } from './scope.js';
+import { SplicingEncoder } from './splice.js';
 import type { ProxyScope } from './scope.js';
 
 /** An error of a cached piece, replayed for every proxy that gets the piece (the resource name is the proxy's). */
@@ -173,6 +176,8 @@ export class TranslationCache {
   /** Clusters a listener forwards to. */
   readonly listenerClusters = new WeakMap<Listener, Set<string>>();
   readonly stats: CacheStats = { hits: 0, misses: 0, encodes: 0 };
+  /** Encodes resources with the bytes of their shared parts made once (splice.ts); kept across models, as messages are. */
+  private readonly splicer = new SplicingEncoder();
 
   /**
    * Makes the cache serve translations against this model and service list; when either is not the one the
@@ -334,14 +339,16 @@ export class TranslationCache {
 
   /**
    * Packs and hashes a message once: the same message object always gives the same VersionedResource (or the
-   * same encoding error), so resources shared between proxies are shared in every snapshot too.
+   * same encoding error), so resources shared between proxies are shared in every snapshot too. The bytes are
+   * `toBinary`'s; parts shared between resources (virtual hosts, endpoints) are encoded once (splice.ts).
    */
   encode<D extends DescMessage>(schema: D, msg: MessageShape<D>, name: string): Encoded {
     const found = this.encodedMessages.get(msg);
     if (found && (!found.ok ? true : found.resource.name === name)) return found;
     let e: Encoded;
     try {
-      e = { ok: true, resource: versioned(name, pack(schema, msg)) };
+      const value = this.splicer.encode(schema, msg);
+      e = { ok: true, resource: versioned(name, create(AnySchema, { typeUrl: `${TYPE_URL_PREFIX}${msg.$typeName}`, value })) };
     } catch (err) {
       e = { ok: false, message: err instanceof Error ? err.message : String(err) };
     }
