@@ -80,6 +80,8 @@ export interface CachedSection<T> {
   errors: TranslateError[];
   /** The endpoint lists it was built from (endpoints stage). */
   from?: EndpointSource[];
+  /** The registry's endpointsVersion when `from` was last found to be the current lists (endpoints stage). */
+  endpointsVersion?: number;
   /**
    * Set when the output depends on the proxy's locality (and, for `labels`, on its labels too: failover
    * priorities): this entry holds no output, which is kept under the key extended with that part of the proxy

@@ -401,9 +401,11 @@ function endpointsSection(
 ): ClusterLoadAssignment[] {
   if (!cache || key === undefined) return build(input, errors).endpoints;
   const registry = input.registry;
+  const version = registry.endpointsVersion?.();
   const base = cache.sections.get(key) as CachedSection<ClusterLoadAssignment[]> | undefined;
   const hit = base?.proxyKey ? (cache.sections.get(`${key}|${proxyDependenceKey(input.proxy, base.proxyKey)}`) as CachedSection<ClusterLoadAssignment[]> | undefined) : base;
-  if (hit?.from && hit.from.every((d) => registry.endpoints(d.host, d.port) === d.list)) {
+  if (hit?.from && ((version !== undefined && hit.endpointsVersion === version) || hit.from.every((d) => registry.endpoints(d.host, d.port) === d.list))) {
+    if (version !== undefined) hit.endpointsVersion = version;
     cache.stats.hits++;
     errors.push(...hit.errors);
     return hit.value;
@@ -426,6 +428,7 @@ function endpointsSection(
   const errs: TranslateError[] = [];
   const built = build(recording, errs);
   const entry: CachedSection<ClusterLoadAssignment[]> = { value: built.endpoints, errors: errs, from: [...from.values()] };
+  if (version !== undefined) entry.endpointsVersion = version;
   if (built.dependence) {
     cache.sections.set(key, { value: [], errors: [], proxyKey: built.dependence });
     cache.sections.set(`${key}|${proxyDependenceKey(input.proxy, built.dependence)}`, entry);
