@@ -192,3 +192,36 @@ test('workloads replaced in place: the same result as setModel, computed from th
   check(c.model, rc, whole.setModel(c.model));
   assert.equal(rc.endpointHosts.size, 0);
 });
+
+test('endpointsVersion changes whenever an endpoint list may be replaced, and only then', () => {
+  const reg = new ServiceRegistry();
+  const m1 = model();
+  reg.setModel(m1);
+  // Every list handed out now, and the version they go with.
+  const snapshot = () => {
+    const lists = new Map<string, readonly unknown[]>();
+    for (const s of reg.services()) for (const p of s.ports) lists.set(`${s.hostname}|${p.port}`, reg.endpoints(s.hostname, p.port));
+    return { version: reg.endpointsVersion(), lists };
+  };
+  // A change must not replace a list without changing the version; the version must hold while nothing changes.
+  const step = (what: string, change: () => void, replaces: boolean) => {
+    const before = snapshot();
+    assert.equal(snapshot().version, before.version, `${what}: reading changes nothing`);
+    change();
+    const after = snapshot();
+    const replaced = [...after.lists].some(([k, l]) => before.lists.get(k) !== l);
+    assert.equal(replaced, replaces, `${what}: a list was${replaces ? ' ' : ' not '}replaced`);
+    if (replaced) assert.notEqual(after.version, before.version, `${what}: a replaced list changes the version`);
+  };
+  step('register', () => reg.register({ name: 'vm-2', namespace: 'bookinfo', address: '10.1.0.6', labels: { app: 'reviews' }, ports: {}, serviceAccount: 'r', sidecar: true, source: 'Registered', ttlMs: 0 }), true);
+  step('health', () => reg.setHealth('bookinfo', 'vm-2', false), true);
+  step('the same health', () => reg.setHealth('bookinfo', 'vm-2', false), false);
+  step('deregister', () => reg.deregister('bookinfo', 'vm-2'), true);
+  const m2 = { ...m1, workloads: m1.workloads.map((w) => (w.name === 'reviews-vm-1' ? { ...w, address: '10.1.0.7' } : w)) };
+  step('an entry moved', () => reg.setModel(m2), true);
+  const i = m2.workloads.findIndex((w) => w.name === 'reviews-vm-1');
+  const workloads = [...m2.workloads];
+  workloads[i] = { ...m2.workloads[i]!, address: '10.1.0.8' };
+  step('an entry replaced in place', () => reg.replaceWorkloads({ ...m2, workloads }, [[m2.workloads[i]!, workloads[i]!]]), true);
+  step('a new model with other services', () => reg.setModel(model(CONFIG.replace('port: 9080', 'port: 9090'))), true);
+});

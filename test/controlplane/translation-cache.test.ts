@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { create, toBinary } from '@bufbuild/protobuf';
-import type { JsonObject } from '@bufbuild/protobuf';
+import type { DescMessage, JsonObject, MessageShape } from '@bufbuild/protobuf';
 import { buildModel } from '../../src/api/build.js';
 import type { Labels, MeshModel } from '../../src/api/model.js';
 import { parseConfigText } from '../../src/api/source.js';
@@ -45,6 +45,7 @@ interface NodeOpts {
   upstreams?: JsonObject[];
   ips?: string;
   network?: string;
+  transparent?: boolean;
 }
 
 let nodeCount = 0;
@@ -56,6 +57,7 @@ function proxy(o: NodeOpts): ProxyInfo {
   if (o.upstreams) metadata['WEFT_UPSTREAMS'] = o.upstreams;
   if (o.ips) metadata['INSTANCE_IPS'] = o.ips;
   if (o.network) metadata['NETWORK'] = o.network;
+  if (o.transparent) metadata['WEFT_MODE'] = 'transparent';
   const node = create(NodeSchema, { id: `test-${++nodeCount}~${o.namespace}`, metadata });
   if (o.locality) node.locality = { $typeName: 'envoy.config.core.v3.Locality', region: o.locality[0], zone: o.locality[1], subZone: '' };
   return proxyFromNode(node);
@@ -82,6 +84,8 @@ function proxiesFor(model: MeshModel): ProxyInfo[] {
       }
       out.push(proxy({ namespace, labels, generator: 'grpc', locality: localities[1] }));
     }
+    // Transparent capture: the same identity and ports as an explicit proxy above, another passthrough cluster.
+    out.push(proxy({ namespace, transparent: true, inbound: [{ port: 9080, targetPort: 19080, protocol: 'HTTP' }] }));
     out.push(proxy({ namespace, router: true }));
     out.push(proxy({ namespace, ips: 'fd00::1', network: 'net-2', labels: { app: 'client' } }));
     const host = model.services.find((s) => s.namespace === namespace) ?? model.services[0];
@@ -98,6 +102,23 @@ function bytesOf(r: ProxyResources) {
     listeners: r.listeners.map((c) => Buffer.from(toBinary(ListenerSchema, c)).toString('base64')),
     routes: r.routes.map((c) => Buffer.from(toBinary(RouteConfigurationSchema, c)).toString('base64')),
     errors: r.errors,
+  };
+}
+
+/** The same, from the resources the cache packed (as snapshots hold them). */
+function encodedBytesOf(cache: TranslationCache, r: ProxyResources) {
+  const packed = <D extends DescMessage>(schema: D, list: ReadonlyArray<MessageShape<D>>, nameOf: (m: MessageShape<D>) => string) =>
+    list.map((m) => {
+      const e = cache.encode(schema, m, nameOf(m));
+      assert.ok(e.ok);
+      return Buffer.from(e.resource.resource.value).toString('base64');
+    });
+  return {
+    clusters: packed(ClusterSchema, r.clusters, (c) => c.name),
+    endpoints: packed(ClusterLoadAssignmentSchema, r.endpoints, (c) => c.clusterName),
+    listeners: packed(ListenerSchema, r.listeners, (c) => c.name),
+    routes: packed(RouteConfigurationSchema, r.routes, (c) => c.name),
+    errors: undefined,
   };
 }
 
@@ -126,8 +147,10 @@ describe('translation cache', () => {
         for (const p of proxies) {
           const input = { model, registry, proxy: p };
           const plain = bytesOf(translateProxy(input));
-          const cached = bytesOf(translateProxy(input, cache));
+          const withCache = translateProxy(input, cache);
+          const cached = bytesOf(withCache);
           assert.deepEqual(cached, plain, `round ${round}, proxy ${p.type} ${p.namespace} ${JSON.stringify(p.labels)} ${JSON.stringify(p.locality)}`);
+          assert.deepEqual(encodedBytesOf(cache, withCache), { ...plain, errors: undefined }, 'the packed resources hold the same bytes');
         }
       }
       assert.ok(cache.stats.hits > 0, 'the cache was used');
@@ -150,6 +173,116 @@ describe('translation cache', () => {
     // Another namespace sees other short host aliases: its route configuration is its own.
     const c = translateProxy({ model, registry, proxy: proxy({ namespace: 'other', labels: { app: 'a' } }) }, cache);
     assert.notEqual(c.routes[0], a.routes[0]);
+  });
+
+  // Two namespaces' worth of services with endpoints in two zones, and a DestinationRule private to namespace `a`
+  // (for a service of `b`); `extra` is appended to the YAML.
+  function namespacesMesh(extra = ''): { model: MeshModel; registry: ServiceRegistry } {
+    const docs: string[] = [];
+    for (const ns of ['a', 'b']) {
+      docs.push(`apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: ${ns}}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80}]`);
+      for (let i = 0; i < 2; i++) {
+        docs.push(`apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web-${i}, namespace: ${ns}}
+spec:
+  address: 10.0.${ns === 'a' ? 1 : 2}.${i + 1}
+  labels: {app: web, version: v${i + 1}}
+  locality: r1/z${i + 1}`);
+      }
+    }
+    docs.push(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web-b-local, namespace: a}
+spec:
+  host: web.b.svc.cluster.local
+  exportTo: ["."]
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 7}
+  subsets:
+  - {name: v1, labels: {version: v1}}`);
+    if (extra) docs.push(extra);
+    const parsed = parseConfigText(docs.join('\n---\n'), 'namespaces.yaml');
+    assert.deepEqual(parsed.diagnostics, []);
+    const built = buildModel(parsed.resources);
+    assert.deepEqual(built.diagnostics.filter((d) => d.severity === 'Error'), []);
+    const registry = new ServiceRegistry();
+    registry.setModel(built.model);
+    return { model: built.model, registry };
+  }
+
+  test('proxies of different namespaces that see the same services with the same rules share clusters and endpoints', () => {
+    const { model, registry } = namespacesMesh();
+    const cache = new TranslationCache();
+    const inbound = [{ port: 9080, targetPort: 19080, protocol: 'HTTP' }];
+    // `b` and `c` (a namespace without services) see both services and no rule of their own.
+    const b = translateProxy({ model, registry, proxy: proxy({ namespace: 'b', labels: { app: 'client' }, inbound, locality: ['r1', 'z1'] }) }, cache);
+    const misses = cache.stats.misses;
+    const c = translateProxy({ model, registry, proxy: proxy({ namespace: 'c', labels: { app: 'other' }, inbound, locality: ['r1', 'z2'] }) }, cache);
+    assert.ok(b.clusters.length >= 4 && b.endpoints.length === 2);
+    assert.equal(c.clusters, b.clusters, 'one cluster list');
+    assert.equal(c.endpoints, b.endpoints, 'one assignment list (no locality load balancing applies: the locality does not matter)');
+    assert.notEqual(c.routes[0], b.routes[0], 'routes are per namespace (short host names)');
+    const url = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
+    assert.equal(cache.encodeList(url, ClusterSchema, c.clusters, (x) => x.name).resources, cache.encodeList(url, ClusterSchema, b.clusters, (x) => x.name).resources, 'one encoded map');
+    // Only the scope, the routes and the listeners were new for `c`.
+    assert.ok(cache.stats.misses - misses < misses, 'most of c came from the cache');
+    for (const [p, r] of [
+      [proxy({ namespace: 'b', labels: { app: 'client' }, inbound, locality: ['r1', 'z1'] }), b],
+      [proxy({ namespace: 'c', labels: { app: 'other' }, inbound, locality: ['r1', 'z2'] }), c],
+    ] as const) {
+      assert.deepEqual(bytesOf(r), bytesOf(translateProxy({ model, registry, proxy: p })), `${p.namespace}: the output without a cache`);
+    }
+  });
+
+  test("a namespace-local DestinationRule gives that namespace's proxies their own clusters", () => {
+    const { model, registry } = namespacesMesh();
+    const cache = new TranslationCache();
+    const pa = proxy({ namespace: 'a', labels: { app: 'client' } });
+    const pb = proxy({ namespace: 'b', labels: { app: 'client' } });
+    const b = translateProxy({ model, registry, proxy: pb }, cache);
+    const a = translateProxy({ model, registry, proxy: pa }, cache);
+    assert.notEqual(a.clusters, b.clusters);
+    const names = (r: ProxyResources) => r.clusters.map((x) => x.name).sort();
+    assert.ok(names(a).includes('outbound|80|v1|web.b.svc.cluster.local'), "the rule's subset, in a");
+    assert.ok(!names(b).includes('outbound|80|v1|web.b.svc.cluster.local'), 'no subset elsewhere');
+    const main = (r: ProxyResources) => r.clusters.find((x) => x.name === 'outbound|80||web.b.svc.cluster.local')!;
+    assert.equal(main(a).circuitBreakers?.thresholds[0]?.maxConnections, 7, "the rule's connection pool, in a");
+    assert.notEqual(main(b).circuitBreakers?.thresholds[0]?.maxConnections, 7);
+    assert.ok(a.endpoints.some((x) => x.clusterName === 'outbound|80|v1|web.b.svc.cluster.local'));
+    assert.deepEqual(bytesOf(a), bytesOf(translateProxy({ model, registry, proxy: pa })));
+    assert.deepEqual(bytesOf(b), bytesOf(translateProxy({ model, registry, proxy: pb })));
+  });
+
+  test('assignments are kept per locality only when locality load balancing reads it', () => {
+    // Outlier detection turns on locality failover (the mesh default): the proxy's zone orders the priorities.
+    const { model, registry } = namespacesMesh(`apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web-a, namespace: a}
+spec:
+  host: web.a.svc.cluster.local
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 5}`);
+    const cache = new TranslationCache();
+    const at = (zone: string) => proxy({ namespace: 'c', labels: { app: 'client' }, locality: ['r1', zone] });
+    const z1 = translateProxy({ model, registry, proxy: at('z1') }, cache);
+    const z2 = translateProxy({ model, registry, proxy: at('z2') }, cache);
+    const z1again = translateProxy({ model, registry, proxy: proxy({ namespace: 'b', labels: { app: 'x' }, locality: ['r1', 'z1'] }) }, cache);
+    assert.equal(z2.clusters, z1.clusters, 'clusters do not depend on the locality');
+    assert.notEqual(z2.endpoints, z1.endpoints, 'assignments do');
+    assert.equal(z1again.endpoints, z1.endpoints, 'the same zone (and the same clusters) in another namespace: the same assignments');
+    const priorities = (r: ProxyResources) => r.endpoints.find((x) => x.clusterName === 'outbound|80||web.a.svc.cluster.local')!.endpoints.map((g) => `${g.locality?.zone}:${g.priority}`);
+    assert.deepEqual(priorities(z1), ['z1:0', 'z2:1']);
+    assert.deepEqual(priorities(z2), ['z1:1', 'z2:0']);
+    const other = (r: ProxyResources) => r.endpoints.find((x) => x.clusterName === 'outbound|80||web.b.svc.cluster.local');
+    assert.equal(other(z2), other(z1), 'an assignment without locality load balancing is one object for both');
+    for (const zone of ['z1', 'z2']) assert.deepEqual(bytesOf(translateProxy({ model, registry, proxy: at(zone) }, cache)), bytesOf(translateProxy({ model, registry, proxy: at(zone) })));
   });
 
   test('a cached assignment is rebuilt when the registry hands out new endpoints; other pieces stay', () => {

@@ -85,6 +85,8 @@ export class ServiceRegistry {
   private entryIndex = new Map<string, Workload[]>();
   private readonly registered = new Map<string, RegisteredWorkload>();
   private readonly endpointCache = new Map<string, readonly Endpoint[]>();
+  /** Counts the changes that may replace endpoint lists (see endpointsVersion). */
+  private endpointsChanges = 0;
   private readonly listeners = new Set<ChangeListener>();
   /** The services as last set (without their origins), and their definitions without inline endpoints. */
   private fingerprint = '';
@@ -144,6 +146,7 @@ export class ServiceRegistry {
         if (list) list.push(w); else this.entryIndex.set(key, [w]);
       }
     }
+    this.endpointsChanges++;
     if (affected) {
       for (const k of [...this.endpointCache.keys()]) if (affected.has(k.slice(0, k.indexOf('|')))) this.endpointCache.delete(k);
     } else {
@@ -204,6 +207,7 @@ export class ServiceRegistry {
         if (j >= 0) list![j] = b;
       }
     }
+    this.endpointsChanges++;
     for (const k of before.keys()) this.endpointCache.delete(k);
     const endpointHosts = new Set<string>();
     for (const [k, old] of before) {
@@ -237,6 +241,14 @@ export class ServiceRegistry {
   /** The services with this hostname (several when ServiceEntries in different namespaces share a host). */
   servicesByHost(host: string): readonly Service[] {
     return this.byHost.get(host) ?? [];
+  }
+
+  /**
+   * A number that stays the same as long as every endpoint list `endpoints` hands out stays the same object (it
+   * changes with every change that may replace one), so what was built from the lists needs no other check.
+   */
+  endpointsVersion(): number {
+    return this.endpointsChanges;
   }
 
   /** Healthy and unhealthy endpoints of a service port (callers decide what to do with health). */
@@ -326,6 +338,7 @@ export class ServiceRegistry {
   }
 
   private touched(hosts: Set<string>): void {
+    this.endpointsChanges++;
     for (const key of [...this.endpointCache.keys()]) if (hosts.has(key.slice(0, key.indexOf('|')))) this.endpointCache.delete(key);
     this.emit({ services: false, endpointHosts: hosts });
   }

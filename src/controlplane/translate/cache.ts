@@ -26,7 +26,9 @@
  */
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
 import type { DestinationPolicy, Labels, MeshModel, RouteTable, Service } from '../../api/model.js';
-import { pack } from '../../xds/index.js';
+import { create } from '@bufbuild/protobuf';
+import { AnySchema } from '@bufbuild/protobuf/wkt';
+import { TYPE_URL_PREFIX } from '../../xds/index.js';
 import type { Cluster } from '../../xds/gen/envoy/config/cluster/v3/cluster_pb.js';
 import type { ClusterLoadAssignment } from '../../xds/gen/envoy/config/endpoint/v3/endpoint_pb.js';
 import type { LbEndpoint } from '../../xds/gen/envoy/config/endpoint/v3/endpoint_components_pb.js';
@@ -37,6 +39,9 @@ import { versioned } from '../cache/snapshot.js';
 import type { VersionedResource } from '../cache/snapshot.js';
 import type { Endpoint } from '../registry/registry.js';
 import type { TranslateError } from './index.js';
+import { baseService } from './scope.js';
+import { SplicingEncoder } from './splice.js';
+import type { ProxyScope } from './scope.js';
 
 /** An error of a cached piece, replayed for every proxy that gets the piece (the resource name is the proxy's). */
 export interface CachedError {
@@ -75,14 +80,23 @@ export interface CachedSection<T> {
   errors: TranslateError[];
   /** The endpoint lists it was built from (endpoints stage). */
   from?: EndpointSource[];
+  /** The registry's endpointsVersion when `from` was last found to be the current lists (endpoints stage). */
+  endpointsVersion?: number;
+  /**
+   * Set when the output depends on the proxy's locality (and, for `labels`, on its labels too: failover
+   * priorities): this entry holds no output, which is kept under the key extended with that part of the proxy
+   * (endpoints stage).
+   */
+  proxyKey?: ProxyDependence;
 }
+
+/** What of the proxy an assignment reads (endpoint.ts): nothing, its locality, or its locality and labels. */
+export type ProxyDependence = 'locality' | 'labels';
 
 /** What the section keys need to know about the model. */
 export interface ModelFacts {
   /** Some HTTP route match names sourceLabels. */
   sourceLabels: boolean;
-  /** Some DestinationRule sets a locality failoverPriority. */
-  failoverPriority: boolean;
 }
 
 /** The outcome of encoding a message: the packed, versioned resource, or why it does not encode. */
@@ -140,6 +154,9 @@ export class TranslationCache {
   private readonly tableFactsMemo = new WeakMap<RouteTable, TableFacts>();
   private readonly encodedMessages = new WeakMap<object, Encoded>();
   private readonly encodedLists = new WeakMap<readonly object[], EncodedList>();
+  /** View keys (see `viewKey`) by the scope's service list, and the numbers given to their contents. */
+  private viewKeys = new WeakMap<readonly Service[], string>();
+  private readonly viewIds = new Map<string, number>();
 
   readonly clusters = new BoundedMap<string, CachedCluster>(PIECE_LIMIT);
   readonly assignments = new BoundedMap<string, CachedAssignment>(PIECE_LIMIT);
@@ -161,6 +178,8 @@ export class TranslationCache {
   /** Clusters a listener forwards to. */
   readonly listenerClusters = new WeakMap<Listener, Set<string>>();
   readonly stats: CacheStats = { hits: 0, misses: 0, encodes: 0 };
+  /** Encodes resources with the bytes of their shared parts made once (splice.ts); kept across models, as messages are. */
+  private readonly splicer = new SplicingEncoder();
 
   /**
    * Makes the cache serve translations against this model and service list; when either is not the one the
@@ -184,6 +203,8 @@ export class TranslationCache {
     this.listeners.clear();
     this.sections.clear();
     this.sharedMaps.clear();
+    this.viewKeys = new WeakMap();
+    this.viewIds.clear();
     this.boundModelFacts = undefined;
   }
 
@@ -191,11 +212,7 @@ export class TranslationCache {
   modelFacts(model: MeshModel): ModelFacts {
     if (this.boundModelFacts && this.model === model) return this.boundModelFacts;
     const sourceLabels = model.routes.some((t) => this.tableFacts(t).sourceLabels);
-    const failoverPriority = model.destinationPolicies.some((dp) => {
-      const policies = [dp.trafficPolicy, ...dp.subsets.map((s) => s.trafficPolicy)];
-      return policies.some((tp) => !!tp && [tp.loadBalancer, ...tp.portLevelSettings.map((p) => p.loadBalancer)].some((lb) => (lb?.locality?.failoverPriority.length ?? 0) > 0));
-    });
-    const facts = { sourceLabels, failoverPriority };
+    const facts = { sourceLabels };
     if (this.model === model) this.boundModelFacts = facts;
     return facts;
   }
@@ -224,6 +241,35 @@ export class TranslationCache {
       this.policyKeys.set(dp, k);
     }
     return k;
+  }
+
+  /**
+   * What a scope shows of the mesh's destinations, as a short key: its services in order (the registry's service,
+   * and the ports the scope keeps of it when its Sidecar trims them) with the DestinationRule that applies to each
+   * (by content, `policyKey`). Clusters and their assignments read nothing else of a scope, so scopes of different
+   * namespaces with the same key — Istio's default scope (no Sidecar) with no namespace-local rule, say — get the
+   * same clusters; a rule of the proxy's namespace, an `exportTo` or a Sidecar that changes what the namespace
+   * sees gives another key. Computed once per scope (scopes are computed once per key: copies for other proxies
+   * share the service list, which is what the memo is keyed by).
+   */
+  viewKey(scope: Pick<ProxyScope, 'services' | 'destinationPolicy'>): string {
+    let key = this.viewKeys.get(scope.services);
+    if (key !== undefined) return key;
+    const parts: string[] = [];
+    for (const s of scope.services) {
+      const base = baseService(s);
+      const ports = s === base ? '' : `:${s.ports.map((p) => p.port).join('.')}`;
+      parts.push(`${this.id(base)}${ports}~${this.policyKey(scope.destinationPolicy(s.hostname))}`);
+    }
+    const content = parts.join(',');
+    let n = this.viewIds.get(content);
+    if (n === undefined) {
+      n = this.viewIds.size + 1;
+      this.viewIds.set(content, n);
+    }
+    key = `v${n}`;
+    this.viewKeys.set(scope.services, key);
+    return key;
   }
 
   /** What translation reads of a route table (see TableFacts). */
@@ -295,14 +341,16 @@ export class TranslationCache {
 
   /**
    * Packs and hashes a message once: the same message object always gives the same VersionedResource (or the
-   * same encoding error), so resources shared between proxies are shared in every snapshot too.
+   * same encoding error), so resources shared between proxies are shared in every snapshot too. The bytes are
+   * `toBinary`'s; parts shared between resources (virtual hosts, endpoints) are encoded once (splice.ts).
    */
   encode<D extends DescMessage>(schema: D, msg: MessageShape<D>, name: string): Encoded {
     const found = this.encodedMessages.get(msg);
     if (found && (!found.ok ? true : found.resource.name === name)) return found;
     let e: Encoded;
     try {
-      e = { ok: true, resource: versioned(name, pack(schema, msg)) };
+      const value = this.splicer.encode(schema, msg);
+      e = { ok: true, resource: versioned(name, create(AnySchema, { typeUrl: `${TYPE_URL_PREFIX}${msg.$typeName}`, value })) };
     } catch (err) {
       e = { ok: false, message: err instanceof Error ? err.message : String(err) };
     }

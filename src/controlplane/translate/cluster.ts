@@ -726,9 +726,23 @@ export function buildClusters(input: TranslateInput, scope: ProxyScope, cache?: 
   return { clusters: b.clusters, credentialSecrets: b.credentialSecrets, errors: b.errors };
 }
 
+/** Per service list, the services with a (non-empty) selector by namespace, sorted by host. */
+const selectingByNamespace = new WeakMap<readonly Service[], Map<string, Service[]>>();
+
 /** The services of a proxy's inbound clusters: those of its namespace whose selector selects its labels, by host. */
 export function inboundServices(services: readonly Service[], proxy: { namespace: string; labels: Readonly<Record<string, string>> }): Service[] {
-  return services
-    .filter((s) => s.namespace === proxy.namespace && s.selector !== undefined && Object.keys(s.selector).length > 0 && labelsSubsetOf(s.selector, proxy.labels))
-    .sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+  let byNs = selectingByNamespace.get(services);
+  if (!byNs) {
+    byNs = new Map();
+    const sorted = services
+      .filter((s) => s.selector !== undefined && Object.keys(s.selector).length > 0)
+      .sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+    for (const s of sorted) {
+      const list = byNs.get(s.namespace);
+      if (list) list.push(s);
+      else byNs.set(s.namespace, [s]);
+    }
+    selectingByNamespace.set(services, byNs);
+  }
+  return (byNs.get(proxy.namespace) ?? []).filter((s) => labelsSubsetOf(s.selector!, proxy.labels));
 }

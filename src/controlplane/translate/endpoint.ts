@@ -47,7 +47,7 @@ import { parseClusterName } from './names.js';
 import type { TranslateError, TranslateInput } from './index.js';
 import { clusterTrafficPolicy, labelsSubsetOf, type ClusterTrafficPolicy, type ProxyScope } from './scope.js';
 import { labelsKey } from './cache.js';
-import type { TranslationCache } from './cache.js';
+import type { ProxyDependence, TranslationCache } from './cache.js';
 
 /** How a cluster finds its endpoints. */
 export type DiscoveryKind = 'EDS' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'ORIGINAL_DST';
@@ -355,17 +355,23 @@ export function subsetEndpoints(input: TranslateInput, host: string, port: numbe
 }
 
 /**
- * What of the proxy an assignment depends on, for the translation cache: its locality when locality load
- * balancing reads it (distribute, or failover with outlier detection), and its labels (with locality and network)
- * when failover priorities compare them; nothing otherwise.
+ * What of the proxy an assignment depends on: its locality when locality load balancing reads it (distribute, or
+ * failover with outlier detection), and its labels too (with locality and network) when failover priorities
+ * compare them; nothing otherwise.
  */
-function proxyDependence(proxy: ProxyInfo, setting: LocalitySetting | undefined, enableFailover: boolean): string {
-  if (!setting) return '';
+function proxyDependence(setting: LocalitySetting | undefined, enableFailover: boolean): ProxyDependence | undefined {
+  if (!setting) return undefined;
+  if (setting.distribute.length) return 'locality';
+  if (!enableFailover) return undefined;
+  return setting.failoverPriority.length ? 'labels' : 'locality';
+}
+
+/** That part of the proxy, as a cache key part ('' for nothing). */
+export function proxyDependenceKey(proxy: ProxyInfo, d: ProxyDependence | undefined): string {
+  if (!d) return '';
   const l = proxy.locality;
   const loc = `${l?.region ?? ''}/${l?.zone ?? ''}/${l?.subZone ?? ''}`;
-  if (setting.distribute.length) return loc;
-  if (!enableFailover) return '';
-  return setting.failoverPriority.length ? `${loc}|${labelsKey(proxyMatchLabels(proxy))}` : loc;
+  return d === 'labels' ? `${loc}|${labelsKey(proxyMatchLabels(proxy))}` : loc;
 }
 
 /**
@@ -374,9 +380,15 @@ function proxyDependence(proxy: ProxyInfo, setting: LocalitySetting | undefined,
  * With a cache, an assignment is built once per endpoint list, subset, locality setting and (when it matters)
  * proxy locality, and shared by every proxy with the same key.
  */
-export function buildEndpoints(input: TranslateInput, scope: ProxyScope, clusterNames: string[], cache?: TranslationCache): { endpoints: ClusterLoadAssignment[]; errors: TranslateError[] } {
+export function buildEndpoints(
+  input: TranslateInput,
+  scope: ProxyScope,
+  clusterNames: string[],
+  cache?: TranslationCache,
+): { endpoints: ClusterLoadAssignment[]; errors: TranslateError[]; dependence?: ProxyDependence } {
   const endpoints: ClusterLoadAssignment[] = [];
   const errors: TranslateError[] = [];
+  let dependence: ProxyDependence | undefined;
   for (const name of clusterNames) {
     const parsed = parseClusterName(name);
     if (!parsed || parsed.direction !== 'outbound') continue;
@@ -394,11 +406,13 @@ export function buildEndpoints(input: TranslateInput, scope: ProxyScope, cluster
     try {
       const setting = localitySetting(policy);
       const enableFailover = policy?.outlierDetection !== undefined;
+      const d = proxyDependence(setting, enableFailover);
+      if (d === 'labels' || (d === 'locality' && dependence === undefined)) dependence = d;
       let key: string | undefined;
       let from: readonly Endpoint[] | undefined;
       if (cache) {
         from = input.registry.endpoints(parsed.host, parsed.port);
-        key = `${name}|${cache.id(subsetLabels)}|${cache.id(setting)}|${enableFailover ? 1 : 0}|${proxyDependence(input.proxy, setting, enableFailover)}`;
+        key = `${name}|${cache.id(subsetLabels)}|${cache.id(setting)}|${enableFailover ? 1 : 0}|${proxyDependenceKey(input.proxy, d)}`;
         const hit = cache.assignments.get(key);
         if (hit && hit.from === from) {
           cache.stats.hits++;
@@ -417,5 +431,5 @@ export function buildEndpoints(input: TranslateInput, scope: ProxyScope, cluster
       errors.push({ typeUrl: TypeUrl.ClusterLoadAssignment, resource: name, message: `cannot build endpoints: ${(e as Error).message}` });
     }
   }
-  return { endpoints, errors };
+  return dependence ? { endpoints, errors, dependence } : { endpoints, errors };
 }

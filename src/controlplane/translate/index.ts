@@ -28,6 +28,11 @@ export interface RegistryView {
   services(): readonly Service[];
   servicesByHost(host: string): readonly Service[];
   endpoints(host: string, port: number): readonly Endpoint[];
+  /**
+   * Changes whenever an endpoint list may have been replaced (ServiceRegistry.endpointsVersion); while it stays,
+   * the lists `endpoints` hands out are the same objects. Optional: without it, lists are compared one by one.
+   */
+  endpointsVersion?(): number;
 }
 
 export interface TranslateInput {

@@ -29,9 +29,9 @@ import type { RouteConfiguration } from '../../xds/gen/envoy/config/route/v3/rou
 import { HttpConnectionManagerSchema } from '../../xds/gen/envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager_pb.js';
 import { TcpProxySchema } from '../../xds/gen/envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy_pb.js';
 import { labelsKey } from './cache.js';
-import type { CachedSection, EndpointSource, TranslationCache } from './cache.js';
+import type { CachedSection, EndpointSource, ProxyDependence, TranslationCache } from './cache.js';
 import { buildClusters, inboundServices } from './cluster.js';
-import { buildEndpoints, proxyMatchLabels } from './endpoint.js';
+import { buildEndpoints, proxyDependenceKey } from './endpoint.js';
 import type { ProxyResources, TranslateError, TranslateInput } from './index.js';
 import { buildListeners } from './listener.js';
 import { buildRoutes } from './route.js';
@@ -190,11 +190,12 @@ function reportMissingClusters(clusters: readonly Cluster[], routes: readonly Ro
  *
  * With a cache, each stage's output (with its errors) is also kept whole, keyed by what the stage reads of the
  * proxy, so proxies that differ only in what a stage ignores share that stage's output:
- * - clusters: the scope (see `ProxyScope.key`), the proxy type, its inbound target ports and the services selecting
- *   it (inbound cluster metadata); not kept when a DNS service is in scope (DNS clusters hold endpoints, and read
- *   the proxy's addresses and locality);
- * - endpoints: the clusters' key, the proxy's locality (and, when some DestinationRule sets failoverPriority, its
- *   labels); checked against the registry's current endpoint lists before use;
+ * - clusters: what the scope shows (`TranslationCache.viewKey`: the visible services and the DestinationRule of
+ *   each, not the namespace the scope was computed for), the proxy type and capture mode, its inbound target ports
+ *   and the services selecting it (inbound cluster metadata); not kept when a DNS service is in scope (DNS
+ *   clusters hold endpoints, and read the proxy's addresses and locality);
+ * - endpoints: the clusters' key, and the proxy's locality (and labels) only when some assignment's locality load
+ *   balancing reads them (see endpointsSection); checked against the registry's current endpoint lists before use;
  * - routes: the scope, the proxy type, and its labels when a route matches on source labels;
  * - listeners: the routes' key, the outbound port, upstreams, inbound ports and bind address (and the labels,
  *   when the proxy has upstreams: TCP route matches may name source labels), and the security policies that apply
@@ -228,7 +229,8 @@ export function translateProxy(input: TranslateInput, cache?: TranslationCache):
       buildEndpoints(inp, scope, cds.map((c) => c.name), cache),
     );
     errs.push(...built.errors);
-    return encodable(ClusterLoadAssignmentSchema, TypeUrl.ClusterLoadAssignment, built.endpoints, (e) => e.clusterName, errs, cache);
+    const endpoints = encodable(ClusterLoadAssignmentSchema, TypeUrl.ClusterLoadAssignment, built.endpoints, (e) => e.clusterName, errs, cache);
+    return built.dependence ? { endpoints, dependence: built.dependence } : { endpoints };
   });
 
   const rds = section(cache, keys?.routes, errors, (errs) => {
@@ -354,12 +356,16 @@ function sectionKeys(input: TranslateInput, scope: ProxyScope, cache: Translatio
     `|${proxy.inbound.length ? securityKey(input.model, proxy) : ''}|${mtls}`;
   const keys: SectionKeys = { routes, listeners };
   if (scope.services.some((s) => s.resolution === 'DNS' || s.resolution === 'DNS_ROUND_ROBIN')) return keys;
-  // Inbound clusters name the services that select the proxy (their metadata).
+  // Outbound clusters read the scope's services and the DestinationRule of each (its view key), not the namespace
+  // the scope was computed for; inbound clusters name the services that select the proxy (their metadata); the
+  // passthrough cluster follows the capture mode.
   const inboundHosts = proxy.inbound.length ? inboundServices(input.model.services, proxy).map((s) => s.hostname).join(',') : '';
-  keys.clusters = `cds|${scope.key}|${proxy.type}|${proxy.inbound.map((p) => `${p.targetPort}/${p.protocol}`).join(',')}|${inboundHosts}|${proxy.workloadIdentity ? 'id' : ''}`;
-  const l = proxy.locality;
-  keys.endpoints =
-    `eds|${keys.clusters}|${l?.region ?? ''}/${l?.zone ?? ''}/${l?.subZone ?? ''}` + `|${facts.failoverPriority ? labelsKey(proxyMatchLabels(proxy)) : ''}`;
+  keys.clusters =
+    `cds|${cache.viewKey(scope)}|${proxy.type}|${proxy.mode}|${proxy.inbound.map((p) => `${p.targetPort}/${p.protocol}`).join(',')}|${inboundHosts}` +
+    `|${proxy.workloadIdentity ? 'id' : ''}`;
+  // The assignments read the proxy's locality (and labels) only under some locality load-balancing settings: the
+  // stage says which (see endpointsSection).
+  keys.endpoints = `eds|${keys.clusters}`;
   return keys;
 }
 
@@ -382,19 +388,24 @@ function section<T>(cache: TranslationCache | undefined, key: string | undefined
 
 /**
  * The endpoints stage: like `section`, but a kept output is used only while every endpoint list it was built
- * from is still the registry's current one (the registry replaces a list when its endpoints change).
+ * from is still the registry's current one (the registry replaces a list when its endpoints change), and an
+ * output that depends on the proxy's locality (or labels) is kept per locality (and labels): the entry under
+ * `key` then only says so (`proxyKey`).
  */
 function endpointsSection(
   input: TranslateInput,
   cache: TranslationCache | undefined,
   key: string | undefined,
   errors: TranslateError[],
-  build: (input: TranslateInput, errs: TranslateError[]) => ClusterLoadAssignment[],
+  build: (input: TranslateInput, errs: TranslateError[]) => { endpoints: ClusterLoadAssignment[]; dependence?: ProxyDependence },
 ): ClusterLoadAssignment[] {
-  if (!cache || key === undefined) return build(input, errors);
+  if (!cache || key === undefined) return build(input, errors).endpoints;
   const registry = input.registry;
-  const hit = cache.sections.get(key) as CachedSection<ClusterLoadAssignment[]> | undefined;
-  if (hit?.from && hit.from.every((d) => registry.endpoints(d.host, d.port) === d.list)) {
+  const version = registry.endpointsVersion?.();
+  const base = cache.sections.get(key) as CachedSection<ClusterLoadAssignment[]> | undefined;
+  const hit = base?.proxyKey ? (cache.sections.get(`${key}|${proxyDependenceKey(input.proxy, base.proxyKey)}`) as CachedSection<ClusterLoadAssignment[]> | undefined) : base;
+  if (hit?.from && ((version !== undefined && hit.endpointsVersion === version) || hit.from.every((d) => registry.endpoints(d.host, d.port) === d.list))) {
+    if (version !== undefined) hit.endpointsVersion = version;
     cache.stats.hits++;
     errors.push(...hit.errors);
     return hit.value;
@@ -415,8 +426,13 @@ function endpointsSection(
     },
   };
   const errs: TranslateError[] = [];
-  const value = build(recording, errs);
-  cache.sections.set(key, { value, errors: errs, from: [...from.values()] });
+  const built = build(recording, errs);
+  const entry: CachedSection<ClusterLoadAssignment[]> = { value: built.endpoints, errors: errs, from: [...from.values()] };
+  if (version !== undefined) entry.endpointsVersion = version;
+  if (built.dependence) {
+    cache.sections.set(key, { value: [], errors: [], proxyKey: built.dependence });
+    cache.sections.set(`${key}|${proxyDependenceKey(input.proxy, built.dependence)}`, entry);
+  } else cache.sections.set(key, entry);
   errors.push(...errs);
-  return value;
+  return built.endpoints;
 }
