@@ -463,7 +463,7 @@ export class ControlPlane extends EventEmitter {
             return { endpoints: r.endpoints.filter((c) => want.has(c.clusterName)), errors: r.errors.filter((e) => e.typeUrl === TypeUrl.ClusterLoadAssignment && want.has(e.resource)) };
           }
         : (input, names, cache) => {
-            cache?.bind(input.model, input.registry.services());
+            cache?.bind(input.model, input.registry.services(), input.registry.serviceAccountsVersion?.() ?? 0);
             return buildEndpoints(input, computeScope(input.model, input.registry, input.proxy), [...names], cache);
           });
     this.source = new DirectorySource(opts.configPaths, {
@@ -486,7 +486,7 @@ export class ControlPlane extends EventEmitter {
       if (this.registryCause === 'suppress') return;
       this.metrics.inboundUpdates.inc({ type: c.services ? 'svc' : 'eds' });
       const reason: PushReason = this.registryCause ?? (c.services ? 'service' : 'endpoint');
-      this.debouncer.enqueue(pushRequest(reason, { full: c.services, hosts: c.endpointHosts }));
+      this.debouncer.enqueue(pushRequest(reason, { full: c.services || !!c.serviceAccounts, hosts: c.endpointHosts }));
     });
     this.debouncer = new PushDebouncer({
       debounceMs: this.opts.debounceMs,
@@ -736,7 +736,7 @@ export class ControlPlane extends EventEmitter {
     const endpointsOnly = changed.every((r) => isKind(r, 'WorkloadEntry') || isKind(r, 'ServiceEntry'));
     const reg = this.rebuild(change, workloadsOnly);
     if (!reg || !this.serving || changed.length === 0) return;
-    if (endpointsOnly && !reg.services) {
+    if (endpointsOnly && !reg.services && !reg.serviceAccounts) {
       if (reg.endpointHosts.size > 0) this.debouncer.enqueue(pushRequest('endpoint', { full: false, hosts: reg.endpointHosts }));
       return;
     }

@@ -79,7 +79,7 @@ test('registered workloads join, heartbeat, change health, expire and leave, wit
   assert.equal(changes[0]!.services, true);
   const host = 'reviews.bookinfo.svc.cluster.local';
   reg.register({ name: 'reviews-local-0', namespace: 'bookinfo', address: '127.0.0.1', labels: { app: 'reviews', version: 'v2' }, ports: { http: 20001 }, serviceAccount: 'reviews', sidecar: true, source: 'LocalWorkload', ttlMs: 1000 });
-  assert.deepEqual(changes.at(-1), { services: false, endpointHosts: new Set([host]) });
+  assert.deepEqual(changes.at(-1), { services: false, endpointHosts: new Set([host]), serviceAccounts: false }, 'the host already had an endpoint of service account reviews');
   const eps = reg.endpoints(host, 9080);
   assert.deepEqual(eps.map((e) => `${e.address}:${e.port}:${e.tlsMode}:${e.healthy}`), ['10.1.0.5:9081:disabled:true', '127.0.0.1:20001:istio:true'], 'the port named like the service port wins over targetPort');
   // a workload that no service selects changes nothing
@@ -97,6 +97,37 @@ test('registered workloads join, heartbeat, change health, expire and leave, wit
   assert.equal(reg.endpoints(host, 9080).length, 1);
   assert.equal(reg.deregister('bookinfo', 'reviews-local-0'), false);
   assert.equal(reg.heartbeat('bookinfo', 'nope'), false);
+});
+
+test('an endpoint change that changes the service accounts of a service port says so (a full push: clusters carry them as SANs)', () => {
+  const reg = new ServiceRegistry();
+  const changes: RegistryChange[] = [];
+  reg.onChange((c) => changes.push(c));
+  reg.setModel(model());
+  const v0 = reg.serviceAccountsVersion();
+  const vm = (name: string, sa: string, address: string) =>
+    reg.register({ name, namespace: 'bookinfo', address, labels: { app: 'reviews' }, ports: {}, serviceAccount: sa, sidecar: true, source: 'Registered', ttlMs: 0 });
+  vm('vm-1', 'reviews', '10.1.0.7');
+  assert.equal(changes.at(-1)!.serviceAccounts, false, 'the same service account as the existing endpoint');
+  assert.equal(reg.serviceAccountsVersion(), v0);
+  vm('vm-2', 'reviews-vm', '10.1.0.8');
+  assert.equal(changes.at(-1)!.serviceAccounts, true, 'a new service account');
+  const v1 = reg.serviceAccountsVersion();
+  assert.notEqual(v1, v0);
+  reg.setHealth('bookinfo', 'vm-2', false);
+  assert.equal(changes.at(-1)!.serviceAccounts, false, 'health does not change the service accounts');
+  vm('vm-3', 'reviews-vm', '10.1.0.9');
+  assert.equal(changes.at(-1)!.serviceAccounts, false);
+  reg.deregister('bookinfo', 'vm-2');
+  assert.equal(changes.at(-1)!.serviceAccounts, false, 'vm-3 still has reviews-vm');
+  reg.deregister('bookinfo', 'vm-3');
+  assert.equal(changes.at(-1)!.serviceAccounts, true, 'the last endpoint of reviews-vm left');
+  assert.notEqual(reg.serviceAccountsVersion(), v1);
+  // WorkloadEntry edits in place (replaceWorkloads) and config rebuilds (setModel) report it too.
+  const c = reg.setModel(model(CONFIG.replace('serviceAccount: reviews', 'serviceAccount: reviews-2')));
+  assert.equal(c.services, false);
+  assert.equal(c.serviceAccounts, true);
+  assert.equal(reg.setModel(model(CONFIG.replace('serviceAccount: reviews', 'serviceAccount: reviews-2').replace('address: 10.1.0.5', 'address: 10.1.0.6'))).serviceAccounts, false);
 });
 
 test('a config change that only moves endpoints reports the host, not a service change', () => {

@@ -207,4 +207,24 @@ describe('translation cache', () => {
     assert.deepEqual(chains(inbound(plain.listeners, 8080)), ['[]']);
     assert.deepEqual(chains(inbound(withId.listeners, 8080)), ['tls[]+tls', 'raw_buffer[]']);
   });
+
+  test('a workload of a new service account joining through the registry changes the cached clusters\' SANs', () => {
+    const m = model('');
+    const reg = new ServiceRegistry();
+    reg.setModel(m);
+    const cache = new TranslationCache();
+    const client = proxyFromNode(create(NodeSchema, node({ ns: 'client', app: 'client' })));
+    const sans = () => {
+      const r = translateProxy({ model: m, registry: reg, proxy: client }, cache);
+      const c = r.clusters.find((x) => x.name === 'outbound|8080||server.app.svc.cluster.local')!;
+      const ctx = unpack(UpstreamTlsContextSchema, c.transportSocketMatches[0]!.transportSocket!.configType.value as Any);
+      const v = ctx.commonTlsContext!.validationContextType;
+      return v.case === 'combinedValidationContext' ? v.value.defaultValidationContext!.matchTypedSubjectAltNames.map((x) => x.matcher?.matchPattern.value) : [];
+    };
+    assert.deepEqual(sans(), ['spiffe://cluster.local/ns/app/sa/other-sa', 'spiffe://cluster.local/ns/app/sa/server-sa']);
+    reg.register({ name: 'vm', namespace: 'app', address: '10.0.0.9', labels: { app: 'server', 'security.istio.io/tlsMode': 'istio' }, ports: { http: 8080 }, serviceAccount: 'vm-sa', sidecar: true, source: 'Registered', ttlMs: 0 });
+    assert.deepEqual(sans(), ['spiffe://cluster.local/ns/app/sa/other-sa', 'spiffe://cluster.local/ns/app/sa/server-sa', 'spiffe://cluster.local/ns/app/sa/vm-sa']);
+    reg.deregister('app', 'vm');
+    assert.deepEqual(sans(), ['spiffe://cluster.local/ns/app/sa/other-sa', 'spiffe://cluster.local/ns/app/sa/server-sa']);
+  });
 });

@@ -60,8 +60,14 @@ export interface RegistryChange {
    * change gives it its first endpoints or takes its last (that changes how its clusters find endpoints).
    */
   services: boolean;
-  /** Hosts whose endpoints changed (an EDS push suffices when `services` is false). */
+  /** Hosts whose endpoints changed (an EDS push suffices when `services` and `serviceAccounts` are false). */
   endpointHosts: Set<string>;
+  /**
+   * The service accounts of some service port's endpoints changed (a new one appeared, or the last endpoint of
+   * one left). Clusters carry them as the SANs in-mesh TLS verifies, so this needs a full push, as istiod does
+   * when an endpoint update changes a service's service accounts.
+   */
+  serviceAccounts?: boolean;
 }
 
 type ChangeListener = (c: RegistryChange) => void;
@@ -99,7 +105,31 @@ export class ServiceRegistry {
     return () => this.listeners.delete(l);
   }
 
+  /** `host|port` → the service accounts of its endpoints (`namespace/name`, sorted, comma-separated); '' = none. */
+  private readonly accounts = new Map<string, string>();
+  private accountsChanges = 0;
+
+  /** Records the service accounts of the endpoints of `key` (`host|port`); whether they differ from the last record. */
+  private noteAccounts(key: string, eps: readonly Endpoint[] | undefined): boolean {
+    let ids: Set<string> | undefined;
+    if (eps) for (const e of eps) if (e.serviceAccount) (ids ??= new Set()).add(`${e.namespace}/${e.serviceAccount}`);
+    const now = ids ? [...ids].sort().join(',') : '';
+    if ((this.accounts.get(key) ?? '') === now) return false;
+    if (now) this.accounts.set(key, now);
+    else this.accounts.delete(key);
+    return true;
+  }
+
+  /**
+   * Changes whenever the service accounts of some service port's endpoints change (see RegistryChange
+   * .serviceAccounts); translation does not reuse clusters across a change.
+   */
+  serviceAccountsVersion(): number {
+    return this.accountsChanges;
+  }
+
   private emit(c: RegistryChange): void {
+    if (c.serviceAccounts) this.accountsChanges++;
     if (!c.services && c.endpointHosts.size === 0) return;
     for (const l of this.listeners) l(c);
   }
@@ -153,6 +183,7 @@ export class ServiceRegistry {
       this.endpointCache.clear();
     }
     const endpointHosts = new Set<string>();
+    let accounts = false;
     const seen = new Set<string>();
     for (const s of this.svcs) {
       if (affected && !affected.has(s.hostname)) continue;
@@ -163,12 +194,18 @@ export class ServiceRegistry {
         const now = this.endpoints(s.hostname, p.port);
         const old = before.get(k);
         if (old && sameEndpoints(old, now)) this.endpointCache.set(k, old);
-        else endpointHosts.add(s.hostname);
+        else {
+          endpointHosts.add(s.hostname);
+          if (this.noteAccounts(k, now)) accounts = true;
+        }
         before.delete(k);
       }
     }
-    for (const k of before.keys()) endpointHosts.add(k.slice(0, k.indexOf('|')));
-    const change = { services: servicesChanged, endpointHosts };
+    for (const k of before.keys()) {
+      endpointHosts.add(k.slice(0, k.indexOf('|')));
+      if (this.noteAccounts(k, undefined)) accounts = true;
+    }
+    const change: RegistryChange = { services: servicesChanged, endpointHosts, serviceAccounts: accounts };
     this.emit(change);
     return change;
   }
@@ -210,13 +247,17 @@ export class ServiceRegistry {
     this.endpointsChanges++;
     for (const k of before.keys()) this.endpointCache.delete(k);
     const endpointHosts = new Set<string>();
+    let accounts = false;
     for (const [k, old] of before) {
       const h = k.slice(0, k.lastIndexOf('|'));
       const now = this.endpoints(h, Number(k.slice(k.lastIndexOf('|') + 1)));
       if (sameEndpoints(old, now)) this.endpointCache.set(k, old);
-      else endpointHosts.add(h);
+      else {
+        endpointHosts.add(h);
+        if (this.noteAccounts(k, now)) accounts = true;
+      }
     }
-    const change = { services: false, endpointHosts };
+    const change: RegistryChange = { services: false, endpointHosts, serviceAccounts: accounts };
     this.emit(change);
     return change;
   }
@@ -340,7 +381,9 @@ export class ServiceRegistry {
   private touched(hosts: Set<string>): void {
     this.endpointsChanges++;
     for (const key of [...this.endpointCache.keys()]) if (hosts.has(key.slice(0, key.indexOf('|')))) this.endpointCache.delete(key);
-    this.emit({ services: false, endpointHosts: hosts });
+    let accounts = false;
+    for (const h of hosts) for (const s of this.byHost.get(h) ?? []) for (const p of s.ports) if (this.noteAccounts(`${h}|${p.port}`, this.endpoints(h, p.port))) accounts = true;
+    this.emit({ services: false, endpointHosts: hosts, serviceAccounts: accounts });
   }
 
   /** Registers (or replaces) a workload. */

@@ -18,8 +18,8 @@
  *   hash and one VersionedResource in every snapshot that holds them; and lists of the same resources are one
  *   map (`encodeList`), whatever stage output they came from.
  *
- * Entries are valid for one (model, service list) pair: `bind` clears everything when either changes. Cached
- * messages are shared: nothing may modify a message after it was handed out.
+ * Entries are valid for one (model, service list, registry service-account version) triple: `bind` clears everything
+ * when any of them changes. Cached messages are shared: nothing may modify a message after it was handed out.
  *
  * Translation stays pure: the cache is an explicit argument, and output with a cache is byte-for-byte the output
  * without one.
@@ -148,6 +148,7 @@ const SECTION_LIMIT = 20_000;
 export class TranslationCache {
   private model?: MeshModel;
   private services?: readonly Service[];
+  private serviceAccounts = 0;
   private readonly ids = new WeakMap<object, number>();
   private nextId = 1;
   private readonly policyKeys = new WeakMap<DestinationPolicy, string>();
@@ -185,10 +186,11 @@ export class TranslationCache {
    * Makes the cache serve translations against this model and service list; when either is not the one the
    * entries were made for, every entry is dropped first. Returns whether the entries were kept.
    */
-  bind(model: MeshModel, services: readonly Service[]): boolean {
-    if (this.model === model && this.services === services) return true;
+  bind(model: MeshModel, services: readonly Service[], serviceAccounts = 0): boolean {
+    if (this.model === model && this.services === services && this.serviceAccounts === serviceAccounts) return true;
     this.model = model;
     this.services = services;
+    this.serviceAccounts = serviceAccounts;
     this.clear();
     return false;
   }

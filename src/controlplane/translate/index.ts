@@ -33,6 +33,12 @@ export interface RegistryView {
    * the lists `endpoints` hands out are the same objects. Optional: without it, lists are compared one by one.
    */
   endpointsVersion?(): number;
+  /**
+   * Changes whenever the service accounts of some service port's endpoints change (ServiceRegistry
+   * .serviceAccountsVersion): clusters carry them as the SANs in-mesh TLS verifies, so translated clusters are not
+   * reused across such a change. Optional: without it, clusters are reused for as long as the model and service list.
+   */
+  serviceAccountsVersion?(): number;
 }
 
 export interface TranslateInput {

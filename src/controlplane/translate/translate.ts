@@ -202,7 +202,7 @@ function reportMissingClusters(clusters: readonly Cluster[], routes: readonly Ro
  *   to the workload (security/index.ts `securityKey`).
  */
 export function translateProxy(input: TranslateInput, cache?: TranslationCache): ProxyResources {
-  cache?.bind(input.model, input.registry.services());
+  cache?.bind(input.model, input.registry.services(), input.registry.serviceAccountsVersion?.() ?? 0);
   const errors: TranslateError[] = [];
   const out: ProxyResources = { clusters: [], endpoints: [], listeners: [], routes: [], errors };
   let scope: ProxyScope;
