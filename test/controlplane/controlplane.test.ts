@@ -140,13 +140,25 @@ describe('control plane', () => {
     const other = new FakeEnvoy(t.xds, sidecarNode('other-1.other', 'other', { app: 'other' }));
     await other.sync();
     assert.ok(!other.clusters().some((c) => c.name.endsWith(RATINGS)), 'namespace other does not see ratings');
+    const register = (name: string, address: string, weight: number) =>
+      fetch(`${t.http}/v1/workloads`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name, namespace: 'default', address, labels: { app: 'ratings' }, ports: { http: 9080 }, locality: 'region-a/zone-1', weight, serviceAccount: 'ratings' }),
+      });
+    // ratings' first endpoint brings its first service account, which its clusters carry as SANs: a full push, as
+    // istiod does when an endpoint update changes a service's service accounts.
+    const first = nextPush(t.cp, (s) => s.reasons.registration !== undefined);
+    assert.equal((await register('ratings-vm-0', '10.0.1.6', 1)).status, 201);
+    const full = await first;
+    assert.equal(full.full, true, 'a new service account for ratings: a full push');
+    // These proxies have no workload certificate (no auto mTLS, no SANs in their clusters): only EDS differs.
+    assert.deepEqual(full.types, { EDS: 1 });
+    assert.equal((await envoy.next()).typeUrl, TypeUrl.ClusterLoadAssignment);
+    assert.equal(other.stream.responses.pending, 0, 'namespace other does not see ratings: nothing for it');
+    // Another workload of the same service account: EDS only.
     const pushed = nextPush(t.cp, (s) => s.reasons.registration !== undefined);
-    const res = await fetch(`${t.http}/v1/workloads`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'ratings-vm-1', namespace: 'default', address: '10.0.1.7', labels: { app: 'ratings' }, ports: { http: 9080 }, locality: 'region-a/zone-1', weight: 2 }),
-    });
-    assert.equal(res.status, 201);
+    assert.equal((await register('ratings-vm-1', '10.0.1.7', 2)).status, 201);
     const summary = await pushed;
     assert.equal(summary.full, false);
     assert.deepEqual(summary.hosts, [RATINGS]);
@@ -158,8 +170,7 @@ describe('control plane', () => {
     assert.equal(r.typeUrl, TypeUrl.ClusterLoadAssignment);
     const cla = envoy.endpoints().find((c) => c.clusterName === `outbound|9080||${RATINGS}`)!;
     const lb = cla.endpoints.flatMap((e) => e.lbEndpoints);
-    assert.equal(lb.length, 1);
-    assert.equal(lb[0]!.loadBalancingWeight, 2);
+    assert.deepEqual(lb.map((e) => e.loadBalancingWeight), [1, 2]);
     assert.equal(other.stream.responses.pending, 0);
     other.close();
   });

@@ -298,7 +298,9 @@ spec:
       address: '10.99.0.1',
       labels: { ...target.selector },
       ports: Object.fromEntries(target.ports.map((sp) => [sp.name ?? 'http', sp.port])),
-      serviceAccount: 'vm',
+      // The service account of the existing endpoints: a new one would change the clusters' SANs (and drop the
+      // cached clusters, see the mTLS translation tests).
+      serviceAccount: registry.endpoints(target.hostname, target.ports[0]!.port)[0]!.serviceAccount,
       sidecar: false,
       source: 'Registered',
       ttlMs: 0,
