@@ -117,6 +117,8 @@ export class DirectorySource {
   #needFull = false;
   #timer: NodeJS.Timeout | undefined;
   #burstStart: number | undefined;
+  /** When the last file event of the pending burst arrived (ConfigChange.seen). */
+  #lastEventAt: number | undefined;
   #interval: NodeJS.Timeout | undefined;
   #rescanQueued = false;
   #queue: Promise<unknown> = Promise.resolve();
@@ -207,6 +209,7 @@ export class DirectorySource {
 
   #onEvent(id: string, dir: string, event: string, filename: string | Buffer | null): void {
     if (this.#closed) return;
+    this.#lastEventAt = Date.now();
     const name = filename?.toString();
     let slow = false;
     if (name == null) this.#needFull = true; // the platform did not say what changed
@@ -356,9 +359,12 @@ export class DirectorySource {
     }
     this.#stale.clear();
     clearTimeout(this.#timer);
-    this.#timer = this.#burstStart = undefined;
+    const first = this.#burstStart;
+    const last = this.#lastEventAt;
+    const seen = afterEvents && first !== undefined && last !== undefined ? { first: Math.min(first, last), last } : undefined;
+    this.#timer = this.#burstStart = this.#lastEventAt = undefined;
     try {
-      return await this.#reloadNow(full, dirtyPaths, dirtyDirs, settled);
+      return await this.#reloadNow(full, dirtyPaths, dirtyDirs, settled, seen);
     } catch (e) {
       this.#onError(e instanceof Error ? e : new Error(String(e)));
       this.#needFull = true;
@@ -366,7 +372,7 @@ export class DirectorySource {
     }
   }
 
-  async #reloadNow(full: boolean, dirtyPaths: Set<string>, dirtyDirs: Set<string>, settled: boolean): Promise<ReloadResult> {
+  async #reloadNow(full: boolean, dirtyPaths: Set<string>, dirtyDirs: Set<string>, settled: boolean, seen?: { first: number; last: number }): Promise<ReloadResult> {
     /** Files to read whatever their signature (an event named them). */
     const force = new Set<string>();
     /** Files to read if their signature changed. */
@@ -501,7 +507,7 @@ export class DirectorySource {
       changes.push({ unit: f, removed: true });
     }
     changes.push({ unit: PATHS_UNIT, result: { resources: [], diagnostics: [...this.#rootProblems, ...this.#watchProblems.values()] } });
-    const change = this.store.apply(this.name, changes);
+    const change = this.store.apply(this.name, changes, seen);
     if (this.#needFull || this.#dirtyPaths.size || this.#dirtyDirs.size) this.#schedule();
     return { read, removed: [...removedFiles].sort(), change };
   }

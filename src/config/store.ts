@@ -41,6 +41,12 @@ export interface ConfigChange {
    * that version was (what lets a consumer apply the change in place instead of re-reading every resource).
    */
   inPlace: boolean;
+  /**
+   * When the source saw the change happen, if it knows (ms since epoch): the first and the last event of the burst
+   * of file events the change was read after (a directory source). A consumer that waits for a quiet period after
+   * changes (the control plane's push debouncing) counts it from `last`, not from when the files were read.
+   */
+  seen?: { first: number; last: number };
 }
 
 export interface ConfigSnapshot {
@@ -105,6 +111,8 @@ export class ConfigStore {
   #diagnostics: Diagnostic[] = [];
   #diagnosticsJson = '[]';
   #revision = 0;
+  /** The `seen` times of the change being applied (see ConfigChange.seen). */
+  #seen: { first: number; last: number } | undefined;
   readonly #listeners = new Set<ConfigListener>();
   readonly #onListenerError: (err: unknown) => void;
 
@@ -153,7 +161,16 @@ export class ConfigStore {
    * Applies a batch of unit changes from one source as a single change. Returns the change (also emitted to the
    * listeners), or undefined when neither the resources in effect nor the diagnostics changed.
    */
-  apply(source: string, changes: readonly UnitChange[]): ConfigChange | undefined {
+  apply(source: string, changes: readonly UnitChange[], seen?: { first: number; last: number }): ConfigChange | undefined {
+    this.#seen = seen;
+    try {
+      return this.#apply(source, changes);
+    } finally {
+      this.#seen = undefined;
+    }
+  }
+
+  #apply(source: string, changes: readonly UnitChange[]): ConfigChange | undefined {
     let sourceOrder = this.#sourceOrder.get(source);
     if (sourceOrder === undefined) {
       sourceOrder = this.#sourceOrder.size;
@@ -287,6 +304,7 @@ export class ConfigStore {
   }
 
   #emit(change: ConfigChange): ConfigChange {
+    if (this.#seen) change.seen = this.#seen;
     for (const listener of [...this.#listeners]) {
       try {
         listener(change);

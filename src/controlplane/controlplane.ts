@@ -736,11 +736,12 @@ export class ControlPlane extends EventEmitter {
     const endpointsOnly = changed.every((r) => isKind(r, 'WorkloadEntry') || isKind(r, 'ServiceEntry'));
     const reg = this.rebuild(change, workloadsOnly);
     if (!reg || !this.serving || changed.length === 0) return;
+    const seen = change.seen ? { start: change.seen.first, last: change.seen.last } : {};
     if (endpointsOnly && !reg.services && !reg.serviceAccounts) {
-      if (reg.endpointHosts.size > 0) this.debouncer.enqueue(pushRequest('endpoint', { full: false, hosts: reg.endpointHosts }));
+      if (reg.endpointHosts.size > 0) this.debouncer.enqueue(pushRequest('endpoint', { full: false, hosts: reg.endpointHosts, ...seen }));
       return;
     }
-    this.debouncer.enqueue(pushRequest('config', { full: true }));
+    this.debouncer.enqueue(pushRequest('config', { full: true, ...seen }));
   }
 
   /**

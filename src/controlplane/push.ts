@@ -1,7 +1,8 @@
 /**
  * Push scheduling: changes are debounced and merged the way istiod does it (pilot/pkg/xds/discovery.go):
  *
- * - every change restarts a quiet period (`debounceMs`, istiod's PILOT_DEBOUNCE_AFTER, 100 ms);
+ * - every change restarts a quiet period (`debounceMs`, istiod's PILOT_DEBOUNCE_AFTER, 100 ms), counted from when
+ *   the change happened (a config file's change from its file events, not from when it had been read and parsed);
  * - the merged push starts once no change came for the quiet period, or once the first change of the burst is
  *   `maxMs` old (PILOT_DEBOUNCE_MAX, 10 s), whichever is first, so a steady stream of changes still pushes;
  * - merged requests keep every reason (with counts) and the union of the hosts whose endpoints changed; one
@@ -37,10 +38,17 @@ export interface PushRequest {
   reasons: Map<PushReason, number>;
   /** When the first change merged into this request happened (ms since epoch). */
   start: number;
+  /**
+   * When the last change merged into this request happened (ms since epoch): the quiet period runs from it. A config
+   * change happened when its file events arrived, before its files were read and parsed (ConfigChange.seen).
+   */
+  last: number;
 }
 
-export function pushRequest(reason: PushReason, opts: { full: boolean; hosts?: Iterable<string>; start?: number }): PushRequest {
-  return { full: opts.full, endpointHosts: new Set(opts.hosts ?? []), reasons: new Map([[reason, 1]]), start: opts.start ?? Date.now() };
+export function pushRequest(reason: PushReason, opts: { full: boolean; hosts?: Iterable<string>; start?: number; last?: number }): PushRequest {
+  const now = Date.now();
+  const start = Math.min(opts.start ?? now, now);
+  return { full: opts.full, endpointHosts: new Set(opts.hosts ?? []), reasons: new Map([[reason, 1]]), start, last: Math.max(start, Math.min(opts.last ?? now, now)) };
 }
 
 /** Merges two requests; the result is full when either is, and keeps the earlier start. */
@@ -52,6 +60,7 @@ export function mergePush(a: PushRequest, b: PushRequest): PushRequest {
     endpointHosts: new Set([...a.endpointHosts, ...b.endpointHosts]),
     reasons,
     start: Math.min(a.start, b.start),
+    last: Math.max(a.last, b.last),
   };
 }
 
@@ -75,18 +84,22 @@ export class PushDebouncer {
 
   constructor(private readonly opts: PushDebouncerOptions) {}
 
-  /** Adds a change; the push runs after the quiet period (or the max delay). */
+  /**
+   * Adds a change; the push runs once no change happened for the quiet period (counted from the request's `last`,
+   * when the change happened), or the max delay after the first.
+   */
   enqueue(req: PushRequest): void {
     if (this.closed) return;
     const now = Date.now();
     if (!this.pending) {
       this.pending = req;
-      this.firstAt = now;
+      this.firstAt = Math.min(req.start, now);
+      this.lastAt = Math.min(req.last, now);
     } else {
       this.pending = mergePush(this.pending, req);
+      this.lastAt = Math.max(this.lastAt, Math.min(req.last, now));
     }
-    this.lastAt = now;
-    if (!this.timer) this.arm(this.opts.debounceMs);
+    if (!this.timer) this.arm(Math.min(this.opts.debounceMs - (now - this.lastAt), this.opts.maxMs - (now - this.firstAt)));
   }
 
   /** Whether a push is waiting. */

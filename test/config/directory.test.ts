@@ -484,9 +484,12 @@ describe('DirectorySource rules', { timeout: 60_000 }, () => {
     try {
       await rec.next();
       await writeFile(join(dir, '.a.yaml.tmp'), docs(svc('a1'), svc('a2', 99)));
+      const renamed = Date.now();
       await rename(join(dir, '.a.yaml.tmp'), f);
       const c = await rec.next(20_000);
       assert.deepEqual(names(c.updated), ['a2']);
+      // When the change was seen: its file events, before the file was read.
+      assert.ok(c.seen && c.seen.first <= c.seen.last && c.seen.first >= renamed - 1000 && c.seen.last <= Date.now(), JSON.stringify(c.seen));
       assert.equal(portOf(c.updated[0]), 99);
       assert.deepEqual([c.added.length, c.removed.length, c.diagnostics.length], [0, 0, 0]);
       // A removal is whole too.

@@ -28,6 +28,24 @@ test('merging keeps every reason with counts, unions hosts, is full when either 
   assert.equal(mergePush(a, b).full, false);
 });
 
+test('the quiet period runs from when a change happened (its `last`), not from when it was enqueued', { timeout: 20_000 }, async () => {
+  const pushes: PushRequest[] = [];
+  let pushed!: () => void;
+  const done = new Promise<void>((r) => (pushed = r));
+  const d = new PushDebouncer({ debounceMs: 60_000, maxMs: 120_000, push: (r) => (pushes.push(r), pushed()) });
+  // Seen a minute ago (a config file whose events arrived then): its quiet period is over, it pushes at once.
+  const at = Date.now() - 60_000;
+  d.enqueue(pushRequest('config', { full: true, start: at, last: at }));
+  await done;
+  assert.equal(pushes[0]!.start, at);
+  // Seen now: waits its whole quiet period.
+  d.enqueue(pushRequest('config', { full: true }));
+  await sleep(50);
+  assert.equal(pushes.length, 1);
+  assert.equal(d.waiting, true);
+  d.close();
+});
+
 test('a burst of changes becomes one push after the quiet period', async () => {
   const pushes: PushRequest[] = [];
   const d = new PushDebouncer({ debounceMs: 40, maxMs: 10_000, push: (r) => pushes.push(r) });
