@@ -428,6 +428,15 @@ class Pieces {
 
 // ---- text ------------------------------------------------------------------------------------------------------
 
+/** The counters and gauges `p` selects, as rows (`/stats` text and JSON list them sorted by name). */
+function numericRows(store: StatsStore, p: StatsParams): Rows {
+  const rows = new Rows();
+  const add: NumericVisitor = (pre, suf, value, _m, scope) => rows.add(pre, suf, value, scope);
+  if (showsType(p, 'Counters')) forEachNumeric(store, p, 'counter', add);
+  if (showsType(p, 'Gauges')) forEachNumeric(store, p, 'gauge', add);
+  return rows;
+}
+
 export function* statsTextChunks(store: StatsStore, p: StatsParams): Generator<string, void, undefined> {
   const out = new Pieces();
   if (showsType(p, 'TextReadouts')) {
@@ -436,10 +445,7 @@ export function* statsTextChunks(store: StatsStore, p: StatsParams): Generator<s
       if (out.full) yield out.take();
     }
   }
-  const rows = new Rows();
-  const add: NumericVisitor = (pre, suf, value, _m, scope) => rows.add(pre, suf, value, scope);
-  if (showsType(p, 'Counters')) forEachNumeric(store, p, 'counter', add);
-  if (showsType(p, 'Gauges')) forEachNumeric(store, p, 'gauge', add);
+  const rows = numericRows(store, p);
   for (const i of rows.sorted(false)) {
     out.s += `${rows.pre[i]}${rows.suf[i]}: ${rows.val[i]}\n`;
     if (out.full) yield out.take();
@@ -530,10 +536,7 @@ export function* statsJsonChunks(store: StatsStore, p: StatsParams, pretty = fal
       if (out.full) yield out.take();
     }
   }
-  const rows = new Rows();
-  const add: NumericVisitor = (pre, suf, value, _m, scope) => rows.add(pre, suf, value, scope);
-  if (showsType(p, 'Counters')) forEachNumeric(store, p, 'counter', add);
-  if (showsType(p, 'Gauges')) forEachNumeric(store, p, 'gauge', add);
+  const rows = numericRows(store, p);
   for (const i of rows.sorted(false)) {
     next();
     out.s += nameValue(JSON.stringify(rows.pre[i]! + rows.suf[i]!), JSON.stringify(rows.val[i]!));
