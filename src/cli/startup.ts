@@ -12,17 +12,15 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-
-/** V8's default --semi-space-growth-factor. */
-const DEFAULT_GROWTH_FACTOR = 2;
+import { setYoungGenerationGrowth } from '../proxy/heap.js';
 
 /** How long after the first configuration the compacting collection runs (lets that turn's I/O settle). */
 const COMPACT_DELAY_MS = 100;
 
-if (process.argv[2] === 'proxy') setFlagsFromString('--semi-space-growth-factor=1');
+if (process.argv[2] === 'proxy') setYoungGenerationGrowth(false);
 
 export function restoreYoungGenerationGrowth(): void {
-  setFlagsFromString(`--semi-space-growth-factor=${DEFAULT_GROWTH_FACTOR}`);
+  setYoungGenerationGrowth(true);
 }
 
 /**

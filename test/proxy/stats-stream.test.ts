@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { request, type IncomingMessage } from 'node:http';
 import { startAdmin, type AdminServer } from '../../src/proxy/admin/index.js';
 import { startStatsServer, type StatsServer } from '../../src/proxy/admin-wiring.js';
-import { CHUNK_CHARS, HistogramUnit, StatsStore, parseStatsParams, renderPrometheus, renderStatsJson, renderStatsText, type StatsParams } from '../../src/proxy/stats/index.js';
-import { ClusterStats } from '../../src/proxy/upstream/cluster/stats.js';
-import { CircuitBreaker, DEFAULT_THRESHOLDS } from '../../src/proxy/upstream/circuit-breaker.js';
+import { CHUNK_CHARS, parseStatsParams, renderPrometheus, renderStatsJson, renderStatsText, type StatsParams } from '../../src/proxy/stats/index.js';
+import { proxyStore } from '../helpers/stats-store.js';
 import { parsePrometheus } from '../helpers/prometheus-parse.js';
 import { freePort } from '../helpers/mesh-processes.js';
 
@@ -16,29 +15,6 @@ function params(query: string, prometheus: boolean): StatsParams {
   const r = parseStatsParams(new URLSearchParams(query), prometheus);
   if ('error' in r) assert.fail(r.error);
   return r.params;
-}
-
-/** The stats of a proxy holding `n` clusters, as the proxy keeps them (plain-field cluster stats in a source). */
-function proxyStore(n: number): StatsStore {
-  const store = new StatsStore();
-  for (let c = 0; c < n; c++) {
-    const scope = store.scope(`cluster.outbound|8080||svc-${c}.default.svc.cluster.local.`);
-    const st = new ClusterStats();
-    st.membership_total = 1;
-    st.membership_healthy = 1;
-    st.upstream_rq_total = c;
-    new CircuitBreaker('default', DEFAULT_THRESHOLDS, st);
-    new CircuitBreaker('high', DEFAULT_THRESHOLDS, st);
-    scope.addSource(st);
-    scope.counter('upstream_rq_2xx').add(c % 3);
-    const h = scope.histogram('upstream_rq_time', HistogramUnit.Milliseconds);
-    if (c % 2 === 0) h.record(c % 40);
-  }
-  const fam = store.counterFamily('istio_requests_total', ['reporter', 'response_code']);
-  fam.get(['destination', '200']).add(5);
-  store.textReadout('server.version').set('weft "test"');
-  store.flushHistograms();
-  return store;
 }
 
 interface Read {

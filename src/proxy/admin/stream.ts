@@ -9,11 +9,14 @@
  * piece that throws before anything was sent answers 500; later, the connection is reset.
  */
 import type { ServerResponse } from 'node:http';
+import { holdYoungGeneration } from '../heap.js';
 
 /** How long a response may wait for the client to read before it is dropped. */
 export const STALL_MS = 30_000;
 
 export async function sendChunks(res: ServerResponse, chunks: Iterable<string>): Promise<void> {
+  // A full output is a burst of short-lived strings: it must not grow the young generation for good (heap.ts).
+  const release = holdYoungGeneration();
   const it = chunks[Symbol.iterator]();
   let gone = false;
   let wake: (() => void) | undefined;
@@ -44,6 +47,7 @@ export async function sendChunks(res: ServerResponse, chunks: Iterable<string>):
       res.end(`internal error: ${(e as Error)?.message ?? String(e)}\n`);
     }
   } finally {
+    release();
     it.return?.();
     res.off('close', onGone);
     res.off('drain', onDrain);
