@@ -146,7 +146,7 @@ class TlsBase {
   }
 
   /** Verifies a peer certificate after the chain check (authorizationError: node's verdict, null when trusted). */
-  protected check(cert: CertFacts | undefined, authorizationError: string | null, chainChecked: boolean): VerifyResult {
+  protected check(cert: Pick<CertFacts, 'sans' | 'certHash'> | undefined, authorizationError: string | null, chainChecked: boolean): VerifyResult {
     if (cert === undefined) return this.verifies ? 'fail_verify_no_cert' : '';
     if (chainChecked && authorizationError !== null && !(this.allowExpired && authorizationError === 'CERT_HAS_EXPIRED')) return 'fail_verify_error';
     const match = this.currentSanMatch();
@@ -319,7 +319,7 @@ export class ClientTls extends TlsBase {
 
   private readonly checkIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
     // node calls this on full handshakes only (a resumed session was checked when it was made).
-    const r = this.check(cert?.raw !== undefined ? { sans: parseSans(cert.subjectaltname), certHash: cert.fingerprint256.replace(/:/g, '').toLowerCase(), principal: '', subject: '' } : undefined, null, false);
+    const r = this.check(cert?.raw !== undefined ? { sans: parseSans(cert.subjectaltname), certHash: cert.fingerprint256.replace(/:/g, '').toLowerCase() } : undefined, null, false);
     return r === '' ? undefined : Object.assign(new Error(`upstream certificate refused: ${r}`), { code: r });
   };
 

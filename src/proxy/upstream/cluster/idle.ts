@@ -27,8 +27,29 @@ export interface IdleClusterContext {
   cla(edsServiceName: string): ClusterLoadAssignment | undefined;
 }
 
-/** The ClusterStats fields a runtime changes without traffic (same names; see stats.ts). */
-export class IdleCounts {
+/** The ClusterStats fields a runtime changes without traffic. */
+const IDLE_FIELDS = [
+  'update_attempt',
+  'update_success',
+  'update_failure',
+  'update_empty',
+  'update_no_rebuild',
+  'membership_change',
+  'membership_total',
+  'membership_healthy',
+  'membership_degraded',
+  'membership_excluded',
+  'max_host_weight',
+] as const satisfies ReadonlyArray<keyof ClusterStats>;
+
+type IdleField = (typeof IDLE_FIELDS)[number];
+
+function copyCounts(from: Readonly<Record<IdleField, number>>, to: Record<IdleField, number>): void {
+  for (const k of IDLE_FIELDS) to[k] = from[k];
+}
+
+/** What an idle cluster has counted: the `IDLE_FIELDS` of its ClusterStats (same names). */
+export class IdleCounts implements Record<IdleField, number> {
   update_attempt = 0;
   update_success = 0;
   update_failure = 0;
@@ -48,31 +69,11 @@ export class IdleCounts {
   }
 
   copyFrom(st: ClusterStats): void {
-    this.update_attempt = st.update_attempt;
-    this.update_success = st.update_success;
-    this.update_failure = st.update_failure;
-    this.update_empty = st.update_empty;
-    this.update_no_rebuild = st.update_no_rebuild;
-    this.membership_change = st.membership_change;
-    this.membership_total = st.membership_total;
-    this.membership_healthy = st.membership_healthy;
-    this.membership_degraded = st.membership_degraded;
-    this.membership_excluded = st.membership_excluded;
-    this.max_host_weight = st.max_host_weight;
+    copyCounts(st, this);
   }
 
   copyTo(st: ClusterStats): void {
-    st.update_attempt = this.update_attempt;
-    st.update_success = this.update_success;
-    st.update_failure = this.update_failure;
-    st.update_empty = this.update_empty;
-    st.update_no_rebuild = this.update_no_rebuild;
-    st.membership_change = this.membership_change;
-    st.membership_total = this.membership_total;
-    st.membership_healthy = this.membership_healthy;
-    st.membership_degraded = this.membership_degraded;
-    st.membership_excluded = this.membership_excluded;
-    st.max_host_weight = this.max_host_weight;
+    copyCounts(this, st);
   }
 }
 
