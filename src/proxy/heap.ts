@@ -25,7 +25,14 @@ export function setYoungGenerationGrowth(on: boolean): void {
   apply();
 }
 
-/** Keeps the young generation from growing until the returned function is called (calls nest). */
+/**
+ * How long a hold outlasts its release. V8 decides to grow at a scavenge from the bytes that survived scavenges since
+ * it last grew, and those counted while growth was held still count: the scavenges right after a burst (its last
+ * pieces flushed, its survivors dying) stay under the hold.
+ */
+const RELEASE_DELAY_MS = 1000;
+
+/** Keeps the young generation from growing until RELEASE_DELAY_MS after the returned function is called (calls nest). */
 export function holdYoungGeneration(): () => void {
   holds++;
   apply();
@@ -33,7 +40,9 @@ export function holdYoungGeneration(): () => void {
   return () => {
     if (released) return;
     released = true;
-    holds--;
-    apply();
+    setTimeout(() => {
+      holds--;
+      apply();
+    }, RELEASE_DELAY_MS).unref();
   };
 }
